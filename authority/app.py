@@ -1,0 +1,101 @@
+"""``create_app(settings)``: the one place where implementations are chosen and wired."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from authority.clock import Clock, SystemClock
+from authority.context import Services
+from authority.errors import AuthorityError, MethodNotAllowed, NotFound
+from authority.secrets import SecretHasher
+from authority.settings import Settings
+from authority.storage.database import make_engine, migrate
+from authority.storage.hot import HotState, MemoryHotState, RedisHotState
+from authority.storage.secret_key import load_secret_key
+
+from .endpoints import health
+from .endpoints.http import error_response
+
+log = logging.getLogger("authority")
+
+
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, hot: HotState | None = None
+) -> Services:
+    """Choose the implementations the settings ask for (nothing is connected yet)."""
+    if hot is None:
+        hot = (
+            RedisHotState(
+                settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout
+            )
+            if settings.redis_url
+            else MemoryHotState()
+        )
+    return Services(
+        settings=settings,
+        clock=clock or SystemClock(),
+        engine=make_engine(settings.sqlalchemy_url, pool_size=settings.database_pool_size),
+        hot=hot,
+        hasher=SecretHasher(load_secret_key(settings)),
+    )
+
+
+async def start(services: Services) -> None:
+    """Connect and load what every request needs, once."""
+    if services.settings.is_embedded:
+        services.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if services.settings.should_auto_migrate:
+        await migrate(services.settings.sqlalchemy_url)
+
+
+async def stop(services: Services) -> None:
+    await services.hot.close()
+    await services.engine.dispose()
+
+
+def routes() -> list[BaseRoute]:
+    return [*health.routes]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err: AuthorityError = MethodNotAllowed() if exc.status_code == 405 else NotFound(
+        "No such endpoint."
+    )
+    return error_response(err)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    hot: HotState | None = None,
+    services: Services | None = None,
+) -> Starlette:
+    """The ASGI application. Pass ``services`` to share one set between apps in tests."""
+    svc = services or build_services(settings, clock=clock, hot=hot)
+    owns_services = services is None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if owns_services:
+            await start(svc)
+        try:
+            yield
+        finally:
+            if owns_services:
+                await stop(svc)
+
+    handlers: dict[Any, Any] = {HTTPException: _http_error}
+    app = Starlette(routes=routes(), lifespan=lifespan, exception_handlers=handlers)
+    app.state.services = svc
+    return app

@@ -1,0 +1,34 @@
+"""The services one authority instance runs with, chosen and wired by ``app.create_app``.
+
+Domain code receives this object instead of importing implementations, so tests swap
+the clock, the database or the hot state without patching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authority.clock import Clock
+from authority.secrets import SecretHasher
+from authority.settings import Settings
+from authority.storage.hot import HotState
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    hot: HotState
+    hasher: SecretHasher
+    # Filled in by later layers (keyring, policy, ledger, feed) as create_app wires them.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> int:
+        return int(self.clock.now())

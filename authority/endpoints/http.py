@@ -1,0 +1,167 @@
+"""Request parsing and response rendering shared by every endpoint.
+
+Bodies are read with a hard size cap before parsing; forms follow RFC 6749 §3.2
+("parameters MUST NOT be included more than once") and JSON objects may not repeat a
+member name. Every error is an ``AuthorityError`` rendered as
+``{"error", "error_description"}``, never an echo of the input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authority.errors import (
+    AuthorityError,
+    InvalidRequest,
+    PayloadTooLarge,
+    ServerError,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger("authority.http")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_FORM_FIELDS = 64
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(content, status_code=status_code, headers=dict(headers or {}))
+
+
+def error_response(exc: AuthorityError, *, no_store: bool = True) -> JSONResponse:
+    headers = dict(exc.headers)
+    if no_store:
+        headers.update(NO_STORE)
+    return json_response(exc.body(), exc.status_code, headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("The Content-Length header is invalid.")
+        if int(declared) > limit:
+            raise PayloadTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _no_duplicates(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidRequest("The JSON body repeats a member name.")
+        result[key] = value
+    return result
+
+
+def _reject_constant(_: str) -> Any:
+    raise InvalidRequest("The JSON body contains a non-finite number.")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
+        )
+    except InvalidRequest:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return value
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    if _media_type(request) != "application/json":
+        raise UnsupportedMediaType("The body must be application/json.")
+    return parse_json_object(await read_body(request, limit))
+
+
+class Form:
+    """A parsed application/x-www-form-urlencoded body (RFC 6749 §3.2, appendix B)."""
+
+    def __init__(self, pairs: list[tuple[str, str]], repeatable: frozenset[str]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for key, value in pairs:
+            values = self._values.setdefault(key, [])
+            if values and key not in repeatable:
+                raise InvalidRequest("A parameter is included more than once.")
+            values.append(value)
+
+    def get(self, key: str) -> str | None:
+        """The parameter's value; an empty value counts as absent (RFC 6749 §3.1)."""
+        values = self._values.get(key)
+        if not values or values[0] == "":
+            return None
+        return values[0]
+
+    def require(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise InvalidRequest(f"The {key} parameter is missing.")
+        return value
+
+    def get_all(self, key: str) -> list[str]:
+        return [v for v in self._values.get(key, []) if v != ""]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
+
+
+async def read_form(
+    request: Request, limit: int, *, repeatable: frozenset[str] = frozenset()
+) -> Form:
+    if request.url.query:
+        # RFC 6749 §3.2 / RFC 7662 §2.1: parameters go in the body; a token in a URL ends
+        # up in logs and histories.
+        raise InvalidRequest("Parameters must be sent in the request body, not the URL.")
+    if _media_type(request) != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("The body must be application/x-www-form-urlencoded.")
+    raw = await read_body(request, limit)
+    try:
+        text = raw.decode("ascii")
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The form body is malformed.") from None
+    return Form(pairs, repeatable)
+
+
+def render_unexpected(exc: BaseException) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(ServerError())

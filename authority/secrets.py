@@ -1,0 +1,48 @@
+"""Generated identifiers and secrets, and how their hashes are stored.
+
+Secrets the authority generates carry 256 bits of entropy, so a keyed hash
+(HMAC-SHA-256) is as strong as a slow password hash against guessing and costs
+microseconds instead of milliseconds on every introspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+SECRET_BYTES = 32  # 256 bits
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe, prefixed identifier (``agt_...``): 128 bits, not guessable."""
+    return f"{prefix}_{secrets.token_hex(16)}"
+
+
+def new_secret(prefix: str) -> str:
+    """A credential with 256 bits of entropy, prefixed so leaks are easy to scan for."""
+    return f"{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
+
+
+class SecretHasher:
+    """Keyed hashing of generated secrets and tokens: what is stored instead of them."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("the hashing key must be at least 32 bytes")
+        self._key = key
+
+    def hash(self, secret: str) -> str:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, secret: str, stored: str) -> bool:
+        return hmac.compare_digest(self.hash(secret), stored)
+
+
+def token_hash(token: str) -> str:
+    """The unkeyed SHA-256 of a token, as recorded in grants and the ledger.
+
+    Unkeyed so that an auditor holding a token can find its grant; a token has too much
+    entropy for the hash to reveal it.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,214 @@
+"""Configuration: the one module that reads the environment (``AUTHORITY_*``) or a config file.
+
+Every limit, lifetime and skew used by the handlers is a field here, with its default
+documented in README.md. Invalid values fail at start-up with the setting's name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("config/authority.toml")
+
+
+class Settings(BaseSettings):
+    """All of the authority's configuration, loaded once by ``create_app``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTHORITY_",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    # --- identity -------------------------------------------------------------------
+    issuer: str = Field(
+        "http://127.0.0.1:8400",
+        description="The issuer identifier (RFC 8414 §2): an https URL in production.",
+    )
+
+    # --- storage --------------------------------------------------------------------
+    data_dir: Path = Field(Path("var"), description="Where the embedded default keeps its files.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL; default: a SQLite file in data_dir.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL for shared hot state; default: in-process (single instance).",
+    )
+    redis_prefix: str = Field("authority:", description="Key prefix for everything in Redis.")
+    redis_timeout: float = Field(
+        0.05, gt=0, description="Seconds before a Redis call counts as failed (fail closed)."
+    )
+    database_pool_size: int = Field(10, ge=1, le=200)
+    auto_migrate: bool | None = Field(
+        None, description="Migrate at start-up; default: only for the embedded SQLite."
+    )
+
+    # --- secrets --------------------------------------------------------------------
+    secret_key: str | None = Field(
+        None,
+        min_length=32,
+        description="Key for HMAC of generated secrets and for key encryption at rest; "
+        "default: generated once into data_dir/secret.key (mode 0600).",
+    )
+
+    # --- tokens ---------------------------------------------------------------------
+    signing_alg: Literal["EdDSA", "ES256"] = "EdDSA"
+    access_token_lifetime: int = Field(5, ge=1, le=3600, description="Default seconds.")
+    access_token_max_lifetime: int = Field(60, ge=1, le=3600, description="Server cap, seconds.")
+    delegation_max_lifetime: int = Field(30 * 24 * 3600, ge=60)
+    assertion_max_lifetime: int = Field(
+        60, ge=1, le=600, description="Longest exp - iat accepted on attestations and proofs."
+    )
+    clock_skew: int = Field(5, ge=0, le=120, description="Seconds of leeway for iat/nbf/exp.")
+    dpop_proof_max_age: int = Field(60, ge=1, le=600)
+    key_rotation_grace: int | None = Field(
+        None,
+        ge=0,
+        description="Seconds a retired public key stays published; default: the longest "
+        "lifetime anything it signed can have.",
+    )
+
+    # --- HTTP -----------------------------------------------------------------------
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    page_size_default: int = Field(50, ge=1, le=1000)
+    page_size_max: int = Field(500, ge=1, le=10000)
+
+    # --- abuse limits ---------------------------------------------------------------
+    introspection_rate_per_minute: int = Field(60_000, ge=1)
+    revocation_rate_per_minute: int = Field(600, ge=1)
+
+    # --- policy ---------------------------------------------------------------------
+    policy_file: Path | None = Field(
+        None, description="Cedar policy file evaluated after the built-in checks."
+    )
+
+    # --- ledger ---------------------------------------------------------------------
+    checkpoint_interval: float = Field(1.0, gt=0, le=3600)
+
+    # --- serving --------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8400, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_url(cls, value: str) -> str:
+        # RFC 8414 §2: "a URL that uses the https scheme and has no query or fragment
+        # components". http is allowed for loopback development only.
+        if "?" in value or "#" in value:
+            raise ValueError("the issuer must have no query or fragment")
+        if value.startswith("https://"):
+            return value.rstrip("/")
+        loopback = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+        if value.startswith(loopback):
+            return value.rstrip("/")
+        raise ValueError("the issuer must be an https URL (http only on loopback)")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_is_async(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        raise ValueError("use a sqlite:// or postgresql:// URL")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _lifetimes_fit(self) -> Settings:
+        if self.access_token_lifetime > self.access_token_max_lifetime:
+            raise ValueError(
+                "access_token_lifetime must not exceed access_token_max_lifetime"
+            )
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("page_size_default must not exceed page_size_max")
+        return self
+
+    # --- derived --------------------------------------------------------------------
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'authority.db').as_posix()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_embedded if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def retired_key_grace(self) -> int:
+        if self.key_rotation_grace is not None:
+            return self.key_rotation_grace
+        return max(self.access_token_max_lifetime, self.delegation_max_lifetime) + self.clock_skew
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then AUTHORITY_* variables, then the TOML file
+        # named by AUTHORITY_CONFIG_FILE (default config/authority.toml, if present).
+        config_file = Path(os.environ.get("AUTHORITY_CONFIG_FILE", DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings; raise ``ConfigError`` naming every bad setting."""
+    from pydantic import ValidationError
+
+    # A misspelt variable would otherwise be ignored silently and leave a default in force.
+    known = {f"AUTHORITY_{name.upper()}" for name in Settings.model_fields} | {
+        "AUTHORITY_CONFIG_FILE"
+    }
+    unknown = sorted(k for k in os.environ if k.startswith("AUTHORITY_") and k not in known)
+    if unknown:
+        raise ConfigError("invalid configuration: unknown setting " + ", ".join(unknown))
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            if name == "config_file":
+                continue
+            problems.append(f"AUTHORITY_{name.upper()}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+class ConfigError(Exception):
+    """Configuration that the authority refuses to start with."""

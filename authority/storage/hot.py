@@ -1,0 +1,241 @@
+"""Hot, expiring state shared by every instance: replay caches, counters and pub/sub.
+
+One ``HotState`` protocol; ``RedisHotState`` serves any number of instances,
+``MemoryHotState`` the embedded single-instance default. Both pass the same contract
+tests (tests/unit/storage/test_hot_contract.py). Every operation that decides anything
+is atomic: a key is claimed once, a counter counts every increment.
+
+A Redis failure or a reply slower than the configured timeout raises
+``HotStateUnavailable``; callers turn that into 503 ``temporarily_unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class HotStateUnavailable(Exception):
+    """Hot state could not be read or written in time: the caller must fail closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Set ``key`` only if absent, expiring after ``ttl`` seconds (a replay cache entry)."""
+
+    key: str
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Increment ``key``; the window of ``ttl`` seconds starts at the first increment."""
+
+    key: str
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    claimed: tuple[bool, ...]
+    counts: tuple[int, ...]
+
+
+class HotState(Protocol):
+    async def apply(self, claims: Sequence[Claim], counts: Sequence[Count]) -> Outcome:
+        """Claim keys and increment counters in one round trip, atomically as a whole."""
+        ...
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Set ``key`` if absent; True when this call set it."""
+        ...
+
+    async def incr(self, key: str, ttl: float) -> int:
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        ...
+
+    async def delete(self, key: str) -> None:
+        ...
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        ...
+
+    def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        """Messages published on ``channel`` after the iterator has started."""
+        ...
+
+    async def ping(self) -> None:
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+class MemoryHotState:
+    """In-process hot state for the single-instance embedded default.
+
+    Operations run without an ``await`` between read and write, so on one event loop they
+    are atomic. Expired keys are dropped lazily and by a periodic sweep.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[bytes, float]] = {}
+        self._channels: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._now = time.monotonic
+        self._ops = 0
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        item = self._values.get(key)
+        if item is None:
+            return None
+        if item[1] <= now:
+            del self._values[key]
+            return None
+        return item[0]
+
+    def _sweep(self, now: float) -> None:
+        self._ops += 1
+        if self._ops % 4096 == 0:
+            for key in [k for k, (_, exp) in self._values.items() if exp <= now]:
+                del self._values[key]
+
+    def _claim(self, key: str, ttl: float, now: float) -> bool:
+        if self._live(key, now) is not None:
+            return False
+        self._values[key] = (b"1", now + ttl)
+        return True
+
+    def _incr(self, key: str, ttl: float, now: float) -> int:
+        current = self._live(key, now)
+        if current is None:
+            self._values[key] = (b"1", now + ttl)
+            return 1
+        value = int(current) + 1
+        self._values[key] = (str(value).encode(), self._values[key][1])
+        return value
+
+    async def apply(self, claims: Sequence[Claim], counts: Sequence[Count]) -> Outcome:
+        now = self._now()
+        self._sweep(now)
+        # No await from here to the return: as atomic as Redis's MULTI/EXEC.
+        claimed = tuple(self._claim(c.key, c.ttl, now) for c in claims)
+        counted = tuple(self._incr(c.key, c.ttl, now) for c in counts)
+        return Outcome(claimed, counted)
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        now = self._now()
+        self._sweep(now)
+        return self._claim(key, ttl, now)
+
+    async def incr(self, key: str, ttl: float) -> int:
+        now = self._now()
+        self._sweep(now)
+        return self._incr(key, ttl, now)
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key, self._now())
+
+    async def delete(self, key: str) -> None:
+        self._values.pop(key, None)
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for queue in list(self._channels.get(channel, ())):
+            queue.put_nowait(message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._channels.setdefault(channel, set()).add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._channels[channel].discard(queue)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._values.clear()
+
+
+class RedisHotState:
+    """Hot state in Redis (redis.asyncio), shared by every authority instance."""
+
+    def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
+        from redis.asyncio import Redis
+
+        self._prefix = prefix
+        self._timeout = timeout
+        self._redis = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=max(timeout, 0.5),
+            health_check_interval=0,
+            max_connections=256,
+        )
+        # Subscriptions block on reads by design, so they get a client without a read timeout.
+        self._subscriber = Redis.from_url(url, socket_connect_timeout=max(timeout, 0.5))
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    async def _run(self, coro: object) -> object:
+        from redis.exceptions import RedisError
+
+        try:
+            return await asyncio.wait_for(coro, self._timeout)  # type: ignore[arg-type]
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise HotStateUnavailable(type(exc).__name__) from exc
+
+    async def apply(self, claims: Sequence[Claim], counts: Sequence[Count]) -> Outcome:
+        pipe = self._redis.pipeline(transaction=True)
+        for c in claims:
+            pipe.set(self._k(c.key), b"1", nx=True, px=max(1, int(c.ttl * 1000)))
+        for c in counts:
+            pipe.incr(self._k(c.key))
+            # NX: the window starts at the first increment and is not extended by later ones.
+            pipe.pexpire(self._k(c.key), max(1, int(c.ttl * 1000)), nx=True)
+        result = await self._run(pipe.execute())
+        assert isinstance(result, list)
+        claimed = tuple(bool(r) for r in result[: len(claims)])
+        counted = tuple(int(r) for r in result[len(claims) :: 2])
+        return Outcome(claimed, counted)
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        return (await self.apply([Claim(key, ttl)], [])).claimed[0]
+
+    async def incr(self, key: str, ttl: float) -> int:
+        return (await self.apply([], [Count(key, ttl)])).counts[0]
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._run(self._redis.get(self._k(key)))
+        return value if isinstance(value, bytes) else None
+
+    async def delete(self, key: str) -> None:
+        await self._run(self._redis.delete(self._k(key)))
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self._run(self._redis.publish(self._k(channel), message))
+
+    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._k(channel))
+        try:
+            async for message in pubsub.listen():
+                data = message.get("data")
+                if isinstance(data, bytes):
+                    yield data
+        finally:
+            await pubsub.aclose()
+
+    async def ping(self) -> None:
+        await self._run(self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._subscriber.aclose()

@@ -1,0 +1,253 @@
+"""The SQL schema: the source of truth. Alembic (authority/migrations) owns its history.
+
+Times are integer Unix seconds, the unit of JWT claims, identical on SQLite and
+PostgreSQL. JSON documents are stored as text in canonical form.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+ID = String(40)
+TIME = BigInteger
+
+owners = Table(
+    "owners",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("email", String(320), nullable=True),
+    Column("status", String(16), nullable=False),  # active | suspended | retired
+    Column("created_at", TIME, nullable=False),
+    Column("updated_at", TIME, nullable=False),
+    CheckConstraint("status IN ('active', 'suspended', 'retired')", name="status"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # admin | owner | auditor
+    Column("owner_id", ID, ForeignKey("owners.id"), nullable=True),
+    Column("label", String(200), nullable=False),
+    Column("created_at", TIME, nullable=False),
+    Column("revoked_at", TIME, nullable=True),
+    CheckConstraint("role IN ('admin', 'owner', 'auditor')", name="role"),
+    CheckConstraint("(role = 'owner') = (owner_id IS NOT NULL)", name="owner_role"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("owners.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("status", String(16), nullable=False),  # active | quarantined | retired
+    Column("autonomy_level", Integer, nullable=False),
+    Column("jwks", Text, nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("created_at", TIME, nullable=False),
+    Column("updated_at", TIME, nullable=False),
+    UniqueConstraint("owner_id", "name", name="uq_agents_owner_name"),
+    CheckConstraint("status IN ('active', 'quarantined', 'retired')", name="status"),
+    CheckConstraint("autonomy_level BETWEEN 0 AND 3", name="autonomy_level"),
+)
+
+resource_servers = Table(
+    "resource_servers",
+    metadata,
+    Column("id", ID, primary_key=True),  # also its OAuth client_id
+    Column("name", String(200), nullable=False, unique=True),
+    Column("audience", String(2048), nullable=False, unique=True),
+    Column("auth_method", String(32), nullable=False),
+    Column("secret_hash", String(64), nullable=True),
+    Column("jwks", Text, nullable=True),
+    Column("status", String(16), nullable=False),  # active | retired
+    Column("created_at", TIME, nullable=False),
+    Column("updated_at", TIME, nullable=False),
+    CheckConstraint(
+        "auth_method IN ('client_secret_basic', 'client_secret_post', 'private_key_jwt')",
+        name="auth_method",
+    ),
+    CheckConstraint("status IN ('active', 'retired')", name="status"),
+)
+
+tools = Table(
+    "tools",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("resource_server_id", ID, ForeignKey("resource_servers.id"), nullable=False),
+    Column("actions", Text, nullable=False),  # JSON list of action names
+    Column("read_actions", Text, nullable=False),  # JSON list: the subset that only reads
+    Column("risk_tier", Integer, nullable=False),
+    Column("approval_required", Boolean, nullable=False),
+    Column("single_use", Boolean, nullable=False),
+    Column("dpop_required", Boolean, nullable=False),
+    Column("max_token_lifetime", Integer, nullable=True),
+    Column("status", String(16), nullable=False),  # active | retired
+    Column("created_at", TIME, nullable=False),
+    Column("updated_at", TIME, nullable=False),
+    CheckConstraint("risk_tier BETWEEN 0 AND 3", name="risk_tier"),
+    CheckConstraint("status IN ('active', 'retired')", name="status"),
+)
+
+delegations = Table(
+    "delegations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("owners.id"), nullable=False),
+    Column("agent_id", ID, ForeignKey("agents.id"), nullable=False),
+    Column("intent", Text, nullable=False),
+    Column("scope", Text, nullable=False),  # JSON: [{tool, resources: [pattern], actions}]
+    Column("cnf_jkt", String(64), nullable=False),  # the agent key it is bound to
+    Column("expires_at", TIME, nullable=False),
+    Column("max_calls", Integer, nullable=True),
+    Column("rate_per_minute", Integer, nullable=True),
+    Column("calls_used", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False),  # active | revoked
+    Column("revoked_at", TIME, nullable=True),
+    Column("revoked_by", String(80), nullable=True),
+    Column("revoked_reason", Text, nullable=True),
+    Column("created_at", TIME, nullable=False),
+    CheckConstraint("status IN ('active', 'revoked')", name="status"),
+    Index("ix_delegations_agent", "agent_id"),
+    Index("ix_delegations_owner", "owner_id"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("created_at", TIME, nullable=False),
+    Column("decision", String(16), nullable=False),  # issued | denied | pending
+    Column("reason", String(64), nullable=True),  # stable reason code when denied
+    Column("agent_id", ID, nullable=True),
+    Column("owner_id", ID, nullable=True),
+    Column("delegation_id", ID, nullable=True),
+    Column("tool", String(200), nullable=True),
+    Column("resource", String(2048), nullable=True),
+    Column("action", String(200), nullable=True),
+    Column("intent", Text, nullable=True),
+    Column("audience", String(2048), nullable=True),
+    Column("jti", String(64), nullable=True, unique=True),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("expires_at", TIME, nullable=True),
+    Column("cnf_jkt", String(64), nullable=True),
+    Column("single_use", Boolean, nullable=False, default=False),
+    Column("consumed_at", TIME, nullable=True),
+    Column("revoked_at", TIME, nullable=True),
+    CheckConstraint("decision IN ('issued', 'denied', 'pending')", name="decision"),
+    Index("ix_grants_delegation", "delegation_id"),
+    Index("ix_grants_agent_created", "agent_id", "created_at"),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # token | ledger
+    Column("alg", String(16), nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("private_key", LargeBinary, nullable=False),  # AES-GCM encrypted PKCS#8
+    Column("status", String(16), nullable=False),  # next | active | retired
+    Column("created_at", TIME, nullable=False),
+    Column("activated_at", TIME, nullable=True),
+    Column("retired_at", TIME, nullable=True),
+    Column("publish_until", TIME, nullable=True),
+    CheckConstraint("status IN ('next', 'active', 'retired')", name="status"),
+    CheckConstraint("purpose IN ('token', 'ledger')", name="purpose"),
+)
+
+revocation_events = Table(
+    "revocation_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("created_at", TIME, nullable=False),
+    Column("kind", String(32), nullable=False),  # token | delegation | agent | owner
+    Column("jti", String(64), nullable=True),
+    Column("delegation_id", ID, nullable=True),
+    Column("agent_id", ID, nullable=True),
+    Column("owner_id", ID, nullable=True),
+    Column("expires_at", TIME, nullable=True),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("created_at", TIME, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON of the versioned record
+    Column("agent_id", ID, nullable=True),
+    Column("owner_id", ID, nullable=True),
+    Column("delegation_id", ID, nullable=True),
+    Column("tool", String(200), nullable=True),
+    Column("decision", String(16), nullable=True),
+    Index("ix_ledger_entries_created", "created_at"),
+)
+
+# Tree positions are assigned after commit by the sequencer, in an append-only table of
+# their own, so appending an entry never waits on a global lock.
+ledger_leaves = Table(
+    "ledger_leaves",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_id", BigInteger, ForeignKey("ledger_entries.id"), nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+)
+
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("created_at", TIME, nullable=False),
+    Column("kid", String(64), nullable=False),
+    Column("signed", Text, nullable=False),  # compact JWS over the checkpoint
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", ID, primary_key=True),  # the CIBA auth_req_id is derived from this
+    Column("created_at", TIME, nullable=False),
+    Column("expires_at", TIME, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved | denied | used
+    Column("owner_id", ID, ForeignKey("owners.id"), nullable=False),
+    Column("agent_id", ID, ForeignKey("agents.id"), nullable=False),
+    Column("delegation_id", ID, ForeignKey("delegations.id"), nullable=False),
+    Column("request", Text, nullable=False),  # JSON: the one call asked for
+    Column("reason", String(64), nullable=False),  # why approval was needed
+    Column("decided_at", TIME, nullable=True),
+    Column("decided_by", String(80), nullable=True),
+    Column("last_polled_at", TIME, nullable=True),
+    CheckConstraint("status IN ('pending', 'approved', 'denied', 'used')", name="status"),
+)
