@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
@@ -33,8 +33,9 @@ class Settings(BaseSettings):
 
     # --- identity -------------------------------------------------------------------
     issuer: str = Field(
-        "http://127.0.0.1:8400",
-        description="The issuer identifier (RFC 8414 §2): an https URL in production.",
+        "",
+        description="The issuer identifier (RFC 8414 §2): an https URL in production; "
+        "default: http://HOST:PORT (loopback only).",
     )
 
     # --- storage --------------------------------------------------------------------
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
     port: int = Field(8400, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_issuer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("issuer"):
+            host = data.get("host", "127.0.0.1")
+            port = data.get("port", 8400)
+            data = {**data, "issuer": f"http://{host}:{port}"}
+        return data
 
     @field_validator("issuer")
     @classmethod
