@@ -1,0 +1,1 @@
+"""The management API's domain: owners, agents, tools, resource servers, credentials."""

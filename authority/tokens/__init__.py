@@ -1,0 +1,1 @@
+"""Token formats: the JWT access token profile (RFC 9068), the keyring and JWKS, inbound JWTs."""
