@@ -1,0 +1,38 @@
+"""JWS algorithm registries (RFC 7515, RFC 7518, RFC 8037) with explicit allowlists (RFC 8725 §3.1).
+
+Every JWS this package signs or verifies goes through a registry built here, so the
+accepted algorithms are named in one place and never taken from the token itself.
+
+``EdDSA`` (RFC 8037) is kept as the signing algorithm name although RFC 9864 deprecates it
+in favour of ``Ed25519``: the verifiers resource servers actually run (PyJWT, authlib,
+jose libraries in other languages) know ``EdDSA`` and not yet ``Ed25519``. The curve is
+fixed by the key (OKP, crv Ed25519), which is what RFC 9864 is about; joserfc's
+per-call deprecation warning is therefore silenced for it, and only for it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection
+from typing import Any, ClassVar
+
+from joserfc.jws import JWSRegistry
+
+_EDDSA = copy.copy(JWSRegistry.algorithms["EdDSA"])
+_EDDSA.security_warning = None
+
+
+class _Registry(JWSRegistry):
+    algorithms: ClassVar[dict[str, Any]] = {**JWSRegistry.algorithms, "EdDSA": _EDDSA}
+
+
+#: What agents may sign attestations and DPoP proofs with (asymmetric only; RFC 8725 §3.2).
+AGENT_ALGORITHMS = ("EdDSA", "Ed25519", "ES256", "ES384", "ES512", "PS256", "PS384", "RS256")
+
+
+def registry(algorithms: Collection[str]) -> JWSRegistry:
+    """A registry accepting exactly ``algorithms`` (never ``none``, never HMAC)."""
+    unknown = [a for a in algorithms if a not in _Registry.algorithms or a.startswith("HS")]
+    if unknown or "none" in algorithms:
+        raise ValueError(f"unsupported JWS algorithms: {unknown or ['none']}")
+    return _Registry(algorithms=list(algorithms))
