@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 
 class HotStateUnavailable(Exception):
@@ -194,14 +194,13 @@ class RedisHotState:
 
     async def apply(self, claims: Sequence[Claim], counts: Sequence[Count]) -> Outcome:
         pipe = self._redis.pipeline(transaction=True)
-        for c in claims:
-            pipe.set(self._k(c.key), b"1", nx=True, px=max(1, int(c.ttl * 1000)))
-        for c in counts:
-            pipe.incr(self._k(c.key))
+        for claim in claims:
+            pipe.set(self._k(claim.key), b"1", nx=True, px=max(1, int(claim.ttl * 1000)))
+        for count in counts:
+            pipe.incr(self._k(count.key))
             # NX: the window starts at the first increment and is not extended by later ones.
-            pipe.pexpire(self._k(c.key), max(1, int(c.ttl * 1000)), nx=True)
-        result = await self._run(pipe.execute())
-        assert isinstance(result, list)
+            pipe.pexpire(self._k(count.key), max(1, int(count.ttl * 1000)), nx=True)
+        result = cast(list[Any], await self._run(pipe.execute()))
         claimed = tuple(bool(r) for r in result[: len(claims)])
         counted = tuple(int(r) for r in result[len(claims) :: 2])
         return Outcome(claimed, counted)
@@ -231,7 +230,7 @@ class RedisHotState:
                 if isinstance(data, bytes):
                     yield data
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def ping(self) -> None:
         await self._run(self._redis.ping())

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -33,6 +34,8 @@ metadata = MetaData(naming_convention=NAMING)
 
 ID = String(40)
 TIME = BigInteger
+# A 64-bit sequence on PostgreSQL; SQLite autoincrements only an INTEGER PRIMARY KEY.
+SERIAL = BigInteger().with_variant(Integer, "sqlite")
 
 owners = Table(
     "owners",
@@ -188,7 +191,7 @@ signing_keys = Table(
 revocation_events = Table(
     "revocation_events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
     Column("created_at", TIME, nullable=False),
     Column("kind", String(32), nullable=False),  # token | delegation | agent | owner
     Column("jti", String(64), nullable=True),
@@ -201,7 +204,7 @@ revocation_events = Table(
 ledger_entries = Table(
     "ledger_entries",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
     Column("created_at", TIME, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("version", Integer, nullable=False),
@@ -212,6 +215,9 @@ ledger_entries = Table(
     Column("tool", String(200), nullable=True),
     Column("decision", String(16), nullable=True),
     Index("ix_ledger_entries_created", "created_at"),
+    Index("ix_ledger_entries_agent", "agent_id"),
+    Index("ix_ledger_entries_owner", "owner_id"),
+    Index("ix_ledger_entries_delegation", "delegation_id"),
 )
 
 # Tree positions are assigned after commit by the sequencer, in an append-only table of
@@ -222,6 +228,16 @@ ledger_leaves = Table(
     Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
     Column("entry_id", BigInteger, ForeignKey("ledger_entries.id"), nullable=False, unique=True),
     Column("leaf_hash", LargeBinary(32), nullable=False),
+)
+
+# Every complete interior node of the Merkle tree (level >= 1; level 0 is ledger_leaves),
+# written once by the sequencer, so proofs and roots never re-read the leaves.
+ledger_nodes = Table(
+    "ledger_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("node_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
 )
 
 ledger_checkpoints = Table(
