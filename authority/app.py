@@ -16,13 +16,14 @@ from starlette.routing import BaseRoute
 from authority.clock import Clock, SystemClock
 from authority.context import Services
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
+from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.database import make_engine, migrate
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.secret_key import load_secret_key
 
-from .endpoints import health
+from .endpoints import health, management
 from .endpoints.http import error_response
 
 log = logging.getLogger("authority")
@@ -46,6 +47,7 @@ def build_services(
         engine=make_engine(settings.sqlalchemy_url, pool_size=settings.database_pool_size),
         hot=hot,
         hasher=SecretHasher(load_secret_key(settings)),
+        policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
     )
 
 
@@ -63,7 +65,7 @@ async def stop(services: Services) -> None:
 
 
 def routes() -> list[BaseRoute]:
-    return [*health.routes]
+    return [*health.routes, *management.routes]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

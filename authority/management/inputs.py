@@ -1,0 +1,73 @@
+"""Request bodies of the management API: strict pydantic models and their error messages.
+
+Bodies are validated strictly (no coercion of "1" to 1 or 1 to true) and unknown fields
+are refused, so a typo never silently leaves a default in force. A validation failure
+becomes ``InvalidRequest`` naming the field, never its value: pydantic's own messages
+quote the input and are not passed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from authority.errors import InvalidRequest
+
+M = TypeVar("M", bound="Body")
+
+# Text that ends up in names, logs and consoles: no control characters (NUL would also be
+# refused by PostgreSQL), no leading or trailing blanks.
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^\S(?:[^\x00-\x1f\x7f]*\S)?$"),
+]
+Label = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Description = Annotated[
+    str, StringConstraints(max_length=2000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
+]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"),
+]
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, unknown fields refused, immutable once parsed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def given(self) -> dict[str, Any]:
+        """The fields the client sent (for PATCH: only these change)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def parse(model: type[M], data: Mapping[str, Any]) -> M:
+    """Validate ``data`` against ``model``; raise ``InvalidRequest`` naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(model, exc)) from None
+
+
+def _describe(model: type[Body], exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    if error["type"] == "extra_forbidden":
+        # The location is the client's own key: not repeated back.
+        return "The body has an unknown field."
+    location = error["loc"]
+    field = location[0] if location else None
+    if not isinstance(field, str) or field not in model.model_fields:
+        return "The body is invalid."
+    if error["type"] == "missing":
+        return f"The {field} field is required."
+    return f"The {field} field is invalid."
+
+
+def require_changes(body: Body) -> dict[str, Any]:
+    """The fields a PATCH sets; an empty PATCH is refused so a typo is not a silent no-op."""
+    changes = body.given()
+    if not changes:
+        raise InvalidRequest("The body names no field to change.")
+    return changes

@@ -1,0 +1,211 @@
+"""The tool registry: the vetted tools agents may ever get a token for.
+
+Only an admin registers or changes a tool; every role may read the registry (owners need
+it to write delegations). A tool's name and resource server are fixed once registered:
+delegations name the tool, and tokens carry the resource server as their audience, so
+changing either would silently change what existing delegations allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+from sqlalchemy import select, update
+
+from authority.context import Services
+from authority.errors import Conflict, InvalidRequest
+from authority.secrets import new_id
+from authority.storage.schema import resource_servers, tools
+
+from . import paging, records
+from .auth import ADMIN, READERS, Principal, require_role
+from .inputs import Body, Description, require_changes
+
+KIND = "tools"
+NOT_FOUND = "No such tool."
+NAME_TAKEN = "A tool with this name already exists."
+MAX_ACTIONS = 64
+
+# Dotted lower-case segments: ``github.issues.create``.
+ToolName = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=200, pattern=r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$"
+    ),
+]
+Action = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")
+]
+Actions = Annotated[list[Action], Field(max_length=MAX_ACTIONS)]
+RiskTier = Annotated[int, Field(ge=0, le=3)]
+Lifetime = Annotated[int, Field(ge=1)]
+
+
+class ToolCreate(Body):
+    name: ToolName
+    description: Description | None = None
+    resource_server_id: str
+    actions: Actions
+    read_actions: Actions = Field(default_factory=list)
+    risk_tier: RiskTier
+    approval_required: bool = False
+    single_use: bool = False
+    dpop_required: bool = False
+    max_token_lifetime: Lifetime | None = None
+
+
+class ToolUpdate(Body):
+    # PATCH: only the fields sent change; a default here is never applied.
+    description: Description | None = None
+    actions: Actions = Field(default_factory=list)
+    read_actions: Actions = Field(default_factory=list)
+    risk_tier: RiskTier = 0
+    approval_required: bool = False
+    single_use: bool = False
+    dpop_required: bool = False
+    max_token_lifetime: Lifetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    id: str
+    name: str
+    description: str | None
+    resource_server_id: str
+    actions: list[str]
+    read_actions: list[str]
+    risk_tier: int
+    approval_required: bool
+    single_use: bool
+    dpop_required: bool
+    max_token_lifetime: int | None
+    status: str
+    created_at: int
+    updated_at: int
+
+
+def _tool(row: Any) -> Tool:
+    return Tool(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        resource_server_id=row.resource_server_id,
+        actions=records.load_json(row.actions),
+        read_actions=records.load_json(row.read_actions),
+        risk_tier=row.risk_tier,
+        approval_required=row.approval_required,
+        single_use=row.single_use,
+        dpop_required=row.dpop_required,
+        max_token_lifetime=row.max_token_lifetime,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _check_actions(actions: list[str], read_actions: list[str]) -> None:
+    if not actions:
+        raise InvalidRequest("The actions field must name at least one action.")
+    if len(set(actions)) != len(actions):
+        raise InvalidRequest("The actions field repeats an action.")
+    if len(set(read_actions)) != len(read_actions):
+        raise InvalidRequest("The read_actions field repeats an action.")
+    if not set(read_actions) <= set(actions):
+        raise InvalidRequest("The read_actions must be a subset of the actions.")
+
+
+def _check_lifetime(services: Services, lifetime: int | None) -> None:
+    if lifetime is not None and lifetime > services.settings.access_token_max_lifetime:
+        raise InvalidRequest("The max_token_lifetime exceeds the server's maximum.")
+
+
+async def create(services: Services, principal: Principal, body: ToolCreate) -> Tool:
+    require_role(principal, *ADMIN)
+    _check_actions(body.actions, body.read_actions)
+    _check_lifetime(services, body.max_token_lifetime)
+    now = services.now()
+    tool_id = new_id("tool")
+    async with records.write(services, NAME_TAKEN) as conn:
+        server = await records.fetch(
+            conn, resource_servers, body.resource_server_id, "No such resource server."
+        )
+        if server.status != "active":
+            raise Conflict("The resource server is retired.")
+        taken = await conn.execute(select(tools.c.id).where(tools.c.name == body.name))
+        if taken.first() is not None:
+            raise Conflict(NAME_TAKEN)
+        await conn.execute(
+            tools.insert().values(
+                id=tool_id,
+                name=body.name,
+                description=body.description,
+                resource_server_id=body.resource_server_id,
+                actions=records.dump_json(body.actions),
+                read_actions=records.dump_json(body.read_actions),
+                risk_tier=body.risk_tier,
+                approval_required=body.approval_required,
+                single_use=body.single_use,
+                dpop_required=body.dpop_required,
+                max_token_lifetime=body.max_token_lifetime,
+                status="active",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
+    return _tool(row)
+
+
+async def get(services: Services, principal: Principal, tool_id: str) -> Tool:
+    require_role(principal, *READERS)
+    async with services.engine.connect() as conn:
+        return _tool(await records.fetch(conn, tools, tool_id, NOT_FOUND))
+
+
+async def list_tools(
+    services: Services, principal: Principal, request: paging.PageRequest
+) -> paging.Page[Tool]:
+    require_role(principal, *READERS)
+    async with services.engine.connect() as conn:
+        rows, cursor = await paging.fetch_page(conn, services, KIND, tools, request)
+    return paging.Page([_tool(r) for r in rows], cursor)
+
+
+async def update_tool(
+    services: Services, principal: Principal, tool_id: str, body: ToolUpdate
+) -> Tool:
+    require_role(principal, *ADMIN)
+    changes = require_changes(body)
+    _check_lifetime(services, changes.get("max_token_lifetime"))
+    async with records.write(services, NAME_TAKEN) as conn:
+        row = await records.fetch(conn, tools, tool_id, NOT_FOUND, for_update=True)
+        if row.status == "retired":
+            raise Conflict("The tool is retired.")
+        # The pair is checked as it will be stored, whichever of the two was sent.
+        actions = changes.get("actions", records.load_json(row.actions))
+        read_actions = changes.get("read_actions", records.load_json(row.read_actions))
+        _check_actions(actions, read_actions)
+        for name in ("actions", "read_actions"):
+            if name in changes:
+                changes[name] = records.dump_json(changes[name])
+        changes["updated_at"] = services.now()
+        await conn.execute(update(tools).where(tools.c.id == tool_id).values(**changes))
+        row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
+    return _tool(row)
+
+
+async def retire(services: Services, principal: Principal, tool_id: str) -> Tool:
+    """Retire the tool: no new token is ever issued for it; retiring twice changes nothing."""
+    require_role(principal, *ADMIN)
+    async with records.write(services, NOT_FOUND) as conn:
+        row = await records.fetch(conn, tools, tool_id, NOT_FOUND, for_update=True)
+        if row.status != "retired":
+            await conn.execute(
+                update(tools)
+                .where(tools.c.id == tool_id)
+                .values(status="retired", updated_at=services.now())
+            )
+            row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
+    return _tool(row)
