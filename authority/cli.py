@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each feature module adds its subcommands here: f(subparsers) -> None.
 EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+import authority.management.cli  # noqa: E402, F401  (authority admin ...)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,135 @@
+"""``authority admin``: the operator's API keys, made on the machine that runs the authority.
+
+The first admin key cannot come from the API (nothing could authenticate the request),
+so ``bootstrap`` makes it here, once. A key is printed alone on stdout, once, so it can
+be captured by a script; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from authority.cli import EXTENSIONS
+from authority.context import Services
+from authority.errors import InvalidRequest, NotFound
+from authority.settings import load_settings
+
+from . import api_keys
+from .inputs import parse
+
+T = TypeVar("T")
+
+
+async def _with_services(args: argparse.Namespace, work: Callable[[Services], Awaitable[T]]) -> T:
+    from authority.app import build_services, start, stop
+
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    services = build_services(load_settings(**overrides))
+    await start(services)
+    try:
+        return await work(services)
+    finally:
+        await stop(services)
+
+
+def _print_issued(issued: api_keys.IssuedKey) -> None:
+    key = issued.key
+    print(
+        f"created {key.role} API key {key.id}; it is shown once, store it now:",
+        file=sys.stderr,
+    )
+    print(issued.secret)
+
+
+def _label(value: str) -> str:
+    """The label as the API would accept it (no control characters, at most 200)."""
+    try:
+        return parse(api_keys.OwnerKeyCreate, {"label": value}).label
+    except InvalidRequest:
+        raise SystemExit(
+            "error: a label has at most 200 characters and no control characters"
+        ) from None
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    label = _label(args.label)
+
+    async def work(services: Services) -> api_keys.IssuedKey:
+        return await api_keys.bootstrap(services, force_new=args.force_new, label=label)
+
+    try:
+        issued = asyncio.run(_with_services(args, work))
+    except api_keys.AdminKeyExists:
+        print(
+            "error: an admin API key already exists; use it to create more keys, or pass "
+            "--force-new to create another one (existing keys stay valid until revoked)",
+            file=sys.stderr,
+        )
+        return 1
+    _print_issued(issued)
+    return 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    label = _label(args.label)
+
+    async def work(services: Services) -> api_keys.IssuedKey:
+        return await api_keys.issue_operator_key(services, args.role, label)
+
+    _print_issued(asyncio.run(_with_services(args, work)))
+    return 0
+
+
+def cmd_list_keys(args: argparse.Namespace) -> int:
+    keys = asyncio.run(_with_services(args, api_keys.all_keys))
+    for key in keys:
+        state = "revoked" if key.revoked_at is not None else "active"
+        owner = key.owner_id or "-"
+        print(f"{key.id}\t{key.role}\t{owner}\t{state}\t{key.label}")
+    return 0
+
+
+def cmd_revoke_key(args: argparse.Namespace) -> int:
+    async def work(services: Services) -> api_keys.ApiKey:
+        return await api_keys.revoke_by_id(services, args.key_id)
+
+    try:
+        key = asyncio.run(_with_services(args, work))
+    except NotFound:
+        print("error: no API key has this id", file=sys.stderr)
+        return 1
+    print(f"revoked {key.role} API key {key.id}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    admin = sub.add_parser("admin", help="operator API keys for the management API")
+    commands = admin.add_subparsers(dest="admin_command", required=True)
+
+    boot = commands.add_parser("bootstrap", help="create the first admin API key")
+    boot.add_argument(
+        "--force-new", action="store_true", help="create one even if an admin key exists"
+    )
+    boot.add_argument("--label", default="", help="a note kept with the key")
+    boot.set_defaults(func=cmd_bootstrap)
+
+    create = commands.add_parser("create-key", help="create an admin or auditor API key")
+    create.add_argument("--role", choices=["admin", "auditor"], required=True)
+    create.add_argument("--label", default="", help="a note kept with the key")
+    create.set_defaults(func=cmd_create_key)
+
+    listing = commands.add_parser("list-keys", help="list API keys (never their secrets)")
+    listing.set_defaults(func=cmd_list_keys)
+
+    revoke = commands.add_parser("revoke-key", help="revoke an API key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_revoke_key)
+
+
+EXTENSIONS.append(register)
