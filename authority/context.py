@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authority.clock import Clock
+from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.hot import HotState
@@ -27,6 +28,7 @@ class Services:
     engine: AsyncEngine
     hot: HotState
     hasher: SecretHasher
+    policy: CedarPolicy
     # Filled in by later layers (keyring, policy, ledger, feed) as create_app wires them.
     extras: dict[str, Any] = field(default_factory=dict)
 

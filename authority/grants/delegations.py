@@ -1,0 +1,317 @@
+"""Delegations: an owner's grant to one of their agents, and the credential that carries it.
+
+The credential is a JWT signed by the authority (``typ: delegation+jwt``), bound to one
+of the agent's registered keys by ``cnf.jkt`` (RFC 7800 §3.1 semantics): the agent
+presents it as the ``subject_token`` of a token exchange together with a fresh
+attestation signed by that very key, so a stolen credential is useless on its own.
+The row in SQL is the truth: revoking it stops every exchange on the next request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+from sqlalchemy import select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from authority.context import Services
+from authority.errors import InsufficientScope, InvalidRequest, NotFound
+from authority.ledger.entries import append
+from authority.management.auth import Principal
+from authority.management.inputs import Body, Description
+from authority.management.paging import Page, PageRequest, fetch_page
+from authority.policy.checks import ScopeEntry
+from authority.secrets import new_id
+from authority.storage.schema import agents, delegations, tools
+from authority.tokens.inbound import key_set
+
+DELEGATION_TYP = "delegation+jwt"
+KIND = "delegations"
+MAX_SCOPE_ENTRIES = 50
+MAX_PATTERNS = 50
+
+Pattern = Annotated[
+    str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f\s]+$")
+]
+Action = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+]
+ToolName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")
+]
+
+
+class ScopeBody(Body):
+    tool: ToolName
+    resources: list[Pattern] = Field(min_length=1, max_length=MAX_PATTERNS)
+    actions: list[Action] = Field(min_length=1, max_length=50)
+
+
+class CreateDelegation(Body):
+    agent_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    intent: Description
+    scope: list[ScopeBody] = Field(min_length=1, max_length=MAX_SCOPE_ENTRIES)
+    expires_in: int = Field(ge=60)
+    max_calls: int | None = Field(None, ge=1, le=2**31 - 1)
+    rate_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    key_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class RevokeDelegation(Body):
+    reason: Description | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    delegation: dict[str, Any]
+    credential: str
+
+
+def scope_from_json(text: str) -> tuple[ScopeEntry, ...]:
+    return tuple(
+        ScopeEntry(e["tool"], tuple(e["resources"]), tuple(e["actions"])) for e in json.loads(text)
+    )
+
+
+def render(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "owner_id": row.owner_id,
+        "agent_id": row.agent_id,
+        "intent": row.intent,
+        "scope": json.loads(row.scope),
+        "cnf": {"jkt": row.cnf_jkt},
+        "expires_at": row.expires_at,
+        "max_calls": row.max_calls,
+        "rate_per_minute": row.rate_per_minute,
+        "calls_used": row.calls_used,
+        "status": row.status,
+        "revoked_at": row.revoked_at,
+        "revoked_reason": row.revoked_reason,
+        "created_at": row.created_at,
+    }
+
+
+def _bound_key_thumbprint(jwks_json: str, key_id: str | None) -> str:
+    keys = key_set(jwks_json).keys
+    if key_id is None:
+        if len(keys) != 1:
+            raise InvalidRequest("The agent has several keys: name one with key_id.")
+        return keys[0].thumbprint()
+    for key in keys:
+        if key.kid == key_id:
+            return key.thumbprint()
+    raise InvalidRequest("The key_id field names no key of the agent.")
+
+
+def _dedupe(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+async def create(services: Services, principal: Principal, body: CreateDelegation) -> Created:
+    """Grant a delegation: only an owner, only to their own active agent."""
+    if principal.role != "owner" or principal.owner_id is None:
+        # A delegation is the owner's own act; an admin cannot grant on their behalf.
+        raise InsufficientScope("Only an owner can delegate to their agents.")
+    settings = services.settings
+    if body.expires_in > settings.delegation_max_lifetime:
+        raise InvalidRequest("The expires_in field exceeds the maximum delegation lifetime.")
+    tool_names = [entry.tool for entry in body.scope]
+    if len(set(tool_names)) != len(tool_names):
+        raise InvalidRequest("The scope field names a tool more than once.")
+    now = services.now()
+    async with services.engine.begin() as conn:
+        agent = (
+            await conn.execute(
+                select(agents.c.id, agents.c.status, agents.c.jwks).where(
+                    agents.c.id == body.agent_id, agents.c.owner_id == principal.owner_id
+                )
+            )
+        ).first()
+        if agent is None:
+            raise NotFound("No such agent.")
+        if agent.status != "active":
+            raise InvalidRequest("The agent is not active.")
+        jkt = _bound_key_thumbprint(agent.jwks, body.key_id)
+        known = {
+            row.name: row
+            for row in (
+                await conn.execute(
+                    select(tools.c.name, tools.c.actions, tools.c.status).where(
+                        tools.c.name.in_(tool_names)
+                    )
+                )
+            ).all()
+        }
+        for entry in body.scope:
+            tool = known.get(entry.tool)
+            if tool is None or tool.status != "active":
+                raise InvalidRequest("The scope field names a tool that is not registered.")
+            if not set(entry.actions) <= set(json.loads(tool.actions)):
+                raise InvalidRequest("The scope field names an action the tool does not offer.")
+        scope = [
+            {
+                "tool": e.tool,
+                "resources": _dedupe(e.resources),
+                "actions": _dedupe(e.actions),
+            }
+            for e in body.scope
+        ]
+        delegation_id = new_id("dlg")
+        expires_at = now + body.expires_in
+        values = {
+            "id": delegation_id,
+            "owner_id": principal.owner_id,
+            "agent_id": body.agent_id,
+            "intent": body.intent,
+            "scope": json.dumps(scope, separators=(",", ":")),
+            "cnf_jkt": jkt,
+            "expires_at": expires_at,
+            "max_calls": body.max_calls,
+            "rate_per_minute": body.rate_per_minute,
+            "calls_used": 0,
+            "status": "active",
+            "created_at": now,
+        }
+        await conn.execute(delegations.insert().values(**values))
+        await append(
+            conn,
+            kind="delegation_created",
+            version=1,
+            created_at=now,
+            record={
+                "delegation_id": delegation_id,
+                "owner_id": principal.owner_id,
+                "agent_id": body.agent_id,
+                "intent": body.intent,
+                "scope": scope,
+                "cnf_jkt": jkt,
+                "expires_at": expires_at,
+                "max_calls": body.max_calls,
+                "rate_per_minute": body.rate_per_minute,
+                "actor": principal.key_id,
+            },
+        )
+        query = select(delegations).where(delegations.c.id == delegation_id)
+        row = (await conn.execute(query)).one()
+    credential = services.keyring.sign(
+        {
+            "iss": settings.issuer,
+            "aud": settings.issuer,
+            "sub": principal.owner_id,
+            "client_id": body.agent_id,
+            "jti": delegation_id,
+            "iat": now,
+            "exp": expires_at,
+            "cnf": {"jkt": jkt},
+        },
+        typ=DELEGATION_TYP,
+    )
+    return Created(render(row), credential)
+
+
+def _visible(principal: Principal) -> list[Any]:
+    """Owners see only their own delegations; admins and auditors see all."""
+    if principal.role == "owner":
+        return [delegations.c.owner_id == principal.owner_id]
+    return []
+
+
+async def get(services: Services, principal: Principal, delegation_id: str) -> dict[str, Any]:
+    async with services.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(delegations).where(delegations.c.id == delegation_id, *_visible(principal))
+            )
+        ).first()
+    if row is None:
+        raise NotFound("No such delegation.")
+    return render(row)
+
+
+async def list_page(
+    services: Services, principal: Principal, request: PageRequest, agent_id: str | None
+) -> Page[dict[str, Any]]:
+    where = _visible(principal)
+    if agent_id is not None:
+        where.append(delegations.c.agent_id == agent_id)
+    async with services.engine.connect() as conn:
+        rows, next_cursor = await fetch_page(
+            conn, services, KIND, delegations, request, where
+        )
+    return Page([render(r) for r in rows], next_cursor)
+
+
+async def revoke(
+    services: Services, principal: Principal, delegation_id: str, body: RevokeDelegation
+) -> dict[str, Any]:
+    """Revoke now. Every token issued under it is inactive from the next request on.
+
+    The conditional UPDATE takes the row lock the exchange's own UPDATE takes, so once
+    this returns no exchange under the delegation can succeed (see token_exchange).
+    """
+    if principal.role == "auditor":
+        raise InsufficientScope("Auditors cannot revoke delegations.")
+    now = services.now()
+    async with services.engine.begin() as conn:
+        result = await conn.execute(
+            update(delegations)
+            .where(delegations.c.id == delegation_id, *_visible(principal))
+            .where(delegations.c.status == "active")
+            .values(
+                status="revoked",
+                revoked_at=now,
+                revoked_by=principal.key_id,
+                revoked_reason=body.reason,
+            )
+            .returning(delegations.c.owner_id, delegations.c.agent_id)
+        )
+        changed = result.first()
+        if changed is not None:
+            await record_delegation_revoked(
+                conn,
+                now=now,
+                delegation_id=delegation_id,
+                owner_id=changed.owner_id,
+                agent_id=changed.agent_id,
+                actor=principal.key_id,
+                reason=body.reason,
+            )
+        row = (
+            await conn.execute(
+                select(delegations).where(delegations.c.id == delegation_id, *_visible(principal))
+            )
+        ).first()
+    if row is None:
+        raise NotFound("No such delegation.")
+    return render(row)
+
+
+async def record_delegation_revoked(
+    conn: AsyncConnection,
+    *,
+    now: int,
+    delegation_id: str,
+    owner_id: str,
+    agent_id: str,
+    actor: str,
+    reason: str | None,
+) -> None:
+    await append(
+        conn,
+        kind="delegation_revoked",
+        version=1,
+        created_at=now,
+        record={
+            "delegation_id": delegation_id,
+            "owner_id": owner_id,
+            "agent_id": agent_id,
+            "actor": actor,
+            "reason": reason,
+        },
+    )

@@ -1,0 +1,60 @@
+"""The JWT access token profile (RFC 9068) for one authorised tool call.
+
+Header ``typ: at+jwt`` (RFC 9068 §2.1). Claims: the required iss, exp, aud, sub,
+client_id, iat and jti (§2.2); the owner as ``sub``, the agent as ``client_id`` and as the
+actor ``act.sub`` (RFC 8693 §4.1); the delegation and its intent; the one call in
+``authorization_details`` (RFC 9396 §9.1); ``cnf.jkt`` when bound with DPoP (RFC 9449 §6.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authority.policy.checks import ToolCall
+
+AT_TYP = "at+jwt"
+TOOL_CALL_TYPE = "tool_call"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 (a URN)
+
+
+def authorization_detail(call: ToolCall, audience: str) -> dict[str, Any]:
+    """The RFC 9396 object for one call; ``locations`` is the resource server (§2.2)."""
+    return {
+        "type": TOOL_CALL_TYPE,
+        "tool": call.tool,
+        "resource": call.resource,
+        "action": call.action,
+        "locations": [audience],
+    }
+
+
+def access_token_claims(
+    *,
+    issuer: str,
+    owner_id: str,
+    agent_id: str,
+    audience: str,
+    delegation_id: str,
+    intent: str,
+    call: ToolCall,
+    issued_at: int,
+    expires_at: int,
+    jti: str,
+    jkt: str | None,
+) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": owner_id,
+        "aud": audience,
+        "client_id": agent_id,
+        "act": {"sub": agent_id},
+        "iat": issued_at,
+        "exp": expires_at,
+        "jti": jti,
+        "delegation_id": delegation_id,
+        "intent": intent,
+        "authorization_details": [authorization_detail(call, audience)],
+    }
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
+    return claims

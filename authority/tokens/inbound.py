@@ -1,0 +1,222 @@
+"""Verifying JWTs that arrive from outside: agent attestations (RFC 7523), DPoP proofs
+(RFC 9449) and the authority's own delegation credentials, under the JWT BCP (RFC 8725).
+
+This is the only module that turns an ``UnverifiedJWT`` into verified claims. Keys are
+chosen by us, never by the token: a ``jwk``, ``jku``, ``x5u`` or ``x5c`` header is never
+used to find a key (RFC 8725 §3.10); the algorithm must be on an explicit allowlist and
+agree with the key (RFC 8725 §3.1); each kind of JWT has its own ``typ`` so that one can
+never be accepted as another (RFC 8725 §3.11).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+
+from authority.tokens.jose import AGENT_ALGORITHMS, registry
+
+MAX_JWT_BYTES = 8192
+MAX_JTI_LENGTH = 256
+
+#: Algorithms that fit each key type; a key's own ``alg`` narrows this further.
+_ALGS_FOR_KEY: dict[tuple[str, str | None], frozenset[str]] = {
+    ("OKP", "Ed25519"): frozenset({"EdDSA", "Ed25519"}),
+    ("EC", "P-256"): frozenset({"ES256"}),
+    ("EC", "P-384"): frozenset({"ES384"}),
+    ("EC", "P-521"): frozenset({"ES512"}),
+    ("RSA", None): frozenset({"PS256", "PS384", "RS256"}),
+}
+
+PublicKey = OKPKey | ECKey | RSAKey
+
+
+class JWTRejected(Exception):
+    """A JWT failed verification; ``reason`` is a stable code for grants and logs."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedJWT:
+    """A parsed but NOT verified JWT: nothing in it may be trusted yet."""
+
+    raw: str
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+
+
+def _b64decode(segment: str) -> bytes:
+    if "=" in segment:
+        raise ValueError("padding")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def peek(token: str) -> UnverifiedJWT:
+    """Parse a compact JWS without verifying it, rejecting anything malformed."""
+    if len(token) > MAX_JWT_BYTES:
+        raise JWTRejected("jwt_too_large")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        raise JWTRejected("jwt_malformed")
+    try:
+        header = json.loads(_b64decode(parts[0]))
+        claims = json.loads(_b64decode(parts[1]))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise JWTRejected("jwt_malformed") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise JWTRejected("jwt_malformed")
+    if not isinstance(header.get("alg"), str):
+        raise JWTRejected("jwt_malformed")
+    if "crit" in header:
+        # RFC 7515 §4.1.11: we understand no extensions, so any crit must be refused.
+        raise JWTRejected("jwt_unsupported_crit")
+    return UnverifiedJWT(token, header, claims)
+
+
+def algorithms_for(key: PublicKey) -> frozenset[str]:
+    kty = key.key_type
+    crv = key.as_dict().get("crv") if kty in ("OKP", "EC") else None
+    allowed = _ALGS_FOR_KEY.get((kty, crv if isinstance(crv, str) else None), frozenset())
+    declared = key.alg
+    if declared is not None:
+        allowed = allowed & {declared}
+    return allowed & frozenset(AGENT_ALGORITHMS)
+
+
+def verify_signature(
+    unverified: UnverifiedJWT, key: PublicKey, algorithms: Collection[str]
+) -> dict[str, Any]:
+    """Verify the signature with ``key`` under one of ``algorithms``; return the claims."""
+    alg = unverified.header["alg"]
+    if alg not in algorithms:
+        raise JWTRejected("jwt_alg_not_allowed")
+    try:
+        obj = jws.deserialize_compact(unverified.raw, key, registry=_registry(frozenset({alg})))
+    except JoseError:
+        raise JWTRejected("jwt_bad_signature") from None
+    # The claims are re-read from the verified payload, not reused from ``peek``.
+    claims = json.loads(obj.payload)
+    if not isinstance(claims, dict):
+        raise JWTRejected("jwt_malformed")
+    return claims
+
+
+@functools.lru_cache(maxsize=64)
+def _registry(algorithms: frozenset[str]) -> Any:
+    return registry(sorted(algorithms))
+
+
+@functools.lru_cache(maxsize=4096)
+def key_set(jwks_json: str) -> KeySet:
+    """Parse a registered JWKS once. Keyed by its exact text, so a changed JWKS is a miss."""
+    return KeySet.import_key_set(json.loads(jwks_json))
+
+
+def find_key(jwks_json: str, kid: object) -> PublicKey:
+    if not isinstance(kid, str) or not kid:
+        raise JWTRejected("jwt_missing_kid")
+    for key in key_set(jwks_json).keys:
+        if key.kid == kid and isinstance(key, OKPKey | ECKey | RSAKey):
+            return key
+    raise JWTRejected("jwt_unknown_kid")
+
+
+# --- time and identity claims --------------------------------------------------------------
+def require_str(claims: Mapping[str, Any], name: str, *, max_length: int = 2048) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise JWTRejected(f"jwt_bad_{name}")
+    return value
+
+
+def require_int(claims: Mapping[str, Any], name: str) -> int:
+    value = claims.get(name)
+    # bool is an int subclass; true is not a time.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise JWTRejected(f"jwt_bad_{name}")
+    return int(value)
+
+
+def check_lifetime(
+    claims: Mapping[str, Any], *, now: int, skew: int, max_lifetime: int
+) -> tuple[int, int]:
+    """exp, iat and nbf of a short-lived assertion (RFC 7523 §3, items 4-6)."""
+    exp = require_int(claims, "exp")
+    iat = require_int(claims, "iat")
+    if exp <= now - skew:
+        raise JWTRejected("jwt_expired")
+    if iat > now + skew:
+        raise JWTRejected("jwt_issued_in_future")
+    if "nbf" in claims and require_int(claims, "nbf") > now + skew:
+        raise JWTRejected("jwt_not_yet_valid")
+    if exp - iat > max_lifetime or exp < iat:
+        raise JWTRejected("jwt_lifetime_too_long")
+    return exp, iat
+
+
+def audience_includes(claims: Mapping[str, Any], accepted: Collection[str]) -> bool:
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return aud in accepted
+    if isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+        return any(a in accepted for a in aud)
+    return False
+
+
+# --- agent attestations (RFC 7523 §3) --------------------------------------------------------
+#: typ values an attestation may carry: none, the generic JWT, or the explicit
+#: client-authentication type; never another JWT kind (RFC 8725 §3.11).
+ATTESTATION_TYPES = frozenset({None, "JWT", "client-authentication+jwt"})
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAttestation:
+    """An agent's proof of possession, verified: its key signed these claims just now."""
+
+    agent_id: str
+    jti: str
+    exp: int
+    jkt: str  # RFC 7638 thumbprint of the key that signed it
+
+
+def verify_attestation(
+    unverified: UnverifiedJWT,
+    *,
+    agent_id: str,
+    jwks_json: str,
+    audiences: Collection[str],
+    now: int,
+    skew: int,
+    max_lifetime: int,
+) -> VerifiedAttestation:
+    """RFC 7523 §3: iss = sub = the agent, aud = this authority, short exp, unique jti.
+
+    The key is the agent's registered key named by ``kid``; replay of ``jti`` is checked by
+    the caller against shared hot state, after every other check passed.
+    """
+    if unverified.header.get("typ") not in ATTESTATION_TYPES:
+        raise JWTRejected("jwt_wrong_typ")
+    key = find_key(jwks_json, unverified.header.get("kid"))
+    claims = verify_signature(unverified, key, algorithms_for(key))
+    # "The JWT MUST contain an iss (issuer) claim" and "a sub (subject) claim"; for client
+    # authentication both are the client_id (RFC 7523 §3, items 1-2).
+    if claims.get("iss") != agent_id or claims.get("sub") != agent_id:
+        raise JWTRejected("jwt_bad_iss_sub")
+    # "The JWT MUST contain an aud (audience) claim containing a value that identifies the
+    # authorization server as an intended audience" (item 3).
+    if not audience_includes(claims, audiences):
+        raise JWTRejected("jwt_bad_aud")
+    exp, _ = check_lifetime(claims, now=now, skew=skew, max_lifetime=max_lifetime)
+    jti = require_str(claims, "jti", max_length=MAX_JTI_LENGTH)
+    return VerifiedAttestation(agent_id=agent_id, jti=jti, exp=exp, jkt=key.thumbprint())
