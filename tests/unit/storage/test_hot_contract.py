@@ -1,0 +1,109 @@
+"""One contract for every HotState implementation: in-process and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from authority.storage.hot import (
+    Claim,
+    Count,
+    HotState,
+    HotStateUnavailable,
+    MemoryHotState,
+    RedisHotState,
+)
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def hot(request: pytest.FixtureRequest) -> AsyncIterator[HotState]:
+    state: HotState
+    if request.param == "memory":
+        state = MemoryHotState()
+    else:
+        state = RedisHotState(REDIS_URL, prefix=f"authority-test:{uuid.uuid4().hex}:", timeout=2.0)
+    try:
+        yield state
+    finally:
+        await state.close()
+
+
+async def test_claim_is_granted_once(hot: HotState) -> None:
+    assert await hot.claim("jti:a", 10) is True
+    assert await hot.claim("jti:a", 10) is False
+    assert await hot.claim("jti:b", 10) is True
+
+
+async def test_concurrent_claims_have_exactly_one_winner(hot: HotState) -> None:
+    results = await asyncio.gather(*(hot.claim("jti:race", 10) for _ in range(50)))
+    assert results.count(True) == 1
+
+
+async def test_claim_expires(hot: HotState) -> None:
+    assert await hot.claim("jti:short", 0.05) is True
+    await asyncio.sleep(0.15)
+    assert await hot.claim("jti:short", 0.05) is True
+
+
+async def test_counter_counts_every_increment(hot: HotState) -> None:
+    counts = await asyncio.gather(*(hot.incr("rate:x", 10) for _ in range(40)))
+    assert sorted(counts) == list(range(1, 41))
+
+
+async def test_counter_window_starts_at_first_increment(hot: HotState) -> None:
+    assert await hot.incr("rate:w", 0.2) == 1
+    await asyncio.sleep(0.1)
+    assert await hot.incr("rate:w", 0.2) == 2  # not extended by the second increment
+    await asyncio.sleep(0.15)
+    assert await hot.incr("rate:w", 0.2) == 1
+
+
+async def test_apply_claims_and_counts_in_one_call(hot: HotState) -> None:
+    first = await hot.apply([Claim("a", 10), Claim("b", 10)], [Count("c", 10)])
+    second = await hot.apply([Claim("a", 10), Claim("d", 10)], [Count("c", 10)])
+    assert first.claimed == (True, True) and first.counts == (1,)
+    assert second.claimed == (False, True) and second.counts == (2,)
+
+
+async def test_get_and_delete(hot: HotState) -> None:
+    assert await hot.get("k") is None
+    await hot.claim("k", 10)
+    assert await hot.get("k") == b"1"
+    await hot.delete("k")
+    assert await hot.get("k") is None
+
+
+async def test_publish_reaches_subscribers(hot: HotState) -> None:
+    received: list[bytes] = []
+    ready = asyncio.Event()
+
+    async def listen() -> None:
+        stream = hot.subscribe("events")
+        task = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.1)  # the subscription is in place once the iterator has started
+        ready.set()
+        received.append(await task)
+        received.append(await stream.__anext__())
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    listener = asyncio.create_task(listen())
+    await ready.wait()
+    await hot.publish("events", b"one")
+    await hot.publish("events", b"two")
+    await asyncio.wait_for(listener, 5)
+    assert received == [b"one", b"two"]
+
+
+async def test_unreachable_redis_fails_closed() -> None:
+    state = RedisHotState("redis://127.0.0.1:1/0", prefix="x:", timeout=0.05)
+    try:
+        with pytest.raises(HotStateUnavailable):
+            await state.claim("jti", 10)
+        with pytest.raises(HotStateUnavailable):
+            await state.apply([Claim("a", 1)], [Count("b", 1)])
+    finally:
+        await state.close()
