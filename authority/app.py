@@ -22,8 +22,9 @@ from authority.settings import Settings
 from authority.storage.database import make_engine, migrate
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.secret_key import load_secret_key
+from authority.tokens.keyring import Keyring
 
-from .endpoints import health, management
+from .endpoints import discovery, health, management
 from .endpoints.http import error_response
 
 log = logging.getLogger("authority")
@@ -41,12 +42,16 @@ def build_services(
             if settings.redis_url
             else MemoryHotState()
         )
+    clock = clock or SystemClock()
+    engine = make_engine(settings.sqlalchemy_url, pool_size=settings.database_pool_size)
+    secret_key = load_secret_key(settings)
     return Services(
         settings=settings,
-        clock=clock or SystemClock(),
-        engine=make_engine(settings.sqlalchemy_url, pool_size=settings.database_pool_size),
+        clock=clock,
+        engine=engine,
         hot=hot,
-        hasher=SecretHasher(load_secret_key(settings)),
+        hasher=SecretHasher(secret_key),
+        keyring=Keyring(engine, clock, settings, secret_key=secret_key),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
     )
 
@@ -57,15 +62,18 @@ async def start(services: Services) -> None:
         services.settings.data_dir.mkdir(parents=True, exist_ok=True)
     if services.settings.should_auto_migrate:
         await migrate(services.settings.sqlalchemy_url)
+    await services.keyring.load()
+    services.keyring.start_refresh()
 
 
 async def stop(services: Services) -> None:
+    await services.keyring.stop_refresh()
     await services.hot.close()
     await services.engine.dispose()
 
 
-def routes() -> list[BaseRoute]:
-    return [*health.routes, *management.routes]
+def routes(settings: Settings) -> list[BaseRoute]:
+    return [*health.routes, *discovery.routes(settings), *management.routes]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -98,6 +106,6 @@ def create_app(
                 await stop(svc)
 
     handlers: dict[Any, Any] = {HTTPException: _http_error}
-    app = Starlette(routes=routes(), lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(routes=routes(svc.settings), lifespan=lifespan, exception_handlers=handlers)
     app.state.services = svc
     return app

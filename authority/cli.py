@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 # Each feature module adds its subcommands here: f(subparsers) -> None.
 EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 import authority.management.cli  # noqa: E402, F401  (authority admin ...)
+from authority.tokens.commands import register as _register_keys  # noqa: E402
+
+EXTENSIONS.append(_register_keys)  # authority keys ...
 
 
 def main(argv: Sequence[str] | None = None) -> int:

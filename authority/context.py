@@ -16,6 +16,7 @@ from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.hot import HotState
+from authority.tokens.keyring import Keyring
 
 if TYPE_CHECKING:
     pass
@@ -29,6 +30,7 @@ class Services:
     hot: HotState
     hasher: SecretHasher
     policy: CedarPolicy
+    keyring: Keyring
     # Filled in by later layers (keyring, policy, ledger, feed) as create_app wires them.
     extras: dict[str, Any] = field(default_factory=dict)
 

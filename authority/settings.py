@@ -81,6 +81,24 @@ class Settings(BaseSettings):
         description="Seconds a retired public key stays published; default: the longest "
         "lifetime anything it signed can have.",
     )
+    key_activation_delay: int = Field(
+        20,
+        ge=0,
+        le=86400,
+        description="Seconds a new signing key is published before it signs; at least "
+        "jwks_max_age + keyring_refresh_interval + clock_skew.",
+    )
+    keyring_refresh_interval: float = Field(
+        2.0, gt=0, le=300, description="Seconds between re-reads of the signing keys from SQL."
+    )
+    jwks_max_age: int = Field(
+        10, ge=0, le=3600, description="Cache-Control max-age of the JWKS, seconds."
+    )
+
+    # --- discovery ------------------------------------------------------------------
+    service_documentation: str | None = Field(
+        None, description="URL of human-readable documentation, named in the metadata."
+    )
 
     # --- HTTP -----------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -156,6 +174,19 @@ class Settings(BaseSettings):
             )
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
+        return self
+
+    @model_validator(mode="after")
+    def _rotation_is_safe(self) -> Settings:
+        # A new key may sign only once every instance has read it from SQL (refresh
+        # interval), every cached copy of the JWKS has expired (max-age) and the clocks of
+        # the instances agree (skew): until then some verifier may not know its kid.
+        needed = self.jwks_max_age + self.keyring_refresh_interval + self.clock_skew
+        if self.key_activation_delay < needed:
+            raise ValueError(
+                "key_activation_delay must be at least "
+                "jwks_max_age + keyring_refresh_interval + clock_skew"
+            )
         return self
 
     # --- derived --------------------------------------------------------------------

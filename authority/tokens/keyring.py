@@ -1,35 +1,494 @@
 """The keyring: the authority's signing keys, their rotation, and the JWKS (RFC 7517).
 
-INTERFACE ONLY: to be implemented. Callers (token exchange, delegations, ledger
-checkpoints) depend on exactly these signatures.
+Each purpose has keys of its own: ``token`` signs access tokens and delegations,
+``ledger`` signs checkpoints, so a key of one purpose never verifies the other's output.
+A key's ``kid`` is its RFC 7638 thumbprint. Private keys are stored sealed
+(``authority.tokens.sealing``), opened once when a key is first read, and kept in memory
+only while the key is ``next`` or ``active``.
+
+The life of a key: ``next`` -> ``active`` -> ``retired``.
+
+* ``next``: made by ``rotate``; published in the JWKS, never signs. ``activated_at`` holds
+  the time it is due: ``key_activation_delay`` after the rotation.
+* ``active``: the one key of its purpose that signs.
+* ``retired``: signs nothing and its sealed private key is erased. A token key stays
+  published until ``publish_until`` (``retired_key_grace``, plus one refresh interval
+  during which other instances may still sign with it), so everything it signed verifies
+  until it has expired, then it leaves the JWKS. A ledger key stays published for good:
+  checkpoints are verified for as long as the ledger exists.
+
+Why the delay: a verifier can only check a token whose ``kid`` it has. A new key reaches
+every instance within ``keyring_refresh_interval`` and every cached copy of the JWKS
+within ``jwks_max_age`` (the JWKS ``Cache-Control``), and instance clocks differ by up to
+``clock_skew``; the settings refuse an activation delay shorter than their sum, so no
+token is signed with a key that some verifier could not yet have fetched.
+
+SQL is the source of truth and every instance re-reads it every refresh interval. Two
+writes need care when several instances run at once. Creating a purpose's first key and
+scheduling a rotation check and insert under one lock (a PostgreSQL advisory transaction
+lock; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so two instances starting
+together create one key. Promotion is a conditional UPDATE (still ``next``, and due):
+whichever instance gets there first promotes, the others' UPDATE matches no row.
+
+``sign`` is on the path of every exchange: it reads prepared objects from memory, does no
+I/O, and hands joserfc a ready key and algorithm registry (measured by
+``bench/keyring_sign.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import orjson
+from joserfc import jwk, jws
+from joserfc.errors import JoseError
+from joserfc.jwk import KeyParameters
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from authority.clock import Clock
+from authority.ledger import entries as ledger
+from authority.settings import Settings
+from authority.storage.schema import signing_keys
+from authority.tokens.jose import registry
+from authority.tokens.sealing import KeyDecryptionError, KeySealer
+
+__all__ = [
+    "PURPOSES",
+    "KeyDecryptionError",
+    "KeyInfo",
+    "Keyring",
+    "KeyringError",
+    "KeyringNotLoaded",
+    "Purpose",
+    "RotationPending",
+]
+
+log = logging.getLogger("authority.keyring")
 
 Purpose = Literal["token", "ledger"]
+Status = Literal["next", "active", "retired"]
+PURPOSES: tuple[Purpose, ...] = ("token", "ledger")
+
+#: The curve of each algorithm keys are made for (RFC 8037 §3.1, RFC 7518 §3.4).
+_CURVES = {"EdDSA": "Ed25519", "ES256": "P-256"}
+#: The actor recorded in the ledger for a purpose's first key, which nobody asked for.
+SYSTEM_ACTOR = "authority"
+_STATUS_ORDER = {"active": 0, "next": 1, "retired": 2}
+_ADVISORY_LOCK = int.from_bytes(
+    hashlib.sha256(b"authority.signing_keys").digest()[:8], "big", signed=True
+)
+
+
+class KeyringError(Exception):
+    """The signing keys are unusable or the requested change cannot be made."""
+
+
+class KeyringNotLoaded(KeyringError):
+    """No active key of the purpose is in memory: ``load()`` has not completed."""
+
+
+class RotationPending(KeyringError):
+    """A rotation of this purpose is already scheduled and not yet active."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A signing key as operators see it: public facts only."""
+
+    kid: str
+    purpose: Purpose
+    alg: str
+    status: Status
+    created_at: int
+    activated_at: int | None
+    retired_at: int | None
+    publish_until: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    """An opened private key, ready for joserfc: prepared once, used by every ``sign``."""
+
+    kid: str
+    alg: str
+    key: jwk.Key = field(repr=False)
+    registry: jws.JWSRegistry = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Published:
+    """A public key in the JWKS: its JWK members and the joserfc key that verifies."""
+
+    kid: str
+    purpose: Purpose
+    status: Status
+    publish_until: int | None
+    public_jwk: dict[str, Any]
+    key: jwk.Key = field(repr=False)
+
+    def visible(self, now: float) -> bool:
+        return self.publish_until is None or now < self.publish_until
 
 
 class Keyring:
     """Signing keys loaded once from the database; private keys decrypted in memory only."""
 
-    async def load(self) -> None:
-        """Load keys from SQL; create the first key of each purpose if none exists."""
-        raise NotImplementedError
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, settings: Settings, *, secret_key: bytes
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._alg = settings.signing_alg
+        self._activation_delay = settings.key_activation_delay
+        self._refresh_interval = settings.keyring_refresh_interval
+        # Other instances sign with a retired key until their next refresh.
+        self._retired_grace = settings.retired_key_grace + math.ceil(
+            settings.keyring_refresh_interval
+        )
+        self._sealer = KeySealer(secret_key)
+        self._signers: dict[Purpose, _Signer] = {}
+        self._published: dict[str, _Published] = {}
+        self._opened: dict[str, _Signer] = {}
+        self._sync_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
 
-    async def refresh(self) -> None:
-        """Reload from SQL (another process may have rotated)."""
-        raise NotImplementedError
+    def __repr__(self) -> str:
+        active = {p: s.kid for p, s in self._signers.items()}
+        return f"Keyring(alg={self._alg!r}, active={active!r})"
 
+    # --- the hot path: memory only -------------------------------------------------------
     def sign(self, claims: dict[str, Any], *, typ: str, purpose: Purpose = "token") -> str:
         """Compact JWS with header {alg, kid, typ} using the active key of ``purpose``."""
-        raise NotImplementedError
+        signer = self._signers.get(purpose)
+        if signer is None:
+            raise KeyringNotLoaded(f"no active {purpose} signing key is loaded")
+        header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
+        return jws.serialize_compact(
+            header, orjson.dumps(claims), signer.key, registry=signer.registry
+        )
 
     def public_key(self, kid: str, purpose: Purpose = "token") -> Any | None:
-        """The joserfc public key published under ``kid``, or None."""
-        raise NotImplementedError
+        """The joserfc public key published under ``kid``, or None.
 
-    def jwks(self) -> dict[str, Any]:
-        """Every published public key (next, active, retired within grace), all purposes."""
-        raise NotImplementedError
+        None for a key of the other purpose, and for a retired key past ``publish_until``.
+        """
+        entry = self._published.get(kid)
+        if entry is None or entry.purpose != purpose or not entry.visible(self._clock.now()):
+            return None
+        return entry.key
+
+    def jwks(self, purpose: Purpose | None = None) -> dict[str, Any]:
+        """Every published public key (next, active, retired within grace), all purposes.
+
+        RFC 7517 §5: ``{"keys": [...]}``; each key has public members only, with ``kid``,
+        ``alg`` and ``use: "sig"``. Pass ``purpose`` for the keys of one purpose.
+        """
+        now = self._clock.now()
+        return {
+            "keys": [
+                dict(entry.public_jwk)
+                for entry in self._published.values()
+                if entry.visible(now) and (purpose is None or entry.purpose == purpose)
+            ]
+        }
+
+    def active_kid(self, purpose: Purpose = "token") -> str:
+        signer = self._signers.get(purpose)
+        if signer is None:
+            raise KeyringNotLoaded(f"no active {purpose} signing key is loaded")
+        return signer.kid
+
+    # --- loading and refreshing ---------------------------------------------------------
+    async def load(self) -> None:
+        """Load keys from SQL; create the first key of each purpose if none exists."""
+        async with self._sync_lock:
+            await self._sync(create_missing=True)
+
+    async def refresh(self) -> None:
+        """Reload from SQL (another process may have rotated); promote keys that are due."""
+        async with self._sync_lock:
+            await self._sync(create_missing=False)
+
+    def start_refresh(self) -> None:
+        """Refresh every ``keyring_refresh_interval`` seconds in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._refresh_forever(), name="keyring-refresh")
+
+    async def stop_refresh(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                await self.refresh()
+            except (KeyringError, KeyDecryptionError) as exc:
+                log.error("keyring refresh failed: %s", exc)
+            except Exception as exc:
+                # The keys in memory stay valid: keep signing with them, retry next tick.
+                log.warning("keyring refresh failed: %s", type(exc).__name__)
+
+    async def _sync(self, *, create_missing: bool) -> None:
+        rows = await self._read()
+        if create_missing:
+            have = {row.purpose for row in rows if row.status == "active"}
+            missing = [p for p in PURPOSES if p not in have]
+            for purpose in missing:
+                await self._create_first(purpose)
+            if missing:
+                rows = await self._read()
+        now = self._now()
+        due = [r for r in rows if r.status == "next" and r.activated_at <= now]
+        for row in due:
+            await self._promote(row.purpose, row.kid, now)
+        if due:
+            rows = await self._read()
+        self._install(rows)
+
+    async def _read(self) -> Sequence[Row[Any]]:
+        """Every key that is, or may still be, published."""
+        table = signing_keys.c
+        query = select(signing_keys).where(
+            or_(
+                table.status != "retired",
+                table.publish_until.is_(None),
+                table.publish_until > self._now(),
+            )
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).all()
+
+    def _install(self, rows: Sequence[Row[Any]]) -> None:
+        """Build the new in-memory state from ``rows``, then swap it in at once."""
+        ordered = sorted(
+            rows,
+            key=lambda r: (PURPOSES.index(r.purpose), _STATUS_ORDER[r.status], -r.created_at),
+        )
+        signers: dict[Purpose, _Signer] = {}
+        published: dict[str, _Published] = {}
+        opened: dict[str, _Signer] = {}
+        for row in ordered:
+            published[row.kid] = self._published_entry(row)
+            if row.status == "retired":
+                continue
+            signer = self._opened.get(row.kid) or self._open(row)
+            opened[row.kid] = signer
+            if row.status == "active":
+                if row.purpose in signers:
+                    # Impossible through this module; the newest stays in charge.
+                    log.error("several active %s signing keys in the database", row.purpose)
+                    continue
+                signers[row.purpose] = signer
+        self._signers, self._published, self._opened = signers, published, opened
+
+    def _published_entry(self, row: Row[Any]) -> _Published:
+        previous = self._published.get(row.kid)
+        if (
+            previous is not None
+            and previous.status == row.status
+            and previous.publish_until == row.publish_until
+        ):
+            return previous
+        try:
+            members = orjson.loads(row.public_jwk)
+            key = jwk.import_key(members)
+        except (orjson.JSONDecodeError, JoseError, ValueError, TypeError):
+            raise KeyringError(f"signing key {row.kid}: the stored public key is invalid") from None
+        if key.is_private or key.thumbprint() != row.kid:
+            raise KeyringError(f"signing key {row.kid}: the stored public key is not its own")
+        return _Published(row.kid, row.purpose, row.status, row.publish_until, members, key)
+
+    def _open(self, row: Row[Any]) -> _Signer:
+        if row.alg not in _CURVES:
+            raise KeyringError(f"signing key {row.kid}: unsupported algorithm {row.alg}")
+        der = self._sealer.open(row.private_key, kid=row.kid)
+        params: KeyParameters = {"kid": row.kid, "alg": row.alg, "use": "sig"}
+        key: jwk.OKPKey | jwk.ECKey
+        try:
+            if row.alg == "EdDSA":
+                key = jwk.OKPKey.import_key(der, params)
+            else:
+                key = jwk.ECKey.import_key(der, params)
+        except (JoseError, ValueError, TypeError):
+            raise KeyringError(f"signing key {row.kid}: the private key is invalid") from None
+        if key.curve_name != _CURVES[row.alg] or key.thumbprint() != row.kid:
+            raise KeyringError(f"signing key {row.kid}: the private key does not match its kid")
+        return _Signer(row.kid, row.alg, key, registry([row.alg]))
+
+    # --- writing ------------------------------------------------------------------------
+    def _new_key(
+        self, purpose: Purpose, status: Status, activated_at: int, now: int
+    ) -> dict[str, Any]:
+        """A fresh key pair as the values of its ``signing_keys`` row (private key sealed)."""
+        key: jwk.OKPKey | jwk.ECKey
+        if self._alg == "EdDSA":
+            key = jwk.OKPKey.generate_key("Ed25519")
+        else:
+            key = jwk.ECKey.generate_key("P-256")
+        kid = key.thumbprint()
+        public = {**key.as_dict(private=False), "kid": kid, "alg": self._alg, "use": "sig"}
+        return {
+            "kid": kid,
+            "purpose": purpose,
+            "alg": self._alg,
+            "public_jwk": orjson.dumps(public, option=orjson.OPT_SORT_KEYS).decode(),
+            "private_key": self._sealer.seal(key.as_der(private=True), kid=kid),
+            "status": status,
+            "created_at": now,
+            "activated_at": activated_at,
+        }
+
+    async def _create_first(self, purpose: Purpose) -> None:
+        now = self._now()
+        values = self._new_key(purpose, "active", now, now)
+        async with self._engine.begin() as conn:
+            await _serialize_key_writes(conn)
+            if await _kid_with_status(conn, purpose, "active") is not None:
+                return  # another instance created it first: adopt theirs
+            await conn.execute(signing_keys.insert().values(**values))
+            await _record_rotation(conn, now, values, previous_kid=None, actor=SYSTEM_ACTOR)
+        log.info("created the first %s signing key %s", purpose, values["kid"])
+
+    async def rotate(self, purpose: Purpose = "token", *, actor: str) -> KeyInfo:
+        """Schedule a new key: published now, signing after ``key_activation_delay``.
+
+        The active key keeps signing until then, and is retired when the new one takes
+        over. The rotation is a ledger entry, written in the same transaction.
+        """
+        now = self._now()
+        values = self._new_key(purpose, "next", now + self._activation_delay, now)
+        async with self._engine.begin() as conn:
+            await _serialize_key_writes(conn)
+            pending = await _kid_with_status(conn, purpose, "next")
+            if pending is not None:
+                raise RotationPending(
+                    f"a {purpose} key rotation is already scheduled: key {pending} is not "
+                    "active yet"
+                )
+            active = await _kid_with_status(conn, purpose, "active")
+            if active is None:
+                raise KeyringError(f"there is no active {purpose} key to rotate; load first")
+            await conn.execute(signing_keys.insert().values(**values))
+            await _record_rotation(conn, now, values, previous_kid=active, actor=actor)
+        log.info(
+            "scheduled %s signing key %s to replace %s at %s",
+            purpose,
+            values["kid"],
+            active,
+            values["activated_at"],
+        )
+        await self.refresh()  # published by this instance at once
+        return KeyInfo(
+            kid=values["kid"],
+            purpose=purpose,
+            alg=values["alg"],
+            status="next",
+            created_at=now,
+            activated_at=values["activated_at"],
+            retired_at=None,
+            publish_until=None,
+        )
+
+    async def _promote(self, purpose: Purpose, kid: str, now: int) -> bool:
+        """Make ``kid`` the active key of ``purpose`` if it is still ``next`` and due.
+
+        Several instances may try at once, and one may act on a stale read: the UPDATE
+        matches only a row that is still ``next`` and due, so exactly one of them
+        promotes and a key that has since moved on is never brought back.
+        """
+        table = signing_keys.c
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(signing_keys)
+                .where(table.kid == kid, table.status == "next", table.activated_at <= now)
+                .values(status="active", activated_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            # Retired keys never sign again: their private half is erased, not kept.
+            await conn.execute(
+                update(signing_keys)
+                .where(table.purpose == purpose, table.status == "active", table.kid != kid)
+                .values(
+                    status="retired",
+                    retired_at=now,
+                    publish_until=None if purpose == "ledger" else now + self._retired_grace,
+                    private_key=b"",
+                )
+            )
+        log.info("%s signing key %s is now active", purpose, kid)
+        return True
+
+    async def list_keys(self) -> list[KeyInfo]:
+        """Every key ever made, for operators (no private material)."""
+        table = signing_keys.c
+        query = select(
+            table.kid,
+            table.purpose,
+            table.alg,
+            table.status,
+            table.created_at,
+            table.activated_at,
+            table.retired_at,
+            table.publish_until,
+        ).order_by(table.purpose.desc(), table.created_at, table.kid)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [KeyInfo(*row) for row in rows]
+
+    def _now(self) -> int:
+        return int(self._clock.now())
+
+
+async def _serialize_key_writes(conn: AsyncConnection) -> None:
+    """Hold the key-writing lock until ``conn``'s transaction ends.
+
+    PostgreSQL: an advisory transaction lock, so that a check-then-insert by one instance
+    cannot interleave with another's. SQLite: every transaction already begins with
+    ``BEGIN IMMEDIATE`` (storage/database.py), which admits one writer at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK)))
+
+
+async def _kid_with_status(conn: AsyncConnection, purpose: Purpose, status: Status) -> str | None:
+    table = signing_keys.c
+    kid = await conn.scalar(
+        select(table.kid)
+        .where(table.purpose == purpose, table.status == status)
+        .order_by(table.created_at.desc())
+        .limit(1)
+    )
+    return cast(str | None, kid)
+
+
+async def _record_rotation(
+    conn: AsyncConnection,
+    now: int,
+    values: dict[str, Any],
+    *,
+    previous_kid: str | None,
+    actor: str,
+) -> None:
+    record: dict[str, Any] = {
+        "purpose": values["purpose"],
+        "kid": values["kid"],
+        "alg": values["alg"],
+        "actor": actor,
+    }
+    if previous_kid is not None:
+        record["previous_kid"] = previous_kid
+    await ledger.append(conn, kind="key_rotated", version=1, created_at=now, record=record)
