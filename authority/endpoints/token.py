@@ -27,10 +27,10 @@ from authority.grants.token_exchange import Denied, ExchangeRequest, exchange
 from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
 
+from . import paths
 from .guard import endpoint
 from .http import NO_STORE, Form, json_response, read_form
 
-TOKEN_PATH = "/oauth2/token"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (a URN)
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -144,7 +144,7 @@ def parse_exchange(services: Services, request: Request, form: Form) -> Exchange
         lifetime=_lifetime(form),
         dpop_proof=_dpop_header(request),
         method=request.method,
-        url=services.settings.issuer + TOKEN_PATH,
+        url=services.settings.issuer + paths.TOKEN,
     )
 
 
@@ -170,4 +170,4 @@ async def token(request: Request) -> Response:
     return json_response(body, 200, NO_STORE)
 
 
-routes = [Route(TOKEN_PATH, token, methods=["POST"])]
+routes = [Route(paths.TOKEN, token, methods=["POST"])]
