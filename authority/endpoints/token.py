@@ -32,7 +32,7 @@ from .guard import endpoint
 from .http import NO_STORE, Form, json_response, read_form
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (a URN)
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # RFC 8707 §2 lets resource repeat; it is parsed as a list and then held to exactly one.
 REPEATABLE = frozenset({"resource", "audience"})

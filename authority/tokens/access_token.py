@@ -14,7 +14,7 @@ from authority.policy.checks import ToolCall
 
 AT_TYP = "at+jwt"
 TOOL_CALL_TYPE = "tool_call"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 (a URN)
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
 def authorization_detail(call: ToolCall, audience: str) -> dict[str, Any]:
