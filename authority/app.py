@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from authority.clock import Clock, SystemClock
 from authority.context import Services
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
+from authority.ledger.sequencer import Sequencer
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
@@ -64,9 +65,26 @@ async def start(services: Services) -> None:
         await migrate(services.settings.sqlalchemy_url)
     await services.keyring.load()
     services.keyring.start_refresh()
+    services.sequencer = ledger_sequencer(services)
+    services.sequencer.start()
+
+
+def ledger_sequencer(services: Services) -> Sequencer:
+    settings = services.settings
+    return Sequencer(
+        services.engine,
+        services.keyring,
+        services.clock,
+        issuer=settings.issuer,
+        interval=settings.checkpoint_interval,
+        straggler_window=settings.ledger_straggler_window,
+        batch_size=settings.ledger_batch_size,
+    )
 
 
 async def stop(services: Services) -> None:
+    if services.sequencer is not None:
+        await services.sequencer.stop()
     await services.keyring.stop_refresh()
     await services.hot.close()
     await services.engine.dispose()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authority.clock import Clock
+from authority.ledger.sequencer import Sequencer
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
@@ -33,6 +34,8 @@ class Services:
     keyring: Keyring
     # Filled in by later layers (keyring, policy, ledger, feed) as create_app wires them.
     extras: dict[str, Any] = field(default_factory=dict)
+    # Started by app.start() once the keyring is loaded; tests call its run_once().
+    sequencer: Sequencer | None = None
 
     def now(self) -> int:
         return int(self.clock.now())

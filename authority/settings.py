@@ -116,6 +116,15 @@ class Settings(BaseSettings):
 
     # --- ledger ---------------------------------------------------------------------
     checkpoint_interval: float = Field(1.0, gt=0, le=3600)
+    ledger_straggler_window: float = Field(
+        300.0,
+        ge=1,
+        description="Seconds beyond which no transaction appending to the ledger is still "
+        "open: how far back the sequencer looks for late-committing entries.",
+    )
+    ledger_batch_size: int = Field(
+        2000, ge=1, le=100_000, description="Entries sequenced per sequencer transaction."
+    )
 
     # --- serving --------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -80,6 +80,9 @@ async def _truncate_postgres(url: str) -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
+            # The ledger tables refuse TRUNCATE by trigger; replica mode skips triggers
+            # for this transaction only (the test role is a superuser).
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
             names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     finally:

@@ -1,1 +1,1 @@
-"""The tamper-evident ledger: every decision, revocation and key event, in the manner of RFC 9162."""
+"""The tamper-evident ledger: every decision and key event, in the manner of RFC 9162."""

@@ -1,22 +1,23 @@
 """Ledger entries: versioned, canonical JSON records appended with the effect they record.
 
 ``append`` runs inside the caller's transaction: the entry commits with the grant, the
-revocation or the status change it describes, or neither does.
+revocation or the status change it describes, or neither does. It takes no lock beyond
+the row it inserts: tree positions are assigned after commit by the sequencer
+(``authority.ledger.sequencer``), so appends from concurrent requests never queue
+behind each other.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.storage.schema import ledger_entries
 
+from .schemas import MalformedEntry, build_body, canonical_json
 
-def canonical_json(record: dict[str, Any]) -> str:
-    """Sorted keys, no insignificant whitespace, UTF-8: one byte string per record."""
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+__all__ = ["MalformedEntry", "append", "canonical_json"]
 
 
 async def append(
@@ -27,18 +28,25 @@ async def append(
     created_at: int,
     record: dict[str, Any],
 ) -> None:
-    """Append one entry in the caller's transaction. ``record`` is the entry's body."""
-    body = {"kind": kind, "version": version, "time": created_at, **record}
+    """Append one entry in the caller's transaction. ``record`` is the entry's body.
+
+    The record is validated against the schema of ``kind`` and ``version``
+    (``authority.ledger.schemas``) before anything is written: ``MalformedEntry`` (a
+    ``ValueError``) means a programming error in the caller, and the caller's
+    transaction must roll back with it.
+    """
+    body = build_body(kind, version, created_at, record)
+    decision = record.get("decision")
     await conn.execute(
         ledger_entries.insert().values(
             created_at=created_at,
             kind=kind,
             version=version,
-            body=canonical_json(body),
+            body=body,
             agent_id=record.get("agent_id"),
             owner_id=record.get("owner_id"),
             delegation_id=record.get("delegation_id"),
             tool=record.get("tool"),
-            decision=record.get("decision"),
+            decision=decision if isinstance(decision, str) else None,
         )
     )

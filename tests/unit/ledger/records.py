@@ -1,0 +1,72 @@
+"""Valid records of every entry kind, for the tests to append."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def grant(n: int, decision: str = "denied") -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "grant_id": f"grt_{n:08d}",
+        "decision": decision,
+        "agent_id": f"agt_{n % 3}",
+        "owner_id": f"own_{n % 2}",
+        "delegation_id": f"dlg_{n % 5}",
+        "tool": "github.issues.create" if n % 2 else "github.issues.list",
+        "resource": "https://api.github.com/repos/acme/web",
+        "action": "create",
+    }
+    if decision == "issued":
+        record |= {"jti": f"jti_{n}", "token_hash": f"{n:064x}", "expires_at": 1_800_000_000 + n}
+    else:
+        record["reason"] = "delegation_revoked"
+    return record
+
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "grant": grant(1, "issued"),
+    "token_revoked": {"jti": "jti_1", "actor": "resource_server:rs_1", "reason": "rfc7009"},
+    "delegation_created": {
+        "delegation_id": "dlg_1",
+        "owner_id": "own_1",
+        "agent_id": "agt_1",
+        "intent": "triage bugs in acme/web",
+        "scope": [
+            {"tool": "github.issues.create", "resources": ["acme/web/*"], "actions": ["create"]}
+        ],
+        "cnf_jkt": "a" * 43,
+        "expires_at": 1_800_000_000,
+        "max_calls": 100,
+        "actor": "owner:own_1",
+    },
+    "delegation_revoked": {
+        "delegation_id": "dlg_1",
+        "owner_id": "own_1",
+        "agent_id": "agt_1",
+        "actor": "owner:own_1",
+    },
+    "agent_quarantined": {
+        "agent_id": "agt_1",
+        "owner_id": "own_1",
+        "actor": "admin:ak_1",
+        "reason": "suspicious",
+    },
+    "agent_released": {"agent_id": "agt_1", "owner_id": "own_1", "actor": "owner:own_1"},
+    "kill_switch": {"owner_id": "own_1", "actor": "owner:own_1", "agent_count": 3},
+    "approval_decided": {
+        "approval_id": "apr_1",
+        "decision": "approved",
+        "owner_id": "own_1",
+        "agent_id": "agt_1",
+        "delegation_id": "dlg_1",
+        "actor": "owner:own_1",
+    },
+    "autonomy_changed": {
+        "agent_id": "agt_1",
+        "owner_id": "own_1",
+        "previous_level": 1,
+        "level": 2,
+        "actor": "owner:own_1",
+    },
+    "key_rotated": {"purpose": "ledger", "kid": "k2", "alg": "EdDSA", "actor": "admin:ak_1"},
+}

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from authority.ledger.schemas import (
+    KINDS,
+    LATEST,
+    MalformedEntry,
+    build_body,
+    canonical_json,
+    parse_body,
+)
+
+from .records import EXAMPLES, grant
+
+
+def test_every_kind_has_an_example() -> None:
+    assert set(EXAMPLES) == KINDS
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_body_round_trips(kind: str) -> None:
+    body = build_body(kind, LATEST[kind], 1_800_000_000, EXAMPLES[kind])
+    value, record = parse_body(body)
+    assert value["kind"] == kind
+    assert value["time"] == 1_800_000_000
+    assert record.model_dump(mode="json", exclude_none=True) == EXAMPLES[kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "record"),
+    [
+        ("grant", 2, grant(1)),
+        ("no_such_kind", 1, {}),
+        ("grant", 1, {**grant(1), "extra": "member"}),
+        ("grant", 1, {**grant(1), "grant_id": 7}),  # strict: no coercion
+        ("grant", 1, {**grant(1), "decision": "maybe"}),
+        ("grant", 1, {**grant(1), "agent_id": "x" * 41}),  # wider than its column
+        ("grant", 1, {**grant(1, "issued"), "jti": None}),  # issued names its token
+        ("grant", 1, {**grant(1), "jti": "j"}),  # a denial names no token
+        ("grant", 1, {k: v for k, v in grant(1).items() if k != "reason"}),
+        ("grant", 1, {**grant(1), "time": 5}),  # envelope member
+        ("grant", 1, {**grant(1), "kind": "token_revoked"}),
+        ("autonomy_changed", 1, {**EXAMPLES["autonomy_changed"], "level": 4}),
+        ("autonomy_changed", 1, {**EXAMPLES["autonomy_changed"], "level": True}),
+        ("delegation_created", 1, {**EXAMPLES["delegation_created"], "scope": [{"tool": "t"}]}),
+    ],
+)
+def test_malformed_records_are_refused(kind: str, version: int, record: dict[str, Any]) -> None:
+    with pytest.raises(MalformedEntry):
+        build_body(kind, version, 1, record)
+
+
+@pytest.mark.parametrize("time", [-1, 1.5, True, 2**53])
+def test_bad_times_are_refused(time: Any) -> None:
+    with pytest.raises(MalformedEntry):
+        build_body("grant", 1, time, grant(1))
+
+
+def test_parse_refuses_non_canonical_bodies() -> None:
+    body = build_body("grant", 1, 5, grant(1))
+    value = orjson.loads(body)
+    spaced = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    with pytest.raises(MalformedEntry, match="canonical"):
+        parse_body(spaced)
+    with pytest.raises(MalformedEntry, match="null"):
+        parse_body(canonical_json({**value, "jti": None}))
+    with pytest.raises(MalformedEntry):
+        parse_body("[1]")
+    with pytest.raises(MalformedEntry):
+        parse_body("{")
+    with pytest.raises(MalformedEntry, match="time"):
+        parse_body(canonical_json({**value, "time": "5"}))
+    with pytest.raises(MalformedEntry):
+        parse_body(canonical_json({**value, "version": 9}))
