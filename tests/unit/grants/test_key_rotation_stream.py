@@ -22,7 +22,7 @@ class RefreshingVerifier:
     async def _fetch(self) -> None:
         self.fetches += 1
         jwks = (await self.client.get("/.well-known/jwks.json")).json()
-        self.keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(jwks).keys}
+        self.keys = {str(k.key_id): k for k in jwt.PyJWKSet.from_dict(jwks).keys}
 
     async def verify(self, token: str) -> dict[str, Any]:
         header = jwt.get_unverified_header(token)
