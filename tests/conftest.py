@@ -28,6 +28,7 @@ from authority.settings import Settings
 from authority.storage.database import migrate
 from authority.storage.hot import RedisHotState
 from authority.storage.schema import metadata
+from tests.support import World
 
 PG_ADMIN_URL = os.environ.get(
     "AUTHORITY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -102,9 +103,7 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings_factory(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Any]:
+def settings_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     """Build ``Settings`` for this test's backend, with any overrides."""
     redis_prefix = f"authority-test:{RUN_ID}:{uuid.uuid4().hex[:8]}:"
     if backend == "embedded":
@@ -179,3 +178,9 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 def is_redis(services: Services) -> bool:
     return isinstance(services.hot, RedisHotState)
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, services: Services, clock: FrozenClock) -> World:
+    """An owner, an agent, a resource server, a tool and a delegation, made over HTTP."""
+    return await World(client, services, clock).setup()
