@@ -25,7 +25,7 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.secret_key import load_secret_key
 from authority.tokens.keyring import Keyring
 
-from .endpoints import discovery, health, management
+from .endpoints import delegations, discovery, health, management, token
 from .endpoints.http import error_response
 
 log = logging.getLogger("authority")
@@ -91,7 +91,13 @@ async def stop(services: Services) -> None:
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
-    return [*health.routes, *discovery.routes(settings), *management.routes]
+    return [
+        *health.routes,
+        *discovery.routes(settings),
+        *management.routes,
+        *delegations.routes,
+        *token.routes,
+    ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
