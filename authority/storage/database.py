@@ -33,11 +33,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # No pool_pre_ping: it would add a round trip to every checkout on the hot path. A
+    # connection lost while pooled fails its request with 503 (endpoints.guard), and
+    # SQLAlchemy then invalidates the whole pool, so the next request reconnects.
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
 
