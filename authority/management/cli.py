@@ -25,17 +25,28 @@ T = TypeVar("T")
 
 
 async def _with_services(args: argparse.Namespace, work: Callable[[Services], Awaitable[T]]) -> T:
-    from authority.app import build_services, start, stop
+    """The services with only the database connected: no keyring, sequencer or server.
+
+    The schema is brought up to date first where the server would do it at start-up (the
+    embedded default), so ``bootstrap`` works on a fresh data directory.
+    """
+    from authority.app import build_services
+    from authority.storage.database import migrate
 
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
-    services = build_services(load_settings(**overrides))
-    await start(services)
+    settings = load_settings(**overrides)
+    if settings.is_embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.should_auto_migrate:
+        await migrate(settings.sqlalchemy_url)
+    services = build_services(settings)
     try:
         return await work(services)
     finally:
-        await stop(services)
+        await services.hot.close()
+        await services.engine.dispose()
 
 
 def _print_issued(issued: api_keys.IssuedKey) -> None:

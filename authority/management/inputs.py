@@ -19,9 +19,14 @@ M = TypeVar("M", bound="Body")
 
 # Text that ends up in names, logs and consoles: no control characters (NUL would also be
 # refused by PostgreSQL), no leading or trailing blanks.
+_VISIBLE = r"[^\s\x00-\x1f\x7f]"
 Name = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, pattern=r"^\S(?:[^\x00-\x1f\x7f]*\S)?$"),
+    StringConstraints(
+        min_length=1,
+        max_length=200,
+        pattern=rf"^{_VISIBLE}(?:[^\x00-\x1f\x7f]*{_VISIBLE})?$",
+    ),
 ]
 Label = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Description = Annotated[
