@@ -120,7 +120,7 @@ class _Signer:
 
     kid: str
     alg: str
-    key: jwk.Key = field(repr=False)
+    key: jwk.OKPKey | jwk.ECKey = field(repr=False)
     registry: jws.JWSRegistry = field(repr=False)
 
 
