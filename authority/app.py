@@ -25,7 +25,7 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.secret_key import load_secret_key
 from authority.tokens.keyring import Keyring
 
-from .endpoints import delegations, discovery, health, management, token
+from .endpoints import delegations, discovery, health, ledger, management, token
 from .endpoints.http import error_response
 
 log = logging.getLogger("authority")
@@ -97,6 +97,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *management.routes,
         *delegations.routes,
         *token.routes,
+        *ledger.routes,
     ]
 
 

@@ -96,9 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 # Each feature module adds its subcommands here: f(subparsers) -> None.
 EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 import authority.management.cli  # noqa: E402, F401  (authority admin ...)
+from authority.ledger.cli import register as _register_ledger  # noqa: E402
 from authority.tokens.commands import register as _register_keys  # noqa: E402
 
 EXTENSIONS.append(_register_keys)  # authority keys ...
+EXTENSIONS.append(_register_ledger)  # authority ledger ...
 
 
 def main(argv: Sequence[str] | None = None) -> int:

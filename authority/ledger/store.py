@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -21,6 +22,7 @@ from authority.storage.schema import (
     ledger_nodes,
 )
 
+from .checkpoints import encode_hash
 from .merkle import (
     CompactRange,
     NodeKey,
@@ -254,3 +256,13 @@ async def export_entries(
         for r in rows:
             yield SequencedEntry(int(r.leaf_index), bytes(r.leaf_hash), r.body)
         position = int(rows[-1].leaf_index) + 1
+
+
+def export_line(entry: SequencedEntry) -> bytes:
+    """One line of the export: the body verbatim, as a string, so its bytes survive."""
+    line = {
+        "leaf_index": entry.leaf_index,
+        "leaf_hash": encode_hash(entry.leaf_hash),
+        "body": entry.body,
+    }
+    return orjson.dumps(line) + b"\n"

@@ -1,0 +1,266 @@
+"""``authority ledger``: export the ledger, and verify an export offline (``verify``).
+
+``verify`` reads each input from a file or from the authority's ledger API (an http(s)
+URL, with the auditor's API key from ``--api-key-file``). It prints one line and exits 0
+when everything verifies, 1 naming the first bad index when something does not, and 2
+when an input cannot be read at all.
+
+``export`` writes, from this instance's own database, the files ``verify`` takes: the
+entries as JSON Lines, the checkpoints, and the ledger's public keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import orjson
+
+from .checkpoints import encode_hash, ledger_keyset
+from .verify import State, VerificationFailed, checkpoint_items, verify_export
+
+KEYS_PATH = "/v1/ledger/keys"
+TIMEOUT = httpx.Timeout(30.0, read=300.0)
+MAX_CHECKPOINT_PAGES = 1_000_000
+
+
+class InputError(Exception):
+    """An input that cannot be read: exit 2, nothing was verified."""
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("https://", "http://"))
+
+
+def _origin_path(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+async def _get_json(client: httpx.AsyncClient, url: str, **params: str) -> Any:
+    try:
+        response = await client.get(url, params=params or None)
+    except httpx.HTTPError as exc:
+        raise InputError(f"{url}: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        raise InputError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise InputError(f"{url}: the answer is not JSON") from None
+
+
+def _read_json_file(path: str) -> Any:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # JSON Lines: one checkpoint per line
+        return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+    except orjson.JSONDecodeError:
+        raise InputError(f"{path}: neither JSON nor JSON Lines") from None
+
+
+async def load_checkpoints(
+    source: str, client: httpx.AsyncClient, state: State | None
+) -> list[Any]:
+    if not _is_url(source):
+        return checkpoint_items(_read_json_file(source))
+    items: list[Any] = []
+    params: dict[str, str] = {}
+    if state is not None and state.tree_size > 0:
+        # Only the checkpoints from the one verified last time on (it is included).
+        params["cursor"] = str(state.tree_size - 1)
+    for _ in range(MAX_CHECKPOINT_PAGES):
+        page = await _get_json(client, source, **params)
+        items.extend(checkpoint_items(page))
+        cursor = page.get("next_cursor") if isinstance(page, dict) else None
+        if not isinstance(cursor, str):
+            return items
+        params["cursor"] = cursor
+    raise InputError(f"{source}: too many pages")
+
+
+async def load_keys(source: str | None, checkpoints: str, client: httpx.AsyncClient) -> Any:
+    if source is None:
+        if not _is_url(checkpoints):
+            raise InputError("--keys is needed when the checkpoints come from a file")
+        source = _origin_path(checkpoints, KEYS_PATH)
+        print(
+            f"warning: trusting the ledger keys served by the authority itself ({source}); "
+            "pin them with --keys",
+            file=sys.stderr,
+        )
+    document = await _get_json(client, source) if _is_url(source) else _read_json_file(source)
+    try:
+        return ledger_keyset(document)
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
+
+
+async def export_lines(source: str, client: httpx.AsyncClient) -> AsyncIterator[bytes | str]:
+    if not _is_url(source):
+        try:
+            with open(source, "rb") as lines:  # noqa: ASYNC230 (a local file, read in order)
+                for line in lines:
+                    yield line
+        except OSError as exc:
+            raise InputError(f"{source}: {exc.strerror}") from None
+        return
+    try:
+        async with client.stream("GET", source) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise InputError(f"{source}: HTTP {response.status_code}")
+            async for text in response.aiter_lines():
+                yield text
+    except httpx.HTTPError as exc:
+        raise InputError(f"{source}: {type(exc).__name__}") from None
+
+
+async def verify_sources(
+    *,
+    export: str,
+    checkpoints: str,
+    keys: str | None,
+    state_path: Path | None,
+    client: httpx.AsyncClient,
+) -> str:
+    """Verify; return the success line, or raise ``VerificationFailed`` / ``InputError``."""
+    try:
+        state = State.load(state_path) if state_path is not None else None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    keyset = await load_keys(keys, checkpoints, client)
+    items = await load_checkpoints(checkpoints, client, state)
+    report = await verify_export(export_lines(export, client), items, keyset, state=state)
+    latest = report.latest
+    if latest is None:  # verify_export refuses an export with no valid checkpoint
+        raise VerificationFailed(0, "no valid checkpoint")
+    if state_path is not None:
+        State(latest.tree_size, latest.root_hash).save(state_path)
+    return (
+        f"ok: {report.entries} entries verified against {report.checkpoints} checkpoints; "
+        f"tree size {latest.tree_size}, root {encode_hash(latest.root_hash)}, "
+        f"signed by {latest.kid} at {latest.iat}"
+    )
+
+
+def _client(api_key_file: Path | None) -> httpx.AsyncClient:
+    headers = {}
+    if api_key_file is not None:
+        try:
+            key = api_key_file.read_text().strip()
+        except OSError as exc:
+            raise InputError(f"{api_key_file}: {exc.strerror}") from None
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.AsyncClient(headers=headers, timeout=TIMEOUT, follow_redirects=False)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    async def run() -> str:
+        async with _client(args.api_key_file) as client:
+            return await verify_sources(
+                export=args.export,
+                checkpoints=args.checkpoints,
+                keys=args.keys,
+                state_path=args.state,
+                client=client,
+            )
+
+    try:
+        print(asyncio.run(run()))
+    except VerificationFailed as exc:
+        print(f"FAILED at index {exc.index}: {exc.message}", file=sys.stderr)
+        return 1
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --- export from this instance's database -----------------------------------------------------
+async def _export(args: argparse.Namespace) -> str:
+    from sqlalchemy import select
+
+    from authority.settings import load_settings
+    from authority.storage.database import make_engine
+    from authority.storage.schema import signing_keys
+
+    from . import store
+
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    settings = load_settings(**overrides)
+    engine = make_engine(settings.sqlalchemy_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            latest = await store.latest_checkpoint(conn)
+            size = 0 if latest is None else latest.tree_size
+            if args.checkpoints is not None:
+                rows = await store.list_checkpoints(conn, after=None, limit=size + 1)
+                with open(args.checkpoints, "wb") as out:  # noqa: ASYNC230
+                    for row in rows:
+                        out.write(orjson.dumps({"tree_size": row.tree_size, "signed": row.signed}))
+                        out.write(b"\n")
+            if args.keys is not None:
+                keys = await conn.execute(
+                    select(signing_keys.c.public_jwk).where(signing_keys.c.purpose == "ledger")
+                )
+                jwks = {"keys": [orjson.loads(value) for value in keys.scalars()]}
+                data = orjson.dumps(jwks, option=orjson.OPT_INDENT_2)
+                Path(args.keys).write_bytes(data)  # noqa: ASYNC240
+        # A one-shot command: blocking writes to a local file are what it is for.
+        out_file = sys.stdout.buffer if args.out is None else open(args.out, "wb")  # noqa: ASYNC230, SIM115
+        try:
+            async for entry in store.export_entries(engine, start=0, end=size):
+                out_file.write(store.export_line(entry))
+        finally:
+            if args.out is not None:
+                out_file.close()
+    finally:
+        await engine.dispose()
+    return f"exported {size} entries (the latest checkpoint's tree size)"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    print(asyncio.run(_export(args)), file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ledger = sub.add_parser("ledger", help="export and verify the tamper-evident ledger")
+    commands = ledger.add_subparsers(dest="ledger_command", required=True)
+
+    verify = commands.add_parser(
+        "verify", help="check an export against signed checkpoints (exit 1 if it fails)"
+    )
+    verify.add_argument("--export", required=True, metavar="FILE|URL", help="JSON Lines export")
+    verify.add_argument("--checkpoints", required=True, metavar="FILE|URL")
+    verify.add_argument(
+        "--keys", metavar="FILE|URL", help="JWK Set of the ledger keys (default: the server's)"
+    )
+    verify.add_argument(
+        "--state", type=Path, metavar="FILE", help="the tree verified last time; updated"
+    )
+    verify.add_argument(
+        "--api-key-file", type=Path, metavar="FILE", help="auditor API key, for URLs"
+    )
+    verify.set_defaults(func=cmd_verify)
+
+    export = commands.add_parser("export", help="write the ledger from this instance's database")
+    export.add_argument("--out", metavar="FILE", help="entries as JSON Lines (default: stdout)")
+    export.add_argument("--checkpoints", metavar="FILE", help="write the checkpoints here")
+    export.add_argument("--keys", metavar="FILE", help="write the ledger keys' JWK Set here")
+    export.set_defaults(func=cmd_export)
