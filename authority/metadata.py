@@ -84,9 +84,12 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         # The authority's own APIs.
         "authority_revocation_feed_endpoint": url(paths.REVOCATION_FEED),
         "authority_ledger_entries_endpoint": url(paths.LEDGER_ENTRIES),
+        "authority_ledger_export_endpoint": url(paths.LEDGER_EXPORT),
         "authority_ledger_checkpoint_endpoint": url(paths.LEDGER_CHECKPOINT),
+        "authority_ledger_checkpoints_endpoint": url(paths.LEDGER_CHECKPOINTS),
         "authority_ledger_inclusion_proof_endpoint": url(paths.LEDGER_INCLUSION_PROOF),
         "authority_ledger_consistency_proof_endpoint": url(paths.LEDGER_CONSISTENCY_PROOF),
+        "authority_ledger_keys_uri": url(paths.LEDGER_KEYS),
     }
     # §3.2: "Claims with zero elements MUST be omitted"; unset optional members likewise.
     return {name: value for name, value in document.items() if value not in (None, [])}

@@ -23,9 +23,12 @@ REVOCATION: Final = "/oauth2/revoke"  # RFC 7009
 # --- the authority's own APIs -------------------------------------------------------------
 REVOCATION_FEED: Final = "/v1/revocations/feed"
 LEDGER_ENTRIES: Final = "/v1/ledger/entries"
-LEDGER_CHECKPOINT: Final = "/v1/ledger/checkpoint"
+LEDGER_EXPORT: Final = "/v1/ledger/export"  # JSON Lines
+LEDGER_CHECKPOINT: Final = "/v1/ledger/checkpoint"  # the latest signed tree head
+LEDGER_CHECKPOINTS: Final = "/v1/ledger/checkpoints"
 LEDGER_INCLUSION_PROOF: Final = "/v1/ledger/proofs/inclusion"
 LEDGER_CONSISTENCY_PROOF: Final = "/v1/ledger/proofs/consistency"
+LEDGER_KEYS: Final = "/v1/ledger/keys"  # every ledger key ever used (a JWK Set)
 
 ALL: Final[frozenset[str]] = frozenset(
     {
@@ -37,8 +40,11 @@ ALL: Final[frozenset[str]] = frozenset(
         REVOCATION,
         REVOCATION_FEED,
         LEDGER_ENTRIES,
+        LEDGER_EXPORT,
         LEDGER_CHECKPOINT,
+        LEDGER_CHECKPOINTS,
         LEDGER_INCLUSION_PROOF,
         LEDGER_CONSISTENCY_PROOF,
+        LEDGER_KEYS,
     }
 )

@@ -66,10 +66,13 @@ async def test_the_metadata_names_every_endpoint_and_value(
         "authorization_details_types_supported": ["tool_call"],
         "backchannel_token_delivery_modes_supported": ["poll"],
         "authority_revocation_feed_endpoint": issuer + "/v1/revocations/feed",
-        "authority_ledger_entries_endpoint": issuer + paths.LEDGER_ENTRIES,
-        "authority_ledger_checkpoint_endpoint": issuer + paths.LEDGER_CHECKPOINT,
-        "authority_ledger_inclusion_proof_endpoint": issuer + paths.LEDGER_INCLUSION_PROOF,
-        "authority_ledger_consistency_proof_endpoint": issuer + paths.LEDGER_CONSISTENCY_PROOF,
+        "authority_ledger_entries_endpoint": issuer + "/v1/ledger/entries",
+        "authority_ledger_export_endpoint": issuer + "/v1/ledger/export",
+        "authority_ledger_checkpoint_endpoint": issuer + "/v1/ledger/checkpoint",
+        "authority_ledger_checkpoints_endpoint": issuer + "/v1/ledger/checkpoints",
+        "authority_ledger_inclusion_proof_endpoint": issuer + "/v1/ledger/proofs/inclusion",
+        "authority_ledger_consistency_proof_endpoint": issuer + "/v1/ledger/proofs/consistency",
+        "authority_ledger_keys_uri": issuer + "/v1/ledger/keys",
     }
     for alg in ("EdDSA", "ES256", "ES384", "RS256", "PS256"):
         assert alg in doc["dpop_signing_alg_values_supported"]
@@ -84,7 +87,7 @@ async def test_every_advertised_endpoint_is_in_the_paths_module(
         for name, value in doc.items()
         if name.endswith(("_endpoint", "_uri")) and isinstance(value, str)
     }
-    assert len(urls) == 9
+    assert len(urls) == 12
     for value in urls.values():
         assert value.startswith(settings.issuer + "/")
         assert value.removeprefix(settings.issuer) in paths.ALL
