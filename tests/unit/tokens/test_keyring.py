@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import jwt as pyjwt
@@ -86,6 +86,15 @@ async def instance(
 async def promote(services: Services, clock: FrozenClock, delay: int) -> None:
     clock.advance(delay)
     await services.keyring.refresh()
+
+
+async def eventually(condition: Callable[[], bool]) -> bool:
+    """Wait up to 10 s for a background refresh to make ``condition`` true (real time)."""
+    for _ in range(500):
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
 
 
 # --- keys at rest ---------------------------------------------------------------------------
@@ -386,17 +395,11 @@ async def test_instances_refresh_by_themselves(settings_factory: Any, clock: Fro
     settings = settings_factory(keyring_refresh_interval=0.05)
     async with instance(settings, clock) as one, instance(settings, clock) as two:
         info = await one.keyring.rotate("token", actor="test")
-        for _ in range(200):
-            if info.kid in kids(two.keyring.jwks()):
-                break
-            await asyncio.sleep(0.02)
-        assert info.kid in kids(two.keyring.jwks())
+        assert await eventually(lambda: info.kid in kids(two.keyring.jwks()))
         clock.advance(settings.key_activation_delay)
-        for _ in range(200):
-            if {one.keyring.active_kid(), two.keyring.active_kid()} == {info.kid}:
-                break
-            await asyncio.sleep(0.02)
-        assert {one.keyring.active_kid(), two.keyring.active_kid()} == {info.kid}
+        assert await eventually(
+            lambda: {one.keyring.active_kid(), two.keyring.active_kid()} == {info.kid}
+        )
     assert one.keyring._task is None and two.keyring._task is None
 
 
@@ -418,12 +421,8 @@ async def test_a_failed_refresh_keeps_the_keys_and_retries(
         monkeypatch.setattr(Keyring, "_read", flaky_read)
         info = await one.keyring.rotate("token", actor="test")
         assert two.keyring.sign(claims(), typ="at+jwt")
-        for _ in range(200):
-            if info.kid in kids(two.keyring.jwks()):
-                break
-            await asyncio.sleep(0.02)
+        assert await eventually(lambda: info.kid in kids(two.keyring.jwks()))
         assert failures == 3
-        assert info.kid in kids(two.keyring.jwks())
 
 
 async def test_instances_promoting_at_once_promote_once(
