@@ -20,7 +20,7 @@ from authority.ledger.sequencer import Sequencer
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
-from authority.storage.database import make_engine, migrate
+from authority.storage.database import make_engine, migrate, reader
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.secret_key import load_secret_key
 from authority.tokens.keyring import Keyring
@@ -50,6 +50,7 @@ def build_services(
         settings=settings,
         clock=clock,
         engine=engine,
+        reader=reader(engine),
         hot=hot,
         hasher=SecretHasher(secret_key),
         keyring=Keyring(engine, clock, settings, secret_key=secret_key),

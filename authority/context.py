@@ -28,6 +28,8 @@ class Services:
     settings: Settings
     clock: Clock
     engine: AsyncEngine
+    # The same pool in autocommit mode, for reads on the hot path (storage.database.reader).
+    reader: AsyncEngine
     hot: HotState
     hasher: SecretHasher
     policy: CedarPolicy

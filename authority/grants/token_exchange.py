@@ -26,7 +26,7 @@ from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
-from sqlalchemy import and_, literal, select, update
+from sqlalchemy import and_, bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
@@ -152,7 +152,7 @@ async def _write_grant(
         "cnf_jkt": jkt,
         "single_use": single_use,
     }
-    await conn.execute(grants.insert().values(**values))
+    await conn.execute(_INSERT_GRANT, values)
     ledger_record = {k: v for k, v in values.items() if k not in ("id", "created_at")}
     ledger_record["grant_id"] = grant_id
     await append(conn, kind="grant", version=1, created_at=now, record=ledger_record)
@@ -170,54 +170,56 @@ async def _deny(
 
 
 # --- loading ----------------------------------------------------------------------------------
+# Built once: a statement object reused with bind parameters costs no cache-key work.
+_LOAD = select(
+    agents.c.id.label("agent_id"),
+    agents.c.owner_id.label("agent_owner_id"),
+    agents.c.status.label("agent_status"),
+    agents.c.autonomy_level,
+    agents.c.jwks,
+    owners.c.status.label("owner_status"),
+    delegations.c.id.label("delegation_id"),
+    delegations.c.owner_id.label("delegation_owner_id"),
+    delegations.c.agent_id.label("delegation_agent_id"),
+    delegations.c.status.label("delegation_status"),
+    delegations.c.expires_at.label("delegation_expires_at"),
+    delegations.c.scope,
+    delegations.c.intent,
+    delegations.c.max_calls,
+    delegations.c.rate_per_minute,
+    delegations.c.calls_used,
+    delegations.c.cnf_jkt,
+    tools.c.name.label("tool_name"),
+    tools.c.status.label("tool_status"),
+    tools.c.resource_server_id,
+    tools.c.actions,
+    tools.c.read_actions,
+    tools.c.risk_tier,
+    tools.c.approval_required,
+    tools.c.single_use,
+    tools.c.dpop_required,
+    tools.c.max_token_lifetime,
+    resource_servers.c.audience,
+    resource_servers.c.status.label("server_status"),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery("one")
+    .outerjoin(agents, agents.c.id == bindparam("agent_id"))
+    .outerjoin(owners, owners.c.id == agents.c.owner_id)
+    .outerjoin(delegations, delegations.c.id == bindparam("delegation_id"))
+    .outerjoin(tools, tools.c.name == bindparam("tool"))
+    .outerjoin(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
+)
+_INSERT_GRANT = grants.insert()
+
+
 async def _load(
     services: Services, agent_id: str | None, delegation_id: str | None, tool_name: str
 ) -> _Loaded:
     """Agent with owner status, delegation and tool with its audience: one round trip."""
-    query = (
-        select(
-            agents.c.id.label("agent_id"),
-            agents.c.owner_id.label("agent_owner_id"),
-            agents.c.status.label("agent_status"),
-            agents.c.autonomy_level,
-            agents.c.jwks,
-            owners.c.status.label("owner_status"),
-            delegations.c.id.label("delegation_id"),
-            delegations.c.owner_id.label("delegation_owner_id"),
-            delegations.c.agent_id.label("delegation_agent_id"),
-            delegations.c.status.label("delegation_status"),
-            delegations.c.expires_at.label("delegation_expires_at"),
-            delegations.c.scope,
-            delegations.c.intent,
-            delegations.c.max_calls,
-            delegations.c.rate_per_minute,
-            delegations.c.calls_used,
-            delegations.c.cnf_jkt,
-            tools.c.name.label("tool_name"),
-            tools.c.status.label("tool_status"),
-            tools.c.resource_server_id,
-            tools.c.actions,
-            tools.c.read_actions,
-            tools.c.risk_tier,
-            tools.c.approval_required,
-            tools.c.single_use,
-            tools.c.dpop_required,
-            tools.c.max_token_lifetime,
-            resource_servers.c.audience,
-            resource_servers.c.status.label("server_status"),
-        )
-        .select_from(
-            select(literal(1).label("one"))
-            .subquery("one")
-            .outerjoin(agents, agents.c.id == (agent_id or ""))
-            .outerjoin(owners, owners.c.id == agents.c.owner_id)
-            .outerjoin(delegations, delegations.c.id == (delegation_id or ""))
-            .outerjoin(tools, tools.c.name == tool_name)
-            .outerjoin(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
-        )
-    )
-    async with services.engine.connect() as conn:
-        row = (await conn.execute(query)).one()
+    params = {"agent_id": agent_id or "", "delegation_id": delegation_id or "", "tool": tool_name}
+    async with services.reader.connect() as conn:
+        row = (await conn.execute(_LOAD, params)).one()
     return _Loaded(
         agent=_agent_facts(row),
         agent_jwks=row.jwks,
@@ -526,6 +528,37 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued:
     )
 
 
+def _spend_statement() -> Any:
+    live = (
+        select(delegations.c.id)
+        .join(agents, agents.c.id == delegations.c.agent_id)
+        .join(owners, owners.c.id == delegations.c.owner_id)
+        .where(
+            delegations.c.id == bindparam("p_delegation"),
+            delegations.c.agent_id == bindparam("p_agent"),
+            delegations.c.status == "active",
+            delegations.c.expires_at > bindparam("p_now"),
+            agents.c.status == "active",
+            owners.c.status == "active",
+        )
+        .with_for_update(read=True, of=[agents, owners])
+        .cte("live")
+    )
+    return (
+        update(delegations)
+        .where(
+            delegations.c.id.in_(select(live.c.id)),
+            (delegations.c.max_calls.is_(None))
+            | (delegations.c.calls_used < delegations.c.max_calls),
+        )
+        .values(calls_used=delegations.c.calls_used + 1)
+        .returning(delegations.c.calls_used)
+    )
+
+
+_SPEND = _spend_statement()
+
+
 async def _spend_call(
     conn: AsyncConnection, delegation_id: str, agent_id: str, now: int
 ) -> int | None:
@@ -536,32 +569,8 @@ async def _spend_call(
     (and this finds nothing to spend) or waits for this grant to commit (and then revokes
     it too). SQLite serialises writers (BEGIN IMMEDIATE), which gives the same order.
     """
-    live = (
-        select(delegations.c.id)
-        .join(agents, agents.c.id == delegations.c.agent_id)
-        .join(owners, owners.c.id == delegations.c.owner_id)
-        .where(
-            delegations.c.id == delegation_id,
-            delegations.c.agent_id == agent_id,
-            delegations.c.status == "active",
-            delegations.c.expires_at > now,
-            agents.c.status == "active",
-            owners.c.status == "active",
-        )
-        .with_for_update(read=True, of=[agents, owners])
-        .cte("live")
-    )
-    statement = (
-        update(delegations)
-        .where(
-            delegations.c.id.in_(select(live.c.id)),
-            (delegations.c.max_calls.is_(None))
-            | (delegations.c.calls_used < delegations.c.max_calls),
-        )
-        .values(calls_used=delegations.c.calls_used + 1)
-        .returning(delegations.c.calls_used)
-    )
-    row = (await conn.execute(statement)).first()
+    params = {"p_delegation": delegation_id, "p_agent": agent_id, "p_now": now}
+    row = (await conn.execute(_SPEND, params)).first()
     return None if row is None else int(row.calls_used)
 
 

@@ -19,6 +19,9 @@ from .schemas import MalformedEntry, build_body, canonical_json
 
 __all__ = ["MalformedEntry", "append", "canonical_json"]
 
+# Built once and executed with parameters: appends are on every request's path.
+_INSERT = ledger_entries.insert()
+
 
 async def append(
     conn: AsyncConnection,
@@ -38,15 +41,16 @@ async def append(
     body = build_body(kind, version, created_at, record)
     decision = record.get("decision")
     await conn.execute(
-        ledger_entries.insert().values(
-            created_at=created_at,
-            kind=kind,
-            version=version,
-            body=body,
-            agent_id=record.get("agent_id"),
-            owner_id=record.get("owner_id"),
-            delegation_id=record.get("delegation_id"),
-            tool=record.get("tool"),
-            decision=decision if isinstance(decision, str) else None,
-        )
+        _INSERT,
+        {
+            "created_at": created_at,
+            "kind": kind,
+            "version": version,
+            "body": body,
+            "agent_id": record.get("agent_id"),
+            "owner_id": record.get("owner_id"),
+            "delegation_id": record.get("delegation_id"),
+            "tool": record.get("tool"),
+            "decision": decision if isinstance(decision, str) else None,
+        },
     )
