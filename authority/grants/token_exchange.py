@@ -313,7 +313,9 @@ def _verified_delegation_claims(services: Services, unverified: UnverifiedJWT) -
     kid = unverified.header.get("kid")
     alg = unverified.header.get("alg")
     key = services.keyring.public_key(kid, "token") if isinstance(kid, str) else None
-    if key is None or alg != services.settings.signing_alg:
+    # The algorithm is the one the key itself was made for (RFC 8725 §3.1), so tokens
+    # signed before a change of settings.signing_alg keep verifying with their old key.
+    if key is None or alg != key.alg:
         raise JWTRejected("delegation_unknown_key")
     cache: dict[str, dict[str, Any]] = services.extras.setdefault("delegation_cache", {})
     digest = hashlib.sha256(unverified.raw.encode()).hexdigest()
