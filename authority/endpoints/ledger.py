@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -39,10 +39,6 @@ from authority.management.auth import authenticate, require_role
 from . import paths
 from .guard import endpoint
 from .http import NO_STORE, json_response
-
-LEDGER_EXPORT: Final = "/v1/ledger/export"
-LEDGER_CHECKPOINTS: Final = "/v1/ledger/checkpoints"
-LEDGER_KEYS: Final = "/v1/ledger/keys"
 
 JSON_LINES = "application/jsonl"
 _INTEGER = re.compile(r"^[0-9]{1,19}$")
@@ -292,10 +288,10 @@ async def keys(request: Request) -> Response:
 
 routes = [
     Route(paths.LEDGER_ENTRIES, list_entries, methods=["GET"]),
-    Route(LEDGER_EXPORT, export, methods=["GET"]),
+    Route(paths.LEDGER_EXPORT, export, methods=["GET"]),
     Route(paths.LEDGER_CHECKPOINT, latest_checkpoint, methods=["GET"]),
-    Route(LEDGER_CHECKPOINTS, list_checkpoints, methods=["GET"]),
+    Route(paths.LEDGER_CHECKPOINTS, list_checkpoints, methods=["GET"]),
     Route(paths.LEDGER_INCLUSION_PROOF, inclusion_proof, methods=["GET"]),
     Route(paths.LEDGER_CONSISTENCY_PROOF, consistency_proof, methods=["GET"]),
-    Route(LEDGER_KEYS, keys, methods=["GET"]),
+    Route(paths.LEDGER_KEYS, keys, methods=["GET"]),
 ]
