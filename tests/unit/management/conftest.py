@@ -39,7 +39,13 @@ def jwks(*keys: dict[str, Any]) -> dict[str, Any]:
 
 
 async def dump(services: Services) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in a stable order: compared before and after a request."""
+    """Every row of every table, in a stable order: compared before and after a request.
+
+    The ledger sequencer is drained first, so that its background round (sequencing the
+    keyring's own entries) is not mistaken for a change a request made.
+    """
+    if services.sequencer is not None:
+        await services.sequencer.run_once()
     result: dict[str, list[tuple[Any, ...]]] = {}
     async with services.engine.connect() as conn:
         for table in metadata.sorted_tables:
