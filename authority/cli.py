@@ -88,19 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--downgrade", action="store_true", help="go down to REVISION")
     mig.set_defaults(func=cmd_migrate)
 
-    for register in EXTENSIONS:
+    for register in _registrars():
         register(sub)
     return parser
 
 
-# Each feature module adds its subcommands here: f(subparsers) -> None.
-EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
-import authority.management.cli  # noqa: E402, F401  (authority admin ...)
-from authority.ledger.cli import register as _register_ledger  # noqa: E402
-from authority.tokens.commands import register as _register_keys  # noqa: E402
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-EXTENSIONS.append(_register_keys)  # authority keys ...
-EXTENSIONS.append(_register_ledger)  # authority ledger ...
+
+def _registrars() -> list[Registrar]:
+    """Each feature module's subcommands, named here so that ``python -m authority.cli``
+    and the ``authority`` script build the same parser."""
+    from authority.ledger.cli import register as ledger
+    from authority.management.cli import register as admin
+    from authority.tokens.commands import register as keys
+
+    return [admin, keys, ledger]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from authority.cli import EXTENSIONS
 from authority.context import Services
 from authority.errors import InvalidRequest, NotFound
 from authority.settings import load_settings
@@ -142,5 +141,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_revoke_key)
 
-
-EXTENSIONS.append(register)

@@ -20,13 +20,13 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from authority.endpoints import paths
 from authority.tokens.dpop import access_token_hash
 from authority.tokens.jose import registry
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
-METADATA_PATH = "/.well-known/oauth-authorization-server"
 ATTESTATION_LIFETIME = 30
 
 PrivateKey = OKPKey | ECKey | RSAKey
@@ -107,7 +107,7 @@ class AgentClient:
     async def metadata(self) -> dict[str, Any]:
         """The authority's RFC 8414 metadata, fetched once."""
         if self._metadata is None:
-            response = await self._http.get(self.issuer + METADATA_PATH)
+            response = await self._http.get(self.issuer + paths.OAUTH_AUTHORIZATION_SERVER)
             _raise_for_error(response)
             metadata = response.json()
             if metadata.get("issuer") != self.issuer:

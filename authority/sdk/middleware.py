@@ -1,0 +1,240 @@
+"""ASGI middleware for resource servers: every request to a declared route must carry a
+per-call token from the authority for exactly that route's tool, resource and action.
+
+    app = AuthorityMiddleware(
+        app,
+        issuer="https://authority.example",
+        audience="https://api.github.example",
+        routes=[ToolRoute("POST", "/repos/{org}/{repo}/issues",
+                          tool="github.issues.create", action="create",
+                          resource="{org}/{repo}")],
+        client_id=..., client_secret=...,   # for the feed and introspection
+    )
+
+Tokens are verified locally (signature against the JWKS, issuer, audience, expiry, DPoP
+binding) and checked against the revocation feed. Routes marked ``introspect=True``
+(single-use tools) and every route when the feed is not healthy are checked by
+introspection (RFC 7662) instead; without client credentials that means refusal.
+A request to a path no route declares is refused (403) unless listed in ``public``.
+Refusals are RFC 6750 §3 / RFC 9449 §7.1 challenges in ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authority.endpoints import paths
+from authority.sdk.revocations import FeedFollower
+from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier, VerifiedToken
+
+__all__ = ["AuthorityMiddleware", "ToolRoute", "token_of"]
+
+log = logging.getLogger("authority.sdk.middleware")
+
+REALM = "authority"
+STATE_KEY = "authority_token"
+
+
+@dataclass
+class ToolRoute:
+    method: str
+    path: str
+    tool: str
+    action: str
+    resource: str  # a template over the path parameters, e.g. "{org}/{repo}"
+    introspect: bool = False
+    _regex: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.method = self.method.upper()
+        self._regex = compile_path(self.path)[0]
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        found = self._regex.match(path)
+        return None if found is None else found.groupdict()
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, error: str | None, description: str, dpop: bool) -> None:
+        super().__init__(description)
+        self.status, self.error, self.description, self.dpop = status, error, description, dpop
+
+
+class AuthorityMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        issuer: str,
+        audience: str,
+        routes: Sequence[ToolRoute],
+        public: Sequence[str] = (),
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        use_feed: bool = True,
+        leeway: int = 5,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.app = app
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.routes = list(routes)
+        self.public = frozenset(public)
+        self.http = http or httpx.AsyncClient(timeout=5.0)
+        self._auth = (
+            httpx.BasicAuth(client_id, client_secret)
+            if client_id is not None and client_secret is not None
+            else None
+        )
+        now = clock or time.time
+        self.verifier = TokenVerifier(
+            self.issuer, audience, JWKSCache(self.issuer, self.http), leeway=leeway, clock=now
+        )
+        self.feed = (
+            FeedFollower(self.issuer + paths.REVOCATION_FEED, self.http, auth=self._auth, clock=now)
+            if use_feed and self._auth is not None
+            else None
+        )
+        self._introspection_endpoint: str | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http" or scope["path"] in self.public:
+            await self.app(scope, receive, send)
+            return
+        try:
+            token = await self._authorise(scope)
+        except Refusal as refusal:
+            await _refuse(send, refusal)
+            return
+        scope.setdefault("state", {})[STATE_KEY] = token
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def wrapped_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup" and self.feed is not None:
+                self.feed.start()
+            elif message["type"] == "lifespan.shutdown" and self.feed is not None:
+                await self.feed.stop()
+            return message
+
+        await self.app(scope, wrapped_receive, send)
+
+    async def _authorise(self, scope: Scope) -> VerifiedToken:
+        method, path = scope["method"], scope["path"]
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                break
+        else:
+            raise Refusal(403, "insufficient_scope", "No tool is declared for this route.", False)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        scheme, token = _credentials(headers.get("authorization"))
+        dpop = scheme == "dpop"
+        if token is None:
+            raise Refusal(401, None, "A per-call access token is required.", dpop)
+        url = _request_url(scope, headers)
+        try:
+            verified = await self.verifier.verify(
+                token, scheme=scheme, method=method, url=url, dpop_proof=headers.get("dpop")
+            )
+        except TokenInvalid as exc:
+            log.info("token refused: %s", exc.reason)
+            raise Refusal(401, "invalid_token", "The access token is invalid.", dpop) from None
+        resource = route.resource.format(**params)
+        if (verified.tool, verified.action, verified.resource) != (
+            route.tool,
+            route.action,
+            resource,
+        ):
+            raise Refusal(403, "insufficient_scope", "The token is for another tool call.", dpop)
+        if route.introspect or self.feed is None or not self.feed.healthy:
+            if not await self._introspect(token):
+                raise Refusal(401, "invalid_token", "The access token is not active.", dpop)
+        elif self.feed.revoked.revokes(verified):
+            raise Refusal(401, "invalid_token", "The access token has been revoked.", dpop)
+        return verified
+
+    async def _introspect(self, token: str) -> bool:
+        if self._auth is None:
+            return False  # no way to ask: fail closed
+        try:
+            if self._introspection_endpoint is None:
+                metadata = (
+                    await self.http.get(self.issuer + paths.OAUTH_AUTHORIZATION_SERVER)
+                ).json()
+                self._introspection_endpoint = str(metadata["introspection_endpoint"])
+            response = await self.http.post(
+                self._introspection_endpoint, data={"token": token}, auth=self._auth
+            )
+            return response.status_code == 200 and response.json().get("active") is True
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+
+
+def _credentials(header: str | None) -> tuple[str, str | None]:
+    if header is None:
+        return "bearer", None
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "dpop") or not value.strip():
+        return "bearer", None
+    return scheme, value.strip()
+
+
+def _request_url(scope: Scope, headers: dict[str, str]) -> str:
+    scheme = scope.get("scheme", "http")
+    host = headers.get("host")
+    if host is None:
+        server = scope.get("server") or ("localhost", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scheme}://{host}{scope.get('root_path', '')}{scope['path']}"
+
+
+async def _refuse(send: Send, refusal: Refusal) -> None:
+    challenge = f'{"DPoP" if refusal.dpop else "Bearer"} realm="{REALM}"'
+    if refusal.error is not None:
+        challenge += f', error="{refusal.error}", error_description="{refusal.description}"'
+    if refusal.dpop:
+        challenge += ', algs="EdDSA ES256 ES384 PS256 RS256"'
+    body = json.dumps(
+        {"error": refusal.error or "invalid_request", "error_description": refusal.description}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", challenge.encode()),
+                (b"cache-control", b"no-store"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def token_of(state: Any) -> VerifiedToken:
+    """The verified token of the current request, from ``request.state``."""
+    token = getattr(state, STATE_KEY, None)
+    if not isinstance(token, VerifiedToken):
+        raise LookupError("the request did not pass AuthorityMiddleware")
+    return token

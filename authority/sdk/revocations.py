@@ -1,0 +1,175 @@
+"""What a resource server verifying tokens locally knows of revocations: the authority's
+revocation feed (Server-Sent Events), followed with resumption, applied to tokens.
+
+Rules per event kind (see ``authority.revocations.events``): ``token`` revokes one jti;
+``delegation`` every token of the delegation; ``agent`` and ``owner`` every token of that
+agent (``act.sub``) or owner (``sub``) issued at or before the event. Events are dropped
+once ``expires_at`` has passed: no token they could apply to is still alive.
+
+Fail closed: until the feed has connected, and whenever it has been silent (no event,
+no heartbeat) for longer than ``max_silence``, ``healthy`` is False and the middleware
+refuses to trust local verification alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from authority.sdk.verifier import VerifiedToken
+
+log = logging.getLogger("authority.sdk.revocations")
+SWEEP_INTERVAL = 30.0
+
+
+@dataclass
+class RevocationList:
+    tokens: dict[str, int] = field(default_factory=dict)  # jti -> expires_at
+    delegations: dict[str, int] = field(default_factory=dict)
+    agents: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (time, expires)
+    owners: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def apply(self, event: dict[str, Any], now: float) -> None:
+        kind = event.get("kind")
+        expires = int(event.get("expires_at") or now + 86400)
+        at = int(event.get("time", now))
+        if kind == "token" and isinstance(event.get("jti"), str):
+            self.tokens[event["jti"]] = expires
+        elif kind == "delegation" and isinstance(event.get("delegation_id"), str):
+            self.delegations[event["delegation_id"]] = expires
+        elif kind == "agent" and isinstance(event.get("agent_id"), str):
+            self.agents[event["agent_id"]] = _later(self.agents.get(event["agent_id"]), at, expires)
+        elif kind == "owner" and isinstance(event.get("owner_id"), str):
+            self.owners[event["owner_id"]] = _later(self.owners.get(event["owner_id"]), at, expires)
+
+    def revokes(self, token: VerifiedToken) -> bool:
+        if token.jti in self.tokens or token.delegation_id in self.delegations:
+            return True
+        agent = self.agents.get(token.agent_id)
+        if agent is not None and token.issued_at <= agent[0]:
+            return True
+        owner = self.owners.get(token.owner_id)
+        return owner is not None and token.issued_at <= owner[0]
+
+    def forget_expired(self, now: float) -> None:
+        self.tokens = {k: v for k, v in self.tokens.items() if v > now}
+        self.delegations = {k: v for k, v in self.delegations.items() if v > now}
+        self.agents = {k: v for k, v in self.agents.items() if v[1] > now}
+        self.owners = {k: v for k, v in self.owners.items() if v[1] > now}
+
+
+def _later(current: tuple[int, int] | None, at: int, expires: int) -> tuple[int, int]:
+    if current is None:
+        return (at, expires)
+    return (max(current[0], at), max(current[1], expires))
+
+
+class FeedFollower:
+    """Follows the feed in the background and keeps a ``RevocationList`` current."""
+
+    def __init__(
+        self,
+        url: str,
+        http: httpx.AsyncClient,
+        *,
+        auth: httpx.Auth | None = None,
+        max_silence: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.revoked = RevocationList()
+        self._http = http
+        self._auth = auth
+        self._max_silence = max_silence
+        self._clock = clock
+        self._last_event_id: str | None = None
+        self._last_heard = float("-inf")
+        self._last_sweep = float("-inf")
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._clock() - self._last_heard <= self._max_silence
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="authority-revocation-feed")
+
+    async def wait_connected(self) -> None:
+        """Until the feed has answered once (wrap in ``asyncio.wait_for`` to bound it)."""
+        await self._connected.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._follow()
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnect on anything: the list stays fail-closed
+                log.warning("revocation feed interrupted: %s", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _follow(self) -> None:
+        headers = {"Accept": "text/event-stream"}
+        if self._last_event_id is not None:
+            headers["Last-Event-ID"] = self._last_event_id
+        async with self._http.stream(
+            "GET",
+            self.url,
+            headers=headers,
+            auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+            timeout=httpx.Timeout(10.0, read=self._max_silence),
+        ) as response:
+            response.raise_for_status()
+            data: list[str] = []
+            async for line in response.aiter_lines():
+                self._heard()
+                if line == "":
+                    if data:
+                        self._dispatch("\n".join(data))
+                    data = []
+                elif line.startswith(":"):
+                    continue  # a comment: the heartbeat
+                else:
+                    name, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if name == "id":
+                        self._last_event_id = value
+                    elif name == "data":
+                        data.append(value)
+
+    def _heard(self) -> None:
+        self._last_heard = self._clock()
+        self._connected.set()
+
+    def _dispatch(self, data: str) -> None:
+        try:
+            event = json.loads(data)
+        except ValueError:
+            log.warning("revocation feed sent malformed data")
+            return
+        if isinstance(event, dict):
+            now = self._clock()
+            self.revoked.apply(event, now)
+            if now - self._last_sweep > SWEEP_INTERVAL:
+                self.revoked.forget_expired(now)
+                self._last_sweep = now

@@ -1,0 +1,235 @@
+"""Local verification of the authority's access tokens (RFC 9068 §4) by a resource server.
+
+Keys come from the ``jwks_uri`` of the issuer's metadata (RFC 8414), cached, and fetched
+again when a token names a kid the cache lacks (at most once per ``min_refresh``
+seconds, so garbage kids cannot make us hammer the authority). DPoP-bound tokens
+(``cnf.jkt``) need a valid proof for this very request (RFC 9449 §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc.jwk import KeySet
+
+from authority.endpoints import paths
+from authority.tokens.dpop import verify_proof
+from authority.tokens.inbound import (
+    JWTRejected,
+    UnverifiedJWT,
+    audience_includes,
+    peek,
+    require_int,
+    require_str,
+    verify_signature,
+)
+
+AT_TYP = "at+jwt"
+# The authority signs with one of these; a token naming another is refused outright.
+TOKEN_ALGORITHMS = frozenset({"EdDSA", "Ed25519", "ES256"})
+
+
+class TokenInvalid(Exception):
+    """The token is not acceptable; ``reason`` is for logs, never for the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """An access token whose signature, issuer, audience, lifetime and binding all hold."""
+
+    raw: str
+    claims: Mapping[str, Any]
+    jti: str
+    owner_id: str
+    agent_id: str
+    delegation_id: str
+    issued_at: int
+    expires_at: int
+    tool: str
+    resource: str
+    action: str
+    dpop_jkt: str | None
+
+
+class JWKSCache:
+    """The issuer's published keys, refreshed on an unknown kid."""
+
+    def __init__(
+        self,
+        issuer: str,
+        http: httpx.AsyncClient,
+        *,
+        min_refresh: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self._http = http
+        self._keys: dict[str, Any] = {}
+        self._jwks_uri: str | None = None
+        self._last_fetch = float("-inf")
+        self._min_refresh = min_refresh
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def _fetch(self) -> None:
+        if self._jwks_uri is None:
+            metadata = (await self._http.get(self.issuer + paths.OAUTH_AUTHORIZATION_SERVER)).json()
+            if metadata.get("issuer") != self.issuer:
+                raise TokenInvalid("issuer metadata mismatch")
+            self._jwks_uri = str(metadata["jwks_uri"])
+        response = await self._http.get(self._jwks_uri)
+        response.raise_for_status()
+        keys = KeySet.import_key_set(response.json())
+        self._keys = {str(k.kid): k for k in keys.keys if k.kid}
+        self._last_fetch = self._clock()
+
+    async def key(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        async with self._lock:
+            key = self._keys.get(kid)
+            if key is None and self._clock() - self._last_fetch >= self._min_refresh:
+                await self._fetch()
+                key = self._keys.get(kid)
+        if key is None:
+            raise TokenInvalid("unknown kid")
+        return key
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        jwks: JWKSCache,
+        *,
+        leeway: int = 5,
+        dpop_max_age: int = 60,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.jwks = jwks
+        self.leeway = leeway
+        self.dpop_max_age = dpop_max_age
+        self.clock = clock
+        self._seen_proofs: dict[str, float] = {}
+
+    async def verify(
+        self,
+        token: str,
+        *,
+        scheme: str,
+        method: str,
+        url: str,
+        dpop_proof: str | None,
+    ) -> VerifiedToken:
+        try:
+            unverified = peek(token)
+            return await self._verify(unverified, scheme, method, url, dpop_proof)
+        except JWTRejected as exc:
+            raise TokenInvalid(exc.reason) from None
+
+    async def _verify(
+        self,
+        unverified: UnverifiedJWT,
+        scheme: str,
+        method: str,
+        url: str,
+        dpop_proof: str | None,
+    ) -> VerifiedToken:
+        header = unverified.header
+        # RFC 9068 §4: "Resource servers MUST verify that the typ header value is at+jwt".
+        if header.get("typ") != AT_TYP:
+            raise TokenInvalid("wrong typ")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise TokenInvalid("no kid")
+        key = await self.jwks.key(kid)
+        allowed = TOKEN_ALGORITHMS & ({key.alg} if key.alg else TOKEN_ALGORITHMS)
+        claims = verify_signature(unverified, key, allowed)
+        now = int(self.clock())
+        # RFC 9068 §4: iss must match, aud must contain this resource server, exp not past.
+        if claims.get("iss") != self.issuer:
+            raise TokenInvalid("wrong issuer")
+        if not audience_includes(claims, (self.audience,)):
+            raise TokenInvalid("wrong audience")
+        exp = require_int(claims, "exp")
+        iat = require_int(claims, "iat")
+        if exp <= now - self.leeway:
+            raise TokenInvalid("expired")
+        if iat > now + self.leeway:
+            raise TokenInvalid("issued in the future")
+        details = claims.get("authorization_details")
+        if not isinstance(details, list) or len(details) != 1 or not isinstance(details[0], dict):
+            raise TokenInvalid("no single tool call")
+        call = details[0]
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        self._check_binding(claims, jkt, scheme, method, url, dpop_proof, now, unverified.raw)
+        act = claims.get("act")
+        return VerifiedToken(
+            raw=unverified.raw,
+            claims=claims,
+            jti=require_str(claims, "jti"),
+            owner_id=require_str(claims, "sub"),
+            agent_id=require_str(act, "sub") if isinstance(act, dict) else "",
+            delegation_id=require_str(claims, "delegation_id"),
+            issued_at=iat,
+            expires_at=exp,
+            tool=require_str(call, "tool"),
+            resource=require_str(call, "resource"),
+            action=require_str(call, "action"),
+            dpop_jkt=jkt if isinstance(jkt, str) else None,
+        )
+
+    def _check_binding(
+        self,
+        claims: Mapping[str, Any],
+        jkt: object,
+        scheme: str,
+        method: str,
+        url: str,
+        dpop_proof: str | None,
+        now: int,
+        token: str,
+    ) -> None:
+        if jkt is None:
+            # RFC 9449 §7.1: a bearer token presented with the DPoP scheme is refused too.
+            if scheme != "bearer":
+                raise TokenInvalid("bearer token under the DPoP scheme")
+            return
+        # RFC 9449 §7.1: a DPoP-bound token must come with the DPoP scheme and a proof.
+        if scheme != "dpop" or dpop_proof is None:
+            raise TokenInvalid("bound token without a DPoP proof")
+        proof = verify_proof(
+            dpop_proof,
+            method=method,
+            url=url,
+            now=now,
+            skew=self.leeway,
+            max_age=self.dpop_max_age,
+            access_token=token,
+        )
+        if proof.jkt != jkt:
+            raise TokenInvalid("proof key is not the bound key")
+        self._remember_proof(proof.jti, now)
+
+    def _remember_proof(self, jti: str, now: int) -> None:
+        """A proof's jti is accepted once while the proof could be fresh (RFC 9449 §11.1)."""
+        if len(self._seen_proofs) > 100_000:
+            horizon = now - self.dpop_max_age - self.leeway
+            self._seen_proofs = {k: t for k, t in self._seen_proofs.items() if t >= horizon}
+        if jti in self._seen_proofs:
+            raise TokenInvalid("replayed DPoP proof")
+        self._seen_proofs[jti] = now

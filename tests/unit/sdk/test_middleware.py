@@ -1,0 +1,176 @@
+"""The resource-server middleware: local verification, route checks, DPoP, revocations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from joserfc.jwk import OKPKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from authority.sdk.agent import AgentClient
+from authority.sdk.middleware import AuthorityMiddleware, ToolRoute, token_of
+from tests.support import ISSUER, RS_AUDIENCE, World
+from tests.unit.sdk.test_agent_client import sdk_client
+
+ISSUES = ToolRoute(
+    "POST",
+    "/repos/{org}/{repo}/issues",
+    tool="github.issues.create",
+    action="create",
+    resource="{org}/{repo}",
+)
+
+
+async def create_issue(request: Request) -> JSONResponse:
+    token = token_of(request.state)
+    return JSONResponse({"created_by": token.agent_id, "for": token.owner_id})
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+def tool_server(
+    world: World, *, introspect: bool = False, credentials: bool = True
+) -> AuthorityMiddleware:
+    inner = Starlette(
+        routes=[
+            Route("/repos/{org}/{repo}/issues", create_issue, methods=["POST"]),
+            Route("/healthz", health),
+        ]
+    )
+    route = ToolRoute(
+        ISSUES.method,
+        ISSUES.path,
+        tool=ISSUES.tool,
+        action=ISSUES.action,
+        resource=ISSUES.resource,
+        introspect=introspect,
+    )
+    return AuthorityMiddleware(
+        inner,
+        issuer=ISSUER,
+        audience=RS_AUDIENCE,
+        routes=[route],
+        public=["/healthz"],
+        client_id=world.server_id if credentials else None,
+        client_secret=world.server_secret if credentials else None,
+        http=world.client,  # the authority, in process
+        use_feed=False,
+        clock=world.clock.now,
+    )
+
+
+@pytest.fixture
+async def tools(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    app = tool_server(world)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RS_AUDIENCE) as c:
+        yield c
+
+
+async def token(world: World, client: AgentClient | None = None, resource: str = "acme/web") -> str:
+    agent = client or sdk_client(world)
+    issued = await agent.token("github.issues.create", resource, "create", audience=RS_AUDIENCE)
+    return issued.value
+
+
+async def test_a_token_for_exactly_this_call_passes(world: World, tools: httpx.AsyncClient) -> None:
+    response = await tools.post(
+        "/repos/acme/web/issues", headers={"Authorization": f"Bearer {await token(world)}"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"created_by": world.agent_id, "for": world.owner_id}
+
+
+async def test_no_token_is_a_bare_challenge(tools: httpx.AsyncClient, world: World) -> None:
+    response = await tools.post("/repos/acme/web/issues")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="authority"'
+
+
+@pytest.mark.parametrize("value", ["Bearer garbage", "Bearer a.b.c", "Basic dXNlcjpwYXNz"])
+async def test_garbage_is_invalid_token(tools: httpx.AsyncClient, world: World, value: str) -> None:
+    response = await tools.post("/repos/acme/web/issues", headers={"Authorization": value})
+    assert response.status_code == 401
+
+
+async def test_token_for_another_resource_is_insufficient_scope(
+    world: World, tools: httpx.AsyncClient
+) -> None:
+    await world.delegate(
+        scope=[{"tool": "github.issues.create", "resources": ["acme/*"], "actions": ["create"]}]
+    )
+    other = await token(world, resource="acme/api")
+    response = await tools.post(
+        "/repos/acme/web/issues", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
+async def test_undeclared_route_is_refused_and_public_passes(
+    tools: httpx.AsyncClient, world: World
+) -> None:
+    assert (await tools.get("/admin")).status_code == 403
+    assert (await tools.get("/healthz")).status_code == 200
+
+
+async def test_token_for_another_audience_is_refused(world: World) -> None:
+    app = tool_server(world)
+    app.verifier.audience = "https://other.example"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RS_AUDIENCE) as c:
+        response = await c.post(
+            "/repos/acme/web/issues", headers={"Authorization": f"Bearer {await token(world)}"}
+        )
+    assert response.status_code == 401
+
+
+async def test_dpop_bound_token_needs_its_proof(world: World, tools: httpx.AsyncClient) -> None:
+    agent = sdk_client(world, dpop=True)
+    value = await token(world, agent)
+    url = RS_AUDIENCE + "/repos/acme/web/issues"
+    as_bearer = await tools.post(url, headers={"Authorization": f"Bearer {value}"})
+    assert as_bearer.status_code == 401
+    no_proof = await tools.post(url, headers={"Authorization": f"DPoP {value}"})
+    assert no_proof.status_code == 401
+    assert no_proof.headers["www-authenticate"].startswith("DPoP ")
+    proof = agent.dpop_proof("POST", url, value)
+    ok = await tools.post(url, headers={"Authorization": f"DPoP {value}", "DPoP": proof})
+    assert ok.status_code == 200, ok.text
+    replay = await tools.post(url, headers={"Authorization": f"DPoP {value}", "DPoP": proof})
+    assert replay.status_code == 401
+    stranger = OKPKey.generate_key("Ed25519")
+    thief = AgentClient(
+        ISSUER, world.agent_id, stranger, "x", dpop_key=stranger, clock=world.clock.now
+    )
+    forged = thief.dpop_proof("POST", url, value)
+    stolen = await tools.post(url, headers={"Authorization": f"DPoP {value}", "DPoP": forged})
+    assert stolen.status_code == 401
+
+
+async def test_without_feed_or_credentials_local_verification_is_not_enough(world: World) -> None:
+    app = tool_server(world, credentials=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RS_AUDIENCE) as c:
+        response = await c.post(
+            "/repos/acme/web/issues", headers={"Authorization": f"Bearer {await token(world)}"}
+        )
+    assert response.status_code == 401
+
+
+async def test_revoked_delegation_is_refused_through_introspection(
+    world: World, tools: httpx.AsyncClient
+) -> None:
+    value = await token(world)
+    revoked = await world.client.post(
+        f"/v1/delegations/{world.delegation_id}/revoke", headers=world.auth(world.owner_key)
+    )
+    assert revoked.status_code == 200
+    response = await tools.post(
+        "/repos/acme/web/issues", headers={"Authorization": f"Bearer {value}"}
+    )
+    assert response.status_code == 401
