@@ -140,4 +140,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke = commands.add_parser("revoke-key", help="revoke an API key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_revoke_key)
-
