@@ -13,8 +13,7 @@ from authority.grants import delegations
 from authority.management.auth import READERS, WRITERS, Role
 
 from .guard import endpoint
-from .management import PAGING, _body, _caller, _created, _ok, _page, _path
-
+from .rest import PAGING, caller, created_response, ok, page_of, path_param, read_model
 
 #: Only an owner delegates: an admin cannot grant on an owner's behalf.
 OWNER_ONLY: tuple[Role, ...] = ("owner",)
@@ -22,34 +21,34 @@ OWNER_ONLY: tuple[Role, ...] = ("owner",)
 
 @endpoint
 async def create_delegation(request: Request) -> Response:
-    services, principal = await _caller(request, OWNER_ONLY)
-    body = await _body(request, services, delegations.CreateDelegation)
+    services, principal = await caller(request, OWNER_ONLY)
+    body = await read_model(request, services, delegations.CreateDelegation)
     created = await delegations.create(services, principal, body)
     view = {**created.delegation, "credential": created.credential}
-    return _created(f"/v1/delegations/{created.delegation['id']}", view)
+    return created_response(f"/v1/delegations/{created.delegation['id']}", view)
 
 
 @endpoint
 async def list_delegations(request: Request) -> Response:
-    services, principal = await _caller(request, READERS, PAGING | {"agent_id"})
-    page = _page(request, services, delegations.KIND)
+    services, principal = await caller(request, READERS, PAGING | {"agent_id"})
+    page = page_of(request, services, delegations.KIND)
     agent_id = request.query_params.get("agent_id")
     result = await delegations.list_page(services, principal, page, agent_id)
-    return _ok({"items": result.items, "next_cursor": result.next_cursor})
+    return ok({"items": result.items, "next_cursor": result.next_cursor})
 
 
 @endpoint
 async def get_delegation(request: Request) -> Response:
-    services, principal = await _caller(request, READERS)
-    return _ok(await delegations.get(services, principal, _path(request, "delegation_id")))
+    services, principal = await caller(request, READERS)
+    return ok(await delegations.get(services, principal, path_param(request, "delegation_id")))
 
 
 @endpoint
 async def revoke_delegation(request: Request) -> Response:
-    services, principal = await _caller(request, WRITERS)
-    body = await _body(request, services, delegations.RevokeDelegation, optional=True)
-    delegation_id = _path(request, "delegation_id")
-    return _ok(await delegations.revoke(services, principal, delegation_id, body))
+    services, principal = await caller(request, WRITERS)
+    body = await read_model(request, services, delegations.RevokeDelegation, optional=True)
+    delegation_id = path_param(request, "delegation_id")
+    return ok(await delegations.revoke(services, principal, delegation_id, body))
 
 
 routes = [

@@ -11,101 +11,41 @@ never cached: some carry a secret shown once, all carry what only the caller may
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Collection
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority.context import Services
-from authority.errors import InvalidRequest, UnsupportedMediaType
-from authority.management import agents, api_keys, owners, paging, resource_servers, tools
+from authority.management import agents, api_keys, owners, resource_servers, tools
 from authority.management.auth import (
     ADMIN,
     READERS,
     SEE_ALL,
     WRITERS,
-    Principal,
-    Role,
-    authenticate,
-    require_role,
 )
-from authority.management.inputs import Body, parse
 
 from .guard import endpoint
-from .http import NO_STORE, JSONResponse, json_response, read_body, read_json
-
-M = TypeVar("M", bound=Body)
-PAGING = frozenset({"limit", "cursor"})
-
-
-# --- request side ---------------------------------------------------------------------------
-async def _caller(
-    request: Request, roles: Collection[Role], query: Collection[str] = ()
-) -> tuple[Services, Principal]:
-    """Authenticate, check the role, and refuse query parameters the route does not take."""
-    services: Services = request.app.state.services
-    principal = await authenticate(request)
-    require_role(principal, *roles)
-    seen: set[str] = set()
-    for name, _ in request.query_params.multi_items():
-        if name not in query:
-            raise InvalidRequest("The request has an unknown query parameter.")
-        if name in seen:
-            raise InvalidRequest("A query parameter is included more than once.")
-        seen.add(name)
-    return services, principal
-
-
-def _page(request: Request, services: Services, kind: str) -> paging.PageRequest:
-    params = request.query_params
-    return paging.page_request(
-        services, kind, limit=params.get("limit"), cursor=params.get("cursor")
-    )
-
-
-async def _body(
-    request: Request, services: Services, model: type[M], *, optional: bool = False
-) -> M:
-    limit = services.settings.max_body_bytes
-    if optional and "content-type" not in request.headers:
-        if await read_body(request, limit):
-            raise UnsupportedMediaType("The body must be application/json.")
-        return parse(model, {})
-    return parse(model, await read_json(request, limit))
-
-
-def _path(request: Request, name: str) -> str:
-    value: str = request.path_params[name]
-    return value
-
-
-# --- response side --------------------------------------------------------------------------
-def _view(obj: Any) -> dict[str, Any]:
-    view: dict[str, Any] = dataclasses.asdict(obj)
-    return view
-
-
-def _ok(content: Any) -> JSONResponse:
-    return json_response(content, 200, NO_STORE)
-
-
-def _created(location: str, content: Any) -> JSONResponse:
-    return json_response(content, 201, {**NO_STORE, "Location": location})
-
-
-def _list(page: paging.Page[Any]) -> JSONResponse:
-    return _ok({"items": [_view(item) for item in page.items], "next_cursor": page.next_cursor})
+from .http import JSONResponse
+from .rest import (
+    PAGING,
+    as_view,
+    caller,
+    created_response,
+    listing,
+    ok,
+    page_of,
+    path_param,
+    read_model,
+)
 
 
 def _issued_key(issued: api_keys.IssuedKey, location: str) -> JSONResponse:
-    return _created(location, {**_view(issued.key), "api_key": issued.secret})
+    return created_response(location, {**as_view(issued.key), "api_key": issued.secret})
 
 
 def _issued_secret(issued: resource_servers.IssuedSecret) -> dict[str, Any]:
-    view = _view(issued.server)
+    view = as_view(issued.server)
     if issued.client_secret is not None:
         view["client_secret"] = issued.client_secret
     return view
@@ -114,221 +54,221 @@ def _issued_secret(issued: resource_servers.IssuedSecret) -> dict[str, Any]:
 # --- who am I ---------------------------------------------------------------------------------
 @endpoint
 async def me(request: Request) -> Response:
-    _, principal = await _caller(request, READERS)
-    return _ok(_view(principal))
+    _, principal = await caller(request, READERS)
+    return ok(as_view(principal))
 
 
 # --- owners -----------------------------------------------------------------------------------
 @endpoint
 async def create_owner(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    body = await _body(request, services, owners.OwnerCreate)
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, owners.OwnerCreate)
     owner = await owners.create(services, principal, body)
-    return _created(f"/v1/owners/{owner.id}", _view(owner))
+    return created_response(f"/v1/owners/{owner.id}", as_view(owner))
 
 
 @endpoint
 async def list_owners(request: Request) -> Response:
-    services, principal = await _caller(request, SEE_ALL, PAGING)
-    page = _page(request, services, owners.KIND)
-    return _list(await owners.list_owners(services, principal, page))
+    services, principal = await caller(request, SEE_ALL, PAGING)
+    page = page_of(request, services, owners.KIND)
+    return listing(await owners.list_owners(services, principal, page))
 
 
 @endpoint
 async def get_owner(request: Request) -> Response:
-    services, principal = await _caller(request, READERS)
-    return _ok(_view(await owners.get(services, principal, _path(request, "owner_id"))))
+    services, principal = await caller(request, READERS)
+    return ok(as_view(await owners.get(services, principal, path_param(request, "owner_id"))))
 
 
 @endpoint
 async def update_owner(request: Request) -> Response:
-    services, principal = await _caller(request, WRITERS)
-    body = await _body(request, services, owners.OwnerUpdate)
-    owner = await owners.update_owner(services, principal, _path(request, "owner_id"), body)
-    return _ok(_view(owner))
+    services, principal = await caller(request, WRITERS)
+    body = await read_model(request, services, owners.OwnerUpdate)
+    owner = await owners.update_owner(services, principal, path_param(request, "owner_id"), body)
+    return ok(as_view(owner))
 
 
 @endpoint
 async def retire_owner(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    return _ok(_view(await owners.retire(services, principal, _path(request, "owner_id"))))
+    services, principal = await caller(request, ADMIN)
+    return ok(as_view(await owners.retire(services, principal, path_param(request, "owner_id"))))
 
 
 # --- API keys ---------------------------------------------------------------------------------
 @endpoint
 async def create_owner_key(request: Request) -> Response:
-    services, principal = await _caller(request, WRITERS)
-    body = await _body(request, services, api_keys.OwnerKeyCreate, optional=True)
-    owner_id = _path(request, "owner_id")
+    services, principal = await caller(request, WRITERS)
+    body = await read_model(request, services, api_keys.OwnerKeyCreate, optional=True)
+    owner_id = path_param(request, "owner_id")
     issued = await api_keys.create_for_owner(services, principal, owner_id, body)
     return _issued_key(issued, f"/v1/owners/{owner_id}/api-keys/{issued.key.id}")
 
 
 @endpoint
 async def list_owner_keys(request: Request) -> Response:
-    services, principal = await _caller(request, READERS, PAGING)
-    page = _page(request, services, api_keys.KIND)
-    owner_id = _path(request, "owner_id")
-    return _list(await api_keys.list_keys(services, principal, page, owner_id))
+    services, principal = await caller(request, READERS, PAGING)
+    page = page_of(request, services, api_keys.KIND)
+    owner_id = path_param(request, "owner_id")
+    return listing(await api_keys.list_keys(services, principal, page, owner_id))
 
 
 @endpoint
 async def get_owner_key(request: Request) -> Response:
-    services, principal = await _caller(request, READERS)
-    key_id, owner_id = _path(request, "key_id"), _path(request, "owner_id")
-    return _ok(_view(await api_keys.get(services, principal, key_id, owner_id)))
+    services, principal = await caller(request, READERS)
+    key_id, owner_id = path_param(request, "key_id"), path_param(request, "owner_id")
+    return ok(as_view(await api_keys.get(services, principal, key_id, owner_id)))
 
 
 @endpoint
 async def revoke_owner_key(request: Request) -> Response:
-    services, principal = await _caller(request, WRITERS)
-    key_id, owner_id = _path(request, "key_id"), _path(request, "owner_id")
-    return _ok(_view(await api_keys.revoke(services, principal, key_id, owner_id)))
+    services, principal = await caller(request, WRITERS)
+    key_id, owner_id = path_param(request, "key_id"), path_param(request, "owner_id")
+    return ok(as_view(await api_keys.revoke(services, principal, key_id, owner_id)))
 
 
 @endpoint
 async def create_key(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    body = await _body(request, services, api_keys.KeyCreate)
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, api_keys.KeyCreate)
     issued = await api_keys.create(services, principal, body)
     return _issued_key(issued, f"/v1/api-keys/{issued.key.id}")
 
 
 @endpoint
 async def list_keys(request: Request) -> Response:
-    services, principal = await _caller(request, SEE_ALL, PAGING)
-    page = _page(request, services, api_keys.KIND)
-    return _list(await api_keys.list_keys(services, principal, page))
+    services, principal = await caller(request, SEE_ALL, PAGING)
+    page = page_of(request, services, api_keys.KIND)
+    return listing(await api_keys.list_keys(services, principal, page))
 
 
 @endpoint
 async def get_key(request: Request) -> Response:
-    services, principal = await _caller(request, SEE_ALL)
-    return _ok(_view(await api_keys.get(services, principal, _path(request, "key_id"))))
+    services, principal = await caller(request, SEE_ALL)
+    return ok(as_view(await api_keys.get(services, principal, path_param(request, "key_id"))))
 
 
 @endpoint
 async def revoke_key(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    return _ok(_view(await api_keys.revoke(services, principal, _path(request, "key_id"))))
+    services, principal = await caller(request, ADMIN)
+    return ok(as_view(await api_keys.revoke(services, principal, path_param(request, "key_id"))))
 
 
 # --- agents -----------------------------------------------------------------------------------
 @endpoint
 async def create_agent(request: Request) -> Response:
-    services, principal = await _caller(request, WRITERS)
-    body = await _body(request, services, agents.AgentCreate)
+    services, principal = await caller(request, WRITERS)
+    body = await read_model(request, services, agents.AgentCreate)
     agent = await agents.create(services, principal, body)
-    return _created(f"/v1/agents/{agent.id}", _view(agent))
+    return created_response(f"/v1/agents/{agent.id}", as_view(agent))
 
 
 @endpoint
 async def list_agents(request: Request) -> Response:
-    services, principal = await _caller(request, READERS, PAGING)
-    page = _page(request, services, agents.KIND)
-    return _list(await agents.list_agents(services, principal, page))
+    services, principal = await caller(request, READERS, PAGING)
+    page = page_of(request, services, agents.KIND)
+    return listing(await agents.list_agents(services, principal, page))
 
 
 @endpoint
 async def get_agent(request: Request) -> Response:
-    services, principal = await _caller(request, READERS)
-    return _ok(_view(await agents.get(services, principal, _path(request, "agent_id"))))
+    services, principal = await caller(request, READERS)
+    return ok(as_view(await agents.get(services, principal, path_param(request, "agent_id"))))
 
 
 @endpoint
 async def update_agent(request: Request) -> Response:
-    services, principal = await _caller(request, WRITERS)
-    body = await _body(request, services, agents.AgentUpdate)
-    agent = await agents.update_agent(services, principal, _path(request, "agent_id"), body)
-    return _ok(_view(agent))
+    services, principal = await caller(request, WRITERS)
+    body = await read_model(request, services, agents.AgentUpdate)
+    agent = await agents.update_agent(services, principal, path_param(request, "agent_id"), body)
+    return ok(as_view(agent))
 
 
 @endpoint
 async def retire_agent(request: Request) -> Response:
-    services, principal = await _caller(request, WRITERS)
-    return _ok(_view(await agents.retire(services, principal, _path(request, "agent_id"))))
+    services, principal = await caller(request, WRITERS)
+    return ok(as_view(await agents.retire(services, principal, path_param(request, "agent_id"))))
 
 
 # --- tools ------------------------------------------------------------------------------------
 @endpoint
 async def create_tool(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    body = await _body(request, services, tools.ToolCreate)
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, tools.ToolCreate)
     tool = await tools.create(services, principal, body)
-    return _created(f"/v1/tools/{tool.id}", _view(tool))
+    return created_response(f"/v1/tools/{tool.id}", as_view(tool))
 
 
 @endpoint
 async def list_tools(request: Request) -> Response:
-    services, principal = await _caller(request, READERS, PAGING)
-    page = _page(request, services, tools.KIND)
-    return _list(await tools.list_tools(services, principal, page))
+    services, principal = await caller(request, READERS, PAGING)
+    page = page_of(request, services, tools.KIND)
+    return listing(await tools.list_tools(services, principal, page))
 
 
 @endpoint
 async def get_tool(request: Request) -> Response:
-    services, principal = await _caller(request, READERS)
-    return _ok(_view(await tools.get(services, principal, _path(request, "tool_id"))))
+    services, principal = await caller(request, READERS)
+    return ok(as_view(await tools.get(services, principal, path_param(request, "tool_id"))))
 
 
 @endpoint
 async def update_tool(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    body = await _body(request, services, tools.ToolUpdate)
-    tool = await tools.update_tool(services, principal, _path(request, "tool_id"), body)
-    return _ok(_view(tool))
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, tools.ToolUpdate)
+    tool = await tools.update_tool(services, principal, path_param(request, "tool_id"), body)
+    return ok(as_view(tool))
 
 
 @endpoint
 async def retire_tool(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    return _ok(_view(await tools.retire(services, principal, _path(request, "tool_id"))))
+    services, principal = await caller(request, ADMIN)
+    return ok(as_view(await tools.retire(services, principal, path_param(request, "tool_id"))))
 
 
 # --- resource servers -------------------------------------------------------------------------
 @endpoint
 async def create_server(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    body = await _body(request, services, resource_servers.ServerCreate)
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, resource_servers.ServerCreate)
     issued = await resource_servers.create(services, principal, body)
-    return _created(f"/v1/resource-servers/{issued.server.id}", _issued_secret(issued))
+    return created_response(f"/v1/resource-servers/{issued.server.id}", _issued_secret(issued))
 
 
 @endpoint
 async def list_servers(request: Request) -> Response:
-    services, principal = await _caller(request, READERS, PAGING)
-    page = _page(request, services, resource_servers.KIND)
-    return _list(await resource_servers.list_servers(services, principal, page))
+    services, principal = await caller(request, READERS, PAGING)
+    page = page_of(request, services, resource_servers.KIND)
+    return listing(await resource_servers.list_servers(services, principal, page))
 
 
 @endpoint
 async def get_server(request: Request) -> Response:
-    services, principal = await _caller(request, READERS)
-    server = await resource_servers.get(services, principal, _path(request, "server_id"))
-    return _ok(_view(server))
+    services, principal = await caller(request, READERS)
+    server = await resource_servers.get(services, principal, path_param(request, "server_id"))
+    return ok(as_view(server))
 
 
 @endpoint
 async def update_server(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    body = await _body(request, services, resource_servers.ServerUpdate)
-    server_id = _path(request, "server_id")
-    return _ok(_view(await resource_servers.update_server(services, principal, server_id, body)))
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, resource_servers.ServerUpdate)
+    server_id = path_param(request, "server_id")
+    return ok(as_view(await resource_servers.update_server(services, principal, server_id, body)))
 
 
 @endpoint
 async def rotate_server_secret(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    server_id = _path(request, "server_id")
+    services, principal = await caller(request, ADMIN)
+    server_id = path_param(request, "server_id")
     issued = await resource_servers.rotate_secret(services, principal, server_id)
-    return _ok(_issued_secret(issued))
+    return ok(_issued_secret(issued))
 
 
 @endpoint
 async def retire_server(request: Request) -> Response:
-    services, principal = await _caller(request, ADMIN)
-    server = await resource_servers.retire(services, principal, _path(request, "server_id"))
-    return _ok(_view(server))
+    services, principal = await caller(request, ADMIN)
+    server = await resource_servers.retire(services, principal, path_param(request, "server_id"))
+    return ok(as_view(server))
 
 
 routes = [
