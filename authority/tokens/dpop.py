@@ -25,10 +25,10 @@ from authority.tokens.inbound import (
     require_str,
     verify_signature,
 )
+from authority.tokens.jose import PRIVATE_MEMBERS
 
 DPOP_TYP = "dpop+jwt"
 MIN_RSA_BITS = 2048
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def _proof_key(header: dict[str, Any] | Any) -> OKPKey | ECKey | RSAKey:
     if not isinstance(jwk, dict):
         raise JWTRejected("dpop_missing_jwk")
     # RFC 9449 §4.3 item 7: "the jwk JOSE Header Parameter does not contain a private key".
-    if _PRIVATE_MEMBERS & jwk.keys():
+    if PRIVATE_MEMBERS & jwk.keys():
         raise JWTRejected("dpop_private_jwk")
     try:
         with warnings.catch_warnings():

@@ -22,19 +22,10 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from authority.tokens.jose import AGENT_ALGORITHMS, registry
+from authority.tokens.jose import algorithms_for_key, registry
 
 MAX_JWT_BYTES = 8192
 MAX_JTI_LENGTH = 256
-
-#: Algorithms that fit each key type; a key's own ``alg`` narrows this further.
-_ALGS_FOR_KEY: dict[tuple[str, str | None], frozenset[str]] = {
-    ("OKP", "Ed25519"): frozenset({"EdDSA", "Ed25519"}),
-    ("EC", "P-256"): frozenset({"ES256"}),
-    ("EC", "P-384"): frozenset({"ES384"}),
-    ("EC", "P-521"): frozenset({"ES512"}),
-    ("RSA", None): frozenset({"PS256", "PS384", "RS256"}),
-}
 
 PublicKey = OKPKey | ECKey | RSAKey
 
@@ -87,11 +78,9 @@ def peek(token: str) -> UnverifiedJWT:
 def algorithms_for(key: PublicKey) -> frozenset[str]:
     kty = key.key_type
     crv = key.as_dict().get("crv") if kty in ("OKP", "EC") else None
-    allowed = _ALGS_FOR_KEY.get((kty, crv if isinstance(crv, str) else None), frozenset())
-    declared = key.alg
-    if declared is not None:
-        allowed = allowed & {declared}
-    return allowed & frozenset(AGENT_ALGORITHMS)
+    allowed = algorithms_for_key(kty, crv if isinstance(crv, str) else None)
+    # A key's own alg narrows it further (RFC 8725 §3.1).
+    return allowed & {key.alg} if key.alg is not None else allowed
 
 
 def verify_signature(

@@ -35,3 +35,21 @@ def registry(algorithms: Collection[str]) -> JWSRegistry:
     if unknown or "none" in algorithms:
         raise ValueError(f"unsupported JWS algorithms: {unknown or ['none']}")
     return _Registry(algorithms=list(algorithms))
+
+
+#: RFC 8725 §3.1: a key is used with the algorithms of its own type only.
+_ALGORITHMS_FOR_KEY: dict[tuple[str, str | None], frozenset[str]] = {
+    ("OKP", "Ed25519"): frozenset({"EdDSA", "Ed25519"}),
+    ("EC", "P-256"): frozenset({"ES256"}),
+    ("EC", "P-384"): frozenset({"ES384"}),
+    ("EC", "P-521"): frozenset({"ES512"}),
+    ("RSA", None): frozenset({"PS256", "PS384", "RS256"}),
+}
+
+#: JWK members that carry private or symmetric key material (RFC 7518 §6).
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def algorithms_for_key(kty: str, crv: str | None) -> frozenset[str]:
+    """The agent-usable signing algorithms for a key of this type and curve."""
+    return _ALGORITHMS_FOR_KEY.get((kty, crv), frozenset()) & frozenset(AGENT_ALGORITHMS)

@@ -20,7 +20,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, KeySet, OKPKey, RSAKey
 
 from authority.errors import InvalidRequest
-from authority.tokens.jose import AGENT_ALGORITHMS
+from authority.tokens.jose import PRIVATE_MEMBERS, algorithms_for_key
 
 MAX_KEYS = 10
 MAX_KID_LENGTH = 128
@@ -38,7 +38,6 @@ _PUBLIC_MEMBERS: dict[str, frozenset[str]] = {
 _COMMON_MEMBERS = frozenset({"kty", "kid", "use", "alg", "key_ops"})
 
 #: RFC 7517 §4 / RFC 7518 §6.2.2, §6.3.2, §6.4 / RFC 8037 §2: private key members.
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 #: The curves we verify signatures on. secp256k1 (RFC 8812) is not among them, and
 #: X25519/X448 are key-agreement curves (RFC 8037 §3.2), never signing keys.
@@ -47,25 +46,15 @@ _CURVES: dict[str, frozenset[str]] = {
     "EC": frozenset({"P-256", "P-384", "P-521"}),
 }
 
-#: RFC 8725 §3.1: a key is used with the algorithms of its own type only; a key's
-#: declared ``alg`` must be one of these.
-_ALGS_FOR_KEY: dict[tuple[str, str | None], frozenset[str]] = {
-    ("OKP", "Ed25519"): frozenset({"EdDSA", "Ed25519"}),
-    ("EC", "P-256"): frozenset({"ES256"}),
-    ("EC", "P-384"): frozenset({"ES384"}),
-    ("EC", "P-521"): frozenset({"ES512"}),
-    ("RSA", None): frozenset({"PS256", "PS384", "RS256"}),
-}
-
 
 def algorithms_for_jwk(kty: str, crv: str | None) -> frozenset[str]:
     """The signing algorithms a key of this type and curve may be used with."""
-    return _ALGS_FOR_KEY.get((kty, crv), frozenset()) & frozenset(AGENT_ALGORITHMS)
+    return algorithms_for_key(kty, crv if kty in ("OKP", "EC") else None)
 
 
 def _check_members(jwk: Mapping[str, Any]) -> tuple[str, str | None]:
     """Shape checks before any parsing: what kind of key, and nothing that is not public."""
-    if any(name in _PRIVATE_MEMBERS for name in jwk):
+    if any(name in PRIVATE_MEMBERS for name in jwk):
         raise InvalidRequest("A key in the JWKS contains private key material.")
     kty = jwk.get("kty")
     if kty == "oct":
