@@ -95,6 +95,7 @@ class AuthorityMiddleware:
         self.routes = list(routes)
         self.public = frozenset(public)
         self.http = http or httpx.AsyncClient(timeout=5.0)
+        self._owns_http = http is None
         self._auth = (
             httpx.BasicAuth(client_id, client_secret)
             if client_id is not None and client_secret is not None
@@ -131,8 +132,11 @@ class AuthorityMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup" and self.feed is not None:
                 self.feed.start()
-            elif message["type"] == "lifespan.shutdown" and self.feed is not None:
-                await self.feed.stop()
+            elif message["type"] == "lifespan.shutdown":
+                if self.feed is not None:
+                    await self.feed.stop()
+                if self._owns_http:
+                    await self.http.aclose()
             return message
 
         await self.app(scope, wrapped_receive, send)
