@@ -18,6 +18,7 @@ from authority.context import Services
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.database import make_engine, migrate, reader
@@ -25,7 +26,18 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.secret_key import load_secret_key
 from authority.tokens.keyring import Keyring
 
-from .endpoints import delegations, discovery, health, ledger, management, token
+from .endpoints import (
+    controls,
+    delegations,
+    discovery,
+    feed,
+    health,
+    introspection,
+    ledger,
+    management,
+    revocation,
+    token,
+)
 from .endpoints.http import error_response
 
 log = logging.getLogger("authority")
@@ -84,6 +96,7 @@ def ledger_sequencer(services: Services) -> Sequencer:
 
 
 async def stop(services: Services) -> None:
+    await revocation_feed.shutdown(services)
     if services.sequencer is not None:
         await services.sequencer.stop()
     await services.keyring.stop_refresh()
@@ -99,6 +112,10 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *delegations.routes,
         *token.routes,
         *ledger.routes,
+        *introspection.routes,
+        *revocation.routes,
+        *feed.routes,
+        *controls.routes,
     ]
 
 

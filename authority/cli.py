@@ -102,9 +102,10 @@ def _registrars() -> list[Registrar]:
     from authority.demo import register as demo
     from authority.ledger.cli import register as ledger
     from authority.management.cli import register as admin
+    from authority.management.controls_cli import register as control
     from authority.tokens.commands import register as keys
 
-    return [admin, keys, ledger, demo]
+    return [admin, keys, ledger, control, demo]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

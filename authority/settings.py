@@ -109,6 +109,28 @@ class Settings(BaseSettings):
     introspection_rate_per_minute: int = Field(60_000, ge=1)
     revocation_rate_per_minute: int = Field(600, ge=1)
 
+    # --- revocation feed ------------------------------------------------------------
+    revocation_feed_heartbeat: float = Field(
+        15.0, gt=0, le=300, description="Seconds between keep-alive comments on an idle feed."
+    )
+    revocation_feed_poll_interval: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds between reads of new revocation events from SQL, in case a "
+        "pub/sub notice was lost: the longest an event can take to reach a subscriber.",
+    )
+    revocation_feed_max_duration: float = Field(
+        300.0,
+        ge=1,
+        le=86400,
+        description="Seconds after which a feed stream ends; the client resumes it with "
+        "Last-Event-ID (bounds how long a shutdown waits for open streams).",
+    )
+    revocation_feed_buffer: int = Field(
+        4096, ge=16, le=1_000_000, description="Recent events each instance keeps in memory."
+    )
+
     # --- policy ---------------------------------------------------------------------
     policy_file: Path | None = Field(
         None, description="Cedar policy file evaluated after the built-in checks."

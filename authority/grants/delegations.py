@@ -26,6 +26,8 @@ from authority.management.auth import Principal
 from authority.management.inputs import Body, Description
 from authority.management.paging import Page, PageRequest, fetch_page
 from authority.policy.checks import ScopeEntry
+from authority.revocations.events import RevocationEvent, cascade_expiry, publish
+from authority.revocations.events import record as record_event
 from authority.secrets import new_id
 from authority.storage.schema import agents, delegations, tools
 from authority.tokens.inbound import key_set
@@ -241,9 +243,7 @@ async def list_page(
     if agent_id is not None:
         where.append(delegations.c.agent_id == agent_id)
     async with services.engine.connect() as conn:
-        rows, next_cursor = await fetch_page(
-            conn, services, KIND, delegations, request, where
-        )
+        rows, next_cursor = await fetch_page(conn, services, KIND, delegations, request, where)
     return Page([render(r) for r in rows], next_cursor)
 
 
@@ -258,6 +258,7 @@ async def revoke(
     if principal.role == "auditor":
         raise InsufficientScope("Auditors cannot revoke delegations.")
     now = services.now()
+    event: RevocationEvent | None = None
     async with services.engine.begin() as conn:
         result = await conn.execute(
             update(delegations)
@@ -287,6 +288,19 @@ async def revoke(
                 select(delegations).where(delegations.c.id == delegation_id, *_visible(principal))
             )
         ).first()
+        if changed is not None:
+            # The feed's event, as the transaction's last statement (revocations.events).
+            event = await record_event(
+                conn,
+                kind="delegation",
+                now=now,
+                expires_at=cascade_expiry(services.settings, now),
+                delegation_id=delegation_id,
+                owner_id=changed.owner_id,
+                agent_id=changed.agent_id,
+            )
+    if event is not None:
+        await publish(services, [event])
     if row is None:
         raise NotFound("No such delegation.")
     return render(row)

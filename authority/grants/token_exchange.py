@@ -550,6 +550,11 @@ def _spend_statement() -> Any:
         update(delegations)
         .where(
             delegations.c.id.in_(select(live.c.id)),
+            # Repeated on the updated row itself: if a revocation committed while this
+            # waited for the row lock, PostgreSQL re-checks these conditions on the new
+            # version (READ COMMITTED), but not the CTE's, which keeps its snapshot.
+            delegations.c.status == "active",
+            delegations.c.expires_at > bindparam("p_now"),
             (delegations.c.max_calls.is_(None))
             | (delegations.c.calls_used < delegations.c.max_calls),
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
@@ -158,7 +158,7 @@ class RevocationFeed:
     def _set_retry(self, milliseconds: int) -> None:
         self._delay = max(0.05, milliseconds / 1000)
 
-    async def events(self) -> AsyncIterator[RevocationEvent]:
+    async def events(self) -> AsyncGenerator[RevocationEvent, None]:
         http = self._http or httpx.AsyncClient()
         backoff = 0.0
         try:

@@ -74,6 +74,8 @@ agents = Table(
     Column("autonomy_level", Integer, nullable=False),
     Column("jwks", Text, nullable=False),
     Column("status_reason", Text, nullable=True),
+    # The API key that quarantined the agent: an admin's quarantine is an admin's to lift.
+    Column("quarantined_by", String(80), nullable=True),
     Column("created_at", TIME, nullable=False),
     Column("updated_at", TIME, nullable=False),
     UniqueConstraint("owner_id", "name", name="uq_agents_owner_name"),

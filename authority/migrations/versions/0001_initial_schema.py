@@ -146,6 +146,7 @@ def upgrade() -> None:
     sa.Column('autonomy_level', sa.Integer(), nullable=False),
     sa.Column('jwks', sa.Text(), nullable=False),
     sa.Column('status_reason', sa.Text(), nullable=True),
+    sa.Column('quarantined_by', sa.String(length=80), nullable=True),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
     sa.CheckConstraint("status IN ('active', 'quarantined', 'retired')", name=op.f('ck_agents_status')),

@@ -1,0 +1,92 @@
+"""The revocation feed endpoint: Server-Sent Events for authenticated resource servers.
+
+``GET`` with HTTP Basic (``client_secret_basic``), or ``POST`` with a form body carrying
+``client_secret_post`` or a ``private_key_jwt`` client assertion (a GET has no body to
+carry them). ``Last-Event-ID`` resumes after the event with that id. The event format
+and the no-gap, no-duplicate guarantee are described in ``authority.revocations.feed``.
+
+The feed only ever says "revoked", so it does not need hot state except to reject a
+replayed client assertion: it keeps running during a Redis outage (it reads SQL), which
+is when resource servers most need it.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from authority.context import Services
+from authority.errors import InvalidRequest
+from authority.grants.client_auth import (
+    authenticate_server,
+    require_unused,
+    server_from_row,
+    server_query,
+)
+from authority.revocations import events, feed
+
+from . import paths
+from .credentials import client_credentials
+from .guard import endpoint
+from .http import Form, read_form
+
+MAX_EVENT_ID_DIGITS = 18
+STREAM_HEADERS = {
+    "Cache-Control": "no-store",
+    # Reverse proxies (nginx) would otherwise hold events back in their buffers.
+    "X-Accel-Buffering": "no",
+}
+
+
+def _last_event_id(request: Request) -> int | None:
+    values = request.headers.getlist("last-event-id")
+    if not values:
+        return None
+    value = values[0].strip()
+    if len(values) > 1 or not value.isascii() or not value.isdigit():
+        raise InvalidRequest("The Last-Event-ID header must be an event id of this feed.")
+    if len(value) > MAX_EVENT_ID_DIGITS:
+        raise InvalidRequest("The Last-Event-ID header must be an event id of this feed.")
+    return int(value)
+
+
+@endpoint
+async def revocation_feed(request: Request) -> Response:
+    services: Services = request.app.state.services
+    if request.method == "POST":
+        form = await read_form(request, services.settings.max_body_bytes)
+    else:
+        if request.url.query:
+            raise InvalidRequest("The feed takes no query parameters.")
+        form = Form([], frozenset())
+    credentials = client_credentials(request, form)
+    last_event_id = _last_event_id(request)
+    now = services.now()
+    async with services.reader.connect() as conn:
+        row = (await conn.execute(server_query(credentials.client_id))).first()
+    client = authenticate_server(
+        services,
+        credentials,
+        server_from_row(row),
+        endpoint_url=services.settings.issuer + paths.REVOCATION_FEED,
+        now=now,
+    )
+    if client.replay is not None:
+        require_unused(client, await services.hot.claim(client.replay.key, client.replay.ttl))
+    hub = await feed.hub(services)
+    if last_event_id is None:
+        cursor, backlog = hub.tail, None
+    else:
+        cursor = last_event_id
+        # Read the first page here, so that a database failure is a 503, not a dead stream.
+        async with services.reader.connect() as conn:
+            backlog = await events.read_after(conn, cursor, feed.PAGE)
+    return StreamingResponse(
+        feed.stream(services, hub, cursor, backlog),
+        media_type="text/event-stream",
+        headers=STREAM_HEADERS,
+    )
+
+
+routes = [Route(paths.REVOCATION_FEED, revocation_feed, methods=["GET", "POST"])]

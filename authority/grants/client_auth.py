@@ -1,0 +1,310 @@
+"""Client authentication at the introspection, revocation and feed endpoints: RFC 6749 §2.3
+(``client_secret_basic``, ``client_secret_post``) and RFC 7523 §2.2 (``private_key_jwt``).
+
+Resource servers authenticate with what they registered (a generated secret, or a JWKS);
+agents, at the revocation endpoint only, with a client assertion signed by their own key,
+exactly as at the token endpoint (iss = sub = the agent, short exp, single-use jti).
+
+Split in two so that callers can load everything they need in one SQL round trip:
+``presented`` parses what the request carries (nothing verified), the caller loads the
+registered client together with its own rows, then ``authenticate_server`` or
+``authenticate_agent`` decides. The assertion's jti is not claimed here: the result
+carries the ``Claim`` so that the caller claims it in the same hot-state round trip as its
+rate counter, and calls ``require_unused`` with the outcome.
+
+Every failure is 401 ``invalid_client`` with a ``WWW-Authenticate: Basic`` challenge
+(RFC 6749 §5.2: "MUST respond with an HTTP 401 ... and include the WWW-Authenticate
+response header field matching the authentication scheme used by the client"; RFC 9110
+§15.5.2 wants the challenge on every 401). The description never says which part failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import unquote_plus
+
+from sqlalchemy import Select, select
+
+from authority.context import Services
+from authority.errors import InvalidClient, InvalidRequest, TooManyRequests
+from authority.storage.hot import Claim, Count
+from authority.storage.schema import resource_servers
+from authority.tokens.inbound import JWTRejected, UnverifiedJWT, peek, verify_attestation
+
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+REALM = "authority"
+MAX_CLIENT_ID = 40
+MAX_SECRET = 256
+#: Compared against when the client id is unknown, so both paths compute one HMAC.
+_NO_HASH = "0" * 64
+SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+
+
+class Params(Protocol):
+    """The form parameters (``endpoints.http.Form`` fits); an empty value counts as absent."""
+
+    def get(self, key: str) -> str | None: ...
+
+
+def invalid_client(description: str | None = None) -> InvalidClient:
+    return InvalidClient(description, headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """Client credentials as the request carries them: parsed, NOT verified."""
+
+    method: AuthMethod
+    client_id: str
+    secret: str | None = None
+    unverified_assertion: UnverifiedJWT | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredServer:
+    """A resource server as registered (``resource_servers`` row)."""
+
+    id: str
+    audience: str
+    auth_method: str
+    secret_hash: str | None
+    jwks: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedClient:
+    """A client whose credentials checked out, pending the replay check of ``replay``."""
+
+    id: str
+    kind: Literal["resource_server", "agent"]
+    audience: str | None  # a resource server's audience; None for an agent
+    replay: Claim | None  # the assertion's jti, to claim in the caller's hot-state trip
+
+
+# --- parsing ------------------------------------------------------------------------------
+def _basic(header: str) -> tuple[str, str]:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise invalid_client("Use HTTP Basic, client_secret_post or a client assertion.")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise invalid_client() from None
+    username, colon, password = decoded.partition(":")
+    if not colon:
+        raise invalid_client()
+    # RFC 6749 §2.3.1: both are application/x-www-form-urlencoded before base64 (App. B).
+    try:
+        client_id = unquote_plus(username, errors="strict")
+        secret = unquote_plus(password, errors="strict")
+    except UnicodeDecodeError:
+        raise invalid_client() from None
+    return client_id, secret
+
+
+def _check_id(client_id: str) -> str:
+    if not client_id or len(client_id) > MAX_CLIENT_ID or not client_id.isprintable():
+        raise invalid_client()
+    return client_id
+
+
+def presented(authorization: str | None, params: Params) -> Presented:
+    """The one set of credentials in the request; ``invalid_client`` when there is none.
+
+    RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+    request", so two of them are ``invalid_request``.
+    """
+    secret_in_form = params.get("client_secret")
+    assertion = params.get("client_assertion")
+    assertion_type = params.get("client_assertion_type")
+    form_id = params.get("client_id")
+    used = [authorization is not None, secret_in_form is not None, assertion is not None]
+    if sum(used) > 1:
+        raise InvalidRequest("Use exactly one client authentication method.")
+    if authorization is not None:
+        client_id, secret = _basic(authorization)
+        if form_id is not None and form_id != client_id:
+            raise invalid_client()
+        if len(secret) > MAX_SECRET:
+            raise invalid_client()
+        return Presented("client_secret_basic", _check_id(client_id), secret=secret)
+    if secret_in_form is not None:
+        if form_id is None or len(secret_in_form) > MAX_SECRET:
+            raise invalid_client()
+        return Presented("client_secret_post", _check_id(form_id), secret=secret_in_form)
+    if assertion is not None:
+        # RFC 7523 §2.2: client_assertion_type MUST be jwt-bearer.
+        if assertion_type != JWT_BEARER:
+            raise invalid_client("The client_assertion_type must be jwt-bearer (RFC 7523).")
+        try:
+            unverified = peek(assertion)
+        except JWTRejected:
+            raise invalid_client() from None
+        issuer = unverified.claims.get("iss")
+        if not isinstance(issuer, str):
+            raise invalid_client()
+        # RFC 7523 §3 item 1: iss is the client_id; a client_id parameter must agree.
+        if form_id is not None and form_id != issuer:
+            raise invalid_client()
+        return Presented("private_key_jwt", _check_id(issuer), unverified_assertion=unverified)
+    raise invalid_client("The request needs client authentication.")
+
+
+# --- loading ------------------------------------------------------------------------------
+SERVER_COLUMNS = (
+    resource_servers.c.id.label("rs_id"),
+    resource_servers.c.audience.label("rs_audience"),
+    resource_servers.c.auth_method.label("rs_auth_method"),
+    resource_servers.c.secret_hash.label("rs_secret_hash"),
+    resource_servers.c.jwks.label("rs_jwks"),
+    resource_servers.c.status.label("rs_status"),
+)
+
+
+def server_from_row(row: Any) -> RegisteredServer | None:
+    """Read ``SERVER_COLUMNS`` out of a row the caller's own query selected them into."""
+    if row is None or row.rs_id is None:
+        return None
+    return RegisteredServer(
+        id=row.rs_id,
+        audience=row.rs_audience,
+        auth_method=row.rs_auth_method,
+        secret_hash=row.rs_secret_hash,
+        jwks=row.rs_jwks,
+        status=row.rs_status,
+    )
+
+
+def server_query(client_id: str) -> Select[Any]:
+    """The registered server alone, for callers that need nothing else from SQL."""
+    return select(*SERVER_COLUMNS).where(resource_servers.c.id == client_id)
+
+
+# --- deciding -------------------------------------------------------------------------------
+def _assertion_replay(
+    prefix: str, client_id: str, jti: str, exp: int, now: int, skew: int
+) -> Claim:
+    return Claim(f"{prefix}:{client_id}:{jti}", max(1, exp - now + skew))
+
+
+def authenticate_server(
+    services: Services,
+    credentials: Presented,
+    registered: RegisteredServer | None,
+    *,
+    endpoint_url: str,
+    now: int,
+) -> AuthenticatedClient:
+    """Check a resource server's credentials against its registration."""
+    settings = services.settings
+    if credentials.method in SECRET_METHODS:
+        stored = registered.secret_hash if registered is not None else None
+        # Always one HMAC and one constant-time comparison, known client or not.
+        matches = services.hasher.verify(credentials.secret or "", stored or _NO_HASH)
+        if registered is None or registered.status != "active" or stored is None or not matches:
+            raise invalid_client()
+        # A secret authenticates only a client registered for a secret method; basic and
+        # post are two ways of sending the same secret (RFC 6749 §2.3.1).
+        if registered.auth_method not in SECRET_METHODS:
+            raise invalid_client()
+        return AuthenticatedClient(registered.id, "resource_server", registered.audience, None)
+    if (
+        registered is None
+        or registered.status != "active"
+        or registered.auth_method != "private_key_jwt"
+        or registered.jwks is None
+        or credentials.unverified_assertion is None
+    ):
+        raise invalid_client()
+    try:
+        verified = verify_attestation(
+            credentials.unverified_assertion,
+            agent_id=registered.id,
+            jwks_json=registered.jwks,
+            # RFC 7523 §3 item 3: an audience that identifies this authorization server:
+            # the issuer identifier, or the URL of the endpoint being called.
+            audiences=(settings.issuer, endpoint_url),
+            now=now,
+            skew=settings.clock_skew,
+            max_lifetime=settings.assertion_max_lifetime,
+        )
+    except JWTRejected:
+        raise invalid_client() from None
+    replay = _assertion_replay(
+        "jti:client_assertion", registered.id, verified.jti, verified.exp, now, settings.clock_skew
+    )
+    return AuthenticatedClient(registered.id, "resource_server", registered.audience, replay)
+
+
+def authenticate_agent(
+    services: Services,
+    credentials: Presented,
+    agent_id: str | None,
+    agent_jwks: str | None,
+    *,
+    endpoint_url: str,
+    now: int,
+) -> AuthenticatedClient:
+    """Check an agent's client assertion (RFC 7523 §3) against its registered keys.
+
+    The replay key is the token endpoint's, so an attestation spent there cannot be spent
+    here again, nor the other way round.
+    """
+    settings = services.settings
+    if (
+        credentials.method != "private_key_jwt"
+        or credentials.unverified_assertion is None
+        or agent_id is None
+        or agent_jwks is None
+    ):
+        raise invalid_client()
+    try:
+        verified = verify_attestation(
+            credentials.unverified_assertion,
+            agent_id=agent_id,
+            jwks_json=agent_jwks,
+            audiences=(settings.issuer, endpoint_url),
+            now=now,
+            skew=settings.clock_skew,
+            max_lifetime=settings.assertion_max_lifetime,
+        )
+    except JWTRejected:
+        raise invalid_client() from None
+    replay = _assertion_replay(
+        "jti:attestation", agent_id, verified.jti, verified.exp, now, settings.clock_skew
+    )
+    return AuthenticatedClient(agent_id, "agent", None, replay)
+
+
+def require_unused(client: AuthenticatedClient, claimed: bool) -> None:
+    """RFC 7523 §3 item 7: a jti seen before is a replayed assertion."""
+    if client.replay is not None and not claimed:
+        raise invalid_client()
+
+
+# --- after authentication: one hot-state round trip -----------------------------------------
+def rate_window(kind: str, client_id: str, now: int) -> Count:
+    """The client's counter for the current minute (a fixed window, per client)."""
+    return Count(f"rate:{kind}:{client_id}:{now // 60}", 60)
+
+
+def enforce_rate(count: int, limit: int, now: int) -> None:
+    if count > limit:
+        # RFC 6585 §4 / RFC 9110 §10.2.3: when the window ends.
+        raise TooManyRequests(retry_after=60 - now % 60)
+
+
+async def check_client(
+    services: Services, client: AuthenticatedClient, kind: str, limit: int, now: int
+) -> None:
+    """One hot-state round trip: claim the assertion's jti and count the rate window."""
+    claims: list[Claim] = [client.replay] if client.replay is not None else []
+    outcome = await services.hot.apply(claims, [rate_window(kind, client.id, now)])
+    require_unused(client, outcome.claimed[0] if claims else True)
+    enforce_rate(outcome.counts[0], limit, now)

@@ -1,0 +1,204 @@
+"""OAuth 2.0 Token Introspection (RFC 7662) for authenticated resource servers.
+
+A "yes" must be trustworthy, so it is computed from SQL, the source of truth, every
+time: one query joins the calling resource server's registration and the token's grant
+row with its delegation, agent and owner (``grants -> delegations, agents, owners``).
+Nothing is cached that could answer "active" after a revocation has committed.
+
+``active: true`` only when all of these hold right now; anything else is the one
+constant ``{"active": false}`` (RFC 7662 §2.2: "If the introspection call is properly
+authorized but the token is not active, does not exist on this server, or the protected
+resource is not allowed to introspect this particular token, then the authorization
+server MUST return an introspection response with the "active" field set to "false"
+... SHOULD NOT include any additional information"):
+
+* the signature is the authority's, by a published token key, with our algorithm and
+  ``typ: at+jwt`` (RFC 9068 §4), and ``iss`` is this issuer;
+* ``exp`` is in the future;
+* the token is for the caller: its ``aud`` and its grant's audience are the calling
+  resource server's audience (RFC 7662 §4: the server "MUST ... determine whether the
+  protected resource is allowed to introspect the token");
+* the grant row exists, was issued, matches the token's hash, and is not revoked;
+* its delegation is active and unexpired, its agent active, its owner active;
+* single-use tools: the token has not been consumed; the first active answer consumes
+  it with one conditional UPDATE, so exactly one introspection across all instances
+  says yes.
+
+Cost: one SQL round trip and one hot-state round trip (the per-client rate window and,
+for ``private_key_jwt``, the assertion's jti), plus the consuming UPDATE for single-use
+tokens. The signature is checked in memory before any I/O. A hot-state or database
+failure propagates (``HotStateUnavailable``, SQLAlchemy errors) and becomes 503 at the
+endpoint: never ``active: true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import bindparam, literal, select, update
+
+from authority.context import Services
+from authority.errors import InvalidRequest
+from authority.secrets import token_hash
+from authority.storage.schema import agents, delegations, grants, owners, resource_servers
+from authority.tokens.access_token import AT_TYP
+from authority.tokens.inbound import JWTRejected, peek
+from authority.tokens.validate import OwnToken, verify_own
+
+from .client_auth import (
+    SERVER_COLUMNS,
+    Presented,
+    authenticate_server,
+    check_client,
+    server_from_row,
+)
+
+#: The one inactive answer: byte for byte the same whatever the reason.
+INACTIVE: Final[Mapping[str, Any]] = {"active": False}
+
+#: The claims an active answer carries (RFC 7662 §2.2 names; the rest are the token's own).
+_ANSWERED_CLAIMS = (
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "act",
+    "delegation_id",
+    "intent",
+    "authorization_details",
+    "exp",
+    "iat",
+    "jti",
+    "cnf",
+)
+
+_ONE = select(literal(1).label("one")).subquery("one")
+#: Built once: the caller's registration and the token's grant with everything it hangs on.
+_QUERY = select(
+    *SERVER_COLUMNS,
+    grants.c.id.label("grant_id"),
+    grants.c.decision,
+    grants.c.token_hash,
+    grants.c.audience.label("grant_audience"),
+    grants.c.expires_at.label("grant_expires_at"),
+    grants.c.revoked_at,
+    grants.c.single_use,
+    grants.c.consumed_at,
+    grants.c.delegation_id,
+    grants.c.agent_id,
+    grants.c.owner_id,
+    delegations.c.status.label("delegation_status"),
+    delegations.c.expires_at.label("delegation_expires_at"),
+    agents.c.status.label("agent_status"),
+    owners.c.status.label("owner_status"),
+).select_from(
+    _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
+    .outerjoin(grants, grants.c.jti == bindparam("jti"))
+    .outerjoin(delegations, delegations.c.id == grants.c.delegation_id)
+    .outerjoin(agents, agents.c.id == grants.c.agent_id)
+    .outerjoin(owners, owners.c.id == grants.c.owner_id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IntrospectionRequest:
+    """What the resource server sent: its credentials and the token, nothing verified."""
+
+    credentials: Presented
+    token: str | None
+    endpoint_url: str
+
+
+def _verified(services: Services, raw: str) -> OwnToken | None:
+    try:
+        return verify_own(services, peek(raw), AT_TYP)
+    except JWTRejected:
+        return None
+
+
+def _is_active(row: Any, token: OwnToken, raw: str, audience: str | None, now: int) -> bool:
+    claims = token.claims
+    return (
+        row.grant_id is not None
+        and row.decision == "issued"
+        and audience is not None
+        # The token is for the caller, by its own signed claim and by its grant.
+        and claims.get("aud") == audience
+        and row.grant_audience == audience
+        and row.token_hash == token_hash(raw)
+        and token.exp > now
+        and row.grant_expires_at is not None
+        and row.grant_expires_at > now
+        and row.revoked_at is None
+        and not (row.single_use and row.consumed_at is not None)
+        # The grant is what the token claims to be.
+        and claims.get("delegation_id") == row.delegation_id
+        and claims.get("client_id") == row.agent_id
+        and claims.get("sub") == row.owner_id
+        # The cascade: delegation, agent and owner are all live now.
+        and row.delegation_status == "active"
+        and row.delegation_expires_at is not None
+        and row.delegation_expires_at > now
+        and row.agent_status == "active"
+        and row.owner_status == "active"
+    )
+
+
+async def _consume(services: Services, jti: str, now: int) -> bool:
+    """The first active introspection of a single-use token wins; every other loses."""
+    statement = (
+        update(grants)
+        .where(grants.c.jti == jti, grants.c.consumed_at.is_(None), grants.c.revoked_at.is_(None))
+        .values(consumed_at=now)
+        .returning(grants.c.id)
+    )
+    async with services.engine.begin() as conn:
+        return (await conn.execute(statement)).first() is not None
+
+
+def active_answer(token: OwnToken) -> dict[str, Any]:
+    claims = token.claims
+    answer: dict[str, Any] = {"active": True}
+    for name in _ANSWERED_CLAIMS:
+        if name in claims:
+            answer[name] = claims[name]
+    # RFC 7662 §2.2 token_type; RFC 9449 §6.2: "DPoP" for a token bound with cnf.jkt.
+    cnf = claims.get("cnf")
+    answer["token_type"] = "DPoP" if isinstance(cnf, Mapping) and "jkt" in cnf else "Bearer"
+    return answer
+
+
+async def introspect(services: Services, request: IntrospectionRequest) -> Mapping[str, Any]:
+    """The RFC 7662 answer for an authenticated resource server."""
+    now = services.now()
+    token = _verified(services, request.token) if request.token is not None else None
+    async with services.reader.connect() as conn:
+        row = (
+            await conn.execute(
+                _QUERY,
+                {
+                    "client_id": request.credentials.client_id,
+                    "jti": token.jti if token is not None else "",
+                },
+            )
+        ).one()
+    client = authenticate_server(
+        services,
+        request.credentials,
+        server_from_row(row),
+        endpoint_url=request.endpoint_url,
+        now=now,
+    )
+    await check_client(
+        services, client, "introspect", services.settings.introspection_rate_per_minute, now
+    )
+    if request.token is None:
+        # RFC 7662 §2.1: token is REQUIRED (checked once the caller is known).
+        raise InvalidRequest("The token parameter is missing.")
+    if token is None or not _is_active(row, token, request.token, client.audience, now):
+        return INACTIVE
+    if row.single_use and not await _consume(services, token.jti, now):
+        return INACTIVE
+    return active_answer(token)

@@ -1,0 +1,221 @@
+"""OAuth 2.0 Token Revocation (RFC 7009) of access tokens, by the agent the token was issued
+to or by the resource server it is for.
+
+RFC 7009 §2.1: "The authorization server first validates the client credentials ... and
+then verifies whether the token was issued to the client making the revocation request.
+If this validation fails, the request is refused". Two clients qualify for a token here:
+the agent (its ``client_id``) and the resource server (its ``aud``). Anyone else is
+refused with ``invalid_grant`` (RFC 6749 §5.2: the grant "was issued to another client")
+and the token stays active.
+
+"Invalid tokens do not cause an error response" (§2.2): a token that is malformed, not
+signed by us, unknown, or already expired gets 200 and changes nothing. Only access
+tokens are revocable here; a delegation credential (also signed by us) is answered
+``unsupported_token_type`` (§2.2.1): delegations are revoked by their owner.
+
+``token_type_hint`` is ignored, as §2.1 allows ("An authorization server MAY ignore this
+parameter, particularly if it is able to detect the token type automatically"): the
+token's own ``typ`` says what it is, so an unknown hint value is not an error either.
+
+Revoking writes ``grants.revoked_at``, a ``token_revoked`` ledger entry and a revocation
+event in one transaction; introspection reads ``revoked_at`` on every call, so the token
+is inactive on every instance from the commit on. Then the feed is notified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, literal, select, update
+
+from authority.context import Services
+from authority.errors import InvalidGrant, InvalidRequest, UnsupportedTokenType
+from authority.ledger.entries import append
+from authority.revocations import events
+from authority.storage.schema import agents, grants, resource_servers
+from authority.tokens.access_token import AT_TYP
+from authority.tokens.inbound import JWTRejected, UnverifiedJWT, peek
+from authority.tokens.validate import OwnToken, verify_own
+
+from .client_auth import (
+    SERVER_COLUMNS,
+    AuthenticatedClient,
+    Presented,
+    authenticate_agent,
+    authenticate_server,
+    check_client,
+    server_from_row,
+)
+from .delegations import DELEGATION_TYP
+
+#: Agents that may still authenticate here: a quarantined agent may give up its tokens.
+_AGENT_CAN_REVOKE = frozenset({"active", "quarantined"})
+
+_client_agent = agents.alias("client_agent")
+_ONE = select(literal(1).label("one")).subquery("one")
+#: The caller (a resource server or an agent, by id) and the token's grant, in one query.
+_QUERY = select(
+    *SERVER_COLUMNS,
+    _client_agent.c.id.label("agent_client_id"),
+    _client_agent.c.jwks.label("agent_client_jwks"),
+    _client_agent.c.status.label("agent_client_status"),
+    grants.c.id.label("grant_id"),
+    grants.c.decision,
+    grants.c.audience.label("grant_audience"),
+    grants.c.agent_id,
+    grants.c.owner_id,
+    grants.c.delegation_id,
+    grants.c.tool,
+    grants.c.revoked_at,
+).select_from(
+    _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
+    .outerjoin(_client_agent, _client_agent.c.id == bindparam("client_id"))
+    .outerjoin(grants, grants.c.jti == bindparam("jti"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationRequest:
+    credentials: Presented
+    token: str | None
+    endpoint_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """What the request changed: the event written, or None when nothing changed."""
+
+    event: events.RevocationEvent | None
+
+
+def _classify(services: Services, raw: str) -> tuple[OwnToken | None, bool]:
+    """(the access token if it is one of ours, whether it is one of our delegations)."""
+    try:
+        unverified: UnverifiedJWT = peek(raw)
+    except JWTRejected:
+        return None, False
+    try:
+        return verify_own(services, unverified, AT_TYP), False
+    except JWTRejected:
+        pass
+    try:
+        verify_own(services, unverified, DELEGATION_TYP)
+    except JWTRejected:
+        return None, False
+    return None, True
+
+
+def _authenticate(
+    services: Services, request: RevocationRequest, row: Any, now: int
+) -> AuthenticatedClient:
+    server = server_from_row(row)
+    if server is not None or row.agent_client_id is None:
+        return authenticate_server(
+            services, request.credentials, server, endpoint_url=request.endpoint_url, now=now
+        )
+    usable = row.agent_client_status in _AGENT_CAN_REVOKE
+    return authenticate_agent(
+        services,
+        request.credentials,
+        row.agent_client_id if usable else None,
+        row.agent_client_jwks if usable else None,
+        endpoint_url=request.endpoint_url,
+        now=now,
+    )
+
+
+def _issued_to(client: AuthenticatedClient, token: OwnToken, row: Any) -> bool:
+    if client.kind == "agent":
+        return row.agent_id == client.id and token.claims.get("client_id") == client.id
+    return (
+        client.audience is not None
+        and row.grant_audience == client.audience
+        and token.claims.get("aud") == client.audience
+    )
+
+
+async def revoke(services: Services, request: RevocationRequest) -> Revoked:
+    now = services.now()
+    token, is_delegation = (
+        _classify(services, request.token) if request.token is not None else (None, False)
+    )
+    async with services.reader.connect() as conn:
+        row = (
+            await conn.execute(
+                _QUERY,
+                {
+                    "client_id": request.credentials.client_id,
+                    "jti": token.jti if token is not None else "",
+                },
+            )
+        ).one()
+    client = _authenticate(services, request, row, now)
+    await check_client(
+        services, client, "revoke", services.settings.revocation_rate_per_minute, now
+    )
+    if request.token is None:
+        raise InvalidRequest("The token parameter is missing.")
+    if is_delegation:
+        raise UnsupportedTokenType("Delegations are revoked by their owner, not at this endpoint.")
+    if token is None or row.grant_id is None or row.decision != "issued" or token.exp <= now:
+        return Revoked(None)  # §2.2: an invalid (unknown, expired) token is not an error
+    if not _issued_to(client, token, row):
+        # §2.1: the request is refused; nothing changes.
+        raise InvalidGrant("The token was not issued to this client.")
+    if row.revoked_at is not None:
+        return Revoked(None)  # already revoked: nothing more to do
+    event = await _revoke(services, client, token, now)
+    if event is not None:
+        await events.publish(services, [event])
+    return Revoked(event)
+
+
+async def _revoke(
+    services: Services, client: AuthenticatedClient, token: OwnToken, now: int
+) -> events.RevocationEvent | None:
+    async with services.engine.begin() as conn:
+        changed = (
+            await conn.execute(
+                update(grants)
+                .where(grants.c.jti == token.jti, grants.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(
+                    grants.c.id,
+                    grants.c.agent_id,
+                    grants.c.owner_id,
+                    grants.c.delegation_id,
+                    grants.c.tool,
+                )
+            )
+        ).first()
+        if changed is None:
+            return None  # a concurrent revocation of the same token won
+        await append(
+            conn,
+            kind="token_revoked",
+            version=1,
+            created_at=now,
+            record={
+                "jti": token.jti,
+                "grant_id": changed.id,
+                "agent_id": changed.agent_id,
+                "owner_id": changed.owner_id,
+                "delegation_id": changed.delegation_id,
+                "tool": changed.tool,
+                "actor": client.id,
+                "reason": "revoked_by_agent"
+                if client.kind == "agent"
+                else "revoked_by_resource_server",
+            },
+        )
+        return await events.record(
+            conn,
+            kind="token",
+            now=now,
+            expires_at=token.exp + services.settings.clock_skew,
+            jti=token.jti,
+            delegation_id=changed.delegation_id,
+            agent_id=changed.agent_id,
+            owner_id=changed.owner_id,
+        )

@@ -1,0 +1,270 @@
+"""The owner's controls: quarantine and release an agent, and the kill switch.
+
+Each is one transaction that makes the change, writes its ledger entry (who: the API
+key; why: the reason given) and its revocation event, and commits; then the revocation
+feed is notified. Exchange and introspection read the agent, delegation and owner rows on
+every request, so the change holds on every instance from the commit on.
+
+* **Quarantine** pauses an agent: no exchange succeeds for it, and every token it holds
+  is inactive (introspection checks the agent's status). Its delegations are untouched,
+  so a **release** resumes them. Release is only ever explicit; an admin's quarantine is
+  lifted only by an admin, so an owner (or a stolen owner key) cannot undo a security
+  team's decision.
+* **Kill switch**: an owner's stop of all their agents at once. In one transaction every
+  active delegation of the owner is revoked (final: delegations are never reinstated) and
+  every active agent quarantined. Quarantine as well as revocation, so that nothing the
+  owner does afterwards by mistake (a new delegation, a script still running) brings an
+  agent back without an explicit release. The owner's own status is unchanged: the owner
+  must still be able to sign in, look at what happened and release agents one by one.
+
+Who: an owner for their own agents (another owner's are 404), an admin for anyone's;
+auditors never.
+
+Lock order on PostgreSQL: the kill switch updates agent rows before delegation rows and
+never locks the owner row. An exchange holds its agent and owner rows FOR SHARE and then
+updates its delegation row, so neither can wait for the other in a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from authority.context import Services
+from authority.errors import Conflict, InsufficientScope, NotFound
+from authority.grants.delegations import record_delegation_revoked
+from authority.ledger.entries import append
+from authority.revocations import events
+from authority.storage.schema import agents, api_keys, delegations, owners
+
+from . import records
+from .agents import NOT_FOUND, Agent
+from .agents import _agent as agent_view
+from .auth import WRITERS, Principal, may_see_owner, require_role, sees_all
+from .inputs import Body, Description
+
+Reason = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=2000,
+        # Like Description, and not blank: the ledger says why.
+        pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$",
+    ),
+]
+
+
+class QuarantineBody(Body):
+    reason: Reason
+
+
+class ReleaseBody(Body):
+    reason: Description | None = None
+
+
+class KillBody(Body):
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Killed:
+    owner_id: str
+    time: int
+    revoked_delegations: list[str]
+    quarantined_agents: list[str]
+    event_id: int
+
+
+def _visible(principal: Principal) -> list[Any]:
+    return [] if sees_all(principal) else [agents.c.owner_id == principal.owner_id]
+
+
+async def _locked_agent(conn: AsyncConnection, principal: Principal, agent_id: str) -> Any:
+    return await records.fetch(
+        conn, agents, agent_id, NOT_FOUND, _visible(principal), for_update=True
+    )
+
+
+async def quarantine(
+    services: Services, principal: Principal, agent_id: str, body: QuarantineBody
+) -> Agent:
+    """Quarantine now; quarantining a quarantined agent changes nothing."""
+    require_role(principal, *WRITERS)
+    now = services.now()
+    event: events.RevocationEvent | None = None
+    async with services.engine.begin() as conn:
+        row = await _locked_agent(conn, principal, agent_id)
+        if row.status == "retired":
+            raise Conflict("The agent is retired.")
+        if row.status == "active":
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id)
+                .values(
+                    status="quarantined",
+                    status_reason=body.reason,
+                    quarantined_by=principal.key_id,
+                    updated_at=now,
+                )
+            )
+            await append(
+                conn,
+                kind="agent_quarantined",
+                version=1,
+                created_at=now,
+                record={
+                    "agent_id": agent_id,
+                    "owner_id": row.owner_id,
+                    "actor": principal.key_id,
+                    "reason": body.reason,
+                },
+            )
+            owner_id = row.owner_id
+            row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
+            event = await events.record(
+                conn,
+                kind="agent",
+                now=now,
+                expires_at=events.cascade_expiry(services.settings, now),
+                agent_id=agent_id,
+                owner_id=owner_id,
+            )
+    if event is not None:
+        await events.publish(services, [event])
+    return agent_view(row)
+
+
+async def _quarantined_by_admin(conn: AsyncConnection, key_id: str | None) -> bool:
+    if key_id is None:
+        return False
+    role = (await conn.execute(select(api_keys.c.role).where(api_keys.c.id == key_id))).scalar()
+    return role == "admin"
+
+
+async def release(
+    services: Services, principal: Principal, agent_id: str, body: ReleaseBody
+) -> Agent:
+    """Lift a quarantine; releasing an active agent changes nothing."""
+    require_role(principal, *WRITERS)
+    now = services.now()
+    async with services.engine.begin() as conn:
+        row = await _locked_agent(conn, principal, agent_id)
+        if row.status == "retired":
+            raise Conflict("The agent is retired.")
+        if row.status == "quarantined":
+            if principal.role != "admin" and await _quarantined_by_admin(conn, row.quarantined_by):
+                raise InsufficientScope("An administrator's quarantine is lifted by an admin.")
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id)
+                .values(status="active", status_reason=None, quarantined_by=None, updated_at=now)
+            )
+            await append(
+                conn,
+                kind="agent_released",
+                version=1,
+                created_at=now,
+                record={
+                    "agent_id": agent_id,
+                    "owner_id": row.owner_id,
+                    "actor": principal.key_id,
+                    "reason": body.reason,
+                },
+            )
+        row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
+    return agent_view(row)
+
+
+async def kill(services: Services, principal: Principal, owner_id: str, body: KillBody) -> Killed:
+    """Revoke every active delegation of the owner and quarantine every active agent."""
+    require_role(principal, *WRITERS)
+    if not may_see_owner(principal, owner_id):
+        raise NotFound("No such owner.")
+    now = services.now()
+    async with services.engine.begin() as conn:
+        await records.fetch(conn, owners, owner_id, "No such owner.")
+        quarantined = [
+            r.id
+            for r in (
+                await conn.execute(
+                    update(agents)
+                    .where(agents.c.owner_id == owner_id, agents.c.status == "active")
+                    .values(
+                        status="quarantined",
+                        status_reason=body.reason,
+                        quarantined_by=principal.key_id,
+                        updated_at=now,
+                    )
+                    .returning(agents.c.id)
+                )
+            ).all()
+        ]
+        revoked = (
+            await conn.execute(
+                update(delegations)
+                .where(delegations.c.owner_id == owner_id, delegations.c.status == "active")
+                .values(
+                    status="revoked",
+                    revoked_at=now,
+                    revoked_by=principal.key_id,
+                    revoked_reason=body.reason,
+                )
+                .returning(delegations.c.id, delegations.c.agent_id)
+            )
+        ).all()
+        await append(
+            conn,
+            kind="kill_switch",
+            version=1,
+            created_at=now,
+            record={
+                "owner_id": owner_id,
+                "actor": principal.key_id,
+                "reason": body.reason,
+                "agent_count": len(quarantined),
+            },
+        )
+        # One entry per object as well, so that an auditor following one delegation or
+        # one agent through the ledger sees how it ended.
+        for agent_id in sorted(quarantined):
+            await append(
+                conn,
+                kind="agent_quarantined",
+                version=1,
+                created_at=now,
+                record={
+                    "agent_id": agent_id,
+                    "owner_id": owner_id,
+                    "actor": principal.key_id,
+                    "reason": body.reason,
+                },
+            )
+        for delegation in sorted(revoked, key=lambda r: str(r.id)):
+            await record_delegation_revoked(
+                conn,
+                now=now,
+                delegation_id=delegation.id,
+                owner_id=owner_id,
+                agent_id=delegation.agent_id,
+                actor=principal.key_id,
+                reason=body.reason,
+            )
+        event = await events.record(
+            conn,
+            kind="owner",
+            now=now,
+            expires_at=events.cascade_expiry(services.settings, now),
+            owner_id=owner_id,
+        )
+    await events.publish(services, [event])
+    return Killed(
+        owner_id=owner_id,
+        time=now,
+        revoked_delegations=sorted(str(r.id) for r in revoked),
+        quarantined_agents=sorted(quarantined),
+        event_id=event.id,
+    )

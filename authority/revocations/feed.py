@@ -1,0 +1,230 @@
+"""The revocation feed: revocation events as Server-Sent Events (HTML Living Standard,
+"Server-sent events"), for resource servers that verify tokens locally.
+
+Wire format, one message per event (``text/event-stream``)::
+
+    id: 42
+    event: revocation
+    data: {"id":42,"kind":"delegation","time":1760000000,"expires_at":1760000065,
+           "delegation_id":"dlg_...","agent_id":"agt_...","owner_id":"own_..."}
+
+(``data`` is one line.) ``kind`` is ``token``, ``delegation``, ``agent`` or ``owner``,
+with the members and meaning listed in ``authority.revocations.events``; absent members
+are omitted. Every stream starts with ``retry: 1000`` and an ``id:`` line holding the
+position it starts from (the HTML standard sets the last event id even for a message
+without data), so a client that reconnects with ``Last-Event-ID`` resumes exactly there
+even if it saw no event. Idle streams carry a ``: heartbeat`` comment every
+``revocation_feed_heartbeat`` seconds, and end after ``revocation_feed_max_duration``
+seconds; clients reconnect with ``Last-Event-ID``.
+
+Resumption without gaps or duplicates: event ids are assigned in commit order
+(``events.record``), so "everything after id N, in id order" read from SQL at any moment
+is a gap-free prefix of what is to come. Each stream keeps its own cursor (the last id
+it sent) and only ever sends events above it, in order: first what SQL holds after
+``Last-Event-ID`` (or, without one, from the instance's current position), then what the
+instance's hub reads as it arrives. There is no separate "replay then live" switch-over
+in which an event could fall between the two or be sent twice.
+
+The hub (one per instance) follows ``revocation_events`` in SQL, woken by the hot-state
+pub/sub channel the writers publish on, and re-reads at least every
+``revocation_feed_poll_interval`` seconds in case a notice was lost; it keeps the most
+recent ``revocation_feed_buffer`` events in memory for its streams, so a busy feed costs
+one SQL read per event per instance, not per subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+
+from authority.context import Services
+
+from . import events
+from .events import RevocationEvent
+
+log = logging.getLogger("authority.revocations.feed")
+
+EXTRAS_KEY = "revocation_feed"
+EVENT_NAME = "revocation"
+RETRY_MS = 1000
+PAGE = 500
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def format_event(event: RevocationEvent) -> bytes:
+    data = orjson.dumps(event.as_json())
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, EVENT_NAME.encode(), data)
+
+
+def preamble(cursor: int) -> bytes:
+    return b"retry: %d\nid: %d\n\n" % (RETRY_MS, cursor)
+
+
+class FeedHub:
+    """Follows ``revocation_events`` for every stream of one instance."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._events: list[RevocationEvent] = []
+        self._floor = 0  # every event with floor < id <= tail is in _events
+        self._tail = 0
+        self._changed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def tail(self) -> int:
+        """The highest event id this instance has read."""
+        return self._tail
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set once, the next time new events arrive (then replaced by a fresh one)."""
+        return self._changed
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            async with self._services.reader.connect() as conn:
+                self._tail = self._floor = await events.last_id(conn)
+            self._tasks = [
+                asyncio.create_task(self._listen(), name="revocation-feed-listen"),
+                asyncio.create_task(self._follow(), name="revocation-feed-follow"),
+            ]
+            self._started = True
+
+    async def close(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._started = False
+
+    def since(self, cursor: int) -> list[RevocationEvent] | None:
+        """Events after ``cursor`` from memory, or None if memory no longer reaches back."""
+        if cursor < self._floor:
+            return None
+        start = bisect.bisect_right(self._events, cursor, key=lambda e: e.id)
+        return self._events[start:]
+
+    def poke(self) -> None:
+        """Read SQL now (tests, and writers in this very process)."""
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async for _ in self._services.hot.subscribe(events.CHANNEL):
+                    delay = 0.1
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("revocation feed subscription lost: %s", type(exc).__name__)
+            # Whatever was published while not subscribed is read from SQL now.
+            self._wake.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _follow(self) -> None:
+        interval = self._services.settings.revocation_feed_poll_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("revocation feed read failed: %s", type(exc).__name__)
+
+    async def _read(self) -> None:
+        limit = self._services.settings.revocation_feed_buffer
+        while True:
+            async with self._services.reader.connect() as conn:
+                batch = await events.read_after(conn, self._tail, PAGE)
+            if not batch:
+                return
+            self._events.extend(batch)
+            self._tail = batch[-1].id
+            if len(self._events) > limit:
+                dropped = len(self._events) - limit
+                self._floor = self._events[dropped - 1].id
+                del self._events[:dropped]
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+            if len(batch) < PAGE:
+                return
+
+
+async def hub(services: Services) -> FeedHub:
+    """This instance's hub, started on first use."""
+    current = services.extras.get(EXTRAS_KEY)
+    if not isinstance(current, FeedHub):
+        current = FeedHub(services)
+        services.extras[EXTRAS_KEY] = current
+    await current.start()
+    return current
+
+
+async def shutdown(services: Services) -> None:
+    current = services.extras.pop(EXTRAS_KEY, None)
+    if isinstance(current, FeedHub):
+        await current.close()
+
+
+async def stream(
+    services: Services, feed: FeedHub, cursor: int, backlog: list[RevocationEvent] | None
+) -> AsyncIterator[bytes]:
+    """One subscriber's stream from ``cursor`` on; ``backlog``: what SQL held after it, if read.
+
+    Ends after ``revocation_feed_max_duration`` seconds, or when SQL fails while catching
+    up (the client resumes with Last-Event-ID either way).
+    """
+    settings = services.settings
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.revocation_feed_max_duration
+    yield preamble(cursor)
+    pending: list[RevocationEvent] | None = backlog
+    while True:
+        changed = feed.changed
+        if pending is None:
+            pending = feed.since(cursor)
+        if pending is None:
+            try:
+                async with services.reader.connect() as conn:
+                    pending = await events.read_after(conn, cursor, PAGE)
+            except Exception as exc:
+                log.warning("revocation feed catch-up failed: %s", type(exc).__name__)
+                return
+        if pending:
+            for event in pending:
+                if event.id > cursor:
+                    yield format_event(event)
+                    cursor = event.id
+            pending = None
+            continue
+        pending = None
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return
+        try:
+            await asyncio.wait_for(
+                changed.wait(), min(settings.revocation_feed_heartbeat, remaining)
+            )
+        except TimeoutError:
+            if deadline - loop.time() <= 0:
+                return
+            yield HEARTBEAT

@@ -1,0 +1,76 @@
+"""Validating the authority's own JWTs when they come back to it (RFC 9068 §4, RFC 8725).
+
+``tokens.inbound`` verifies what others sign (attestations, proofs); this module verifies
+what the authority signed itself, for introspection and revocation. The key is ours,
+found by ``kid`` in the keyring's memory (no I/O), the algorithm must be the one we sign
+with, and the ``typ`` must be the kind of token the caller expects, so that a delegation
+credential is never taken for an access token or the other way round (RFC 8725 §3.11).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from authority.context import Services
+from authority.tokens.inbound import JWTRejected, UnverifiedJWT, require_int, require_str
+from authority.tokens.jose import registry
+
+
+@functools.lru_cache(maxsize=8)
+def _registry(alg: str) -> Any:
+    return registry([alg])
+
+
+@dataclass(frozen=True, slots=True)
+class OwnToken:
+    """A JWT this authority signed: signature, algorithm, typ and issuer verified.
+
+    Its ``exp`` is NOT checked here: introspection answers an expired token as inactive
+    and revocation ignores it, each in its own words.
+    """
+
+    typ: str
+    claims: Mapping[str, Any]
+    jti: str
+    exp: int
+
+
+def verify_own(services: Services, unverified: UnverifiedJWT, typ: str) -> OwnToken:
+    """Verify a JWT the authority signed as ``typ``; ``JWTRejected`` otherwise."""
+    header = unverified.header
+    # RFC 9068 §4: "verify that the typ header value is at+jwt"; likewise for our other types.
+    if header.get("typ") != typ:
+        raise JWTRejected("own_wrong_typ")
+    alg = header.get("alg")
+    kid = header.get("kid")
+    if alg != services.settings.signing_alg or not isinstance(kid, str):
+        raise JWTRejected("own_wrong_alg")
+    key = services.keyring.public_key(kid, "token")
+    if key is None:
+        raise JWTRejected("own_unknown_key")
+    try:
+        obj = jws.deserialize_compact(unverified.raw, key, registry=_registry(alg))
+    except JoseError:
+        raise JWTRejected("own_bad_signature") from None
+    try:
+        claims = json.loads(obj.payload)
+    except (ValueError, RecursionError):
+        raise JWTRejected("own_malformed") from None
+    if not isinstance(claims, dict):
+        raise JWTRejected("own_malformed")
+    # RFC 9068 §4: "The issuer identifier ... MUST exactly match the value of the iss claim."
+    if claims.get("iss") != services.settings.issuer:
+        raise JWTRejected("own_wrong_issuer")
+    return OwnToken(
+        typ=typ,
+        claims=claims,
+        jti=require_str(claims, "jti", max_length=64),
+        exp=require_int(claims, "exp"),
+    )

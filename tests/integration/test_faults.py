@@ -1,0 +1,223 @@
+"""Fail closed: when Redis or PostgreSQL cannot answer in time, exchange, introspection and
+revocation answer 503 ``temporarily_unavailable`` and nothing else: never a token, never
+``active: true``, never another 5xx. Service is normal again once the store is back.
+
+The faulty instance reaches Redis or PostgreSQL through a small TCP proxy that the test
+cuts (connections refused and dropped) or slows (every chunk delayed beyond the
+timeout). A proxy, rather than ``CLIENT PAUSE``, so that other test runs sharing the
+Redis server are not paused with this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from authority.app import build_services, create_app, start, stop
+from authority.clock import FrozenClock
+from authority.settings import Settings
+from tests.conftest import REDIS_URL
+from tests.integration.conftest import Instance
+from tests.revocation_support import (
+    FEED,
+    Proxy,
+    basic,
+    free_port,
+    introspect,
+    issue,
+    revoke_as_server,
+    serving,
+)
+from tests.support import ISSUER, World
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[Proxy]:
+    host, port = REDIS_URL.split("://", 1)[1].split("/", 1)[0].split(":")
+    proxy = Proxy(host, int(port))
+    await proxy.up()
+    yield proxy
+    await proxy.down()
+
+
+@pytest.fixture
+async def postgres_proxy(settings: Settings) -> AsyncIterator[Proxy]:
+    assert settings.database_url is not None
+    netloc = settings.database_url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    host, _, port = netloc.partition(":")
+    proxy = Proxy(host, int(port or 5432))
+    await proxy.up()
+    yield proxy
+    await proxy.down()
+
+
+async def _instance(settings: Settings, clock: FrozenClock, **overrides: Any) -> Instance:
+    faulty = settings.model_copy(update=overrides)
+    services = build_services(faulty, clock=clock)
+    await start(services)
+    app = create_app(faulty, services=services)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
+    return Instance(services, app, client)
+
+
+@pytest.fixture
+async def via_redis_proxy(
+    settings: Settings, clock: FrozenClock, redis_proxy: Proxy
+) -> AsyncIterator[Instance]:
+    instance = await _instance(
+        settings, clock, redis_url=redis_proxy.url_for(REDIS_URL), redis_timeout=0.05
+    )
+    yield instance
+    await instance.client.aclose()
+    await stop(instance.services)
+
+
+@pytest.fixture
+async def via_postgres_proxy(
+    settings: Settings, clock: FrozenClock, postgres_proxy: Proxy
+) -> AsyncIterator[Instance]:
+    assert settings.database_url is not None
+    instance = await _instance(
+        settings, clock, database_url=postgres_proxy.url_for(settings.database_url)
+    )
+    yield instance
+    await instance.client.aclose()
+    await stop(instance.services)
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["error"] == "temporarily_unavailable"
+    assert "access_token" not in body
+    assert "active" not in body
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def every_endpoint(world: World, instance: Instance, token: str) -> list[httpx.Response]:
+    return [
+        await instance.client.post("/oauth2/token", data=world.exchange_form()),
+        await introspect(world, token, client=instance.client),
+        await revoke_as_server(world, token, client=instance.client),
+    ]
+
+
+async def assert_normal(world: World, instance: Instance, token: str) -> None:
+    exchanged = await instance.client.post("/oauth2/token", data=world.exchange_form())
+    assert exchanged.status_code == 200, exchanged.text
+    answer = await introspect(world, token, client=instance.client)
+    assert answer.json()["active"] is True
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+async def test_redis_unreachable_from_the_start(
+    world: World, settings: Settings, clock: FrozenClock
+) -> None:
+    token = await issue(world)
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    instance = await _instance(settings, clock, redis_url=closed, redis_timeout=0.05)
+    try:
+        for response in await every_endpoint(world, instance, token):
+            assert_unavailable(response)
+    finally:
+        await instance.client.aclose()
+        await stop(instance.services)
+    assert (await introspect(world, token)).json()["active"] is True  # revocation failed too
+
+
+async def test_redis_stopped_then_back(
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy
+) -> None:
+    token = await issue(world)
+    await assert_normal(world, via_redis_proxy, token)
+    await redis_proxy.down()
+    for _ in range(3):
+        for response in await every_endpoint(world, via_redis_proxy, token):
+            assert_unavailable(response)
+    await redis_proxy.up()
+    await assert_normal(world, via_redis_proxy, token)
+
+
+async def test_redis_slower_than_the_timeout_then_fast_again(
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy
+) -> None:
+    token = await issue(world)
+    await assert_normal(world, via_redis_proxy, token)
+    redis_proxy.delay = 0.2  # > redis_timeout (50 ms), each way
+    for response in await every_endpoint(world, via_redis_proxy, token):
+        assert_unavailable(response)
+    redis_proxy.delay = 0.0
+    await assert_normal(world, via_redis_proxy, token)
+
+
+async def test_a_revoked_token_stays_inactive_through_a_redis_outage(
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy
+) -> None:
+    token = await issue(world)
+    assert (await revoke_as_server(world, token)).status_code == 200
+    await redis_proxy.down()
+    assert_unavailable(await introspect(world, token, client=via_redis_proxy.client))
+    await redis_proxy.up()
+    answer = await introspect(world, token, client=via_redis_proxy.client)
+    assert answer.content == b'{"active":false}'
+
+
+async def test_the_feed_keeps_delivering_from_sql_while_redis_is_down(
+    world: World, settings: Settings, clock: FrozenClock, redis_proxy: Proxy
+) -> None:
+    from authority.sdk.feed import parse_sse
+
+    instance = await _instance(
+        settings,
+        clock,
+        redis_url=redis_proxy.url_for(REDIS_URL),
+        redis_timeout=0.05,
+        revocation_feed_poll_interval=0.3,
+    )
+    try:
+        await redis_proxy.down()
+        token = await issue(world)
+        async with serving(instance.app) as url, httpx.AsyncClient(timeout=10) as http:
+            request = http.build_request(
+                "GET", url + FEED, headers=basic(world.server_id, world.server_secret)
+            )
+            response = await http.send(request, stream=True)
+            assert response.status_code == 200
+            messages = parse_sse(response.aiter_lines())
+            await anext(messages)
+            assert (await revoke_as_server(world, token)).status_code == 200
+            message = await anext(messages)
+            await response.aclose()
+        assert message.event == "revocation"
+    finally:
+        await instance.client.aclose()
+        await stop(instance.services)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+async def test_database_unavailable_then_back(
+    world: World, via_postgres_proxy: Instance, postgres_proxy: Proxy
+) -> None:
+    token = await issue(world)
+    await assert_normal(world, via_postgres_proxy, token)
+    await postgres_proxy.down()
+    for _ in range(3):
+        for response in await every_endpoint(world, via_postgres_proxy, token):
+            assert_unavailable(response)
+    await postgres_proxy.up()
+    await assert_normal(world, via_postgres_proxy, token)
+
+
+async def test_database_slow_is_still_only_a_delay_or_a_503(
+    world: World, via_postgres_proxy: Instance, postgres_proxy: Proxy
+) -> None:
+    token = await issue(world)
+    postgres_proxy.delay = 0.05
+    for response in await every_endpoint(world, via_postgres_proxy, token):
+        assert response.status_code in (200, 503), response.text
+    postgres_proxy.delay = 0.0
+    await assert_normal(world, via_postgres_proxy, await issue(world))
