@@ -198,6 +198,22 @@ async def test_the_feed_keeps_delivering_from_sql_while_redis_is_down(
         await stop(instance.services)
 
 
+async def test_owners_can_stop_agents_while_redis_is_down(
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy
+) -> None:
+    token = await issue(world)
+    await redis_proxy.down()
+    killed = await via_redis_proxy.client.post(
+        f"/v1/owners/{world.owner_id}/kill",
+        json={"reason": "redis is down, stop anyway"},
+        headers=world.auth(world.owner_key),
+    )
+    assert killed.status_code == 200, killed.text
+    await redis_proxy.up()
+    answer = await introspect(world, token, client=via_redis_proxy.client)
+    assert answer.content == b'{"active":false}'
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------------
 async def test_database_unavailable_then_back(
     world: World, via_postgres_proxy: Instance, postgres_proxy: Proxy
