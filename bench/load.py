@@ -68,9 +68,12 @@ class Result:
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
 
+    single_use: bool = True  # bodies must not be sent twice (exchange attestations)
+
     @property
     def errors(self) -> int:
-        return self.failed + self.reused + self.socket_errors
+        reused = self.reused if self.single_use else 0
+        return self.failed + reused + self.socket_errors
 
 
 def free_port() -> int:
@@ -251,6 +254,7 @@ def run_wrk(
     threads: int,
     authorization: str = "",
     tokens_out: str | None = None,
+    single_use: bool = True,
 ) -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".bodies", delete=False) as handle:
         handle.write("\n".join(bodies) + "\n")
@@ -286,10 +290,34 @@ def run_wrk(
         p50_ms=data["p50_us"] / 1000,
         p95_ms=data["p95_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
+        single_use=single_use,
     )
 
 
-def bench_authority(backend: str, args: argparse.Namespace) -> list[Result]:
+def uvicorn_cmd(app: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+def bench_authority(
+    backend: str,
+    args: argparse.Namespace,
+    *,
+    app: str = "authority.asgi:app",
+    variant: str = "",
+    introspection: bool = True,
+) -> list[Result]:
     workers = 1 if backend == "embedded" else args.workers
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -298,8 +326,8 @@ def bench_authority(backend: str, args: argparse.Namespace) -> list[Result]:
         env = authority_env(backend, data_dir, port, workers)
         authority("migrate", env=env)
         admin = authority("admin", "bootstrap", env=env).split()[-1].strip()
-        cmd = [sys.executable, "-m", "authority.cli", "serve"]
-        with process(cmd, env, base + "/readyz"):
+        env["PYTHONPATH"] = str(HERE.parent)
+        with process(uvicorn_cmd(app, port, workers), env, base + "/readyz"):
             world = setup_world(base, admin, args.concurrency)
             # A short run sizes the body file so that no attestation is ever sent twice.
             probe = run_wrk(
@@ -311,7 +339,7 @@ def bench_authority(backend: str, args: argparse.Namespace) -> list[Result]:
                 threads=args.threads,
             )
             needed = int(probe.rate * args.duration * 1.6) + 2000
-            label = f"{backend} ({workers} worker{'s' if workers > 1 else ''})"
+            label = f"{backend}{variant} ({workers} worker{'s' if workers > 1 else ''})"
             out = tempfile.mktemp(prefix="tokens")  # noqa: S306
             results.append(
                 run_wrk(
@@ -324,6 +352,8 @@ def bench_authority(backend: str, args: argparse.Namespace) -> list[Result]:
                     tokens_out=out,
                 )
             )
+            if not introspection:
+                return results
             tokens: list[str] = []
             for i in range(args.threads):
                 with contextlib.suppress(FileNotFoundError):
@@ -340,6 +370,7 @@ def bench_authority(backend: str, args: argparse.Namespace) -> list[Result]:
                     duration=args.duration,
                     threads=args.threads,
                     authorization=f"Basic {basic}",
+                    single_use=False,
                 )
             )
     return results
@@ -347,19 +378,7 @@ def bench_authority(backend: str, args: argparse.Namespace) -> list[Result]:
 
 def bench_baseline(args: argparse.Namespace, workers: int) -> Result:
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.baseline:app",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    cmd = uvicorn_cmd("bench.baseline:app", port, workers)
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     base = f"http://127.0.0.1:{port}"
     with process(cmd, env, base + "/healthz"):
@@ -372,6 +391,7 @@ def bench_baseline(args: argparse.Namespace, workers: int) -> Result:
             concurrency=args.concurrency,
             duration=args.duration,
             threads=args.threads,
+            single_use=False,
         )
 
 
@@ -391,6 +411,18 @@ def report(results: list[Result], baselines: dict[str, Result]) -> None:
         )
 
 
+def ledger_cost(backends: list[str], args: argparse.Namespace) -> None:
+    """Exchange throughput with the ledger, and of a build that writes grant rows only."""
+    print(f"{'backend':<30} {'ledger req/s':>12} {'rows only req/s':>16} {'ledger cost':>11}")
+    for backend in backends:
+        with_ledger = bench_authority(backend, args, introspection=False)[0]
+        rows_only = bench_authority(
+            backend, args, app="bench.no_ledger:app", variant=", rows only", introspection=False
+        )[0]
+        cost = 1 - with_ledger.rate / rows_only.rate if rows_only.rate else float("nan")
+        print(f"{backend:<30} {with_ledger.rate:>12.0f} {rows_only.rate:>16.0f} {cost:>11.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", choices=["embedded", "postgres", "both"], default="both")
@@ -398,10 +430,18 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--ledger-cost",
+        action="store_true",
+        help="compare exchange throughput with the ledger and with grant rows only",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk (or your system's package)")
     backends = ["embedded", "postgres"] if args.backend == "both" else [args.backend]
+    if args.ledger_cost:
+        ledger_cost(backends, args)
+        return
     results: list[Result] = []
     baselines: dict[str, Result] = {}
     for backend in backends:
