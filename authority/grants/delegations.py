@@ -130,9 +130,12 @@ async def create(services: Services, principal: Principal, body: CreateDelegatio
     async with services.engine.begin() as conn:
         agent = (
             await conn.execute(
-                select(agents.c.id, agents.c.status, agents.c.jwks).where(
-                    agents.c.id == body.agent_id, agents.c.owner_id == principal.owner_id
-                )
+                select(agents.c.id, agents.c.status, agents.c.jwks)
+                .where(agents.c.id == body.agent_id, agents.c.owner_id == principal.owner_id)
+                # FOR SHARE on PostgreSQL: a kill switch running now either commits first
+                # (the agent is quarantined and refused here) or waits for this
+                # delegation to commit and then revokes it with the owner's others.
+                .with_for_update(read=True)
             )
         ).first()
         if agent is None:

@@ -119,7 +119,7 @@ async def parse_sse(
             on_retry(int(value))
 
 
-def _basic(client_id: str, secret: str) -> httpx.BasicAuth:
+def basic_auth(client_id: str, secret: str) -> httpx.BasicAuth:
     # RFC 6749 §2.3.1: form-urlencode both before HTTP Basic.
     return httpx.BasicAuth(quote_plus(client_id), quote_plus(secret))
 
@@ -191,7 +191,7 @@ class RevocationFeed:
             )
         else:
             request = http.build_request("GET", self.url, headers=headers, timeout=self._timeout)
-            auth = _basic(self.client_id, self._secret or "")
+            auth = basic_auth(self.client_id, self._secret or "")
         response = await http.send(request, auth=auth, stream=True)
         try:
             if response.status_code != 200:

@@ -33,6 +33,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authority.endpoints import paths
+from authority.sdk.feed import basic_auth
 from authority.sdk.revocations import FeedFollower
 from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier, VerifiedToken
 
@@ -97,7 +98,7 @@ class AuthorityMiddleware:
         self.http = http or httpx.AsyncClient(timeout=5.0)
         self._owns_http = http is None
         self._auth = (
-            httpx.BasicAuth(client_id, client_secret)
+            basic_auth(client_id, client_secret)
             if client_id is not None and client_secret is not None
             else None
         )

@@ -18,12 +18,13 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from authority.sdk.feed import parse_sse
 from authority.sdk.verifier import VerifiedToken
 
 log = logging.getLogger("authority.sdk.revocations")
@@ -90,7 +91,7 @@ class FeedFollower:
         self._auth = auth
         self._max_silence = max_silence
         self._clock = clock
-        self._last_event_id: str | None = None
+        self._last_event_id = ""
         self._last_heard = float("-inf")
         self._last_sweep = float("-inf")
         self._connected = asyncio.Event()
@@ -130,7 +131,7 @@ class FeedFollower:
 
     async def _follow(self) -> None:
         headers = {"Accept": "text/event-stream"}
-        if self._last_event_id is not None:
+        if self._last_event_id:
             headers["Last-Event-ID"] = self._last_event_id
         async with self._http.stream(
             "GET",
@@ -140,22 +141,18 @@ class FeedFollower:
             timeout=httpx.Timeout(10.0, read=self._max_silence),
         ) as response:
             response.raise_for_status()
-            data: list[str] = []
-            async for line in response.aiter_lines():
-                self._heard()
-                if line == "":
-                    if data:
-                        self._dispatch("\n".join(data))
-                    data = []
-                elif line.startswith(":"):
-                    continue  # a comment: the heartbeat
-                else:
-                    name, _, value = line.partition(":")
-                    value = value.removeprefix(" ")
-                    if name == "id":
-                        self._last_event_id = value
-                    elif name == "data":
-                        data.append(value)
+            async for message in parse_sse(self._lines(response), self._last_event_id):
+                # The id counts as seen only once its message is complete (parse_sse), so
+                # a connection cut mid-message resumes with that message again.
+                self._last_event_id = message.last_event_id
+                if message.data:
+                    self._dispatch(message.data)
+
+    async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
+        """Every line, heartbeat comments included, is a sign of life."""
+        async for line in response.aiter_lines():
+            self._heard()
+            yield line
 
     def _heard(self) -> None:
         self._last_heard = self._clock()
