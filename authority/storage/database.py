@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import sqlite3
+import weakref
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+import aiosqlite
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
@@ -15,6 +20,8 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 AUTOCOMMIT = "AUTOCOMMIT"
+#: Seconds a statement waits for another process's write lock on the SQLite file.
+SQLITE_BUSY_TIMEOUT = 5.0
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -41,13 +48,74 @@ def reader(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(isolation_level=AUTOCOMMIT)
 
 
+# One writer lock per database file and event loop, shared by every engine of the process
+# on that file: with calls made inline, two engines contending inside SQLite would block
+# the one thread both of them run on.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _write_lock(key: str) -> asyncio.Lock:
+    locks = _WRITE_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(key, asyncio.Lock())
+
+
+class _RunAtOnce:
+    """Stands in for aiosqlite's queue to its worker thread: runs each call immediately."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except Exception as exc:
+            if future is not None:
+                future.set_exception(exc)
+        else:
+            if future is not None:
+                future.set_result(result)
+
+
+class InlineSQLiteConnection(aiosqlite.Connection):
+    """aiosqlite's connection, with every sqlite3 call made on the event loop's thread.
+
+    aiosqlite hands each call (cursor, execute, fetch, close...) to a thread of its own
+    and back: about fifteen hand-offs per exchange, each waiting for the GIL, which under
+    load made a write transaction last milliseconds while holding SQLite's one write lock.
+    SQLite calls on a local file take microseconds, far less than a hand-off, so they run
+    inline. Writers in this process never wait on SQLite's lock (they queue on an asyncio
+    lock first); only another process writing the same file (the CLI) can make a call
+    wait, for at most the busy timeout.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._tx = _RunAtOnce()  # type: ignore[assignment]
+
+    def __await__(self) -> Generator[Any, None, InlineSQLiteConnection]:
+        return self._inline_connect().__await__()
+
+    async def _inline_connect(self) -> InlineSQLiteConnection:
+        await self._connect()
+        return self
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30}, skip_autocommit_rollback=True)
+    path = make_url(url).database or ":memory:"
+
+    async def connect() -> InlineSQLiteConnection:
+        return await InlineSQLiteConnection(
+            functools.partial(
+                sqlite3.connect, path, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False
+            )
+        )
+
+    engine = create_async_engine(url, async_creator=connect, skip_autocommit_rollback=True)
     # One writer at a time, queued in process. SQLite allows one writer anyway, and
     # its own busy handler waits by sleeping and polling, which under concurrent
     # requests costs milliseconds per transaction; an asyncio lock hands over at once.
     # (Other processes on the same file, such as the CLI, still meet the busy timeout.)
-    write_lock = asyncio.Lock()
+    key = str(Path(path).resolve()) if path != ":memory:" else f":memory:{id(engine)}"
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -64,17 +132,19 @@ def _sqlite_engine(url: str) -> AsyncEngine:
             return
         # BEGIN IMMEDIATE takes the write lock up front, so a transaction that reads and
         # then writes can never fail to upgrade its lock half-way.
+        write_lock = _write_lock(key)
         await_only(write_lock.acquire())
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             write_lock.release()
             raise
-        conn.info["holds_write_lock"] = True
+        conn.info["write_lock"] = write_lock
 
     def _release(conn: Connection) -> None:
-        if conn.info.pop("holds_write_lock", False):
-            write_lock.release()
+        held = conn.info.pop("write_lock", None)
+        if held is not None:
+            held.release()
 
     event.listen(engine.sync_engine, "commit", _release)
     event.listen(engine.sync_engine, "rollback", _release)
