@@ -9,10 +9,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from authority import metrics
+from authority.approvals import webhooks
 from authority.clock import Clock, SystemClock
 from authority.context import Services
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
@@ -27,6 +30,7 @@ from authority.storage.secret_key import load_secret_key
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
+    approvals,
     controls,
     delegations,
     discovery,
@@ -38,6 +42,7 @@ from .endpoints import (
     revocation,
     token,
 )
+from .endpoints import metrics as metrics_endpoint
 from .endpoints.http import error_response
 
 log = logging.getLogger("authority")
@@ -58,7 +63,7 @@ def build_services(
     clock = clock or SystemClock()
     engine = make_engine(settings.sqlalchemy_url, pool_size=settings.database_pool_size)
     secret_key = load_secret_key(settings)
-    return Services(
+    services = Services(
         settings=settings,
         clock=clock,
         engine=engine,
@@ -68,6 +73,8 @@ def build_services(
         keyring=Keyring(engine, clock, settings, secret_key=secret_key),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
     )
+    services.extras["webhook_sealer"] = webhooks.SecretSealer(secret_key)
+    return services
 
 
 async def start(services: Services) -> None:
@@ -96,6 +103,7 @@ def ledger_sequencer(services: Services) -> Sequencer:
 
 
 async def stop(services: Services) -> None:
+    await webhooks.shutdown(services)
     await revocation_feed.shutdown(services)
     if services.sequencer is not None:
         await services.sequencer.stop()
@@ -116,13 +124,15 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *revocation.routes,
         *feed.routes,
         *controls.routes,
+        *approvals.routes,
+        *metrics_endpoint.routes,
     ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    err: AuthorityError = MethodNotAllowed() if exc.status_code == 405 else NotFound(
-        "No such endpoint."
+    err: AuthorityError = (
+        MethodNotAllowed() if exc.status_code == 405 else NotFound("No such endpoint.")
     )
     return error_response(err)
 
@@ -149,6 +159,13 @@ def create_app(
                 await stop(svc)
 
     handlers: dict[Any, Any] = {HTTPException: _http_error}
-    app = Starlette(routes=routes(svc.settings), lifespan=lifespan, exception_handlers=handlers)
+    # Outermost after Starlette's own error handling, so every answer is counted and timed.
+    middleware = [Middleware(metrics.MetricsMiddleware, metrics=metrics.of(svc))]
+    app = Starlette(
+        routes=routes(svc.settings),
+        lifespan=lifespan,
+        exception_handlers=handlers,
+        middleware=middleware,
+    )
     app.state.services = svc
     return app

@@ -99,13 +99,14 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 def _registrars() -> list[Registrar]:
     """Each feature module's subcommands, named here so that ``python -m authority.cli``
     and the ``authority`` script build the same parser."""
+    from authority.approvals.cli import register as approvals
     from authority.demo import register as demo
     from authority.ledger.cli import register as ledger
     from authority.management.cli import register as admin
     from authority.management.controls_cli import register as control
     from authority.tokens.commands import register as keys
 
-    return [admin, keys, ledger, control, demo]
+    return [admin, keys, ledger, control, demo, approvals]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

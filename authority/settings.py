@@ -131,6 +131,76 @@ class Settings(BaseSettings):
         4096, ge=16, le=1_000_000, description="Recent events each instance keeps in memory."
     )
 
+    # --- approvals (OpenID CIBA, poll mode) ------------------------------------------
+    approval_lifetime: int = Field(
+        300,
+        ge=10,
+        le=86400,
+        description="Seconds an approval request (its auth_req_id) stays valid (CIBA expires_in).",
+    )
+    approval_poll_interval: int = Field(
+        5, ge=1, le=60, description="Least seconds between two polls (CIBA interval)."
+    )
+    approval_max_pending: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="Pending approvals one agent may have at once; more are refused, so an "
+        "agent cannot flood its owner.",
+    )
+
+    # --- owner notification webhooks (Standard Webhooks, HMAC-SHA-256) --------------
+    webhook_queue_size: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Notices waiting for delivery per instance; more are dropped and logged.",
+    )
+    webhook_workers: int = Field(4, ge=1, le=64, description="Concurrent deliveries.")
+    webhook_timeout: float = Field(5.0, gt=0, le=60, description="Seconds per delivery attempt.")
+    webhook_max_attempts: int = Field(6, ge=1, le=20)
+    webhook_retry_base: float = Field(
+        2.0, gt=0, le=600, description="Seconds before the first retry; doubled each time."
+    )
+    webhook_retry_max: float = Field(300.0, gt=0, le=86400, description="Longest retry delay.")
+    webhook_allow_http: bool = Field(
+        False, description="Accept http:// webhook URLs (development only; https otherwise)."
+    )
+    webhook_allow_private_addresses: bool = Field(
+        False,
+        description="Deliver to loopback, private and link-local addresses (development "
+        "only: otherwise an owner could make the authority call its own network).",
+    )
+
+    # --- automatic containment --------------------------------------------------------
+    containment_threshold: int = Field(
+        10,
+        ge=0,
+        le=1_000_000,
+        description="Violations (denied exchanges and failed introspections of its tokens) "
+        "within containment_window that quarantine an agent; 0 turns containment off.",
+    )
+    containment_window: int = Field(60, ge=1, le=86400, description="Seconds.")
+    containment_memory: int = Field(
+        30 * 86400,
+        ge=0,
+        description="Seconds over which a repeated containment lowers the autonomy level.",
+    )
+
+    # --- metrics (Prometheus) ---------------------------------------------------------
+    metrics_enabled: bool = Field(True, description="Serve /metrics.")
+    metrics_token: str | None = Field(
+        None,
+        min_length=32,
+        description="Bearer token the scraper sends; default: an admin or auditor API key.",
+    )
+    metrics_max_agents: int = Field(
+        100,
+        ge=0,
+        le=100_000,
+        description="Agents with a series of their own; later ones are counted as 'other'.",
+    )
+
     # --- policy ---------------------------------------------------------------------
     policy_file: Path | None = Field(
         None, description="Cedar policy file evaluated after the built-in checks."
@@ -200,9 +270,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _lifetimes_fit(self) -> Settings:
         if self.access_token_lifetime > self.access_token_max_lifetime:
-            raise ValueError(
-                "access_token_lifetime must not exceed access_token_max_lifetime"
-            )
+            raise ValueError("access_token_lifetime must not exceed access_token_max_lifetime")
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
         return self

@@ -1,7 +1,14 @@
-"""The token endpoint (RFC 6749 §3.2): token exchange (RFC 8693 §2.1) for agents.
+"""The token endpoint (RFC 6749 §3.2): token exchange (RFC 8693 §2.1) for agents, and the
+CIBA grant (OpenID CIBA §10.1) with which they collect a call their owner approved.
 
-Parses and types the form, hands it to ``grants.token_exchange``, renders RFC 8693 §2.2.
-Every answer carries ``Cache-Control: no-store`` (RFC 6749 §5.1).
+Parses and types the form, hands it to ``grants.token_exchange`` or ``grants.ciba``,
+renders RFC 8693 §2.2. Every answer carries ``Cache-Control: no-store`` (RFC 6749 §5.1).
+
+A call that needs the owner's approval is answered with HTTP 200 and the CIBA §7.3
+acknowledgement ``{"auth_req_id", "expires_in", "interval"}``, not with an error: the
+request was accepted and is being acted on, and a 4xx would tell every OAuth client that
+it was refused. A client that knows only RFC 8693 sees a 200 without ``access_token``
+and fails closed (no token to use); one that knows this authority, or CIBA, polls.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from authority.errors import (
     InvalidTarget,
     UnsupportedGrantType,
 )
-from authority.grants.token_exchange import Denied, ExchangeRequest, exchange
+from authority.grants.ciba import PollRequest, poll
+from authority.grants.token_exchange import Denied, ExchangeRequest, Issued, exchange
 from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
 
@@ -32,6 +40,9 @@ from .guard import endpoint
 from .http import NO_STORE, Form, json_response, read_form
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+#: OpenID CIBA §10.1.
+CIBA = "urn:openid:params:grant-type:ciba"
+MAX_AUTH_REQ_ID = 200
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # RFC 8707 §2 lets resource repeat; it is parsed as a list and then held to exactly one.
@@ -148,26 +159,60 @@ def parse_exchange(services: Services, request: Request, form: Form) -> Exchange
     )
 
 
-@endpoint
-async def token(request: Request) -> Response:
-    services: Services = request.app.state.services
-    form = await read_form(request, services.settings.max_body_bytes, repeatable=REPEATABLE)
-    grant_type = form.require("grant_type")
-    if grant_type != TOKEN_EXCHANGE:
-        raise UnsupportedGrantType()
-    parsed = parse_exchange(services, request, form)
-    try:
-        issued = await exchange(services, parsed)
-    except Denied as denied:
-        raise denied.error from None
-    body = {
+def parse_poll(services: Services, request: Request, form: Form) -> PollRequest:
+    auth_req_id = form.require("auth_req_id")
+    if len(auth_req_id) > MAX_AUTH_REQ_ID or not auth_req_id.isprintable():
+        raise InvalidRequest("The auth_req_id parameter is malformed.")
+    if request.headers.get("authorization") is not None:
+        raise InvalidClient(
+            "Agents authenticate with an attestation JWT, not an Authorization header.",
+        )
+    assertion, via_client_assertion = _assertion(form)
+    return PollRequest(
+        auth_req_id=auth_req_id,
+        assertion=assertion,
+        via_client_assertion=via_client_assertion,
+        client_id=form.get("client_id"),
+        dpop_proof=_dpop_header(request),
+        method=request.method,
+        url=services.settings.issuer + paths.TOKEN,
+    )
+
+
+def _token_body(issued: Issued) -> dict[str, Any]:
+    return {
         "access_token": issued.access_token,
         "issued_token_type": ACCESS_TOKEN_TYPE,
         "token_type": issued.token_type,
         "expires_in": issued.expires_in,
         "authorization_details": issued.authorization_details,
     }
-    return json_response(body, 200, NO_STORE)
+
+
+@endpoint
+async def token(request: Request) -> Response:
+    services: Services = request.app.state.services
+    form = await read_form(request, services.settings.max_body_bytes, repeatable=REPEATABLE)
+    grant_type = form.require("grant_type")
+    if grant_type == CIBA:
+        issued = await poll(services, parse_poll(services, request, form))
+        return json_response(_token_body(issued), 200, NO_STORE)
+    if grant_type != TOKEN_EXCHANGE:
+        raise UnsupportedGrantType()
+    parsed = parse_exchange(services, request, form)
+    try:
+        result = await exchange(services, parsed)
+    except Denied as denied:
+        raise denied.error from None
+    if isinstance(result, Issued):
+        return json_response(_token_body(result), 200, NO_STORE)
+    # CIBA §7.3: the acknowledgement of an accepted request awaiting the owner.
+    pending = {
+        "auth_req_id": result.auth_req_id,
+        "expires_in": result.expires_in,
+        "interval": result.interval,
+    }
+    return json_response(pending, 200, NO_STORE)
 
 
 routes = [Route(paths.TOKEN, token, methods=["POST"])]

@@ -39,6 +39,7 @@ from typing import Any, Final
 
 from sqlalchemy import bindparam, literal, select, update
 
+from authority import containment
 from authority.context import Services
 from authority.errors import InvalidRequest
 from authority.secrets import token_hash
@@ -198,6 +199,12 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         # RFC 7662 §2.1: token is REQUIRED (checked once the caller is known).
         raise InvalidRequest("The token parameter is missing.")
     if token is None or not _is_active(row, token, request.token, client.audience, now):
+        if token is not None:
+            # The agent's own token, misused (wrong audience, revoked, reused) counts
+            # towards its automatic containment; the answer stays the one constant.
+            await containment.note_inactive_token(
+                services, row, token.claims, token.exp, request.token, client.audience, now
+            )
         return INACTIVE
     if row.single_use and not await _consume(services, token.jti, now):
         return INACTIVE

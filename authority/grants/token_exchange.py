@@ -12,7 +12,16 @@ Order of work, cheapest and least trusting first:
 5. claim the attestation and proof jtis and count the rate window, in one hot-state trip;
 6. one transaction: spend a call on the delegation under a row lock that also holds the
    agent and owner rows, write the grant and its ledger entry, commit; only then is the
-   token returned. A denial at any step after 1 is written as a denied grant.
+   token returned (``issue``). A denial at any step after 1 is written as a denied grant.
+
+A call that needs the owner's approval (step 4 answers ``NeedsApproval``, or a Cedar
+``forbid`` annotated ``@approval("owner")``) is neither issued nor denied: step 6 writes
+an approval request and a ``pending`` grant instead, and the answer is the CIBA
+acknowledgement (``Pending``). The agent then polls (``grants.ciba``), and once the owner
+has approved, ``issue`` makes that one token, under the same rules, as here.
+
+Every denial of an authenticated agent is also reported to automatic containment
+(``authority.containment``), which decides whether it counts.
 """
 
 from __future__ import annotations
@@ -29,8 +38,11 @@ from joserfc.errors import JoseError
 from sqlalchemy import and_, bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from authority import containment, metrics
+from authority.approvals import requests as approvals
+from authority.approvals import webhooks
 from authority.context import Services
-from authority.errors import AuthorityError
+from authority.errors import AuthorityError, InvalidGrant
 from authority.ledger.entries import append
 from authority.policy.checks import (
     AgentFacts,
@@ -51,6 +63,7 @@ from authority.tokens.dpop import VerifiedProof, verify_proof
 from authority.tokens.inbound import (
     JWTRejected,
     UnverifiedJWT,
+    VerifiedAttestation,
     audience_includes,
     peek,
     require_int,
@@ -87,6 +100,15 @@ class Issued:
     authorization_details: list[dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The call awaits the owner's approval: the CIBA §7.3 acknowledgement."""
+
+    auth_req_id: str
+    expires_in: int
+    interval: int
+
+
 class Denied(Exception):
     """A decision against the request; already written as a denied grant."""
 
@@ -97,7 +119,7 @@ class Denied(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Loaded:
+class Loaded:
     agent: AgentFacts | None
     agent_jwks: str | None
     delegation: DelegationFacts | None
@@ -107,21 +129,26 @@ class _Loaded:
 
 # --- the grant record ---------------------------------------------------------------------
 @dataclass
-class _Record:
+class GrantRecord:
     """What the grant row and ledger entry say; filled in as the request is understood."""
 
     call: ToolCall
     audience: str
+    client_assertion: bool = False  # how the agent authenticated (for the error code)
     agent_id: str | None = None
     owner_id: str | None = None
     delegation_id: str | None = None
     intent: str | None = None
+    # The verified attestation's replay-cache entry, and whether this request has claimed
+    # it: a denial counts against the agent only on the attestation's first use.
+    attestation_claim: Claim | None = None
+    attestation_claimed: bool = False
 
 
-async def _write_grant(
+async def write_grant(
     conn: AsyncConnection,
     services: Services,
-    record: _Record,
+    record: GrantRecord,
     *,
     now: int,
     decision: str,
@@ -131,6 +158,7 @@ async def _write_grant(
     expires_at: int | None = None,
     jkt: str | None = None,
     single_use: bool = False,
+    approval_id: str | None = None,
 ) -> str:
     grant_id = new_id("grt")
     values = {
@@ -155,18 +183,32 @@ async def _write_grant(
     await conn.execute(_INSERT_GRANT, values)
     ledger_record = {k: v for k, v in values.items() if k not in ("id", "created_at")}
     ledger_record["grant_id"] = grant_id
+    if approval_id is not None:
+        ledger_record["approval_id"] = approval_id
     await append(conn, kind="grant", version=1, created_at=now, record=ledger_record)
     return grant_id
 
 
-async def _deny(
-    services: Services, request: ExchangeRequest, record: _Record, reason: Reason, now: int
-) -> Denied:
+async def deny(services: Services, record: GrantRecord, reason: Reason, now: int) -> Denied:
     """Write the denied grant in its own transaction and return the error to raise."""
     async with services.engine.begin() as conn:
-        await _write_grant(conn, services, record, now=now, decision="denied", reason=reason)
+        await write_grant(conn, services, record, now=now, decision="denied", reason=reason)
+    return await after_denial(services, record, reason)
+
+
+async def after_denial(services: Services, record: GrantRecord, reason: Reason) -> Denied:
+    """Once a denied grant is committed: count it, and let containment weigh it."""
     log.info("exchange denied: %s (agent=%s)", reason.value, record.agent_id)
-    return Denied(reason, error_for(reason, client_assertion=request.via_client_assertion))
+    metrics.of(services).exchange("denied", record.agent_id)
+    if record.agent_id is not None and record.owner_id is not None:
+        await containment.note_denial(
+            services,
+            agent_id=record.agent_id,
+            owner_id=record.owner_id,
+            reason=reason,
+            first_use=None if record.attestation_claimed else record.attestation_claim,
+        )
+    return Denied(reason, error_for(reason, client_assertion=record.client_assertion))
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -213,14 +255,14 @@ _LOAD = select(
 _INSERT_GRANT = grants.insert()
 
 
-async def _load(
+async def load(
     services: Services, agent_id: str | None, delegation_id: str | None, tool_name: str
-) -> _Loaded:
+) -> Loaded:
     """Agent with owner status, delegation and tool with its audience: one round trip."""
     params = {"agent_id": agent_id or "", "delegation_id": delegation_id or "", "tool": tool_name}
     async with services.reader.connect() as conn:
         row = (await conn.execute(_LOAD, params)).one()
-    return _Loaded(
+    return Loaded(
         agent=_agent_facts(row),
         agent_jwks=row.jwks,
         delegation=_delegation_facts(row),
@@ -346,22 +388,24 @@ def _map_delegation_rejection(exc: JWTRejected) -> Reason:
     return Reason.DELEGATION_INVALID
 
 
-async def exchange(services: Services, request: ExchangeRequest) -> Issued:
-    """Decide one exchange; raise ``Denied`` (already recorded) or return the token."""
+async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pending:
+    """Decide one exchange: the token, or a pending approval; raise ``Denied`` (recorded)."""
     settings = services.settings
     now = services.now()
-    record = _Record(call=request.call, audience=request.resource)
+    record = GrantRecord(
+        call=request.call, audience=request.resource, client_assertion=request.via_client_assertion
+    )
 
     # -- who is asking: the attestation, and the agent it names ---------------------------------
     try:
         unverified_attestation = peek(request.assertion)
     except JWTRejected:
-        raise await _deny(services, request, record, Reason.ATTESTATION_INVALID, now) from None
+        raise await deny(services, record, Reason.ATTESTATION_INVALID, now) from None
     claimed_agent = unverified_attestation.claims.get("iss")
     if not isinstance(claimed_agent, str) or (
         request.client_id is not None and request.client_id != claimed_agent
     ):
-        raise await _deny(services, request, record, Reason.ATTESTATION_INVALID, now)
+        raise await deny(services, record, Reason.ATTESTATION_INVALID, now)
     try:
         unverified_delegation: UnverifiedJWT | None = peek(request.subject_token)
     except JWTRejected:
@@ -369,14 +413,14 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued:
     claimed_delegation = (
         unverified_delegation.claims.get("jti") if unverified_delegation is not None else None
     )
-    loaded = await _load(
+    loaded = await load(
         services,
         claimed_agent,
         claimed_delegation if isinstance(claimed_delegation, str) else None,
         request.call.tool,
     )
     if loaded.agent is None or loaded.agent_jwks is None:
-        raise await _deny(services, request, record, Reason.AGENT_UNKNOWN, now)
+        raise await deny(services, record, Reason.AGENT_UNKNOWN, now)
     try:
         attestation = verify_attestation(
             unverified_attestation,
@@ -389,26 +433,27 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued:
         )
     except JWTRejected as exc:
         log.info("attestation rejected: %s", exc.reason)
-        raise await _deny(services, request, record, Reason.ATTESTATION_INVALID, now) from None
+        raise await deny(services, record, Reason.ATTESTATION_INVALID, now) from None
     # From here on the agent is authenticated, and denials are attributed to it.
     record.agent_id = loaded.agent.id
     record.owner_id = loaded.agent.owner_id
+    record.attestation_claim = attestation_claim(services, attestation, now)
 
     # -- what it holds: the delegation -----------------------------------------------------------
     if unverified_delegation is None:
-        raise await _deny(services, request, record, Reason.DELEGATION_INVALID, now)
+        raise await deny(services, record, Reason.DELEGATION_INVALID, now)
     try:
         delegation_id = verify_delegation_credential(
             services, unverified_delegation, agent_id=loaded.agent.id, jkt=attestation.jkt, now=now
         )
     except JWTRejected as exc:
         reason = _map_delegation_rejection(exc)
-        raise await _deny(services, request, record, reason, now) from None
+        raise await deny(services, record, reason, now) from None
     delegation = loaded.delegation
     if delegation is None or delegation.id != delegation_id:
-        raise await _deny(services, request, record, Reason.DELEGATION_INVALID, now)
+        raise await deny(services, record, Reason.DELEGATION_INVALID, now)
     if loaded.delegation_jkt != attestation.jkt:
-        raise await _deny(services, request, record, Reason.DELEGATION_KEY_MISMATCH, now)
+        raise await deny(services, record, Reason.DELEGATION_KEY_MISMATCH, now)
     record.delegation_id = delegation.id
     record.intent = delegation.intent
 
@@ -416,17 +461,10 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued:
     proof: VerifiedProof | None = None
     if request.dpop_proof is not None:
         try:
-            proof = verify_proof(
-                request.dpop_proof,
-                method=request.method,
-                url=request.url,
-                now=now,
-                skew=settings.clock_skew,
-                max_age=settings.dpop_proof_max_age,
-            )
+            proof = verify_dpop(services, request.dpop_proof, request.method, request.url, now)
         except JWTRejected as exc:
             log.info("dpop proof rejected: %s", exc.reason)
-            raise await _deny(services, request, record, Reason.DPOP_INVALID, now) from None
+            raise await deny(services, record, Reason.DPOP_INVALID, now) from None
 
     # -- the rules -----------------------------------------------------------------------------
     tool = loaded.tool
@@ -445,53 +483,119 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued:
         dpop_bound=proof is not None,
     )
     decision = evaluate(facts)
-    if isinstance(decision, Deny | NeedsApproval):
-        raise await _deny(services, request, record, decision.reason, now)
+    if isinstance(decision, Deny):
+        raise await deny(services, record, decision.reason, now)
     verdict = services.policy.evaluate(facts)
-    if not verdict.allowed:
-        reason = Reason.APPROVAL_REQUIRED if verdict.needs_approval else Reason.POLICY_DENIED
-        raise await _deny(services, request, record, reason, now)
+    if not verdict.allowed and not verdict.needs_approval:
+        # A plain forbid refuses even a call the owner could otherwise have approved.
+        raise await deny(services, record, Reason.POLICY_DENIED, now)
+    approval: Reason | None = None
+    if isinstance(decision, NeedsApproval):
+        approval = decision.reason
+    elif not verdict.allowed:
+        approval = Reason.APPROVAL_REQUIRED
     if tool is None:  # evaluate() has denied this already; kept explicit for the reader
-        raise await _deny(services, request, record, Reason.TOOL_UNKNOWN, now)
+        raise await deny(services, record, Reason.TOOL_UNKNOWN, now)
 
     # -- replay and rate: one round trip to shared hot state ---------------------------------------
-    claims = [
-        Claim(
-            f"jti:attestation:{attestation.agent_id}:{attestation.jti}",
-            max(1, attestation.exp - now + settings.clock_skew),
-        )
-    ]
+    claims = [record.attestation_claim]
     if proof is not None:
-        claims.append(
-            Claim(
-                f"jti:dpop:{proof.jkt}:{proof.jti}",
-                settings.dpop_proof_max_age + 2 * settings.clock_skew,
-            )
-        )
+        claims.append(dpop_claim(services, proof))
     counts = []
     if delegation.rate_per_minute is not None:
         counts.append(Count(f"rate:delegation:{delegation.id}:{now // 60}", 60))
     outcome = await services.hot.apply(claims, counts)
+    record.attestation_claimed = outcome.claimed[0]
     if not outcome.claimed[0]:
-        raise await _deny(services, request, record, Reason.ATTESTATION_REPLAYED, now)
+        raise await deny(services, record, Reason.ATTESTATION_REPLAYED, now)
     if proof is not None and not outcome.claimed[1]:
-        raise await _deny(services, request, record, Reason.DPOP_REPLAYED, now)
+        raise await deny(services, record, Reason.DPOP_REPLAYED, now)
     if delegation.rate_per_minute is not None and outcome.counts[0] > delegation.rate_per_minute:
-        raise await _deny(services, request, record, Reason.RATE_LIMITED, now)
+        raise await deny(services, record, Reason.RATE_LIMITED, now)
 
-    # -- issue: sign, then commit the grant; the token leaves only after the commit -------------
+    authorised = Authorised(
+        agent=loaded.agent,
+        delegation=delegation,
+        tool=tool,
+        call=request.call,
+        lifetime=lifetime,
+        jkt=proof.jkt if proof is not None else None,
+    )
+    if approval is not None:
+        return await request_approval(services, record, authorised, approval, now)
+    return await issue(services, record, authorised, now)
+
+
+# --- the pieces the exchange and the CIBA poll share ----------------------------------------------
+def attestation_claim(services: Services, attestation: VerifiedAttestation, now: int) -> Claim:
+    """The attestation's replay-cache entry: single use (RFC 7523 §3 item 7), until exp."""
+    return Claim(
+        f"jti:attestation:{attestation.agent_id}:{attestation.jti}",
+        max(1, attestation.exp - now + services.settings.clock_skew),
+    )
+
+
+def dpop_claim(services: Services, proof: VerifiedProof) -> Claim:
+    settings = services.settings
+    return Claim(
+        f"jti:dpop:{proof.jkt}:{proof.jti}", settings.dpop_proof_max_age + 2 * settings.clock_skew
+    )
+
+
+def verify_dpop(services: Services, raw: str, method: str, url: str, now: int) -> VerifiedProof:
+    settings = services.settings
+    return verify_proof(
+        raw,
+        method=method,
+        url=url,
+        now=now,
+        skew=settings.clock_skew,
+        max_age=settings.dpop_proof_max_age,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Authorised:
+    """One call that every rule allows now (exchange), or that the owner approved (CIBA)."""
+
+    agent: AgentFacts
+    delegation: DelegationFacts
+    tool: ToolFacts
+    call: ToolCall
+    lifetime: int
+    jkt: str | None  # the DPoP key the token is bound to (RFC 9449 cnf.jkt)
+
+
+async def issue(
+    services: Services,
+    record: GrantRecord,
+    authorised: Authorised,
+    now: int,
+    *,
+    approval_row: Any = None,
+) -> Issued:
+    """Sign the token, then commit its grant; the token leaves only after the commit.
+
+    The call is spent on the delegation under a row lock that also holds the agent and
+    owner rows, so a revocation, quarantine or kill switch that commits first refuses it
+    (and is written as a denied grant); one that commits later revokes it. With
+    ``approval_row``, the approval is consumed in the same transaction: exactly one poll
+    gets the token, and a refusal here ends the approval.
+    """
+    settings = services.settings
+    agent, delegation, tool = authorised.agent, authorised.delegation, authorised.tool
     jti = new_id("at")
-    expires_at = now + lifetime
-    jkt = proof.jkt if proof is not None else None
+    expires_at = now + authorised.lifetime
+    jkt = authorised.jkt
     token = services.keyring.sign(
         access_token_claims(
             issuer=settings.issuer,
-            owner_id=loaded.agent.owner_id,
-            agent_id=loaded.agent.id,
+            owner_id=agent.owner_id,
+            agent_id=agent.id,
             audience=tool.audience,
             delegation_id=delegation.id,
             intent=delegation.intent,
-            call=request.call,
+            call=authorised.call,
             issued_at=now,
             expires_at=expires_at,
             jti=jti,
@@ -499,15 +603,19 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued:
         ),
         typ=AT_TYP,
     )
+    refused: Reason | None = None
     async with services.engine.begin() as conn:
-        spent = await _spend_call(conn, delegation.id, loaded.agent.id, now)
+        spent = await _spend_call(conn, delegation.id, agent.id, now)
         if spent is None:
-            reason = await _why_not_spent(conn, delegation.id, loaded.agent.id, now)
-            await _write_grant(conn, services, record, now=now, decision="denied", reason=reason)
-            error = error_for(reason, client_assertion=request.via_client_assertion)
-            denied: Denied | None = Denied(reason, error)
+            refused = await _why_not_spent(conn, delegation.id, agent.id, now)
+            await write_grant(conn, services, record, now=now, decision="denied", reason=refused)
+            if approval_row is not None:
+                await approvals.refuse_at_issue(conn, approval_row, refused.value, now)
         else:
-            await _write_grant(
+            if approval_row is not None and not await approvals.consume(conn, approval_row.id, now):
+                # Another poll has taken this approval's one token: roll everything back.
+                raise ApprovalUsed()
+            await write_grant(
                 conn,
                 services,
                 record,
@@ -518,15 +626,97 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued:
                 expires_at=expires_at,
                 jkt=jkt,
                 single_use=tool.single_use,
+                approval_id=approval_row.id if approval_row is not None else None,
             )
-            denied = None
-    if denied is not None:
-        raise denied
+    if refused is not None:
+        raise await after_denial(services, record, refused)
+    metrics.of(services).exchange("issued", agent.id)
     return Issued(
         access_token=token,
         token_type="DPoP" if jkt else "Bearer",
-        expires_in=lifetime,
-        authorization_details=[authorization_detail(request.call, tool.audience)],
+        expires_in=authorised.lifetime,
+        authorization_details=[authorization_detail(authorised.call, tool.audience)],
+    )
+
+
+class ApprovalUsed(InvalidGrant):
+    """CIBA §11 invalid_grant: this approval's one token has been issued already."""
+
+    default_description = "The auth_req_id is invalid, expired or already used."
+
+
+async def request_approval(
+    services: Services, record: GrantRecord, authorised: Authorised, reason: Reason, now: int
+) -> Pending:
+    """Write the approval request and its ``pending`` grant; tell the owner; acknowledge."""
+    settings = services.settings
+    agent, delegation, tool = authorised.agent, authorised.delegation, authorised.tool
+    auth_req_id = approvals.new_auth_req_id()
+    row_id = approvals.approval_id(services, auth_req_id)
+    if row_id is None:  # cannot happen for an id made above; kept explicit
+        raise RuntimeError("generated auth_req_id does not parse")
+    call = approvals.CallRequest(
+        tool=authorised.call.tool,
+        resource=authorised.call.resource,
+        action=authorised.call.action,
+        audience=tool.audience,
+        intent=delegation.intent,
+        lifetime=authorised.lifetime,
+        jkt=authorised.jkt,
+    )
+    over_limit = False
+    async with services.engine.begin() as conn:
+        if await approvals.pending_count(conn, agent.id, now) >= settings.approval_max_pending:
+            over_limit = True
+            await write_grant(
+                conn, services, record, now=now, decision="denied", reason=Reason.APPROVAL_LIMIT
+            )
+        else:
+            await approvals.insert(
+                conn,
+                services,
+                row_id=row_id,
+                now=now,
+                owner_id=agent.owner_id,
+                agent_id=agent.id,
+                delegation_id=delegation.id,
+                call=call,
+                reason=reason.value,
+            )
+            await write_grant(
+                conn,
+                services,
+                record,
+                now=now,
+                decision="pending",
+                reason=reason,
+                approval_id=row_id,
+            )
+    if over_limit:
+        raise await after_denial(services, record, Reason.APPROVAL_LIMIT)
+    metrics.of(services).exchange("pending", agent.id)
+    metrics.of(services).approvals.labels("requested").inc()
+    webhooks.notify(
+        services,
+        agent.owner_id,
+        webhooks.APPROVAL_REQUESTED,
+        {
+            "approval_id": row_id,
+            "agent_id": agent.id,
+            "delegation_id": delegation.id,
+            "intent": delegation.intent,
+            "tool": call.tool,
+            "resource": call.resource,
+            "action": call.action,
+            "audience": call.audience,
+            "reason": reason.value,
+            "expires_at": now + settings.approval_lifetime,
+        },
+    )
+    return Pending(
+        auth_req_id=auth_req_id,
+        expires_in=settings.approval_lifetime,
+        interval=settings.approval_poll_interval,
     )
 
 

@@ -192,6 +192,24 @@ class ApprovalDecidedV1(Record):
     actor: Actor
 
 
+class ApprovalDecidedV2(Record):
+    """V1 and why: the owner's note, or the code of the rule that refused it at issue."""
+
+    kind: ClassVar[str] = "approval_decided"
+    version: ClassVar[int] = 2
+
+    approval_id: Id
+    decision: Literal["approved", "denied"]
+    owner_id: Id
+    agent_id: Id
+    delegation_id: Id
+    tool: Name | None = None
+    resource: Url | None = None
+    action: Name | None = None
+    actor: Actor
+    reason: Text | None = None
+
+
 class AutonomyChangedV1(Record):
     kind: ClassVar[str] = "autonomy_changed"
     version: ClassVar[int] = 1
@@ -201,6 +219,39 @@ class AutonomyChangedV1(Record):
     previous_level: Level
     level: Level
     actor: Actor
+
+
+class AutonomyChangedV2(Record):
+    """V1 and why: an owner's promotion, or the authority's demotion after containment."""
+
+    kind: ClassVar[str] = "autonomy_changed"
+    version: ClassVar[int] = 2
+
+    agent_id: Id
+    owner_id: Id
+    previous_level: Level
+    level: Level
+    actor: Actor
+    reason: Text | None = None
+
+
+class AgentContainedV1(Record):
+    """The figures behind an automatic quarantine (its agent_quarantined entry says it
+    happened): how many violations in which window crossed which threshold, the one
+    that crossed it, and how many containments the agent has had."""
+
+    kind: ClassVar[str] = "agent_contained"
+    version: ClassVar[int] = 1
+
+    agent_id: Id
+    owner_id: Id
+    actor: Actor
+    violations: Annotated[int, Field(ge=0)]
+    window: Annotated[int, Field(ge=1)]
+    threshold: Annotated[int, Field(ge=1)]
+    trigger: Code
+    containments: Annotated[int, Field(ge=1)]
+    autonomy_level: Level
 
 
 class KeyRotatedV1(Record):
@@ -227,7 +278,10 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         AgentReleasedV1,
         KillSwitchV1,
         ApprovalDecidedV1,
+        ApprovalDecidedV2,
         AutonomyChangedV1,
+        AutonomyChangedV2,
+        AgentContainedV1,
         KeyRotatedV1,
     )
 }

@@ -158,6 +158,20 @@ async def update_agent(
         if "name" in changes and changes["name"] != row.name:
             await _name_free(conn, row.owner_id, changes["name"])
         changes["updated_at"] = services.now()
+        if changes.get("autonomy_level", row.autonomy_level) != row.autonomy_level:
+            # Every change of autonomy is in the ledger, whichever route made it.
+            from .autonomy import record_change
+
+            await record_change(
+                conn,
+                agent_id=agent_id,
+                owner_id=row.owner_id,
+                previous=row.autonomy_level,
+                level=changes["autonomy_level"],
+                actor=principal.key_id,
+                reason=None,
+                now=changes["updated_at"],
+            )
         await conn.execute(update(agents).where(agents.c.id == agent_id).values(**changes))
         row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
     return _agent(row)

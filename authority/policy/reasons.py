@@ -53,6 +53,7 @@ class Reason(StrEnum):
     APPROVAL_REQUIRED = "approval_required"
     AUTONOMY_TOO_LOW = "autonomy_too_low"
     POLICY_DENIED = "policy_denied"
+    APPROVAL_LIMIT = "approval_limit"
 
 
 _DESCRIPTIONS: dict[Reason, str] = {
@@ -82,6 +83,7 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.APPROVAL_REQUIRED: "This call needs the owner's approval.",
     Reason.AUTONOMY_TOO_LOW: "This call needs the owner's approval.",
     Reason.POLICY_DENIED: "The request is denied by policy.",
+    Reason.APPROVAL_LIMIT: "The agent has too many calls waiting for approval.",
 }
 
 # RFC 8693 §2.2.2: an invalid or unacceptable subject_token or actor_token is
@@ -114,6 +116,7 @@ _ERRORS: dict[Reason, type[AuthorityError]] = {
     Reason.APPROVAL_REQUIRED: InvalidScope,
     Reason.AUTONOMY_TOO_LOW: InvalidScope,
     Reason.POLICY_DENIED: InvalidScope,
+    Reason.APPROVAL_LIMIT: TooManyRequests,
 }
 
 #: When the agent authenticated with client_assertion (RFC 7523 §2.2), a failure to

@@ -44,6 +44,11 @@ owners = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("email", String(320), nullable=True),
     Column("status", String(16), nullable=False),  # active | suspended | retired
+    # Where approval and containment notices go (approvals.webhooks), and the HMAC secret
+    # they are signed with, sealed (AES-GCM) under the instance secret: never in clear.
+    Column("webhook_url", String(2048), nullable=True),
+    Column("webhook_secret", LargeBinary, nullable=True),
+    Column("webhook_updated_at", TIME, nullable=True),
     Column("created_at", TIME, nullable=False),
     Column("updated_at", TIME, nullable=False),
     CheckConstraint("status IN ('active', 'suspended', 'retired')", name="status"),
@@ -255,7 +260,9 @@ ledger_checkpoints = Table(
 approvals = Table(
     "approvals",
     metadata,
-    Column("id", ID, primary_key=True),  # the CIBA auth_req_id is derived from this
+    # A keyed hash of the CIBA auth_req_id (approvals.requests.approval_id): the id the
+    # agent polls with is never stored, like every other bearer secret.
+    Column("id", ID, primary_key=True),
     Column("created_at", TIME, nullable=False),
     Column("expires_at", TIME, nullable=False),
     Column("status", String(16), nullable=False),  # pending | approved | denied | used
@@ -266,6 +273,11 @@ approvals = Table(
     Column("reason", String(64), nullable=False),  # why approval was needed
     Column("decided_at", TIME, nullable=True),
     Column("decided_by", String(80), nullable=True),
+    Column("decision_reason", Text, nullable=True),  # the owner's note, or the refusal code
     Column("last_polled_at", TIME, nullable=True),
+    # CIBA §7.3 "interval"; raised by 5 s on every slow_down (CIBA §11).
+    Column("poll_interval", Integer, nullable=False),
     CheckConstraint("status IN ('pending', 'approved', 'denied', 'used')", name="status"),
+    Index("ix_approvals_owner_created", "owner_id", "created_at"),
+    Index("ix_approvals_agent_status", "agent_id", "status"),
 )

@@ -397,12 +397,16 @@ async def test_tool_requiring_dpop_refuses_bearer(world: World) -> None:
     assert response.status_code == 200
 
 
-async def test_risk_above_autonomy_is_not_granted(world: World) -> None:
+async def test_risk_above_autonomy_is_sent_for_approval_not_granted(world: World) -> None:
     await world.add_tool("prod.deploy", actions=["run"], risk=3)
     await world.delegate(scope=[{"tool": "prod.deploy", "resources": ["*"], "actions": ["run"]}])
     response = await world.exchange(tool="prod.deploy", resource="web", action="run")
-    assert response.status_code == 400
-    assert (await last_grant(world)).reason == "autonomy_too_low"
+    # CIBA §7.3: accepted and pending, no token (tests/unit/approvals covers the cycle).
+    assert response.status_code == 200
+    assert "access_token" not in response.json()
+    assert set(response.json()) == {"auth_req_id", "expires_in", "interval"}
+    grant = await last_grant(world)
+    assert (grant.decision, grant.reason, grant.jti) == ("pending", "autonomy_too_low", None)
 
 
 async def test_call_cap_is_enforced(world: World) -> None:

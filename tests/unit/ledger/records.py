@@ -69,4 +69,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "actor": "owner:own_1",
     },
     "key_rotated": {"purpose": "ledger", "kid": "k2", "alg": "EdDSA", "actor": "admin:ak_1"},
+    "agent_contained": {
+        "agent_id": "agt_1",
+        "owner_id": "own_1",
+        "actor": "authority:containment",
+        "violations": 10,
+        "window": 60,
+        "threshold": 10,
+        "trigger": "tool_not_delegated",
+        "containments": 1,
+        "autonomy_level": 2,
+    },
 }

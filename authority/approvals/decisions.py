@@ -1,0 +1,186 @@
+"""The owner's side of approvals: see what an agent asked for, approve or deny it.
+
+An owner sees and decides its own agents' approval requests (another owner's do not
+exist for it: 404); an admin and an auditor see every owner's. Approving is the owner's
+alone, as delegating is: an approval grants a call, and an admin cannot grant on an
+owner's behalf. An admin may deny (taking away is always safe); an auditor only reads.
+
+Each decision is one conditional UPDATE (only a request still pending and unexpired can
+be decided, so two decisions cannot both win) with its ``approval_decided`` ledger entry
+naming the API key that decided, in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from sqlalchemy import update
+from sqlalchemy.sql import ColumnElement
+
+from authority import metrics
+from authority.context import Services
+from authority.errors import Conflict, InvalidRequest
+from authority.management import paging, records
+from authority.management.auth import READERS, Principal, Role, require_role, sees_all
+from authority.management.inputs import Body as InputBody
+from authority.management.inputs import Description
+from authority.storage.schema import approvals
+
+from .requests import CallRequest
+
+KIND: Final = "approvals"
+NOT_FOUND: Final = "No such approval."
+#: Only an owner approves; an admin may deny.
+APPROVERS: Final[tuple[Role, ...]] = ("owner",)
+DENIERS: Final[tuple[Role, ...]] = ("owner", "admin")
+STATUSES: Final = frozenset({"pending", "approved", "denied", "used", "expired", "all"})
+
+
+class Decision(InputBody):
+    reason: Description | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approval request, with everything the agent asked for."""
+
+    id: str
+    status: str  # pending | approved | denied | used | expired
+    owner_id: str
+    agent_id: str
+    delegation_id: str
+    intent: str
+    tool: str
+    resource: str
+    action: str
+    audience: str
+    reason: str  # why the call needed approval (a reason code)
+    created_at: int
+    expires_at: int
+    decided_at: int | None
+    decided_by: str | None
+    decision_reason: str | None
+
+
+def view(row: Any, now: int) -> Approval:
+    call = CallRequest.from_json(row.request)
+    status = row.status
+    if status in ("pending", "approved") and row.expires_at <= now:
+        status = "expired"
+    return Approval(
+        id=row.id,
+        status=status,
+        owner_id=row.owner_id,
+        agent_id=row.agent_id,
+        delegation_id=row.delegation_id,
+        intent=call.intent,
+        tool=call.tool,
+        resource=call.resource,
+        action=call.action,
+        audience=call.audience,
+        reason=row.reason,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        decision_reason=row.decision_reason,
+    )
+
+
+def _visible(principal: Principal) -> list[ColumnElement[bool]]:
+    return [] if sees_all(principal) else [approvals.c.owner_id == principal.owner_id]
+
+
+def _status_filter(status: str, now: int) -> list[ColumnElement[bool]]:
+    if status == "all":
+        return []
+    if status == "expired":
+        return [approvals.c.status.in_(("pending", "approved")), approvals.c.expires_at <= now]
+    if status in ("pending", "approved"):
+        return [approvals.c.status == status, approvals.c.expires_at > now]
+    return [approvals.c.status == status]
+
+
+async def list_approvals(
+    services: Services,
+    principal: Principal,
+    request: paging.PageRequest,
+    *,
+    status: str | None = None,
+    agent_id: str | None = None,
+) -> paging.Page[Approval]:
+    """The principal's approvals, oldest first; by default those still waiting."""
+    require_role(principal, *READERS)
+    status = status or "pending"
+    if status not in STATUSES:
+        raise InvalidRequest("The status parameter is invalid.")
+    if agent_id is not None and not records.valid_id(agent_id):
+        raise InvalidRequest("The agent_id parameter is invalid.")
+    now = services.now()
+    where = [*_visible(principal), *_status_filter(status, now)]
+    if agent_id is not None:
+        where.append(approvals.c.agent_id == agent_id)
+    async with services.engine.connect() as conn:
+        rows, cursor = await paging.fetch_page(conn, services, KIND, approvals, request, where)
+    return paging.Page([view(r, now) for r in rows], cursor)
+
+
+async def get(services: Services, principal: Principal, approval_id: str) -> Approval:
+    require_role(principal, *READERS)
+    async with services.engine.connect() as conn:
+        row = await records.fetch(conn, approvals, approval_id, NOT_FOUND, _visible(principal))
+    return view(row, services.now())
+
+
+async def approve(
+    services: Services, principal: Principal, approval_id: str, body: Decision
+) -> Approval:
+    require_role(principal, *APPROVERS)
+    return await _decide(services, principal, approval_id, "approved", body.reason)
+
+
+async def deny(
+    services: Services, principal: Principal, approval_id: str, body: Decision
+) -> Approval:
+    require_role(principal, *DENIERS)
+    return await _decide(services, principal, approval_id, "denied", body.reason)
+
+
+async def _decide(
+    services: Services,
+    principal: Principal,
+    approval_id: str,
+    decision: Literal["approved", "denied"],
+    reason: str | None,
+) -> Approval:
+    from .requests import record_decision
+
+    now = services.now()
+    async with services.engine.begin() as conn:
+        row = await records.fetch(conn, approvals, approval_id, NOT_FOUND, _visible(principal))
+        changed = (
+            await conn.execute(
+                update(approvals)
+                .where(
+                    approvals.c.id == approval_id,
+                    approvals.c.status == "pending",
+                    approvals.c.expires_at > now,
+                )
+                .values(
+                    status=decision,
+                    decided_at=now,
+                    decided_by=principal.key_id,
+                    decision_reason=reason,
+                )
+                .returning(approvals.c.id)
+            )
+        ).first()
+        if changed is None:
+            raise Conflict("The approval is no longer pending.")
+        await record_decision(
+            conn, row, decision=decision, actor=principal.key_id, reason=reason, now=now
+        )
+        row = await records.fetch(conn, approvals, approval_id, NOT_FOUND)
+    metrics.of(services).approvals.labels(decision).inc()
+    return view(row, now)

@@ -1,0 +1,442 @@
+"""Owner notification webhooks, signed in the manner of the Standard Webhooks specification.
+
+An owner registers one https URL; the authority POSTs a JSON event to it when an
+approval is waiting (``approval.requested``) and when one of the owner's agents has been
+quarantined automatically (``agent.quarantined``). Each delivery carries three headers::
+
+    webhook-id: msg_...              the event's id, the same on every retry (dedupe on it)
+    webhook-timestamp: 1760000000    Unix seconds of this attempt
+    webhook-signature: v1,<base64>   HMAC-SHA-256 over "{id}.{timestamp}.{body}"
+
+under the owner's secret ``whsec_<base64 of 32 random bytes>``, shown once when the URL
+is registered. ``authority.sdk.webhooks.verify_webhook`` checks all of it on the
+receiving side, and so does any Standard Webhooks library.
+
+Why HMAC with a per-owner secret rather than a JWS under the authority's published key:
+a receiver verifies with ten lines of any language's standard library and no key
+fetching; one owner's receiver can never be handed a correctly signed event meant for
+another owner; and the authority's token-signing keys sign nothing but tokens, so a
+webhook body can never be confused with a credential. The cost is a secret the authority
+must keep: it is stored sealed (AES-256-GCM under a key derived from the instance
+secret, the owner id as associated data), never in clear.
+
+Delivery never slows an exchange: ``notify`` puts the event on a bounded in-memory queue
+and returns at once (a full queue drops the event with a log line and a metric); worker
+tasks read the owner's URL and secret from SQL and POST, with a timeout per attempt and
+retries at exponentially growing, jittered delays. A notice is a convenience, not the
+record: ``GET /v1/approvals`` and the ledger hold every approval, so a notice lost to a
+restart or a full queue loses nothing that matters.
+
+Where the URL may point: https only (``webhook_allow_http`` for development), and at
+delivery time the host must resolve to public addresses only
+(``webhook_allow_private_addresses`` for development), so that an owner cannot make the
+authority call into its own network. Redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import random
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import StringConstraints
+from sqlalchemy import select, update
+
+from authority import metrics
+from authority.context import Services
+from authority.errors import Conflict, InvalidRequest, NotFound
+from authority.management import records
+from authority.management.auth import READERS, WRITERS, Principal, may_see_owner, require_role
+from authority.management.inputs import Body
+from authority.secrets import new_id
+from authority.storage.schema import owners
+
+log = logging.getLogger("authority.webhooks")
+
+EXTRAS_KEY: Final = "webhooks"
+SECRET_PREFIX: Final = "whsec_"
+SECRET_BYTES: Final = 32
+SIGNATURE_VERSION: Final = "v1"
+#: HKDF "info" (RFC 5869 §3.2): this key seals webhook secrets and nothing else.
+SEAL_LABEL: Final = b"authority/webhook-secrets/aes-256-gcm/v1"
+SEAL_FORMAT_V1: Final = b"\x01"
+NOT_FOUND: Final = "No such owner."
+
+APPROVAL_REQUESTED: Final = "approval.requested"
+AGENT_QUARANTINED: Final = "agent.quarantined"
+
+WebhookUrl = Annotated[str, StringConstraints(min_length=8, max_length=2048)]
+
+
+# --- the signature (Standard Webhooks, "Signature scheme") ----------------------------------
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key: the base64 after the ``whsec_`` prefix, decoded."""
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    signed = msg_id.encode() + b"." + str(timestamp).encode() + b"." + body
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+
+
+# --- the secret at rest ------------------------------------------------------------------
+class SecretSealer:
+    """AES-256-GCM (SP 800-38D) under an HKDF key of its own; the owner id is the AAD, so
+    a sealed secret copied onto another owner's row does not open."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, instance_secret: bytes) -> None:
+        key = HKDF(algorithm=SHA256(), length=32, salt=None, info=SEAL_LABEL).derive(
+            instance_secret
+        )
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "SecretSealer(...)"
+
+    def seal(self, secret: str, *, owner_id: str) -> bytes:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, secret.encode(), owner_id.encode())
+        return SEAL_FORMAT_V1 + nonce + sealed
+
+    def open(self, sealed: bytes, *, owner_id: str) -> str | None:
+        if len(sealed) <= 13 or sealed[:1] != SEAL_FORMAT_V1:
+            return None
+        try:
+            return self._aead.decrypt(sealed[1:13], sealed[13:], owner_id.encode()).decode()
+        except InvalidTag:
+            return None
+
+
+def sealer(services: Services) -> SecretSealer:
+    current = services.extras.get("webhook_sealer")
+    if not isinstance(current, SecretSealer):
+        from authority.storage.secret_key import load_secret_key
+
+        current = SecretSealer(load_secret_key(services.settings))
+        services.extras["webhook_sealer"] = current
+    return current
+
+
+# --- the owner's registration ---------------------------------------------------------------
+class WebhookSet(Body):
+    url: WebhookUrl
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    owner_id: str
+    url: str | None
+    updated_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedWebhook:
+    webhook: Webhook
+    secret: str  # shown once
+
+
+def check_url(services: Services, url: str) -> str:
+    """An absolute https URL (http only where allowed), without credentials or fragment."""
+    invalid = InvalidRequest("The url field is invalid.")
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise invalid
+    parts = urlsplit(url)
+    schemes = ("https", "http") if services.settings.webhook_allow_http else ("https",)
+    if parts.scheme not in schemes or not parts.hostname or parts.fragment:
+        raise invalid
+    if parts.username is not None or parts.password is not None:
+        raise invalid
+    try:
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError:
+        raise invalid from None
+    return url
+
+
+async def _open_owner(conn: Any, principal: Principal, owner_id: str) -> Any:
+    if not may_see_owner(principal, owner_id):
+        raise NotFound(NOT_FOUND)
+    row = await records.fetch(conn, owners, owner_id, NOT_FOUND, for_update=True)
+    if row.status == "retired":
+        raise Conflict("The owner is retired.")
+    return row
+
+
+async def set_webhook(
+    services: Services, principal: Principal, owner_id: str, body: WebhookSet
+) -> IssuedWebhook:
+    """Register (or replace) the URL; a new secret every time, shown once."""
+    require_role(principal, *WRITERS)
+    url = check_url(services, body.url)
+    secret = new_secret()
+    now = services.now()
+    async with services.engine.begin() as conn:
+        await _open_owner(conn, principal, owner_id)
+        await conn.execute(
+            update(owners)
+            .where(owners.c.id == owner_id)
+            .values(
+                webhook_url=url,
+                webhook_secret=sealer(services).seal(secret, owner_id=owner_id),
+                webhook_updated_at=now,
+                updated_at=now,
+            )
+        )
+    return IssuedWebhook(Webhook(owner_id, url, now), secret)
+
+
+async def get_webhook(services: Services, principal: Principal, owner_id: str) -> Webhook:
+    require_role(principal, *READERS)
+    if not may_see_owner(principal, owner_id):
+        raise NotFound(NOT_FOUND)
+    async with services.engine.connect() as conn:
+        row = await records.fetch(conn, owners, owner_id, NOT_FOUND)
+    if row.webhook_url is None:
+        raise NotFound("The owner has no webhook.")
+    return Webhook(owner_id, row.webhook_url, row.webhook_updated_at)
+
+
+async def delete_webhook(services: Services, principal: Principal, owner_id: str) -> Webhook:
+    require_role(principal, *WRITERS)
+    now = services.now()
+    async with services.engine.begin() as conn:
+        await _open_owner(conn, principal, owner_id)
+        await conn.execute(
+            update(owners)
+            .where(owners.c.id == owner_id)
+            .values(webhook_url=None, webhook_secret=None, webhook_updated_at=now, updated_at=now)
+        )
+    return Webhook(owner_id, None, now)
+
+
+# --- delivery ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Event:
+    owner_id: str
+    msg_id: str
+    body: bytes
+
+
+def event(owner_id: str, kind: str, data: dict[str, Any], now: int) -> Event:
+    """A Standard Webhooks payload: ``{"type", "timestamp", "data"}``."""
+    stamp = datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat().replace("+00:00", "Z")
+    body = orjson.dumps({"type": kind, "timestamp": stamp, "data": data})
+    return Event(owner_id, new_id("msg"), body)
+
+
+class AddressRefused(Exception):
+    """The URL's host resolves to an address the authority does not call."""
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def _check_destination(services: Services, url: str) -> None:
+    if services.settings.webhook_allow_private_addresses:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise AddressRefused(f"cannot resolve: {type(exc).__name__}") from None
+    # Every address must be public: a name with one private address could be steered to
+    # it. (A name that changes between this check and the connection is not caught here;
+    # egress rules on the host are the full answer.)
+    if not infos or not all(_public(str(info[4][0])) for info in infos):
+        raise AddressRefused("resolves to a non-public address")
+
+
+class Dispatcher:
+    """One instance's delivery queue and its workers."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        settings = services.settings
+        self._queue: asyncio.Queue[tuple[Event, int]] = asyncio.Queue(settings.webhook_queue_size)
+        self._workers: list[asyncio.Task[None]] = []
+        self._retries: set[asyncio.TimerHandle] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._closed = False
+
+    def _start(self) -> None:
+        if self._workers or self._closed:
+            return
+        settings = self._services.settings
+        self._client = httpx.AsyncClient(
+            timeout=settings.webhook_timeout, follow_redirects=False, trust_env=False
+        )
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"webhook-worker-{n}")
+            for n in range(settings.webhook_workers)
+        ]
+
+    def notify(self, item: Event) -> bool:
+        """Queue ``item`` for delivery; never waits. False when it was dropped."""
+        if self._closed:
+            return False
+        self._start()
+        return self._put(item, 1)
+
+    def _put(self, item: Event, attempt: int) -> bool:
+        try:
+            self._queue.put_nowait((item, attempt))
+        except asyncio.QueueFull:
+            log.warning("webhook queue full: event %s for %s dropped", item.msg_id, item.owner_id)
+            metrics.of(self._services).webhooks.labels("dropped").inc()
+            return False
+        return True
+
+    async def close(self) -> None:
+        self._closed = True
+        for handle in self._retries:
+            handle.cancel()
+        self._retries.clear()
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _work(self) -> None:
+        while True:
+            item, attempt = await self._queue.get()
+            try:
+                delivered = await self._deliver(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhook %s: %s", item.msg_id, type(exc).__name__)
+                delivered = False
+            finally:
+                self._queue.task_done()
+            if delivered is None or delivered:
+                continue
+            self._retry(item, attempt)
+
+    def _retry(self, item: Event, attempt: int) -> None:
+        settings = self._services.settings
+        counter = metrics.of(self._services).webhooks
+        if attempt >= settings.webhook_max_attempts or self._closed:
+            counter.labels("failed").inc()
+            log.warning(
+                "webhook %s for %s given up after %d attempts", item.msg_id, item.owner_id, attempt
+            )
+            return
+        counter.labels("retried").inc()
+        delay = min(settings.webhook_retry_max, settings.webhook_retry_base * 2 ** (attempt - 1))
+        delay *= 0.5 + random.random() / 2  # noqa: S311 (jitter, not a secret)
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def again() -> None:
+            self._retries.discard(handle)
+            if not self._closed:
+                self._put(item, attempt + 1)
+
+        handle = loop.call_later(delay, again)
+        self._retries.add(handle)
+
+    async def _deliver(self, item: Event) -> bool | None:
+        """True: delivered; False: retry; None: nothing to deliver to (no URL any more)."""
+        services = self._services
+        async with services.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(owners.c.webhook_url, owners.c.webhook_secret).where(
+                        owners.c.id == item.owner_id
+                    )
+                )
+            ).first()
+        if row is None or row.webhook_url is None or row.webhook_secret is None:
+            return None
+        secret = sealer(services).open(row.webhook_secret, owner_id=item.owner_id)
+        if secret is None:
+            log.warning("webhook secret of %s does not open; not delivered", item.owner_id)
+            return None
+        try:
+            await _check_destination(services, row.webhook_url)
+        except AddressRefused as exc:
+            log.warning("webhook of %s not delivered: %s", item.owner_id, exc)
+            metrics.of(services).webhooks.labels("refused").inc()
+            return None
+        if self._client is None:  # closed meanwhile
+            return None
+        sent = headers(secret, item.msg_id, services.now(), item.body)
+        try:
+            response = await self._client.post(row.webhook_url, content=item.body, headers=sent)
+        except httpx.HTTPError as exc:
+            log.info("webhook %s to %s: %s", item.msg_id, item.owner_id, type(exc).__name__)
+            return False
+        if 200 <= response.status_code < 300:
+            metrics.of(services).webhooks.labels("delivered").inc()
+            return True
+        log.info("webhook %s to %s: HTTP %d", item.msg_id, item.owner_id, response.status_code)
+        return False
+
+
+def dispatcher(services: Services) -> Dispatcher:
+    current = services.extras.get(EXTRAS_KEY)
+    if not isinstance(current, Dispatcher):
+        current = Dispatcher(services)
+        services.extras[EXTRAS_KEY] = current
+    return current
+
+
+def notify(services: Services, owner_id: str, kind: str, data: dict[str, Any]) -> bool:
+    """Queue one event for the owner's webhook; returns at once, never raises."""
+    try:
+        return dispatcher(services).notify(event(owner_id, kind, data, services.now()))
+    except Exception as exc:  # a notice must never fail the request that caused it
+        log.warning("webhook event for %s not queued: %s", owner_id, type(exc).__name__)
+        return False
+
+
+async def shutdown(services: Services) -> None:
+    current = services.extras.pop(EXTRAS_KEY, None)
+    if isinstance(current, Dispatcher):
+        await current.close()

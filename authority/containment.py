@@ -1,0 +1,364 @@
+"""Automatic containment: an agent that keeps overstepping is quarantined by the authority.
+
+What counts (a "violation"), per agent:
+
+* a denied exchange whose reason says the agent asked for something it was not given
+  (``VIOLATIONS``: a tool, resource or action outside its delegation, a delegation not its
+  own or revoked, a policy forbid, ...). Limits doing their job (rate, call cap), expiry,
+  replays and denials of an agent that is already stopped do not count;
+* an introspection that finds one of its genuine tokens (our signature, the grant's hash)
+  unusable where it was presented: at another resource server (wrong audience), after
+  revocation, a single-use token presented again, or under a revoked delegation. Each
+  token counts once, however often a resource server asks about it.
+
+Only what provably comes from the agent counts. A denial counts only after the agent
+authenticated, and only on the first use of that attestation: a forged attestation never
+authenticates, and a captured one, replayed by someone else, is refused as a replay before
+it could count again (the attestation's jti is claimed in hot state before counting).
+
+The count is a rolling window in shared hot state (the sliding-window estimate: this
+window's count plus the previous window's, weighted by how much of it still overlaps),
+so every instance adds to the same figure. When it reaches ``containment_threshold``
+within ``containment_window`` seconds, the agent is quarantined at once through the
+owner's own quarantine path (``management.controls.quarantine``: every live token
+inactive, every exchange refused, a revocation event on the feed), with the authority as
+the actor and the figures as the reason; the owner is notified (webhook), and the ledger
+records why (``agent_contained``). A containment within ``containment_memory`` of an
+earlier one also lowers the agent's autonomy level by one (``autonomy_changed``). Only an
+explicit release by the owner (or an admin) lifts the quarantine.
+
+Failures here never fail or slow the request that triggered them beyond the quarantine
+itself: hot state that cannot be reached means "not counted", with a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from sqlalchemy import func, select, update
+
+from authority import metrics
+from authority.approvals import webhooks
+from authority.context import Services
+from authority.errors import AuthorityError
+from authority.ledger.entries import append
+from authority.policy.reasons import Reason
+from authority.secrets import token_hash
+from authority.storage.hot import Claim, Count, HotStateUnavailable
+from authority.storage.schema import agents, ledger_entries
+
+log = logging.getLogger("authority.containment")
+
+#: The actor of every automatic quarantine and demotion, in the ledger and on the agent.
+ACTOR: Final = "authority:containment"
+
+#: Denial reasons that mean "the agent asked for what it was not given".
+VIOLATIONS: Final[frozenset[Reason]] = frozenset(
+    {
+        Reason.DELEGATION_INVALID,
+        Reason.DELEGATION_WRONG_AGENT,
+        Reason.DELEGATION_KEY_MISMATCH,
+        Reason.DELEGATION_REVOKED,
+        Reason.TOOL_UNKNOWN,
+        Reason.TOOL_INACTIVE,
+        Reason.TOOL_NOT_DELEGATED,
+        Reason.RESOURCE_NOT_DELEGATED,
+        Reason.ACTION_NOT_DELEGATED,
+        Reason.ACTION_UNKNOWN,
+        Reason.AUDIENCE_MISMATCH,
+        Reason.LIFETIME_TOO_LONG,
+        Reason.DPOP_REQUIRED,
+        Reason.DPOP_INVALID,
+        Reason.POLICY_DENIED,
+    }
+)
+
+# Introspection failures, as trigger codes in the ledger.
+WRONG_AUDIENCE: Final = "introspection_wrong_audience"
+REVOKED_TOKEN: Final = "introspection_revoked_token"
+TOKEN_REUSED: Final = "introspection_token_reused"
+DELEGATION_GONE: Final = "introspection_delegation_revoked"
+
+# How long the one instance that contains an agent holds the right to (it lets go at the
+# end; the ttl only matters if it died half way).
+_LOCK_TTL: Final = 30.0
+
+
+def _enabled(services: Services) -> bool:
+    return services.settings.containment_threshold > 0
+
+
+async def note_denial(
+    services: Services,
+    *,
+    agent_id: str,
+    owner_id: str,
+    reason: Reason,
+    first_use: Claim | None,
+) -> None:
+    """A denied exchange of an authenticated agent.
+
+    ``first_use``: the attestation's replay-cache entry when this request has not claimed
+    it yet; the denial counts only if claiming it now succeeds (first use). None: the
+    request claimed it already, so it was the first use.
+    """
+    if not _enabled(services) or reason not in VIOLATIONS:
+        return
+    started = metrics.request_started()
+    try:
+        if first_use is not None and not await services.hot.claim(first_use.key, first_use.ttl):
+            log.info("denial for %s not counted: attestation already used", agent_id)
+            return
+        await _count(services, agent_id, owner_id, reason.value, started)
+    except HotStateUnavailable as exc:
+        log.warning("containment: violation of %s not counted (%s)", agent_id, exc)
+
+
+async def note_inactive_token(
+    services: Services,
+    row: Any,
+    claims: Mapping[str, Any],
+    exp: int,
+    raw: str,
+    audience: str | None,
+    now: int,
+) -> None:
+    """An introspection that answered inactive; counts if the agent's own token was misused.
+
+    ``row``: introspection's joined grant row (grant, delegation, agent and owner state);
+    ``claims``/``exp``: the verified token's; ``audience``: the calling resource server's.
+    Never raises.
+    """
+    if not _enabled(services):
+        return
+    try:
+        cause = _misuse(row, claims, exp, raw, audience, now)
+        if cause is None:
+            return
+        started = metrics.request_started()
+        jti = str(claims.get("jti"))
+        # One count per token, however often it is presented.
+        if not await services.hot.claim(
+            f"contain:token:{jti}", max(1, exp - now + services.settings.clock_skew)
+        ):
+            return
+        await _count(services, str(row.agent_id), str(row.owner_id), cause, started)
+    except Exception as exc:
+        log.warning("containment: introspection failure not counted (%s)", type(exc).__name__)
+
+
+def _misuse(
+    row: Any, claims: Mapping[str, Any], exp: int, raw: str, audience: str | None, now: int
+) -> str | None:
+    genuine = (
+        row.grant_id is not None
+        and row.decision == "issued"
+        and row.token_hash == token_hash(raw)
+        and claims.get("client_id") == row.agent_id
+    )
+    # An expired token is ordinary lateness; a stopped agent or owner is already contained.
+    if not genuine or exp <= now or row.agent_status != "active" or row.owner_status != "active":
+        return None
+    if audience is None or claims.get("aud") != audience or row.grant_audience != audience:
+        return WRONG_AUDIENCE
+    if row.revoked_at is not None:
+        return REVOKED_TOKEN
+    if row.single_use and row.consumed_at is not None:
+        return TOKEN_REUSED
+    if row.delegation_status != "active":
+        return DELEGATION_GONE
+    return None
+
+
+def _keys(agent_id: str, now: int, window: int) -> tuple[str, str]:
+    bucket = now // window
+    return f"contain:{agent_id}:{bucket}", f"contain:{agent_id}:{bucket - 1}"
+
+
+async def violations(services: Services, agent_id: str) -> float:
+    """The agent's rolling count now (for tests and operators)."""
+    window = services.settings.containment_window
+    now = services.now()
+    current, previous = _keys(agent_id, now, window)
+    return _estimate(
+        int(await services.hot.get(current) or 0),
+        int(await services.hot.get(previous) or 0),
+        now,
+        window,
+    )
+
+
+def _estimate(current: int, previous: int, now: int, window: int) -> float:
+    overlap = 1.0 - (now % window) / window
+    return current + previous * overlap
+
+
+async def _count(
+    services: Services, agent_id: str, owner_id: str, trigger: str, started: float
+) -> None:
+    settings = services.settings
+    window = settings.containment_window
+    now = services.now()
+    current_key, previous_key = _keys(agent_id, now, window)
+    current = (await services.hot.apply([], [Count(current_key, 2 * window)])).counts[0]
+    previous = int(await services.hot.get(previous_key) or 0)
+    count = _estimate(current, previous, now, window)
+    if count >= settings.containment_threshold:
+        await contain(
+            services,
+            agent_id=agent_id,
+            owner_id=owner_id,
+            trigger=trigger,
+            count=count,
+            started=started,
+            keys=(current_key, previous_key),
+        )
+
+
+async def contain(
+    services: Services,
+    *,
+    agent_id: str,
+    owner_id: str,
+    trigger: str,
+    count: float,
+    started: float,
+    keys: tuple[str, ...] = (),
+) -> bool:
+    """Quarantine the agent now; True if this call did it."""
+    # Imported here: the owner's controls import the exchange's neighbours.
+    from authority.management.auth import Principal
+    from authority.management.controls import QuarantineBody, quarantine
+
+    settings = services.settings
+    lock = f"contain:lock:{agent_id}"
+    if not await services.hot.claim(lock, _LOCK_TTL):
+        return False  # another request (on any instance) is containing it right now
+    try:
+        async with services.reader.connect() as conn:
+            status = (
+                await conn.execute(select(agents.c.status).where(agents.c.id == agent_id))
+            ).scalar()
+        if status != "active":
+            return False
+        reason = (
+            f"automatic containment: {count:.0f} violations within "
+            f"{settings.containment_window} s (threshold {settings.containment_threshold}); "
+            f"last: {trigger}"
+        )
+        authority = Principal(key_id=ACTOR, role="admin", owner_id=None)
+        try:
+            await quarantine(services, authority, agent_id, QuarantineBody(reason=reason))
+        except AuthorityError as exc:  # retired or gone meanwhile
+            log.info("containment of %s not done: %s", agent_id, exc.error)
+            return False
+        # Committed and published: in force on every instance from here on.
+        elapsed = time.perf_counter() - started
+        measured = metrics.of(services)
+        measured.time_to_contain.observe(elapsed)
+        measured.containments.inc()
+        level, containments, demoted = await _record(services, agent_id, owner_id, trigger, count)
+        for key in keys:  # a released agent starts from zero
+            await services.hot.delete(key)
+    finally:
+        with contextlib.suppress(HotStateUnavailable):
+            await services.hot.delete(lock)
+    log.warning(
+        "agent %s quarantined automatically in %.1f ms (%s); containment %d, autonomy %d",
+        agent_id,
+        elapsed * 1000,
+        trigger,
+        containments,
+        level,
+    )
+    webhooks.notify(
+        services,
+        owner_id,
+        webhooks.AGENT_QUARANTINED,
+        {
+            "agent_id": agent_id,
+            "reason": reason,
+            "trigger": trigger,
+            "violations": round(count),
+            "window": settings.containment_window,
+            "threshold": settings.containment_threshold,
+            "containments": containments,
+            "autonomy_level": level,
+            "autonomy_lowered": demoted,
+        },
+    )
+    return True
+
+
+async def _record(
+    services: Services, agent_id: str, owner_id: str, trigger: str, count: float
+) -> tuple[int, int, bool]:
+    """The ledger's account of the containment, and the demotion if it is a repeat.
+
+    Returns (autonomy level now, containments so far, whether the level was lowered).
+    """
+    from authority.management.autonomy import record_change
+
+    settings = services.settings
+    now = services.now()
+    async with services.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(agents.c.autonomy_level, agents.c.status, agents.c.quarantined_by)
+                .where(agents.c.id == agent_id)
+                .with_for_update()
+            )
+        ).one()
+        earlier = int(
+            (
+                await conn.execute(
+                    select(func.count()).where(
+                        ledger_entries.c.kind == "agent_contained",
+                        ledger_entries.c.agent_id == agent_id,
+                        ledger_entries.c.created_at >= now - settings.containment_memory,
+                    )
+                )
+            ).scalar_one()
+        )
+        level = int(row.autonomy_level)
+        demoted = False
+        if earlier >= 1 and level > 0:
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id)
+                .values(autonomy_level=level - 1, updated_at=now)
+            )
+            await record_change(
+                conn,
+                agent_id=agent_id,
+                owner_id=owner_id,
+                previous=level,
+                level=level - 1,
+                actor=ACTOR,
+                reason=f"contained {earlier + 1} times within {settings.containment_memory} s",
+                now=now,
+            )
+            level -= 1
+            demoted = True
+        await append(
+            conn,
+            kind="agent_contained",
+            version=1,
+            created_at=now,
+            record={
+                "agent_id": agent_id,
+                "owner_id": owner_id,
+                "actor": ACTOR,
+                "violations": round(count),
+                "window": settings.containment_window,
+                "threshold": settings.containment_threshold,
+                "trigger": trigger,
+                "containments": earlier + 1,
+                "autonomy_level": level,
+            },
+        )
+    return level, earlier + 1, demoted

@@ -1,0 +1,55 @@
+"""``GET /metrics``: the instance's Prometheus metrics (text exposition format 0.0.4).
+
+Protected, because request rates per route and decisions per agent say a lot about who
+does what: the scraper sends ``Authorization: Bearer <metrics_token>`` when that setting
+is set, otherwise an admin or auditor API key (an auditor key is the one to give a
+scraper: it can read, never change). Serving it on a private interface only is a good
+idea as well; nothing in it is a token or a secret (see ``authority.metrics``).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from authority import metrics
+from authority.context import Services
+from authority.errors import InvalidRequest, InvalidToken, NotFound
+from authority.management.auth import REALM, SEE_ALL, authenticate, require_role
+
+from .guard import endpoint
+from .http import NO_STORE
+
+PATH = "/metrics"
+
+
+def _bearer_matches(request: Request, expected: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+@endpoint
+async def serve_metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    settings = services.settings
+    if not settings.metrics_enabled:
+        raise NotFound("No such endpoint.")
+    if request.url.query:
+        raise InvalidRequest("The request has an unknown query parameter.")
+    if settings.metrics_token is not None:
+        if not _bearer_matches(request, settings.metrics_token):
+            raise InvalidToken(headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
+    else:
+        require_role(await authenticate(request), *SEE_ALL)
+    body = generate_latest(metrics.of(services).registry)
+    return Response(body, 200, headers=NO_STORE, media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [Route(PATH, serve_metrics, methods=["GET"])]

@@ -1,0 +1,275 @@
+"""The CIBA grant (OpenID Connect CIBA Core 1.0, poll mode §7.3, §10.1, §11): an agent
+collects the token for a call its owner approved.
+
+``grant_type=urn:openid:params:grant-type:ciba`` with the ``auth_req_id`` the exchange
+answered, at the token endpoint, authenticated exactly as the exchange is: a fresh,
+single-use attestation of the agent as ``client_assertion`` (RFC 7523 §2.2) or
+``actor_token``. Answers, in the order they are decided:
+
+=====================  ===================================================================
+``invalid_client``     the attestation does not verify (nothing else is looked at)
+``invalid_grant``      no such auth_req_id, or another agent's (CIBA §11: "invalid or was
+                       issued to another Client"), or its one token was issued already
+``expired_token``      past ``expires_in`` and not used (CIBA §11)
+``access_denied``      the owner denied it, or a rule refused it at issue (CIBA §11)
+``slow_down``          pending, and polled sooner than ``interval`` after the last poll;
+                       the interval grows by 5 s (CIBA §11)
+``authorization_pending``  pending (CIBA §11)
+the token              approved: the very RFC 9068 token the exchange would have issued,
+                       by the same code (``token_exchange.issue``), after every rule is
+                       checked again as of now, with the grant committed before it leaves
+=====================  ===================================================================
+
+A second poll after the token was issued gets ``invalid_grant``: the approval was for
+one call, and the auth_req_id is spent, like an authorization code used twice (RFC 6749
+§4.1.2, §5.2). ``expired_token`` would tell the client to start over, which is wrong for
+a call that succeeded.
+
+Re-checked at issue, because anything may have changed while the owner looked: the
+agent, its owner and the delegation are live (under the same row locks as an exchange),
+the tool and its resource server are active, the call is still inside the delegation,
+Cedar does not forbid it, and the attestation is signed by the key the delegation is
+bound to. The one thing the owner's approval stands for is the approval itself. The
+delegation's per-minute rate was counted when the call was asked for; its call cap is
+spent here, at issue.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from authority import metrics
+from authority.approvals import requests as approvals
+from authority.context import Services
+from authority.errors import (
+    AccessDenied,
+    AuthorityError,
+    AuthorizationPending,
+    ExpiredToken,
+    InvalidDPoPProof,
+    InvalidGrant,
+    SlowDown,
+)
+from authority.policy.checks import Deny, Facts, ToolCall, evaluate
+from authority.policy.reasons import Reason, error_for
+from authority.tokens.dpop import VerifiedProof
+from authority.tokens.inbound import JWTRejected, peek, verify_attestation
+
+from .token_exchange import (
+    ApprovalUsed,
+    Authorised,
+    Denied,
+    GrantRecord,
+    Issued,
+    Loaded,
+    after_denial,
+    attestation_claim,
+    dpop_claim,
+    issue,
+    load,
+    verify_dpop,
+    write_grant,
+)
+
+log = logging.getLogger("authority.ciba")
+
+
+@dataclass(frozen=True, slots=True)
+class PollRequest:
+    """A well-formed CIBA token request: parsed and typed, nothing in it verified."""
+
+    auth_req_id: str
+    assertion: str
+    via_client_assertion: bool
+    client_id: str | None
+    dpop_proof: str | None
+    method: str
+    url: str
+
+
+def _unknown() -> InvalidGrant:
+    return InvalidGrant("The auth_req_id is invalid, expired or already used.")
+
+
+def _unauthenticated(request: PollRequest) -> AuthorityError:
+    return error_for(Reason.ATTESTATION_INVALID, client_assertion=request.via_client_assertion)
+
+
+async def poll(services: Services, request: PollRequest) -> Issued:
+    """Answer one poll: the token, or raise the CIBA §11 error that says why not yet."""
+    settings = services.settings
+    now = services.now()
+
+    # -- the agent must prove who it is before anything about the request is revealed ----------
+    try:
+        unverified = peek(request.assertion)
+    except JWTRejected:
+        raise _unauthenticated(request) from None
+    claimed_agent = unverified.claims.get("iss")
+    if not isinstance(claimed_agent, str) or (
+        request.client_id is not None and request.client_id != claimed_agent
+    ):
+        raise _unauthenticated(request)
+    row_id = approvals.approval_id(services, request.auth_req_id)
+    row = None
+    if row_id is not None:
+        async with services.reader.connect() as conn:
+            row = await approvals.load(conn, row_id)
+    call = approvals.CallRequest.from_json(row.request) if row is not None else None
+    loaded = await load(
+        services,
+        claimed_agent,
+        row.delegation_id if row is not None else None,
+        call.tool if call is not None else "",
+    )
+    if loaded.agent is None or loaded.agent_jwks is None:
+        raise _unauthenticated(request)
+    try:
+        attestation = verify_attestation(
+            unverified,
+            agent_id=loaded.agent.id,
+            jwks_json=loaded.agent_jwks,
+            audiences=(settings.issuer, request.url),
+            now=now,
+            skew=settings.clock_skew,
+            max_lifetime=settings.assertion_max_lifetime,
+        )
+    except JWTRejected as exc:
+        log.info("poll attestation rejected: %s", exc.reason)
+        raise _unauthenticated(request) from None
+    proof: VerifiedProof | None = None
+    if request.dpop_proof is not None:
+        try:
+            proof = verify_dpop(services, request.dpop_proof, request.method, request.url, now)
+        except JWTRejected:
+            raise error_for(Reason.DPOP_INVALID) from None
+    # Attestations are single use here as everywhere (RFC 7523 §3 item 7).
+    claims = [attestation_claim(services, attestation, now)]
+    if proof is not None:
+        claims.append(dpop_claim(services, proof))
+    outcome = await services.hot.apply(claims, [])
+    if not outcome.claimed[0]:
+        raise error_for(Reason.ATTESTATION_REPLAYED, client_assertion=request.via_client_assertion)
+    if proof is not None and not outcome.claimed[1]:
+        raise error_for(Reason.DPOP_REPLAYED)
+
+    # -- the request: the agent's own, still open -------------------------------------------
+    if row is None or call is None or row.agent_id != loaded.agent.id:
+        raise _unknown()
+    if row.status == "used":
+        raise _unknown()
+    if row.expires_at <= now:
+        raise ExpiredToken("The auth_req_id has expired.")
+    if row.status == "denied":
+        raise AccessDenied()
+    if row.status == "pending":
+        if not await approvals.note_poll(services, row.id, now):
+            raise SlowDown()
+        raise AuthorizationPending()
+
+    # -- approved: every rule again, as of now, then the one token ---------------------------
+    if call.jkt is not None and (proof is None or proof.jkt != call.jkt):
+        # RFC 9449 §10: the token is bound as asked; a poll without that key's proof is a
+        # malformed poll (the approval stays open), not a refusal.
+        raise InvalidDPoPProof("Send a DPoP proof by the key the token was asked for with.")
+    record = GrantRecord(
+        call=ToolCall(tool=call.tool, resource=call.resource, action=call.action),
+        audience=call.audience,
+        client_assertion=request.via_client_assertion,
+        agent_id=loaded.agent.id,
+        owner_id=loaded.agent.owner_id,
+        delegation_id=row.delegation_id,
+        intent=call.intent,
+        attestation_claim=claims[0],
+        attestation_claimed=True,
+    )
+    refusal = _recheck(services, loaded, attestation.jkt, call, proof, now)
+    if refusal is not None:
+        await _refuse(services, record, row, refusal, now)
+    agent, delegation, tool = loaded.agent, loaded.delegation, loaded.tool
+    if delegation is None or tool is None:  # _recheck has refused these already
+        raise _unknown()
+    authorised = Authorised(
+        agent=agent,
+        delegation=delegation,
+        tool=tool,
+        call=record.call,
+        lifetime=call.lifetime,
+        jkt=call.jkt,
+    )
+    try:
+        issued = await issue(services, record, authorised, now, approval_row=row)
+    except ApprovalUsed:
+        raise _unknown() from None
+    except Denied:  # refused under the row locks; the approval is closed with it
+        metrics.of(services).approvals.labels("refused").inc()
+        raise _denied_at_issue() from None
+    metrics.of(services).approvals.labels("issued").inc()
+    return issued
+
+
+def _denied_at_issue() -> AccessDenied:
+    return AccessDenied("The approved call is no longer allowed.")
+
+
+def _facts(
+    services: Services,
+    loaded: Loaded,
+    call: approvals.CallRequest,
+    proof: VerifiedProof | None,
+    now: int,
+) -> Facts | None:
+    if loaded.agent is None or loaded.delegation is None:
+        return None
+    return Facts(
+        now=now,
+        agent=loaded.agent,
+        delegation=loaded.delegation,
+        tool=loaded.tool,
+        call=ToolCall(tool=call.tool, resource=call.resource, action=call.action),
+        audience=call.audience,
+        lifetime=call.lifetime,
+        server_max_lifetime=services.settings.access_token_max_lifetime,
+        dpop_bound=proof is not None,
+    )
+
+
+def _recheck(
+    services: Services,
+    loaded: Loaded,
+    jkt: str,
+    call: approvals.CallRequest,
+    proof: VerifiedProof | None,
+    now: int,
+) -> Reason | None:
+    """The first rule that refuses the approved call now, or None."""
+    # The attestation is signed by the key the delegation is bound to, as in the exchange.
+    if loaded.delegation is None:
+        return Reason.DELEGATION_INVALID
+    if loaded.delegation_jkt != jkt:
+        return Reason.DELEGATION_KEY_MISMATCH
+    facts = _facts(services, loaded, call, proof, now)
+    if facts is None:
+        return Reason.DELEGATION_INVALID
+    decision = evaluate(facts)
+    # NeedsApproval is what the owner has just given; a Deny is a rule that refuses it now.
+    if isinstance(decision, Deny):
+        return decision.reason
+    verdict = services.policy.evaluate(facts)
+    if not verdict.allowed and not verdict.needs_approval:
+        return Reason.POLICY_DENIED
+    return None
+
+
+async def _refuse(
+    services: Services, record: GrantRecord, row: Any, reason: Reason, now: int
+) -> None:
+    """A rule refuses the approved call: a denied grant, the approval closed, access_denied."""
+    async with services.engine.begin() as conn:
+        await write_grant(conn, services, record, now=now, decision="denied", reason=reason)
+        await approvals.refuse_at_issue(conn, row, reason.value, now)
+    await after_denial(services, record, reason)
+    metrics.of(services).approvals.labels("refused").inc()
+    raise _denied_at_issue()
