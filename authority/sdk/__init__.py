@@ -4,6 +4,6 @@ Importable with only ``joserfc``, ``cryptography`` and ``httpx`` installed (the 
 dependencies of the ``authority`` package); nothing here imports the server.
 """
 
-from authority.sdk.agent import AgentClient, AuthorityClientError, ToolCallAuth
+from authority.sdk.agent import AgentClient, ApprovalPending, AuthorityClientError, ToolCallAuth
 
-__all__ = ["AgentClient", "AuthorityClientError", "ToolCallAuth"]
+__all__ = ["AgentClient", "ApprovalPending", "AuthorityClientError", "ToolCallAuth"]

@@ -9,6 +9,7 @@ exactly one (tool, resource, action) call (RFC 8693, RFC 8707, RFC 9396); with D
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -25,6 +26,7 @@ from authority.tokens.dpop import access_token_hash
 from authority.tokens.jose import registry
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+CIBA = "urn:openid:params:grant-type:ciba"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 ATTESTATION_LIFETIME = 30
@@ -41,6 +43,19 @@ class AuthorityClientError(Exception):
         self.error = error
         self.description = description
         self.status = status
+
+
+class ApprovalPending(Exception):
+    """The call needs the owner's approval (OpenID CIBA poll mode, §7.3).
+
+    ``AgentClient.wait_for_approval(pending)`` polls until the owner decides.
+    """
+
+    def __init__(self, auth_req_id: str, expires_in: int, interval: int) -> None:
+        super().__init__("the owner's approval is pending")
+        self.auth_req_id = auth_req_id
+        self.expires_in = expires_in
+        self.interval = interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +173,11 @@ class AgentClient:
         audience: str,
         lifetime: int | None = None,
     ) -> AccessToken:
-        """Exchange the delegation for a token for exactly this one call."""
+        """Exchange the delegation for a token for exactly this one call.
+
+        Raises ``ApprovalPending`` when the owner must approve the call first, and
+        ``AuthorityClientError`` when the authority refuses.
+        """
         metadata = await self.metadata()
         endpoint = metadata["token_endpoint"]
         form = {
@@ -179,8 +198,45 @@ class AgentClient:
         if self.dpop_key is not None:
             headers["DPoP"] = self.dpop_proof("POST", endpoint)
         response = await self._http.post(endpoint, data=form, headers=headers)
+        return self._answer(response)
+
+    async def wait_for_approval(self, pending: ApprovalPending) -> AccessToken:
+        """Poll the token endpoint (CIBA §10.1) until the owner approves or refuses.
+
+        Honours ``interval`` and ``slow_down`` (CIBA §11: five seconds more); raises
+        ``AuthorityClientError`` with ``access_denied`` or ``expired_token`` when the
+        call will not be approved. Bound the wait with ``asyncio.timeout`` if needed.
+        """
+        metadata = await self.metadata()
+        endpoint = metadata["token_endpoint"]
+        interval = max(1, pending.interval)
+        while True:
+            await asyncio.sleep(interval)
+            form = {
+                "grant_type": CIBA,
+                "auth_req_id": pending.auth_req_id,
+                "actor_token": self.attestation(self.issuer),
+                "actor_token_type": JWT_TYPE,
+            }
+            headers = {}
+            if self.dpop_key is not None:
+                headers["DPoP"] = self.dpop_proof("POST", endpoint)
+            response = await self._http.post(endpoint, data=form, headers=headers)
+            try:
+                return self._answer(response)
+            except AuthorityClientError as exc:
+                if exc.error == "slow_down":
+                    interval += 5
+                elif exc.error != "authorization_pending":
+                    raise
+
+    def _answer(self, response: httpx.Response) -> AccessToken:
         _raise_for_error(response)
         body = response.json()
+        if "auth_req_id" in body and "access_token" not in body:
+            raise ApprovalPending(
+                str(body["auth_req_id"]), int(body["expires_in"]), int(body.get("interval", 5))
+            )
         return AccessToken(
             value=body["access_token"],
             token_type=body["token_type"],

@@ -95,3 +95,60 @@ def test_sdk_imports_without_the_server_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+async def test_a_call_needing_approval_is_collected_once_approved(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authority.sdk import ApprovalPending
+    from tests.unit.approvals.support import RISKY_TOOL, with_risky_tool
+
+    await with_risky_tool(world)
+    client = sdk_client(world)
+    with pytest.raises(ApprovalPending) as pending:
+        await client.token(RISKY_TOOL, "prod/web", "run", audience=RS_AUDIENCE)
+    listed = await world.client.get("/v1/approvals", headers=world.auth(world.owner_key))
+    (approval,) = listed.json()["items"]
+    polls: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        # The authority runs on a frozen clock: waiting is moving it forward.
+        polls.append(seconds)
+        world.clock.advance(seconds)
+        if len(polls) == 2:
+            approved = await world.client.post(
+                f"/v1/approvals/{approval['id']}/approve", headers=world.auth(world.owner_key)
+            )
+            assert approved.status_code == 200, approved.text
+
+    monkeypatch.setattr("authority.sdk.agent.asyncio.sleep", sleep)
+    token = await client.wait_for_approval(pending.value)
+    claims = jwt.decode(token.value, options={"verify_signature": False})
+    assert claims["authorization_details"][0]["tool"] == RISKY_TOOL
+    assert len(polls) == 2  # pending once, then the token
+
+
+async def test_a_denied_approval_raises_access_denied(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authority.sdk import ApprovalPending
+    from tests.unit.approvals.support import RISKY_TOOL, with_risky_tool
+
+    await with_risky_tool(world)
+    client = sdk_client(world)
+    with pytest.raises(ApprovalPending) as pending:
+        await client.token(RISKY_TOOL, "prod/web", "run", audience=RS_AUDIENCE)
+    listed = await world.client.get("/v1/approvals", headers=world.auth(world.owner_key))
+    (approval,) = listed.json()["items"]
+    denied = await world.client.post(
+        f"/v1/approvals/{approval['id']}/deny", headers=world.auth(world.owner_key)
+    )
+    assert denied.status_code == 200
+
+    async def sleep(seconds: float) -> None:
+        world.clock.advance(seconds)
+
+    monkeypatch.setattr("authority.sdk.agent.asyncio.sleep", sleep)
+    with pytest.raises(AuthorityClientError) as refused:
+        await client.wait_for_approval(pending.value)
+    assert refused.value.error == "access_denied"
