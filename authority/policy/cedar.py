@@ -27,7 +27,7 @@ from authority.settings import ConfigError
 
 log = logging.getLogger("authority.policy")
 
-PERMIT_ALL = 'permit(principal, action, resource);\n'
+PERMIT_ALL = "permit(principal, action, resource);\n"
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default.cedar")
 
 
