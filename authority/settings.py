@@ -52,7 +52,12 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(
         0.05, gt=0, description="Seconds before a Redis call counts as failed (fail closed)."
     )
-    database_pool_size: int = Field(10, ge=1, le=200)
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections per worker (and as many again on demand).",
+    )
     auto_migrate: bool | None = Field(
         None, description="Migrate at start-up; default: only for the embedded SQLite."
     )
@@ -66,15 +71,21 @@ class Settings(BaseSettings):
     )
 
     # --- tokens ---------------------------------------------------------------------
-    signing_alg: Literal["EdDSA", "ES256"] = "EdDSA"
+    signing_alg: Literal["EdDSA", "ES256"] = Field(
+        "EdDSA", description="Algorithm of new signing keys (existing keys keep theirs)."
+    )
     access_token_lifetime: int = Field(5, ge=1, le=3600, description="Default seconds.")
     access_token_max_lifetime: int = Field(60, ge=1, le=3600, description="Server cap, seconds.")
-    delegation_max_lifetime: int = Field(30 * 24 * 3600, ge=60)
+    delegation_max_lifetime: int = Field(
+        30 * 24 * 3600, ge=60, description="Longest delegation an owner can grant, seconds."
+    )
     assertion_max_lifetime: int = Field(
         60, ge=1, le=600, description="Longest exp - iat accepted on attestations and proofs."
     )
     clock_skew: int = Field(5, ge=0, le=120, description="Seconds of leeway for iat/nbf/exp.")
-    dpop_proof_max_age: int = Field(60, ge=1, le=600)
+    dpop_proof_max_age: int = Field(
+        60, ge=1, le=600, description="Oldest DPoP proof (by iat) accepted, seconds."
+    )
     key_rotation_grace: int | None = Field(
         None,
         ge=0,
@@ -101,13 +112,19 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP -----------------------------------------------------------------------
-    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
-    page_size_default: int = Field(50, ge=1, le=1000)
-    page_size_max: int = Field(500, ge=1, le=10000)
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body, bytes (413)."
+    )
+    page_size_default: int = Field(50, ge=1, le=1000, description="Items per page of a list.")
+    page_size_max: int = Field(500, ge=1, le=10000, description="Largest ?limit= of a list.")
 
     # --- abuse limits ---------------------------------------------------------------
-    introspection_rate_per_minute: int = Field(60_000, ge=1)
-    revocation_rate_per_minute: int = Field(600, ge=1)
+    introspection_rate_per_minute: int = Field(
+        60_000, ge=1, description="Introspections per resource server per minute (then 429)."
+    )
+    revocation_rate_per_minute: int = Field(
+        600, ge=1, description="Revocation requests per client per minute (then 429)."
+    )
 
     # --- revocation feed ------------------------------------------------------------
     revocation_feed_heartbeat: float = Field(
@@ -158,7 +175,7 @@ class Settings(BaseSettings):
     )
     webhook_workers: int = Field(4, ge=1, le=64, description="Concurrent deliveries.")
     webhook_timeout: float = Field(5.0, gt=0, le=60, description="Seconds per delivery attempt.")
-    webhook_max_attempts: int = Field(6, ge=1, le=20)
+    webhook_max_attempts: int = Field(6, ge=1, le=20, description="Delivery attempts per notice.")
     webhook_retry_base: float = Field(
         2.0, gt=0, le=600, description="Seconds before the first retry; doubled each time."
     )
@@ -207,7 +224,9 @@ class Settings(BaseSettings):
     )
 
     # --- ledger ---------------------------------------------------------------------
-    checkpoint_interval: float = Field(1.0, gt=0, le=3600)
+    checkpoint_interval: float = Field(
+        1.0, gt=0, le=3600, description="Seconds between ledger sequencing rounds and checkpoints."
+    )
     ledger_straggler_window: float = Field(
         300.0,
         ge=1,
@@ -219,10 +238,14 @@ class Settings(BaseSettings):
     )
 
     # --- serving --------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8400, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    host: str = Field("127.0.0.1", description="Address `authority serve` binds.")
+    port: int = Field(8400, ge=0, le=65535, description="Port `authority serve` binds.")
+    workers: int = Field(
+        1, ge=1, le=64, description="uvicorn worker processes (more than one needs Redis)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Server log level."
+    )
 
     @model_validator(mode="before")
     @classmethod
