@@ -34,11 +34,12 @@ from authority.ledger import store
 from authority.ledger.checkpoints import encode_hash
 from authority.ledger.merkle import MAX_TREE_SIZE
 from authority.ledger.schemas import KINDS
-from authority.management.auth import authenticate, require_role
+from authority.management.auth import Role
 
 from . import paths
 from .guard import endpoint
 from .http import NO_STORE, json_response
+from .rest import caller
 
 JSON_LINES = "application/jsonl"
 _INTEGER = re.compile(r"^[0-9]{1,19}$")
@@ -49,18 +50,12 @@ DECISIONS = frozenset({"issued", "denied", "pending", "approved"})
 
 
 # --- request side ---------------------------------------------------------------------------
+#: The ledger is the auditors' (and admins'); owners see their own objects elsewhere.
+AUDITORS: tuple[Role, ...] = ("auditor", "admin")
+
+
 async def _auditor(request: Request, query: Collection[str]) -> Services:
-    """Authenticate an auditor or admin key; refuse unknown or repeated query parameters."""
-    services: Services = request.app.state.services
-    principal = await authenticate(request)
-    require_role(principal, "auditor", "admin")
-    seen: set[str] = set()
-    for name, _ in request.query_params.multi_items():
-        if name not in query:
-            raise InvalidRequest("The request has an unknown query parameter.")
-        if name in seen:
-            raise InvalidRequest("A query parameter is included more than once.")
-        seen.add(name)
+    services, _ = await caller(request, AUDITORS, query)
     return services
 
 
