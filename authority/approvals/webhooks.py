@@ -174,16 +174,19 @@ def check_url(services: Services, url: str) -> str:
     invalid = InvalidRequest("The url field is invalid.")
     if not url.isprintable() or any(c.isspace() for c in url):
         raise invalid
-    parts = urlsplit(url)
     schemes = ("https", "http") if services.settings.webhook_allow_http else ("https",)
-    if parts.scheme not in schemes or not parts.hostname or parts.fragment:
+    try:
+        # urlsplit and its properties raise ValueError on malformed hosts ("[::1") and
+        # ports: bad input, never a 500.
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        raise invalid from None
+    if parts.scheme not in schemes or not hostname or parts.fragment:
         raise invalid
     if parts.username is not None or parts.password is not None:
         raise invalid
-    try:
-        parts.port  # noqa: B018 (raises on a malformed port)
-    except ValueError:
-        raise invalid from None
+    del port  # read above only to validate it
     return url
 
 

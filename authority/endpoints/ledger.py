@@ -75,22 +75,30 @@ def _required_count(request: Request, name: str, *, minimum: int = 0) -> int:
     return value
 
 
+MAX_TIME = 2**62  # far beyond any real time, well inside a signed 64-bit column
+
+
 def _time(request: Request, name: str) -> int | None:
     """Unix seconds, or an RFC 3339 date-time with its offset."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
+    invalid = InvalidRequest(
+        f"The {name} parameter must be Unix seconds or an RFC 3339 date-time with offset."
+    )
     if _INTEGER.match(raw):
+        # Times are stored as signed 64-bit integers: anything larger cannot be bound.
+        if int(raw) > MAX_TIME:
+            raise invalid
         return int(raw)
     try:
         moment = datetime.fromisoformat(raw) if len(raw) <= 40 else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidRequest(
-            f"The {name} parameter must be Unix seconds or an RFC 3339 date-time with offset."
-        )
-    return int(moment.timestamp())
+        seconds = int(moment.timestamp()) if moment is not None else None
+    except (ValueError, OverflowError, OSError):
+        raise invalid from None
+    if moment is None or moment.tzinfo is None or seconds is None or abs(seconds) > MAX_TIME:
+        raise invalid
+    return seconds
 
 
 def _text(request: Request, name: str) -> str | None:

@@ -179,6 +179,12 @@ BAD = [
     ("/v1/ledger/entries", {"since": "yesterday"}),
     ("/v1/ledger/entries", {"since": "2030-01-01T00:00:00"}),  # no offset
     ("/v1/ledger/entries", {"since": "200", "until": "100"}),
+    ("/v1/ledger/entries", {"since": "9999999999999999999"}),  # beyond a 64-bit column
+    ("/v1/ledger/entries", {"until": "9999999999999999999"}),
+    (
+        "/v1/ledger/entries",
+        {"since": "9999-12-31T23:59:59+00:00", "until": "0001-01-01T00:00:00+14:00"},
+    ),
     ("/v1/ledger/entries", {"decision": "maybe"}),
     ("/v1/ledger/entries", {"kind": "grant_issued"}),
     ("/v1/ledger/entries", {"agent": "a" * 3000}),
