@@ -92,7 +92,8 @@ async def _locked_agent(conn: AsyncConnection, principal: Principal, agent_id: s
 async def quarantine(
     services: Services, principal: Principal, agent_id: str, body: QuarantineBody
 ) -> Agent:
-    """Quarantine now; quarantining a quarantined agent changes nothing."""
+    """Quarantine now. Quarantining a quarantined agent changes nothing, except that an
+    admin takes over an owner's quarantine, so that only an admin can lift it."""
     require_role(principal, *WRITERS)
     now = services.now()
     event: events.RevocationEvent | None = None
@@ -100,7 +101,13 @@ async def quarantine(
         row = await _locked_agent(conn, principal, agent_id)
         if row.status == "retired":
             raise Conflict("The agent is retired.")
-        if row.status == "active":
+        was_active = row.status == "active"
+        takes_over = (
+            row.status == "quarantined"
+            and principal.role == "admin"
+            and not await _quarantined_by_admin(conn, row.quarantined_by)
+        )
+        if was_active or takes_over:
             await conn.execute(
                 update(agents)
                 .where(agents.c.id == agent_id)
@@ -125,6 +132,7 @@ async def quarantine(
             )
             owner_id = row.owner_id
             row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
+        if was_active:
             event = await events.record(
                 conn,
                 kind="agent",

@@ -177,6 +177,16 @@ async def test_an_admins_quarantine_is_lifted_only_by_an_admin(world: World) -> 
     assert (await world.exchange()).status_code == 200
 
 
+async def test_an_admin_takes_over_an_owners_quarantine(world: World) -> None:
+    # A stolen owner key must not be able to pre-empt a security team's quarantine.
+    assert (await quarantine(world)).status_code == 200
+    assert (await quarantine(world, world.admin)).status_code == 200
+    refused = await release(world)
+    assert refused.status_code == 403
+    assert await agent_status(world) == "quarantined"
+    assert (await release(world, world.admin)).status_code == 200
+
+
 async def test_owner_lifts_their_own_quarantine(world: World) -> None:
     assert (await quarantine(world)).status_code == 200
     assert (await release(world)).status_code == 200
