@@ -61,7 +61,12 @@ def build_services(
             else MemoryHotState()
         )
     clock = clock or SystemClock()
-    engine = make_engine(settings.sqlalchemy_url, pool_size=settings.database_pool_size)
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.database_pool_size,
+        # Well inside the ledger's straggler window, so no entry can commit behind it.
+        transaction_timeout=settings.ledger_straggler_window / 5,
+    )
     secret_key = load_secret_key(settings)
     services = Services(
         settings=settings,

@@ -203,7 +203,11 @@ async def _export(args: argparse.Namespace) -> str:
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
-    engine = make_engine(settings.sqlalchemy_url, pool_size=1)
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=1,
+        transaction_timeout=settings.ledger_straggler_window / 5,
+    )
     try:
         async with engine.connect() as conn:
             latest = await store.latest_checkpoint(conn)

@@ -24,9 +24,25 @@ AUTOCOMMIT = "AUTOCOMMIT"
 SQLITE_BUSY_TIMEOUT = 5.0
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 10, transaction_timeout: float | None = None
+) -> AsyncEngine:
+    """The engine for ``url``.
+
+    ``transaction_timeout`` (seconds) bounds every statement and every idle spell inside
+    a transaction on PostgreSQL. The ledger's sequencer relies on no transaction that
+    appends an entry staying open longer than its straggler window (ledger/sequencer.py);
+    the server enforces that rather than trusting it.
+    """
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
+    connect_args: dict[str, Any] = {}
+    if transaction_timeout is not None:
+        milliseconds = str(max(1, int(transaction_timeout * 1000)))
+        connect_args["server_settings"] = {
+            "statement_timeout": milliseconds,
+            "idle_in_transaction_session_timeout": milliseconds,
+        }
     # No pool_pre_ping: it would add a round trip to every checkout on the hot path. A
     # connection lost while pooled fails its request with 503 (endpoints.guard), and
     # SQLAlchemy then invalidates the whole pool, so the next request reconnects.
@@ -36,6 +52,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_recycle=1800,
         skip_autocommit_rollback=True,
+        connect_args=connect_args,
     )
 
 
