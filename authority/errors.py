@@ -34,11 +34,18 @@ class InvalidRequest(AuthorityError):
 
 
 class InvalidClient(AuthorityError):
-    """401 with a WWW-Authenticate challenge when the client tried HTTP authentication."""
+    """401 with a WWW-Authenticate challenge (RFC 9110 §15.5.2 requires one on every 401;
+    RFC 6749 §5.2 requires the client's own scheme when it used the Authorization header,
+    and Basic is the one scheme the authority accepts there)."""
 
     error = "invalid_client"
     status_code = 401
     default_description = "Client authentication failed."
+
+    def __init__(self, description: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(
+            description, headers=headers or {"WWW-Authenticate": 'Basic realm="authority"'}
+        )
 
 
 class InvalidGrant(AuthorityError):

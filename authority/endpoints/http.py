@@ -55,7 +55,7 @@ def error_response(exc: AuthorityError, *, no_store: bool = True) -> JSONRespons
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise InvalidRequest("The Content-Length header is invalid.")
         if int(declared) > limit:
             raise PayloadTooLarge()

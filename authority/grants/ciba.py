@@ -215,11 +215,7 @@ def _denied_at_issue() -> AccessDenied:
 
 
 def _facts(
-    services: Services,
-    loaded: Loaded,
-    call: approvals.CallRequest,
-    proof: VerifiedProof | None,
-    now: int,
+    services: Services, loaded: Loaded, call: approvals.CallRequest, now: int
 ) -> Facts | None:
     if loaded.agent is None or loaded.delegation is None:
         return None
@@ -232,7 +228,9 @@ def _facts(
         audience=call.audience,
         lifetime=call.lifetime,
         server_max_lifetime=services.settings.access_token_max_lifetime,
-        dpop_bound=proof is not None,
+        # What the token will be bound to, not whether this poll carried a proof: a call
+        # asked for without DPoP stays unbound, and a tool that now requires DPoP refuses it.
+        dpop_bound=call.jkt is not None,
     )
 
 
@@ -250,7 +248,7 @@ def _recheck(
         return Reason.DELEGATION_INVALID
     if loaded.delegation_jkt != jkt:
         return Reason.DELEGATION_KEY_MISMATCH
-    facts = _facts(services, loaded, call, proof, now)
+    facts = _facts(services, loaded, call, now)
     if facts is None:
         return Reason.DELEGATION_INVALID
     decision = evaluate(facts)

@@ -26,15 +26,12 @@ Every denial of an authenticated agent is also reported to automatic containment
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
 from sqlalchemy import and_, bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -69,7 +66,7 @@ from authority.tokens.inbound import (
     require_int,
     verify_attestation,
 )
-from authority.tokens.jose import registry
+from authority.tokens.validate import OwnToken, verify_own
 
 from .delegations import DELEGATION_TYP, scope_from_json
 
@@ -329,14 +326,11 @@ def verify_delegation_credential(
     Checked: our key by kid, the algorithm we sign with, ``typ: delegation+jwt`` (so an
     access token can never pass as a delegation), iss and aud (this issuer), client_id
     (the authenticated agent), cnf.jkt (the key that signed the attestation) and exp.
-    Signature checks of identical credentials are cached by the keyring's verifier.
+    Signature checks of identical credentials are cached (tokens.validate.verify_own).
     """
-    header = unverified.header
-    if header.get("typ") != DELEGATION_TYP:
-        raise JWTRejected("delegation_wrong_typ")
-    claims = _verified_delegation_claims(services, unverified)
+    claims = _verified_delegation_claims(services, unverified)  # typ, key, alg, iss
     issuer = services.settings.issuer
-    if claims.get("iss") != issuer or not audience_includes(claims, (issuer,)):
+    if not audience_includes(claims, (issuer,)):
         raise JWTRejected("delegation_wrong_issuer")
     if claims.get("client_id") != agent_id:
         raise JWTRejected("delegation_wrong_agent")
@@ -351,30 +345,12 @@ def verify_delegation_credential(
     return delegation_id
 
 
-def _verified_delegation_claims(services: Services, unverified: UnverifiedJWT) -> dict[str, Any]:
-    kid = unverified.header.get("kid")
-    alg = unverified.header.get("alg")
-    key = services.keyring.public_key(kid, "token") if isinstance(kid, str) else None
-    # The algorithm is the one the key itself was made for (RFC 8725 §3.1), so tokens
-    # signed before a change of settings.signing_alg keep verifying with their old key.
-    if key is None or alg != key.alg:
-        raise JWTRejected("delegation_unknown_key")
-    cache: dict[str, dict[str, Any]] = services.extras.setdefault("delegation_cache", {})
-    digest = hashlib.sha256(unverified.raw.encode()).hexdigest()
-    cached = cache.get(digest)
-    if cached is not None:
-        return cached
+def _verified_delegation_claims(services: Services, unverified: UnverifiedJWT) -> Mapping[str, Any]:
+    cache: dict[str, OwnToken] = services.extras.setdefault("delegation_cache", {})
     try:
-        obj = jws.deserialize_compact(unverified.raw, key, registry=registry([alg]))
-    except JoseError:
-        raise JWTRejected("delegation_bad_signature") from None
-    claims = json.loads(obj.payload)
-    if not isinstance(claims, dict):
-        raise JWTRejected("delegation_malformed")
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[digest] = claims
-    return claims
+        return verify_own(services, unverified, DELEGATION_TYP, cache=cache).claims
+    except JWTRejected as exc:
+        raise JWTRejected(exc.reason.replace("own_", "delegation_")) from None
 
 
 # --- the exchange ----------------------------------------------------------------------------

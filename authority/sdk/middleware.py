@@ -117,13 +117,19 @@ class AuthorityMiddleware:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        if scope["type"] != "http" or scope["path"] in self.public:
+        if scope["type"] not in ("http", "websocket"):
+            raise RuntimeError(f"unsupported ASGI scope type {scope['type']!r}")
+        if scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
         try:
             token = await self._authorise(scope)
         except Refusal as refusal:
-            await _refuse(send, refusal)
+            if scope["type"] == "websocket":
+                # Refused before the handshake completes (ASGI: close = HTTP 403).
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await _refuse(send, refusal)
             return
         scope.setdefault("state", {})[STATE_KEY] = token
         await self.app(scope, receive, send)
@@ -143,7 +149,8 @@ class AuthorityMiddleware:
         await self.app(scope, wrapped_receive, send)
 
     async def _authorise(self, scope: Scope) -> VerifiedToken:
-        method, path = scope["method"], scope["path"]
+        # A WebSocket is opened with a GET (RFC 6455 §4.1); declare its route with GET.
+        method, path = scope.get("method", "GET"), scope["path"]
         for route in self.routes:
             params = route.match(method, path)
             if params is not None:
@@ -189,9 +196,14 @@ class AuthorityMiddleware:
             response = await self.http.post(
                 self._introspection_endpoint, data={"token": token}, auth=self._auth
             )
-            return response.status_code == 200 and response.json().get("active") is True
-        except (httpx.HTTPError, ValueError, KeyError):
-            return False
+            answer = response.json()
+            return (
+                response.status_code == 200
+                and isinstance(answer, dict)
+                and answer.get("active") is True
+            )
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False  # the authority cannot be asked: fail closed
 
 
 def _credentials(header: str | None) -> tuple[str, str | None]:
@@ -205,7 +217,8 @@ def _credentials(header: str | None) -> tuple[str, str | None]:
 
 
 def _request_url(scope: Scope, headers: dict[str, str]) -> str:
-    scheme = scope.get("scheme", "http")
+    scheme = str(scope.get("scheme", "http"))
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
     host = headers.get("host")
     if host is None:
         server = scope.get("server") or ("localhost", 80)

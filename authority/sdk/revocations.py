@@ -29,6 +29,9 @@ from authority.sdk.verifier import VerifiedToken
 
 log = logging.getLogger("authority.sdk.revocations")
 SWEEP_INTERVAL = 30.0
+#: Seconds of clock difference between authority instances that an agent or owner event
+#: still covers: a token issued that close after a quarantine counts as before it.
+CLOCK_LEEWAY = 5
 
 
 @dataclass
@@ -54,11 +57,13 @@ class RevocationList:
     def revokes(self, token: VerifiedToken) -> bool:
         if token.jti in self.tokens or token.delegation_id in self.delegations:
             return True
+        # iat comes from the clock of the instance that issued the token, the event's time
+        # from the one that revoked: allow for their difference, failing closed.
         agent = self.agents.get(token.agent_id)
-        if agent is not None and token.issued_at <= agent[0]:
+        if agent is not None and token.issued_at <= agent[0] + CLOCK_LEEWAY:
             return True
         owner = self.owners.get(token.owner_id)
-        return owner is not None and token.issued_at <= owner[0]
+        return owner is not None and token.issued_at <= owner[0] + CLOCK_LEEWAY
 
     def forget_expired(self, now: float) -> None:
         self.tokens = {k: v for k, v in self.tokens.items() if v > now}

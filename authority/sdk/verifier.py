@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from authority.endpoints import paths
@@ -99,7 +100,13 @@ class JWKSCache:
         async with self._lock:
             key = self._keys.get(kid)
             if key is None and self._clock() - self._last_fetch >= self._min_refresh:
-                await self._fetch()
+                try:
+                    await self._fetch()
+                except (httpx.HTTPError, ValueError, KeyError, TypeError, JoseError):
+                    # The keys cannot be read now: this token cannot be verified (401),
+                    # and the next unknown kid tries again after min_refresh.
+                    self._last_fetch = self._clock()
+                    raise TokenInvalid("jwks unavailable") from None
                 key = self._keys.get(kid)
         if key is None:
             raise TokenInvalid("unknown kid")

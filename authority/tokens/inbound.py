@@ -129,10 +129,17 @@ def require_str(claims: Mapping[str, Any], name: str, *, max_length: int = 2048)
     return value
 
 
+#: NumericDate values beyond this are not times (and 1e999 parses as infinity).
+MAX_NUMERIC_DATE = 2**53
+
+
 def require_int(claims: Mapping[str, Any], name: str) -> int:
+    """A NumericDate (RFC 7519 §2): a finite JSON number, possibly non-integer."""
     value = claims.get(name)
-    # bool is an int subclass; true is not a time.
+    # bool is an int subclass; true is not a time. NaN fails the comparison below.
     if isinstance(value, bool) or not isinstance(value, int | float):
+        raise JWTRejected(f"jwt_bad_{name}")
+    if not -MAX_NUMERIC_DATE < value < MAX_NUMERIC_DATE:
         raise JWTRejected(f"jwt_bad_{name}")
     return int(value)
 

@@ -10,6 +10,7 @@ credential is never taken for an access token or the other way round (RFC 8725 �
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,19 +43,53 @@ class OwnToken:
     exp: int
 
 
-def verify_own(services: Services, unverified: UnverifiedJWT, typ: str) -> OwnToken:
-    """Verify a JWT the authority signed as ``typ``; ``JWTRejected`` otherwise."""
+#: Most signature checks a verification cache keeps before it starts over.
+CACHE_LIMIT = 10_000
+
+
+def verify_own(
+    services: Services,
+    unverified: UnverifiedJWT,
+    typ: str,
+    *,
+    cache: dict[str, OwnToken] | None = None,
+) -> OwnToken:
+    """Verify a JWT the authority signed as ``typ``; ``JWTRejected`` otherwise.
+
+    With ``cache``, the result for these exact bytes is kept: a delegation credential is
+    presented on every exchange of its agent, and the same bytes under the same still
+    published key verify the same way. The key lookup is never skipped, so a key that
+    is no longer published stops its tokens at once.
+    """
     header = unverified.header
     # RFC 9068 §4: "verify that the typ header value is at+jwt"; likewise for our other types.
     if header.get("typ") != typ:
         raise JWTRejected("own_wrong_typ")
     alg = header.get("alg")
     kid = header.get("kid")
-    if alg != services.settings.signing_alg or not isinstance(kid, str):
+    if not isinstance(kid, str):
         raise JWTRejected("own_wrong_alg")
     key = services.keyring.public_key(kid, "token")
     if key is None:
         raise JWTRejected("own_unknown_key")
+    # The algorithm the key itself was made for (RFC 8725 §3.1): tokens signed before a
+    # change of settings.signing_alg keep verifying with their own key.
+    if alg != key.alg:
+        raise JWTRejected("own_wrong_alg")
+    digest = hashlib.sha256(unverified.raw.encode()).hexdigest() if cache is not None else ""
+    if cache is not None and digest in cache:
+        return cache[digest]
+    verified = _verify(services, unverified, typ, key, alg)
+    if cache is not None:
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[digest] = verified
+    return verified
+
+
+def _verify(
+    services: Services, unverified: UnverifiedJWT, typ: str, key: Any, alg: str
+) -> OwnToken:
     try:
         obj = jws.deserialize_compact(unverified.raw, key, registry=_registry(alg))
     except JoseError:

@@ -432,3 +432,22 @@ async def test_nothing_pending_is_stored_as_the_auth_req_id(risky: World) -> Non
         grant_rows_ = [tuple(r) for r in (await conn.execute(select(grants))).all()]
     dump = json.dumps([approval_rows, grant_rows_], default=str)
     assert auth_req_id not in dump
+
+
+async def test_a_tool_that_now_requires_dpop_refuses_an_unbound_approved_call(
+    risky: World,
+) -> None:
+    """A poll carrying a DPoP proof must not pass for a call approved as a bearer token."""
+    world = risky
+    auth_req_id = await ask_pending(world)
+    row = await only_approval(world)
+    assert (await decide(world, row.id, "approve")).status_code == 200
+    tools = await world.client.get("/v1/tools", headers=world.auth(world.admin))
+    [tool] = [t for t in tools.json()["items"] if t["name"] == RISKY_TOOL]
+    changed = await world.client.patch(
+        f"/v1/tools/{tool['id']}", json={"dpop_required": True}, headers=world.auth(world.admin)
+    )
+    assert changed.status_code == 200, changed.text
+    proof = AgentKey().dpop_proof(world.clock.now())
+    response = await poll(world, auth_req_id, headers={"DPoP": proof})
+    assert (response.status_code, error_of(response)) == (400, "access_denied")

@@ -263,6 +263,8 @@ async def test_bad_client_assertion_is_invalid_client(world: World, make: Any) -
     response = await world.exchange(attestation=make(world), via="client_assertion")
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+    # RFC 9110 §15.5.2: a 401 carries a challenge.
+    assert response.headers["www-authenticate"].startswith("Basic ")
 
 
 async def test_replayed_attestation_gets_exactly_one_token(world: World) -> None:
@@ -605,3 +607,16 @@ async def test_error_descriptions_never_echo_input(world: World) -> None:
         form = {**world.exchange_form(), **changes}
         response = await world.client.post("/oauth2/token", data=form)
         assert marker not in response.text
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300])
+async def test_non_finite_times_are_refused_not_500(world: World, value: float) -> None:
+    """JSON allows 1e999 (infinity); a JWT time that is not a finite number is bad input."""
+    attestation = world.agent_key.sign(_claims(world, exp=value), {"kid": world.agent_key.kid})
+    response = await world.exchange(attestation=attestation)
+    assert response.status_code == 400
+    assert (await last_grant(world)).reason == "attestation_invalid"
+    proof = AgentKey().dpop_proof(world.clock.now(), iat=value)
+    response = await world.exchange(headers={"DPoP": proof})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_dpop_proof"

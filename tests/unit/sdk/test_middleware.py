@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from authority.sdk.agent import AgentClient
 from authority.sdk.middleware import AuthorityMiddleware, ToolRoute, token_of
@@ -173,4 +174,61 @@ async def test_revoked_delegation_is_refused_through_introspection(
     response = await tools.post(
         "/repos/acme/web/issues", headers={"Authorization": f"Bearer {value}"}
     )
+    assert response.status_code == 401
+
+
+async def test_websockets_are_guarded_too(world: World) -> None:
+    reached: list[str] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+
+    app = AuthorityMiddleware(
+        inner,
+        issuer=ISSUER,
+        audience=RS_AUDIENCE,
+        routes=[
+            ToolRoute(
+                "GET",
+                "/stream/{org}/{repo}",
+                tool="github.issues.create",
+                action="create",
+                resource="{org}/{repo}",
+            )
+        ],
+        http=world.client,
+        use_feed=False,
+    )
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/stream/acme/web",
+        "headers": [],
+        "scheme": "ws",
+        "server": ("tools.example.test", 443),
+        "root_path": "",
+        "query_string": b"",
+    }
+    await app(scope, receive, send)
+    assert reached == []  # the handler never ran
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+async def test_unreachable_keys_are_a_refusal_not_an_error(world: World) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("down", request=request)
+
+    app = tool_server(world)
+    app.verifier.jwks._http = httpx.AsyncClient(transport=httpx.MockTransport(unreachable))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RS_AUDIENCE) as c:
+        response = await c.post(
+            "/repos/acme/web/issues", headers={"Authorization": f"Bearer {await token(world)}"}
+        )
     assert response.status_code == 401

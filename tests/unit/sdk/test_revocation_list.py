@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authority.sdk.revocations import FeedFollower, RevocationList
+from authority.sdk.revocations import CLOCK_LEEWAY, FeedFollower, RevocationList
 from authority.sdk.verifier import VerifiedToken
 
 NOW = 1_800_000_000
@@ -46,7 +46,9 @@ def test_agent_event_revokes_tokens_issued_until_then() -> None:
     revoked.apply({"kind": "agent", "agent_id": "agt_1", "time": NOW}, NOW)
     assert revoked.revokes(token(issued_at=NOW))
     assert revoked.revokes(token(issued_at=NOW - 3))
-    assert not revoked.revokes(token(issued_at=NOW + 1))  # issued after a release
+    # Within the instances' clock leeway counts as before; well after (a release) does not.
+    assert revoked.revokes(token(issued_at=NOW + CLOCK_LEEWAY))
+    assert not revoked.revokes(token(issued_at=NOW + CLOCK_LEEWAY + 1))
     assert not revoked.revokes(token(agent_id="agt_2"))
 
 
