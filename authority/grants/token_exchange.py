@@ -53,7 +53,7 @@ from authority.policy.checks import (
 )
 from authority.policy.reasons import Reason, error_for
 from authority.secrets import new_id, token_hash
-from authority.storage.hot import Claim, Count
+from authority.storage.hot import Claim, Count, HotStateUnavailable
 from authority.storage.schema import agents, delegations, grants, owners, resource_servers, tools
 from authority.tokens.access_token import AT_TYP, access_token_claims, authorization_detail
 from authority.tokens.dpop import VerifiedProof, verify_proof
@@ -197,13 +197,23 @@ async def after_denial(services: Services, record: GrantRecord, reason: Reason) 
     """Once a denied grant is committed: count it, and let containment weigh it."""
     log.info("exchange denied: %s (agent=%s)", reason.value, record.agent_id)
     metrics.of(services).exchange("denied", record.agent_id)
-    if record.agent_id is not None and record.owner_id is not None:
+    first_use = record.attestation_claimed
+    claim = record.attestation_claim
+    if claim is not None and not first_use:
+        # RFC 7523 §3: the jti is single use, also when the request it came with is
+        # refused, so a captured attestation cannot be replayed for another call.
+        try:
+            first_use = await services.hot.claim(claim.key, claim.ttl)
+        except HotStateUnavailable as exc:
+            log.warning("attestation of a denied exchange not spent: %s", exc)
+    if first_use and record.agent_id is not None and record.owner_id is not None:
+        # Only an attestation's first use counts against its agent (containment).
         await containment.note_denial(
             services,
             agent_id=record.agent_id,
             owner_id=record.owner_id,
             reason=reason,
-            first_use=None if record.attestation_claimed else record.attestation_claim,
+            first_use=None,
         )
     return Denied(reason, error_for(reason, client_assertion=record.client_assertion))
 

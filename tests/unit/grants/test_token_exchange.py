@@ -620,3 +620,13 @@ async def test_non_finite_times_are_refused_not_500(world: World, value: float) 
     response = await world.exchange(headers={"DPoP": proof})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_dpop_proof"
+
+
+async def test_an_attestation_is_spent_even_when_its_request_is_denied(world: World) -> None:
+    """RFC 7523 §3: single use, so one captured from a refused call cannot be replayed."""
+    attestation = world.agent_key.attestation(world.agent_id, world.clock.now())
+    refused = await world.exchange(attestation=attestation, resource="other-org/web")
+    assert refused.status_code == 400
+    replayed = await world.exchange(attestation=attestation)
+    assert replayed.status_code == 400
+    assert (await last_grant(world)).reason == "attestation_replayed"
