@@ -163,6 +163,27 @@ class AgentReleasedV1(Record):
     reason: Text | None = None
 
 
+class AgentRetiredV1(Record):
+    """An agent retired for good: every token and delegation of it stops."""
+
+    kind: ClassVar[str] = "agent_retired"
+    version: ClassVar[int] = 1
+
+    agent_id: Id
+    owner_id: Id
+    actor: Actor
+
+
+class OwnerRetiredV1(Record):
+    """An owner retired for good: its API keys, agents' tokens and delegations stop."""
+
+    kind: ClassVar[str] = "owner_retired"
+    version: ClassVar[int] = 1
+
+    owner_id: Id
+    actor: Actor
+
+
 class KillSwitchV1(Record):
     """An owner's stop of all their agents at once."""
 
@@ -276,6 +297,8 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         DelegationRevokedV1,
         AgentQuarantinedV1,
         AgentReleasedV1,
+        AgentRetiredV1,
+        OwnerRetiredV1,
         KillSwitchV1,
         ApprovalDecidedV1,
         ApprovalDecidedV2,

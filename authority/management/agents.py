@@ -17,6 +17,8 @@ from sqlalchemy.sql import ColumnElement
 
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest
+from authority.ledger.entries import append
+from authority.revocations import events
 from authority.secrets import new_id
 from authority.storage.schema import agents
 from authority.tokens.jwks import validate_public_jwks
@@ -184,11 +186,32 @@ async def retire(services: Services, principal: Principal, agent_id: str) -> Age
         row = await records.fetch(
             conn, agents, agent_id, NOT_FOUND, _visible(principal), for_update=True
         )
+        event: events.RevocationEvent | None = None
         if row.status != "retired":
+            now = services.now()
             await conn.execute(
                 update(agents)
                 .where(agents.c.id == agent_id)
-                .values(status="retired", updated_at=services.now())
+                .values(status="retired", updated_at=now)
+            )
+            await append(
+                conn,
+                kind="agent_retired",
+                version=1,
+                created_at=now,
+                record={"agent_id": agent_id, "owner_id": row.owner_id, "actor": principal.key_id},
+            )
+            # Introspection refuses its tokens at once (it reads the agent's status); the
+            # feed tells resource servers that verify locally.
+            event = await events.record(
+                conn,
+                kind="agent",
+                now=now,
+                expires_at=events.cascade_expiry(services.settings, now),
+                agent_id=agent_id,
+                owner_id=row.owner_id,
             )
             row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
+    if event is not None:
+        await events.publish(services, [event])
     return _agent(row)

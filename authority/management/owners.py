@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
 from authority.errors import Conflict, NotFound
+from authority.ledger.entries import append
+from authority.revocations import events
 from authority.secrets import new_id
 from authority.storage.schema import api_keys, owners
 
@@ -124,6 +126,7 @@ async def retire(services: Services, principal: Principal, owner_id: str) -> Own
     require_role(principal, *ADMIN)
     async with records.write(services, NOT_FOUND) as conn:
         row = await records.fetch(conn, owners, owner_id, NOT_FOUND, for_update=True)
+        event: events.RevocationEvent | None = None
         if row.status != "retired":
             now = services.now()
             await conn.execute(
@@ -136,7 +139,23 @@ async def retire(services: Services, principal: Principal, owner_id: str) -> Own
                 .where(api_keys.c.owner_id == owner_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+            await append(
+                conn,
+                kind="owner_retired",
+                version=1,
+                created_at=now,
+                record={"owner_id": owner_id, "actor": principal.key_id},
+            )
+            event = await events.record(
+                conn,
+                kind="owner",
+                now=now,
+                expires_at=events.cascade_expiry(services.settings, now),
+                owner_id=owner_id,
+            )
             row = await records.fetch(conn, owners, owner_id, NOT_FOUND)
+    if event is not None:
+        await events.publish(services, [event])
     return _owner(row)
 
 

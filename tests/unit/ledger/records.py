@@ -52,6 +52,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "reason": "suspicious",
     },
     "agent_released": {"agent_id": "agt_1", "owner_id": "own_1", "actor": "owner:own_1"},
+    "agent_retired": {"agent_id": "agt_1", "owner_id": "own_1", "actor": "owner:own_1"},
+    "owner_retired": {"owner_id": "own_1", "actor": "admin:key_1"},
     "kill_switch": {"owner_id": "own_1", "actor": "owner:own_1", "agent_count": 3},
     "approval_decided": {
         "approval_id": "apr_1",

@@ -58,7 +58,7 @@ async def test_owner_keys_may_not_read_the_ledger(
 async def test_entries_filters_and_stable_cursor(
     services: Services, client: httpx.AsyncClient
 ) -> None:
-    size = await populate(services, count=30)
+    size = await populate(services, count=36)
     headers = await auditor_headers(services)
 
     seen: list[int] = []
