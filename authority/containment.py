@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from authority import metrics
 from authority.approvals import webhooks
@@ -261,7 +262,16 @@ async def contain(
         measured = metrics.of(services)
         measured.time_to_contain.observe(elapsed)
         measured.containments.inc()
-        level, containments, demoted = await _record(services, agent_id, owner_id, trigger, count)
+        try:
+            level, containments, demoted = await _record(
+                services, agent_id, owner_id, trigger, count
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            # The quarantine (with its reason) is committed and in the ledger already; only
+            # the figures and the demotion are missing. The request that triggered it
+            # still gets its own answer.
+            log.error("containment of %s: figures not recorded (%s)", agent_id, exc)
+            level, containments, demoted = -1, 0, False
         for key in keys:  # a released agent starts from zero
             await services.hot.delete(key)
     finally:
