@@ -89,34 +89,33 @@ async def issue(world: World, **kwargs: Any) -> str:
     return token
 
 
-async def introspect(
+async def as_server(
     world: World,
+    path: str,
     token: str,
     server: Server | None = None,
     *,
     client: httpx.AsyncClient | None = None,
     extra: dict[str, str] | None = None,
 ) -> httpx.Response:
+    """POST ``token`` to ``path`` authenticated as a resource server."""
     server = server or world_server(world)
     headers, form = server.auth(world)
     return await (client or world.client).post(
-        INTROSPECT, data={"token": token, **form, **(extra or {})}, headers=headers
+        path, data={"token": token, **form, **(extra or {})}, headers=headers
     )
+
+
+async def introspect(
+    world: World, token: str, server: Server | None = None, **kwargs: Any
+) -> httpx.Response:
+    return await as_server(world, INTROSPECT, token, server, **kwargs)
 
 
 async def revoke_as_server(
-    world: World,
-    token: str,
-    server: Server | None = None,
-    *,
-    client: httpx.AsyncClient | None = None,
-    extra: dict[str, str] | None = None,
+    world: World, token: str, server: Server | None = None, **kwargs: Any
 ) -> httpx.Response:
-    server = server or world_server(world)
-    headers, form = server.auth(world)
-    return await (client or world.client).post(
-        REVOKE, data={"token": token, **form, **(extra or {})}, headers=headers
-    )
+    return await as_server(world, REVOKE, token, server, **kwargs)
 
 
 async def revoke_as_agent(
