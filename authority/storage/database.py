@@ -20,6 +20,8 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 AUTOCOMMIT = "AUTOCOMMIT"
+#: Execution option marking a SQLite connection that only reads (see ``reader``).
+READ_ONLY = "authority_read_only"
 #: Seconds a statement waits for another process's write lock on the SQLite file.
 SQLITE_BUSY_TIMEOUT = 5.0
 
@@ -57,11 +59,16 @@ def make_engine(
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool in autocommit mode, for reads that need no transaction.
+    """The same pool, for reads that need no transaction.
 
-    Each statement sees a consistent snapshot of its own; no BEGIN and no ROLLBACK are
-    sent (two round trips saved on PostgreSQL), and on SQLite no write lock is taken.
+    On PostgreSQL: autocommit, so no BEGIN and no ROLLBACK are sent (two round trips).
+    On SQLite: no write lock and no BEGIN; not the autocommit isolation level, whose
+    switch runs a PRAGMA on every checkout that expires SQLite's prepared statements
+    (the exchange's load query then took 150 µs to re-prepare instead of 30 µs to run).
+    Each statement sees a consistent snapshot of its own.
     """
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{READ_ONLY: True})
     return engine.execution_options(isolation_level=AUTOCOMMIT)
 
 
@@ -145,8 +152,9 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("isolation_level") == AUTOCOMMIT:
-            return
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == AUTOCOMMIT or options.get(READ_ONLY):
+            return  # Python's sqlite3 runs a SELECT without opening a transaction
         # BEGIN IMMEDIATE takes the write lock up front, so a transaction that reads and
         # then writes can never fail to upgrade its lock half-way.
         write_lock = _write_lock(key)
