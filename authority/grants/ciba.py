@@ -52,6 +52,7 @@ from authority.errors import (
     InvalidGrant,
     SlowDown,
 )
+from authority.management.records import valid_id
 from authority.policy.checks import Deny, Facts, ToolCall, evaluate
 from authority.policy.reasons import Reason, error_for
 from authority.tokens.dpop import VerifiedProof
@@ -108,8 +109,10 @@ async def poll(services: Services, request: PollRequest) -> Issued:
     except JWTRejected:
         raise _unauthenticated(request) from None
     claimed_agent = unverified.claims.get("iss")
-    if not isinstance(claimed_agent, str) or (
-        request.client_id is not None and request.client_id != claimed_agent
+    if (
+        not isinstance(claimed_agent, str)
+        or not valid_id(claimed_agent)
+        or (request.client_id is not None and request.client_id != claimed_agent)
     ):
         raise _unauthenticated(request)
     row_id = approvals.approval_id(services, request.auth_req_id)

@@ -25,6 +25,7 @@ from authority.ledger.entries import append
 from authority.management.auth import Principal
 from authority.management.inputs import Body, Description
 from authority.management.paging import Page, PageRequest, fetch_page
+from authority.management.records import valid_id
 from authority.policy.checks import ScopeEntry
 from authority.revocations.events import RevocationEvent, cascade_expiry, publish
 from authority.revocations.events import record as record_event
@@ -55,7 +56,7 @@ class ScopeBody(Body):
 
 
 class CreateDelegation(Body):
-    agent_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    agent_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
     intent: Description
     scope: list[ScopeBody] = Field(min_length=1, max_length=MAX_SCOPE_ENTRIES)
     expires_in: int = Field(ge=60)
@@ -228,6 +229,8 @@ def _visible(principal: Principal) -> list[Any]:
 
 
 async def get(services: Services, principal: Principal, delegation_id: str) -> dict[str, Any]:
+    if not valid_id(delegation_id):
+        raise NotFound("No such delegation.")
     async with services.engine.connect() as conn:
         row = (
             await conn.execute(
@@ -244,6 +247,8 @@ async def list_page(
 ) -> Page[dict[str, Any]]:
     where = _visible(principal)
     if agent_id is not None:
+        if not valid_id(agent_id):
+            raise InvalidRequest("The agent_id parameter is invalid.")
         where.append(delegations.c.agent_id == agent_id)
     async with services.engine.connect() as conn:
         rows, next_cursor = await fetch_page(conn, services, KIND, delegations, request, where)
@@ -260,6 +265,8 @@ async def revoke(
     """
     if principal.role == "auditor":
         raise InsufficientScope("Auditors cannot revoke delegations.")
+    if not valid_id(delegation_id):
+        raise NotFound("No such delegation.")
     now = services.now()
     event: RevocationEvent | None = None
     async with services.engine.begin() as conn:

@@ -41,6 +41,7 @@ from authority.approvals import webhooks
 from authority.context import Services
 from authority.errors import AuthorityError, InvalidGrant
 from authority.ledger.entries import append
+from authority.management.records import valid_id
 from authority.policy.checks import (
     AgentFacts,
     DelegationFacts,
@@ -388,8 +389,11 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
     except JWTRejected:
         raise await deny(services, record, Reason.ATTESTATION_INVALID, now) from None
     claimed_agent = unverified_attestation.claims.get("iss")
-    if not isinstance(claimed_agent, str) or (
-        request.client_id is not None and request.client_id != claimed_agent
+    # Only a well-formed id can name an agent; anything else is never sent to SQL.
+    if (
+        not isinstance(claimed_agent, str)
+        or not valid_id(claimed_agent)
+        or (request.client_id is not None and request.client_id != claimed_agent)
     ):
         raise await deny(services, record, Reason.ATTESTATION_INVALID, now)
     try:
@@ -402,7 +406,9 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
     loaded = await load(
         services,
         claimed_agent,
-        claimed_delegation if isinstance(claimed_delegation, str) else None,
+        claimed_delegation
+        if isinstance(claimed_delegation, str) and valid_id(claimed_delegation)
+        else None,
         request.call.tool,
     )
     if loaded.agent is None or loaded.agent_jwks is None:

@@ -224,6 +224,12 @@ def typ_confusion(world: World) -> str:
     return world.agent_key.sign(_claims(world), {"kid": world.agent_key.kid, "typ": "at+jwt"})
 
 
+def nul_in_iss(world: World) -> str:
+    # PostgreSQL refuses NUL in text: such an id must never reach SQL (a 500 otherwise).
+    bad = world.agent_id + "\u0000"
+    return world.agent_key.sign(_claims(world, iss=bad, sub=bad), {"kid": world.agent_key.kid})
+
+
 def not_a_jwt(world: World) -> str:
     return "this.is.not-a-jwt"
 
@@ -242,6 +248,7 @@ BAD_ATTESTATIONS = [
     iss_sub_mismatch,
     no_jti,
     typ_confusion,
+    nul_in_iss,
     not_a_jwt,
 ]
 
