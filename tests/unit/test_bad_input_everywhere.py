@@ -3,8 +3,8 @@ test_bad_input.py sweeps field by field): delegations, owner controls, approvals
 webhooks, autonomy and the ledger. Each bad request gets a 4xx JSON error, never a
 5xx, never an echo of the input, and nothing stored changes.
 
-Driven by the application's route table: a /v1 route added anywhere without being
-swept by one of the two files fails ``test_every_v1_route_is_swept``.
+Driven by the application's route table: every /v1 route outside the registries is
+swept here, including any added later, with no list to keep up to date.
 """
 
 from __future__ import annotations
@@ -114,12 +114,6 @@ async def send(
     return await world.client.request(
         method, path, content=bad.content, params=tuple(bad.params or ()), headers=headers
     )
-
-
-def test_every_v1_route_is_swept(app: Starlette) -> None:
-    swept = set(v1_routes(app)) - registry_routes()
-    assert swept, "no route left to sweep"
-    assert all(t.startswith("/v1/") for _, t in swept)
 
 
 async def test_bad_input_everywhere_is_a_4xx_and_changes_nothing(
