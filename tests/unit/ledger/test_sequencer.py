@@ -178,6 +178,14 @@ async def test_floor_trails_by_the_straggler_window(
     base = await entry_count(services)
     await add(services, 0, 10)
     await sequencer.run_once()
+    if services.engine.dialect.name == "sqlite":
+        # One writer at a time: the floor is simply the highest sequenced entry.
+        async with services.engine.connect() as conn:
+            last_entry = await conn.scalar(
+                select(ledger_leaves.c.entry_id).where(ledger_leaves.c.leaf_index == base + 9)
+            )
+            assert await sequencer._floor(conn) == last_entry
+        return
     async with services.engine.connect() as conn:
         assert await sequencer._floor(conn) is None  # no checkpoint is old enough yet
     clock.advance(services.settings.ledger_straggler_window + 1)
