@@ -25,6 +25,7 @@ from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.database import make_engine, migrate, reader
+from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.secret_key import load_secret_key
 from authority.tokens.keyring import Keyring
@@ -61,11 +62,12 @@ def build_services(
             else MemoryHotState()
         )
     clock = clock or SystemClock()
+    # Well inside the ledger's straggler window, so no entry can commit behind it.
+    transaction_timeout = settings.ledger_straggler_window / 5
     engine = make_engine(
         settings.sqlalchemy_url,
         pool_size=settings.database_pool_size,
-        # Well inside the ledger's straggler window, so no entry can commit behind it.
-        transaction_timeout=settings.ledger_straggler_window / 5,
+        transaction_timeout=transaction_timeout,
     )
     secret_key = load_secret_key(settings)
     services = Services(
@@ -73,6 +75,11 @@ def build_services(
         clock=clock,
         engine=engine,
         reader=reader(engine),
+        sql=make_driver(
+            settings.sqlalchemy_url,
+            pool_size=settings.database_pool_size,
+            transaction_timeout=transaction_timeout,
+        ),
         hot=hot,
         hasher=SecretHasher(secret_key),
         keyring=Keyring(engine, clock, settings, secret_key=secret_key),
@@ -114,6 +121,7 @@ async def stop(services: Services) -> None:
         await services.sequencer.stop()
     await services.keyring.stop_refresh()
     await services.hot.close()
+    await services.sql.close()
     await services.engine.dispose()
 
 

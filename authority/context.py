@@ -7,7 +7,7 @@ the clock, the database or the hot state without patching.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,11 +16,9 @@ from authority.ledger.sequencer import Sequencer
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.driver import Driver
 from authority.storage.hot import HotState
 from authority.tokens.keyring import Keyring
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -30,6 +28,8 @@ class Services:
     engine: AsyncEngine
     # The same pool in autocommit mode, for reads on the hot path (storage.database.reader).
     reader: AsyncEngine
+    # The hot path's few statements, run on the database driver (storage.driver).
+    sql: Driver
     hot: HotState
     hasher: SecretHasher
     policy: CedarPolicy

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from authority.context import Services
 from authority.ledger.entries import append
 from authority.secrets import new_secret
+from authority.storage.driver import Executes, Transaction
 from authority.storage.schema import approvals
 
 AUTH_REQ_PREFIX: Final = "ar"
@@ -180,29 +181,29 @@ async def note_poll(services: Services, row_id: str, now: int) -> bool:
     return False
 
 
-async def consume(conn: AsyncConnection, row_id: str, now: int) -> bool:
+_CONSUME = (
+    update(approvals)
+    .where(
+        approvals.c.id == bindparam("id"),
+        approvals.c.status == "approved",
+        approvals.c.expires_at > bindparam("now"),
+    )
+    .values(status="used")
+    .returning(approvals.c.id)
+)
+
+
+async def consume(tx: Transaction, row_id: str, now: int) -> bool:
     """Mark an approved request used, in the transaction that issues its token.
 
     True for exactly one caller across all instances: a second poll of the same approved
     call finds nothing to consume.
     """
-    row = (
-        await conn.execute(
-            update(approvals)
-            .where(
-                approvals.c.id == row_id,
-                approvals.c.status == "approved",
-                approvals.c.expires_at > now,
-            )
-            .values(status="used")
-            .returning(approvals.c.id)
-        )
-    ).first()
-    return row is not None
+    return await tx.fetchrow(_CONSUME, {"id": row_id, "now": now}) is not None
 
 
 async def record_decision(
-    conn: AsyncConnection,
+    conn: Executes,
     row: Any,
     *,
     decision: str,
@@ -232,23 +233,24 @@ async def record_decision(
     )
 
 
-async def refuse_at_issue(conn: AsyncConnection, row: Any, reason: str, now: int) -> None:
+_REFUSE = (
+    update(approvals)
+    .where(approvals.c.id == bindparam("id"), approvals.c.status == "approved")
+    .values(
+        status="denied",
+        decided_at=bindparam("now"),
+        decided_by=AUTHORITY_ACTOR,
+        decision_reason=bindparam("reason"),
+    )
+    .returning(approvals.c.id)
+)
+
+
+async def refuse_at_issue(tx: Transaction, row: Any, reason: str, now: int) -> None:
     """An approved call that a rule refuses at issue time (delegation revoked, agent
     quarantined, ...) is over: denied by the authority, with the rule's code."""
-    changed = (
-        await conn.execute(
-            update(approvals)
-            .where(approvals.c.id == row.id, approvals.c.status == "approved")
-            .values(
-                status="denied",
-                decided_at=now,
-                decided_by=AUTHORITY_ACTOR,
-                decision_reason=reason,
-            )
-            .returning(approvals.c.id)
-        )
-    ).first()
+    changed = await tx.fetchrow(_REFUSE, {"id": row.id, "now": now, "reason": reason})
     if changed is not None:
         await record_decision(
-            conn, row, decision="denied", actor=AUTHORITY_ACTOR, reason=reason, now=now
+            tx, row, decision="denied", actor=AUTHORITY_ACTOR, reason=reason, now=now
         )

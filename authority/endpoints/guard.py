@@ -12,11 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authority.errors import AuthorityError, TemporarilyUnavailable
+from authority.storage.driver import UNAVAILABLE
 from authority.storage.hot import HotStateUnavailable
 
 from .http import error_response, render_unexpected
 
 log = logging.getLogger("authority.http")
+
+#: The engine's and the driver's ways of saying the database cannot answer now.
+_DATABASE_DOWN: tuple[type[BaseException], ...] = (OperationalError, PoolTimeout, *UNAVAILABLE)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -37,7 +41,7 @@ def endpoint(handler: Handler) -> Handler:
         except HotStateUnavailable as exc:
             log.warning("hot state unavailable: %s", exc)
             return error_response(TemporarilyUnavailable())
-        except (OperationalError, PoolTimeout, OSError) as exc:
+        except _DATABASE_DOWN as exc:
             log.warning("database unavailable: %s", type(exc).__name__)
             return error_response(TemporarilyUnavailable())
         except DBAPIError as exc:

@@ -268,9 +268,9 @@ async def _refuse(
     services: Services, record: GrantRecord, row: Any, reason: Reason, now: int
 ) -> None:
     """A rule refuses the approved call: a denied grant, the approval closed, access_denied."""
-    async with services.engine.begin() as conn:
-        await write_grant(conn, services, record, now=now, decision="denied", reason=reason)
-        await approvals.refuse_at_issue(conn, row, reason.value, now)
+    async with services.sql.transaction() as tx:
+        await write_grant(tx, services, record, now=now, decision="denied", reason=reason)
+        await approvals.refuse_at_issue(tx, row, reason.value, now)
     await after_denial(services, record, reason)
     metrics.of(services).approvals.labels("refused").inc()
     raise _denied_at_issue()

@@ -27,8 +27,8 @@ server MUST return an introspection response with the "active" field set to "fal
 Cost: one SQL round trip and one hot-state round trip (the per-client rate window and,
 for ``private_key_jwt``, the assertion's jti), plus the consuming UPDATE for single-use
 tokens. The signature is checked in memory before any I/O. A hot-state or database
-failure propagates (``HotStateUnavailable``, SQLAlchemy errors) and becomes 503 at the
-endpoint: never ``active: true``.
+failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and becomes
+503 at the endpoint: never ``active: true``.
 """
 
 from __future__ import annotations
@@ -147,16 +147,21 @@ def _is_active(row: Any, token: OwnToken, raw: str, audience: str | None, now: i
     )
 
 
+_CONSUME = (
+    update(grants)
+    .where(
+        grants.c.jti == bindparam("jti"),
+        grants.c.consumed_at.is_(None),
+        grants.c.revoked_at.is_(None),
+    )
+    .values(consumed_at=bindparam("now"))
+    .returning(grants.c.id)
+)
+
+
 async def _consume(services: Services, jti: str, now: int) -> bool:
     """The first active introspection of a single-use token wins; every other loses."""
-    statement = (
-        update(grants)
-        .where(grants.c.jti == jti, grants.c.consumed_at.is_(None), grants.c.revoked_at.is_(None))
-        .values(consumed_at=now)
-        .returning(grants.c.id)
-    )
-    async with services.engine.begin() as conn:
-        return (await conn.execute(statement)).first() is not None
+    return await services.sql.commit_one(_CONSUME, {"jti": jti, "now": now}) is not None
 
 
 def active_answer(token: OwnToken) -> dict[str, Any]:
@@ -175,16 +180,12 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
     """The RFC 7662 answer for an authenticated resource server."""
     now = services.now()
     token = _verified(services, request.token) if request.token is not None else None
-    async with services.reader.connect() as conn:
-        row = (
-            await conn.execute(
-                _QUERY,
-                {
-                    "client_id": request.credentials.client_id,
-                    "jti": token.jti if token is not None else "",
-                },
-            )
-        ).one()
+    row = await services.sql.fetchrow(
+        _QUERY,
+        {"client_id": request.credentials.client_id, "jti": token.jti if token is not None else ""},
+    )
+    if row is None:  # the query is built on a one-row subquery: cannot happen
+        raise RuntimeError("the introspection query returned no row")
     client = authenticate_server(
         services,
         request.credentials,

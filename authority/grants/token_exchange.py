@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority import containment, metrics
 from authority.approvals import requests as approvals
@@ -54,6 +53,7 @@ from authority.policy.checks import (
 )
 from authority.policy.reasons import Reason, error_for
 from authority.secrets import new_id, token_hash
+from authority.storage.driver import Executes, Transaction
 from authority.storage.hot import Claim, Count, HotStateUnavailable
 from authority.storage.schema import agents, delegations, grants, owners, resource_servers, tools
 from authority.tokens.access_token import AT_TYP, access_token_claims, authorization_detail
@@ -144,7 +144,7 @@ class GrantRecord:
 
 
 async def write_grant(
-    conn: AsyncConnection,
+    conn: Executes,
     services: Services,
     record: GrantRecord,
     *,
@@ -189,8 +189,8 @@ async def write_grant(
 
 async def deny(services: Services, record: GrantRecord, reason: Reason, now: int) -> Denied:
     """Write the denied grant in its own transaction and return the error to raise."""
-    async with services.engine.begin() as conn:
-        await write_grant(conn, services, record, now=now, decision="denied", reason=reason)
+    async with services.sql.transaction() as tx:
+        await write_grant(tx, services, record, now=now, decision="denied", reason=reason)
     return await after_denial(services, record, reason)
 
 
@@ -260,7 +260,11 @@ _LOAD = select(
     .outerjoin(tools, tools.c.name == bindparam("tool"))
     .outerjoin(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
 )
-_INSERT_GRANT = grants.insert()
+# Columns a new grant row leaves to their defaults (NULL): set later, by use or revocation.
+_UNSET = ("consumed_at", "revoked_at")
+_INSERT_GRANT = grants.insert().values(
+    {column.name: bindparam(column.name) for column in grants.c if column.name not in _UNSET}
+)
 
 
 async def load(
@@ -268,8 +272,9 @@ async def load(
 ) -> Loaded:
     """Agent with owner status, delegation and tool with its audience: one round trip."""
     params = {"agent_id": agent_id or "", "delegation_id": delegation_id or "", "tool": tool_name}
-    async with services.reader.connect() as conn:
-        row = (await conn.execute(_LOAD, params)).one()
+    row = await services.sql.fetchrow(_LOAD, params)
+    if row is None:  # the query is built on a one-row subquery: cannot happen
+        raise RuntimeError("the exchange's load query returned no row")
     return Loaded(
         agent=_agent_facts(row),
         agent_jwks=row.jwks,
@@ -596,19 +601,19 @@ async def issue(
         typ=AT_TYP,
     )
     refused: Reason | None = None
-    async with services.engine.begin() as conn:
-        spent = await _spend_call(conn, delegation.id, agent.id, now)
+    async with services.sql.transaction() as tx:
+        spent = await _spend_call(tx, delegation.id, agent.id, now)
         if spent is None:
-            refused = await _why_not_spent(conn, delegation.id, agent.id, now)
-            await write_grant(conn, services, record, now=now, decision="denied", reason=refused)
+            refused = await _why_not_spent(tx, delegation.id, agent.id, now)
+            await write_grant(tx, services, record, now=now, decision="denied", reason=refused)
             if approval_row is not None:
-                await approvals.refuse_at_issue(conn, approval_row, refused.value, now)
+                await approvals.refuse_at_issue(tx, approval_row, refused.value, now)
         else:
-            if approval_row is not None and not await approvals.consume(conn, approval_row.id, now):
+            if approval_row is not None and not await approvals.consume(tx, approval_row.id, now):
                 # Another poll has taken this approval's one token: roll everything back.
                 raise ApprovalUsed()
             await write_grant(
-                conn,
+                tx,
                 services,
                 record,
                 now=now,
@@ -748,9 +753,7 @@ def _spend_statement() -> Any:
 _SPEND = _spend_statement()
 
 
-async def _spend_call(
-    conn: AsyncConnection, delegation_id: str, agent_id: str, now: int
-) -> int | None:
+async def _spend_call(tx: Transaction, delegation_id: str, agent_id: str, now: int) -> int | None:
     """Count one call against the delegation if it, its agent and its owner are all live.
 
     On PostgreSQL the agent and owner rows are held FOR SHARE and the delegation row is
@@ -759,29 +762,31 @@ async def _spend_call(
     it too). SQLite serialises writers (BEGIN IMMEDIATE), which gives the same order.
     """
     params = {"p_delegation": delegation_id, "p_agent": agent_id, "p_now": now}
-    row = (await conn.execute(_SPEND, params)).first()
+    row = await tx.fetchrow(_SPEND, params)
     return None if row is None else int(row.calls_used)
 
 
-async def _why_not_spent(
-    conn: AsyncConnection, delegation_id: str, agent_id: str, now: int
-) -> Reason:
+_WHY_NOT_SPENT = (
+    select(
+        delegations.c.status,
+        delegations.c.expires_at,
+        delegations.c.max_calls,
+        delegations.c.calls_used,
+        agents.c.status.label("agent_status"),
+        owners.c.status.label("owner_status"),
+    )
+    .join(
+        agents,
+        and_(agents.c.id == delegations.c.agent_id, agents.c.id == bindparam("agent_id")),
+    )
+    .join(owners, owners.c.id == delegations.c.owner_id)
+    .where(delegations.c.id == bindparam("delegation_id"))
+)
+
+
+async def _why_not_spent(tx: Transaction, delegation_id: str, agent_id: str, now: int) -> Reason:
     """After a refused spend, inside the same transaction: which rule refused it."""
-    row = (
-        await conn.execute(
-            select(
-                delegations.c.status,
-                delegations.c.expires_at,
-                delegations.c.max_calls,
-                delegations.c.calls_used,
-                agents.c.status.label("agent_status"),
-                owners.c.status.label("owner_status"),
-            )
-            .join(agents, and_(agents.c.id == delegations.c.agent_id, agents.c.id == agent_id))
-            .join(owners, owners.c.id == delegations.c.owner_id)
-            .where(delegations.c.id == delegation_id)
-        )
-    ).first()
+    row = await tx.fetchrow(_WHY_NOT_SPENT, {"delegation_id": delegation_id, "agent_id": agent_id})
     if row is None:
         return Reason.DELEGATION_INVALID
     if row.agent_status != "active":

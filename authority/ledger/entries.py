@@ -11,20 +11,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam
 
+from authority.storage.driver import Executes
 from authority.storage.schema import ledger_entries
 
 from .schemas import MalformedEntry, build_body, canonical_json
 
 __all__ = ["MalformedEntry", "append", "canonical_json"]
 
-# Built once and executed with parameters: appends are on every request's path.
-_INSERT = ledger_entries.insert()
+_COLUMNS = (
+    "created_at",
+    "kind",
+    "version",
+    "body",
+    "agent_id",
+    "owner_id",
+    "delegation_id",
+    "tool",
+    "decision",
+)
+# Built once and executed with parameters: appends are on every request's path, through
+# the engine or the driver (storage.driver), which needs every value as a bound parameter.
+_INSERT = ledger_entries.insert().values({name: bindparam(name) for name in _COLUMNS})
 
 
 async def append(
-    conn: AsyncConnection,
+    conn: Executes,
     *,
     kind: str,
     version: int,

@@ -40,11 +40,7 @@ def make_engine(
         return _sqlite_engine(url)
     connect_args: dict[str, Any] = {}
     if transaction_timeout is not None:
-        milliseconds = str(max(1, int(transaction_timeout * 1000)))
-        connect_args["server_settings"] = {
-            "statement_timeout": milliseconds,
-            "idle_in_transaction_session_timeout": milliseconds,
-        }
+        connect_args["server_settings"] = session_settings(transaction_timeout)
     # No pool_pre_ping: it would add a round trip to every checkout on the hot path. A
     # connection lost while pooled fails its request with 503 (endpoints.guard), and
     # SQLAlchemy then invalidates the whole pool, so the next request reconnects.
@@ -56,6 +52,17 @@ def make_engine(
         skip_autocommit_rollback=True,
         connect_args=connect_args,
     )
+
+
+def session_settings(transaction_timeout: float | None) -> dict[str, str]:
+    """PostgreSQL session settings bounding statements and idle spells in a transaction."""
+    if transaction_timeout is None:
+        return {}
+    milliseconds = str(max(1, int(transaction_timeout * 1000)))
+    return {
+        "statement_timeout": milliseconds,
+        "idle_in_transaction_session_timeout": milliseconds,
+    }
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
@@ -80,7 +87,8 @@ _WRITE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asy
 )
 
 
-def _write_lock(key: str) -> asyncio.Lock:
+def write_lock(key: str) -> asyncio.Lock:
+    """This event loop's writer lock for the SQLite file ``key`` (``sqlite_lock_key``)."""
     locks = _WRITE_LOCKS.setdefault(asyncio.get_running_loop(), {})
     return locks.setdefault(key, asyncio.Lock())
 
@@ -124,6 +132,21 @@ class InlineSQLiteConnection(aiosqlite.Connection):
         return self
 
 
+def sqlite_lock_key(path: str) -> str:
+    """The name every engine and driver of this process uses for one database file."""
+    return str(Path(path).resolve())
+
+
+def sqlite_pragmas(connection: Any) -> None:
+    """Run on every new connection to the embedded database."""
+    # WAL lets readers proceed during a write; foreign keys are off by default.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
     path = make_url(url).database or ":memory:"
 
@@ -139,16 +162,11 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     # its own busy handler waits by sleeping and polling, which under concurrent
     # requests costs milliseconds per transaction; an asyncio lock hands over at once.
     # (Other processes on the same file, such as the CLI, still meet the busy timeout.)
-    key = str(Path(path).resolve()) if path != ":memory:" else f":memory:{id(engine)}"
+    key = sqlite_lock_key(path) if path != ":memory:" else f":memory:{id(engine)}"
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # WAL lets readers proceed during a write; foreign keys are off by default.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        sqlite_pragmas(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
@@ -157,14 +175,14 @@ def _sqlite_engine(url: str) -> AsyncEngine:
             return  # Python's sqlite3 runs a SELECT without opening a transaction
         # BEGIN IMMEDIATE takes the write lock up front, so a transaction that reads and
         # then writes can never fail to upgrade its lock half-way.
-        write_lock = _write_lock(key)
-        await_only(write_lock.acquire())
+        lock = write_lock(key)
+        await_only(lock.acquire())
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            write_lock.release()
+            lock.release()
             raise
-        conn.info["write_lock"] = write_lock
+        conn.info["write_lock"] = lock
 
     def _release(conn: Connection) -> None:
         held = conn.info.pop("write_lock", None)

@@ -1,0 +1,334 @@
+"""The hot path's few statements, run on the database driver itself.
+
+Every exchange and every introspection runs a handful of statements. Through
+SQLAlchemy's async engine each one costs about 0.2 ms of Python before the database
+sees it (connection checkout, the greenlet hand-off, the compiled-cache lookup, result
+processing); on the driver the same statement costs 20-30 µs on SQLite and one round
+trip on PostgreSQL. So the hot statements are written with SQLAlchemy Core like every
+other (one schema, SQLAlchemy's compiler for each dialect), compiled once per dialect
+into SQL with positional parameters, and executed here. Everything else uses the engine.
+
+* SQLite (embedded): one sqlite3 connection per process, called inline on the event
+  loop like the engine's (``storage.database``). A transaction takes the same
+  in-process write lock as the engine's transactions and then ``BEGIN IMMEDIATE``.
+* PostgreSQL: an asyncpg pool with the engine's session settings (statement and idle
+  transaction timeouts); asyncpg prepares each statement once per connection.
+
+Rows come back as ``Row``: a dict whose values are also attributes, like SQLAlchemy's.
+A database that cannot be reached raises one of ``UNAVAILABLE``, which the endpoints
+turn into 503 (``endpoints.guard``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import asyncpg
+from sqlalchemy import make_url
+from sqlalchemy.dialects.postgresql import asyncpg as pg_dialect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from .database import SQLITE_BUSY_TIMEOUT, session_settings, sqlite_lock_key, sqlite_pragmas
+from .database import write_lock as sqlite_write_lock
+
+#: What a database that is down, unreachable, too slow or overloaded raises here.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError
+    TimeoutError,  # asyncio's too, since 3.11
+    sqlite3.OperationalError,  # locked past the busy timeout, disk I/O, file gone
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # the connection closed under us
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,  # statement_timeout
+    asyncpg.IdleInTransactionSessionTimeoutError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class Row(dict[str, Any]):
+    """One result row: ``row["agent_id"]`` or ``row.agent_id``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A Core statement as SQL for one dialect, with its positional parameter order."""
+
+    sql: str
+    names: tuple[str, ...]
+    fixed: Mapping[str, Any]  # values the statement carries itself (literals)
+    source: Executable  # kept alive: the cache is keyed on its id
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect) -> Compiled:
+        compiled = cast(SQLCompiler, cast(Any, statement).compile(dialect=dialect))
+        names = tuple(compiled.positiontup or ())
+        fixed = {
+            name: bind.value
+            for name, bind in compiled.binds.items()
+            if not bind.required and bind.callable is None
+        }
+        return cls(compiled.string, names, fixed, statement)
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        fixed = self.fixed
+        # A parameter neither given nor fixed is a programming error: KeyError.
+        return [params[name] if name in params else fixed[name] for name in self.names]
+
+
+class Executes(Protocol):
+    """What writing a row needs: a driver transaction, or an engine connection."""
+
+    async def execute(self, statement: Any, parameters: Any, /) -> Any: ...
+
+
+class Transaction(Protocol):
+    """Statements inside one transaction (``Driver.transaction``, ``EngineTransaction``)."""
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        """Run ``statement``; its first row (attribute access), or None."""
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> None:
+        """Run ``statement`` for its effect."""
+
+
+class Driver(Protocol):
+    """The hot path's statements, on the driver (SQLite or PostgreSQL).
+
+    Statements must be built once (module level) with ``bindparam`` for every value
+    that varies: each is compiled on first use and kept for the process's life.
+    """
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        """Run a read outside any transaction (it sees one consistent snapshot)."""
+
+    async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        """Run one write in a transaction of its own; its first row, or None."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """``async with driver.transaction() as tx``: commit on exit, roll back on error."""
+
+    async def close(self) -> None:
+        """Release every connection."""
+
+
+class EngineTransaction:
+    """An engine connection in a transaction, for code shared with the driver's."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        return (await self._connection.execute(statement, params)).first()
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> None:
+        await self._connection.execute(statement, params)
+
+
+class _Statements:
+    """Each Core statement compiled once for the driver's dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._compiled: dict[int, Compiled] = {}
+
+    def __call__(self, statement: Executable) -> Compiled:
+        compiled = self._compiled.get(id(statement))
+        if compiled is None or compiled.source is not statement:
+            compiled = Compiled.of(statement, self._dialect)
+            self._compiled[id(statement)] = compiled
+        return compiled
+
+
+def make_driver(
+    url: str, *, pool_size: int = 10, transaction_timeout: float | None = None
+) -> Driver:
+    """The driver for the engine's ``url``; nothing is connected until first used."""
+    if url.startswith("sqlite"):
+        return SQLiteDriver(make_url(url).database or ":memory:")
+    return PostgresDriver(url, pool_size=pool_size, transaction_timeout=transaction_timeout)
+
+
+# --- SQLite -----------------------------------------------------------------------------------
+def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
+    return Row(zip([d[0] for d in cursor.description], values, strict=True))
+
+
+class _SQLiteTransaction:
+    def __init__(self, connection: sqlite3.Connection, statements: _Statements) -> None:
+        self._connection = connection
+        self._statements = statements
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        compiled = self._statements(statement)
+        row: Row | None = self._connection.execute(
+            compiled.sql, compiled.arguments(params)
+        ).fetchone()
+        return row
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> None:
+        compiled = self._statements(statement)
+        self._connection.execute(compiled.sql, compiled.arguments(params))
+
+
+class SQLiteDriver:
+    """One connection, called inline: every call here takes microseconds on a local file.
+
+    Python's sqlite3 is used with ``isolation_level=None``: it opens no transaction of
+    its own, a lone SELECT reads a snapshot of committed data (WAL), and transactions
+    are the explicit ``BEGIN IMMEDIATE`` ... ``COMMIT`` below.
+    """
+
+    def __init__(self, path: str) -> None:
+        if path == ":memory:":
+            raise ValueError("the embedded database must be a file shared with the engine")
+        self._path = path
+        self._key = sqlite_lock_key(path)
+        self._connection: sqlite3.Connection | None = None
+        self._statements = _Statements(sqlite_dialect())
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = self._connection
+        if connection is None:
+            connection = sqlite3.connect(
+                self._path,
+                timeout=SQLITE_BUSY_TIMEOUT,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            sqlite_pragmas(connection)
+            connection.row_factory = _row
+            self._connection = connection
+        return connection
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        return await _SQLiteTransaction(self._connect(), self._statements).fetchrow(
+            statement, params
+        )
+
+    async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        # Never in autocommit: SQLite's own lock would make this wait, blocking the
+        # loop, for a transaction of the engine's that holds the in-process lock.
+        async with self.transaction() as tx:
+            row: Row | None = await tx.fetchrow(statement, params)
+        return row
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with sqlite_write_lock(self._key):
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTransaction(connection, self._statements)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+class _PostgresTransaction:
+    def __init__(self, connection: Any, statements: _Statements) -> None:
+        self._connection = connection
+        self._statements = statements
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        compiled = self._statements(statement)
+        record = await self._connection.fetchrow(compiled.sql, *compiled.arguments(params))
+        return None if record is None else Row(record.items())
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> None:
+        compiled = self._statements(statement)
+        await self._connection.execute(compiled.sql, *compiled.arguments(params))
+
+
+class PostgresDriver:
+    """An asyncpg pool of its own, opened on first use."""
+
+    def __init__(
+        self, url: str, *, pool_size: int, transaction_timeout: float | None = None
+    ) -> None:
+        parsed = make_url(url)
+        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool_size = pool_size
+        self._settings = session_settings(transaction_timeout)
+        # A statement the server has not answered in this long has lost its connection.
+        self._timeout = None if transaction_timeout is None else transaction_timeout + 1.0
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self._statements = _Statements(pg_dialect.dialect())  # type: ignore[no-untyped-call]
+
+    async def _open(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=0,
+                    max_size=self._pool_size,
+                    command_timeout=self._timeout,
+                    server_settings=dict(self._settings),
+                )
+            return self._pool
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        pool = self._pool or await self._open()
+        async with pool.acquire(timeout=self._timeout) as connection:
+            yield connection
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        async with self._connection() as connection:
+            return await _PostgresTransaction(connection, self._statements).fetchrow(
+                statement, params
+            )
+
+    async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        # One statement is its own transaction in autocommit: no BEGIN, no COMMIT.
+        return await self.fetchrow(statement, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._connection() as connection, connection.transaction():
+            yield _PostgresTransaction(connection, self._statements)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+__all__: Sequence[str] = (
+    "UNAVAILABLE",
+    "Compiled",
+    "Driver",
+    "EngineTransaction",
+    "Executes",
+    "PostgresDriver",
+    "Row",
+    "SQLiteDriver",
+    "Transaction",
+    "make_driver",
+)
