@@ -68,6 +68,7 @@ def build_services(
         settings.sqlalchemy_url,
         pool_size=settings.database_pool_size,
         transaction_timeout=transaction_timeout,
+        background_checkpoints=True,
     )
     secret_key = load_secret_key(settings)
     services = Services(
@@ -79,6 +80,7 @@ def build_services(
             settings.sqlalchemy_url,
             pool_size=settings.database_pool_size,
             transaction_timeout=transaction_timeout,
+            background_checkpoints=True,
         ),
         hot=hot,
         hasher=SecretHasher(secret_key),
@@ -95,6 +97,7 @@ async def start(services: Services) -> None:
         services.settings.data_dir.mkdir(parents=True, exist_ok=True)
     if services.settings.should_auto_migrate:
         await migrate(services.settings.sqlalchemy_url)
+    services.sql.start()
     await services.keyring.load()
     services.keyring.start_refresh()
     services.sequencer = ledger_sequencer(services)

@@ -27,7 +27,11 @@ SQLITE_BUSY_TIMEOUT = 5.0
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, transaction_timeout: float | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    transaction_timeout: float | None = None,
+    background_checkpoints: bool = False,
 ) -> AsyncEngine:
     """The engine for ``url``.
 
@@ -35,9 +39,13 @@ def make_engine(
     a transaction on PostgreSQL. The ledger's sequencer relies on no transaction that
     appends an entry staying open longer than its straggler window (ledger/sequencer.py);
     the server enforces that rather than trusting it.
+
+    ``background_checkpoints``: SQLite connections leave WAL checkpoints to the server's
+    checkpointer thread (``storage.driver.SQLiteDriver``) instead of running them inside
+    whichever commit crosses the threshold, on the event loop.
     """
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, background_checkpoints=background_checkpoints)
     connect_args: dict[str, Any] = {}
     if transaction_timeout is not None:
         connect_args["server_settings"] = session_settings(transaction_timeout)
@@ -137,17 +145,21 @@ def sqlite_lock_key(path: str) -> str:
     return str(Path(path).resolve())
 
 
-def sqlite_pragmas(connection: Any) -> None:
+def sqlite_pragmas(connection: Any, *, background_checkpoints: bool = False) -> None:
     """Run on every new connection to the embedded database."""
     # WAL lets readers proceed during a write; foreign keys are off by default.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    if background_checkpoints:
+        # A checkpoint copies the WAL into the file and syncs it: milliseconds, which a
+        # commit made inline on the event loop would stall every request for.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+def _sqlite_engine(url: str, *, background_checkpoints: bool) -> AsyncEngine:
     path = make_url(url).database or ":memory:"
 
     async def connect() -> InlineSQLiteConnection:
@@ -166,7 +178,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        sqlite_pragmas(dbapi_connection)
+        sqlite_pragmas(dbapi_connection, background_checkpoints=background_checkpoints)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:

@@ -22,10 +22,13 @@ turn into 503 (``endpoints.guard``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import asyncpg
@@ -39,6 +42,13 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from .database import SQLITE_BUSY_TIMEOUT, session_settings, sqlite_lock_key, sqlite_pragmas
 from .database import write_lock as sqlite_write_lock
+
+log = logging.getLogger("authority.storage")
+
+#: How often the server looks at the embedded database's WAL, in seconds, and the size
+#: past which it checkpoints (SQLite's own default threshold: 1000 pages of 4 KiB).
+CHECKPOINT_POLL = 0.1
+CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 
 #: What a database that is down, unreachable, too slow or overloaded raises here.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -116,6 +126,9 @@ class Driver(Protocol):
     that varies: each is compiled on first use and kept for the process's life.
     """
 
+    #: "sqlite" or "postgresql", for the few statements written for one of them.
+    dialect: str
+
     async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         """Run a read outside any transaction (it sees one consistent snapshot)."""
 
@@ -124,6 +137,9 @@ class Driver(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """``async with driver.transaction() as tx``: commit on exit, roll back on error."""
+
+    def start(self) -> None:
+        """Start background upkeep, if the database needs any (from the running loop)."""
 
     async def close(self) -> None:
         """Release every connection."""
@@ -158,11 +174,17 @@ class _Statements:
 
 
 def make_driver(
-    url: str, *, pool_size: int = 10, transaction_timeout: float | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    transaction_timeout: float | None = None,
+    background_checkpoints: bool = False,
 ) -> Driver:
     """The driver for the engine's ``url``; nothing is connected until first used."""
     if url.startswith("sqlite"):
-        return SQLiteDriver(make_url(url).database or ":memory:")
+        return SQLiteDriver(
+            make_url(url).database or ":memory:", background_checkpoints=background_checkpoints
+        )
     return PostgresDriver(url, pool_size=pool_size, transaction_timeout=transaction_timeout)
 
 
@@ -194,15 +216,26 @@ class SQLiteDriver:
     Python's sqlite3 is used with ``isolation_level=None``: it opens no transaction of
     its own, a lone SELECT reads a snapshot of committed data (WAL), and transactions
     are the explicit ``BEGIN IMMEDIATE`` ... ``COMMIT`` below.
+
+    With ``background_checkpoints`` (the server: every connection of its engine and this
+    one run with ``wal_autocheckpoint=0``), ``start`` runs the WAL checkpoints on a
+    worker thread with a connection of its own, whenever the WAL has grown past
+    SQLite's usual threshold; sqlite3 releases the GIL while it copies and syncs, so
+    requests go on meanwhile. A PASSIVE checkpoint never blocks a writer or a reader.
     """
 
-    def __init__(self, path: str) -> None:
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, background_checkpoints: bool = False) -> None:
         if path == ":memory:":
             raise ValueError("the embedded database must be a file shared with the engine")
         self._path = path
         self._key = sqlite_lock_key(path)
         self._connection: sqlite3.Connection | None = None
         self._statements = _Statements(sqlite_dialect())
+        self._background_checkpoints = background_checkpoints
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpoint_connection: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         connection = self._connection
@@ -213,7 +246,7 @@ class SQLiteDriver:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            sqlite_pragmas(connection)
+            sqlite_pragmas(connection, background_checkpoints=self._background_checkpoints)
             connection.row_factory = _row
             self._connection = connection
         return connection
@@ -243,10 +276,53 @@ class SQLiteDriver:
                     connection.execute("ROLLBACK")
                 raise
 
+    def start(self) -> None:
+        if self._background_checkpoints and self._checkpointer is None:
+            self._checkpointer = asyncio.create_task(
+                self._checkpoints(), name="sqlite-wal-checkpoints"
+            )
+
+    async def _checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_POLL)
+            try:
+                if self._wal_bytes() >= CHECKPOINT_WAL_BYTES:
+                    await asyncio.to_thread(self._checkpoint)
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("WAL checkpoint failed: %s", exc)
+
+    def _wal_bytes(self) -> int:
+        """The WAL's size: one stat call, microseconds."""
+        try:
+            return Path(self._path + "-wal").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _checkpoint(self) -> None:
+        """On a worker thread: copy what the WAL holds into the database file."""
+        connection = self._checkpoint_connection
+        if connection is None:
+            connection = sqlite3.connect(
+                self._path,
+                timeout=SQLITE_BUSY_TIMEOUT,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._checkpoint_connection = connection
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            with contextlib.suppress(OSError, sqlite3.Error):
+                await asyncio.to_thread(self._checkpoint)
+        for connection in (self._connection, self._checkpoint_connection):
+            if connection is not None:
+                connection.close()
+        self._connection = self._checkpoint_connection = None
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -265,8 +341,20 @@ class _PostgresTransaction:
         await self._connection.execute(compiled.sql, *compiled.arguments(params))
 
 
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Released connections need no reset query (a round trip on every release).
+
+    asyncpg's default reset (``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL``, advisory
+    unlocks) undoes session state that nothing here creates: the only session settings
+    are the pool's own, set at connect. An open transaction is still rolled back on
+    release by asyncpg itself, whatever this returns.
+    """
+
+
 class PostgresDriver:
     """An asyncpg pool of its own, opened on first use."""
+
+    dialect = "postgresql"
 
     def __init__(
         self, url: str, *, pool_size: int, transaction_timeout: float | None = None
@@ -290,6 +378,7 @@ class PostgresDriver:
                     max_size=self._pool_size,
                     command_timeout=self._timeout,
                     server_settings=dict(self._settings),
+                    reset=_keep_session,
                 )
             return self._pool
 
@@ -313,6 +402,9 @@ class PostgresDriver:
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._connection() as connection, connection.transaction():
             yield _PostgresTransaction(connection, self._statements)
+
+    def start(self) -> None:
+        """PostgreSQL needs no upkeep from here."""
 
     async def close(self) -> None:
         if self._pool is not None:
