@@ -39,7 +39,9 @@ from authority.approvals import requests as approvals
 from authority.approvals import webhooks
 from authority.context import Services
 from authority.errors import AuthorityError, InvalidGrant
-from authority.ledger.entries import append
+from authority.ledger.entries import COLUMNS as ENTRY_COLUMNS
+from authority.ledger.entries import INSERT as INSERT_ENTRY
+from authority.ledger.entries import entry_row
 from authority.management.records import valid_id
 from authority.policy.checks import (
     AgentFacts,
@@ -55,7 +57,15 @@ from authority.policy.reasons import Reason, error_for
 from authority.secrets import new_id, token_hash
 from authority.storage.driver import Executes, Transaction
 from authority.storage.hot import Claim, Count, HotStateUnavailable
-from authority.storage.schema import agents, delegations, grants, owners, resource_servers, tools
+from authority.storage.schema import (
+    agents,
+    delegations,
+    grants,
+    ledger_entries,
+    owners,
+    resource_servers,
+    tools,
+)
 from authority.tokens.access_token import AT_TYP, access_token_claims, authorization_detail
 from authority.tokens.dpop import VerifiedProof, verify_proof
 from authority.tokens.inbound import (
@@ -143,9 +153,25 @@ class GrantRecord:
     attestation_claimed: bool = False
 
 
-async def write_grant(
-    conn: Executes,
-    services: Services,
+@dataclass(frozen=True, slots=True)
+class GrantRows:
+    """One grant row and its ledger entry's row, written together or not at all."""
+
+    grant: dict[str, Any]
+    entry: dict[str, Any]
+
+    @property
+    def grant_id(self) -> str:
+        return str(self.grant["id"])
+
+    def prefixed(self) -> dict[str, Any]:
+        """Both rows as the parameters of the one-statement writes (``_pg_record``)."""
+        params = {f"g_{name}": value for name, value in self.grant.items()}
+        params.update({f"e_{name}": value for name, value in self.entry.items()})
+        return params
+
+
+def grant_rows(
     record: GrantRecord,
     *,
     now: int,
@@ -157,7 +183,7 @@ async def write_grant(
     jkt: str | None = None,
     single_use: bool = False,
     approval_id: str | None = None,
-) -> str:
+) -> GrantRows:
     grant_id = new_id("grt")
     values = {
         "id": grant_id,
@@ -178,19 +204,45 @@ async def write_grant(
         "cnf_jkt": jkt,
         "single_use": single_use,
     }
-    await conn.execute(_INSERT_GRANT, values)
     ledger_record = {k: v for k, v in values.items() if k not in ("id", "created_at")}
     ledger_record["grant_id"] = grant_id
     if approval_id is not None:
         ledger_record["approval_id"] = approval_id
-    await append(conn, kind="grant", version=1, created_at=now, record=ledger_record)
-    return grant_id
+    entry = entry_row(kind="grant", version=1, created_at=now, record=ledger_record)
+    return GrantRows(values, entry)
+
+
+async def insert_grant(conn: Executes, rows: GrantRows) -> None:
+    """Both rows, in the caller's transaction."""
+    await conn.execute(_INSERT_GRANT, rows.grant)
+    await conn.execute(INSERT_ENTRY, rows.entry)
+
+
+async def write_grant(
+    conn: Executes,
+    services: Services,
+    record: GrantRecord,
+    *,
+    now: int,
+    decision: str,
+    reason: Reason | None = None,
+    approval_id: str | None = None,
+) -> str:
+    """A grant row that issues nothing (denied, pending), in the caller's transaction."""
+    rows = grant_rows(record, now=now, decision=decision, reason=reason, approval_id=approval_id)
+    await insert_grant(conn, rows)
+    return rows.grant_id
 
 
 async def deny(services: Services, record: GrantRecord, reason: Reason, now: int) -> Denied:
     """Write the denied grant in its own transaction and return the error to raise."""
-    async with services.sql.transaction() as tx:
-        await write_grant(tx, services, record, now=now, decision="denied", reason=reason)
+    rows = grant_rows(record, now=now, decision="denied", reason=reason)
+    if services.sql.dialect == "postgresql":
+        # One statement, so one round trip: it commits alone, both rows or neither.
+        await services.sql.commit_one(_PG_RECORD, rows.prefixed())
+    else:
+        async with services.sql.transaction() as tx:
+            await insert_grant(tx, rows)
     return await after_denial(services, record, reason)
 
 
@@ -262,9 +314,8 @@ _LOAD = select(
 )
 # Columns a new grant row leaves to their defaults (NULL): set later, by use or revocation.
 _UNSET = ("consumed_at", "revoked_at")
-_INSERT_GRANT = grants.insert().values(
-    {column.name: bindparam(column.name) for column in grants.c if column.name not in _UNSET}
-)
+_GRANT_COLUMNS = tuple(column.name for column in grants.c if column.name not in _UNSET)
+_INSERT_GRANT = grants.insert().values({name: bindparam(name) for name in _GRANT_COLUMNS})
 
 
 async def load(
@@ -600,32 +651,20 @@ async def issue(
         ),
         typ=AT_TYP,
     )
-    refused: Reason | None = None
-    async with services.sql.transaction() as tx:
-        spent = await _spend_call(tx, delegation.id, agent.id, now)
-        if spent is None:
-            refused = await _why_not_spent(tx, delegation.id, agent.id, now)
-            await write_grant(tx, services, record, now=now, decision="denied", reason=refused)
-            if approval_row is not None:
-                await approvals.refuse_at_issue(tx, approval_row, refused.value, now)
-        else:
-            if approval_row is not None and not await approvals.consume(tx, approval_row.id, now):
-                # Another poll has taken this approval's one token: roll everything back.
-                raise ApprovalUsed()
-            await write_grant(
-                tx,
-                services,
-                record,
-                now=now,
-                decision="issued",
-                jti=jti,
-                token_digest=token_hash(token),
-                expires_at=expires_at,
-                jkt=jkt,
-                single_use=tool.single_use,
-                approval_id=approval_row.id if approval_row is not None else None,
-            )
-    if refused is not None:
+    rows = grant_rows(
+        record,
+        now=now,
+        decision="issued",
+        jti=jti,
+        token_digest=token_hash(token),
+        expires_at=expires_at,
+        jkt=jkt,
+        single_use=tool.single_use,
+        approval_id=approval_row.id if approval_row is not None else None,
+    )
+    spend = {"p_delegation": delegation.id, "p_agent": agent.id, "p_now": now}
+    if not await _spend_and_record(services, spend, rows, approval_row):
+        refused = await _refuse_unspent(services, record, spend, approval_row)
         raise await after_denial(services, record, refused)
     metrics.of(services).exchange("issued", agent.id)
     return Issued(
@@ -753,17 +792,71 @@ def _spend_statement() -> Any:
 _SPEND = _spend_statement()
 
 
-async def _spend_call(tx: Transaction, delegation_id: str, agent_id: str, now: int) -> int | None:
-    """Count one call against the delegation if it, its agent and its owner are all live.
+def _pg_record(source: Any = None) -> Any:
+    """PostgreSQL: the grant and its ledger entry inserted by one statement.
 
-    On PostgreSQL the agent and owner rows are held FOR SHARE and the delegation row is
-    updated, so a concurrent revocation, quarantine or kill switch either commits first
-    (and this finds nothing to spend) or waits for this grant to commit (and then revokes
-    it too). SQLite serialises writers (BEGIN IMMEDIATE), which gives the same order.
+    The rows' values are parameters ``g_<column>`` and ``e_<column>``
+    (``GrantRows.prefixed``). With ``source`` (a CTE), both are inserted once per row it
+    yields, so not at all when it yields none; the statement returns ``source``'s rows.
     """
-    params = {"p_delegation": delegation_id, "p_agent": agent_id, "p_now": now}
-    row = await tx.fetchrow(_SPEND, params)
-    return None if row is None else int(row.calls_used)
+    inserted = []
+    for table, prefix, columns, name in (
+        (grants, "g_", _GRANT_COLUMNS, "granted"),
+        (ledger_entries, "e_", ENTRY_COLUMNS, "entered"),
+    ):
+        values = select(*(bindparam(prefix + c, type_=table.c[c].type) for c in columns))
+        if source is not None:
+            values = values.select_from(source)
+        inserted.append(table.insert().from_select(columns, values).cte(name))
+    result = select(*source.c) if source is not None else select(literal(1).label("one"))
+    return result.add_cte(*inserted)
+
+
+_PG_RECORD = _pg_record()
+_PG_SPEND_AND_RECORD = _pg_record(_SPEND.cte("spent"))
+
+
+async def _spend_and_record(
+    services: Services, spend: dict[str, Any], rows: GrantRows, approval_row: Any
+) -> bool:
+    """Spend one call on the delegation and write the issued grant with its entry.
+
+    False, with nothing written, if the delegation, its agent or its owner is no longer
+    live, or the call cap is reached. On PostgreSQL the spend holds the agent and owner
+    rows FOR SHARE and updates the delegation row, so a concurrent revocation, quarantine
+    or kill switch either commits first (and nothing is spent) or waits for this grant
+    to commit (and then revokes it too). SQLite serialises writers (BEGIN IMMEDIATE),
+    which gives the same order. With ``approval_row``, the approval is consumed in the
+    same transaction: exactly one poll gets its token.
+    """
+    if approval_row is None and services.sql.dialect == "postgresql":
+        # Spend and both inserts as one statement: one round trip instead of five.
+        params = {**spend, **rows.prefixed()}
+        return await services.sql.commit_one(_PG_SPEND_AND_RECORD, params) is not None
+    async with services.sql.transaction() as tx:
+        if await tx.fetchrow(_SPEND, spend) is None:
+            return False
+        if approval_row is not None and not await approvals.consume(
+            tx, approval_row.id, spend["p_now"]
+        ):
+            # Another poll has taken this approval's one token: roll everything back.
+            raise ApprovalUsed()
+        await insert_grant(tx, rows)
+    return True
+
+
+async def _refuse_unspent(
+    services: Services, record: GrantRecord, spend: dict[str, Any], approval_row: Any
+) -> Reason:
+    """Write the denial of a call that could not be spent, with the rule that refused it."""
+    async with services.sql.transaction() as tx:
+        refused = await _why_not_spent(tx, spend["p_delegation"], spend["p_agent"], spend["p_now"])
+        await write_grant(
+            tx, services, record, now=spend["p_now"], decision="denied", reason=refused
+        )
+        if approval_row is not None:
+            await approvals.refuse_at_issue(tx, approval_row, refused.value, spend["p_now"])
+    return refused
 
 
 _WHY_NOT_SPENT = (

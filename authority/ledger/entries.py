@@ -18,9 +18,10 @@ from authority.storage.schema import ledger_entries
 
 from .schemas import MalformedEntry, build_body, canonical_json
 
-__all__ = ["MalformedEntry", "append", "canonical_json"]
+__all__ = ["COLUMNS", "INSERT", "MalformedEntry", "append", "canonical_json", "entry_row"]
 
-_COLUMNS = (
+#: The columns an append writes (``id`` is the database's).
+COLUMNS = (
     "created_at",
     "kind",
     "version",
@@ -33,7 +34,31 @@ _COLUMNS = (
 )
 # Built once and executed with parameters: appends are on every request's path, through
 # the engine or the driver (storage.driver), which needs every value as a bound parameter.
-_INSERT = ledger_entries.insert().values({name: bindparam(name) for name in _COLUMNS})
+INSERT = ledger_entries.insert().values({name: bindparam(name) for name in COLUMNS})
+
+
+def entry_row(
+    *, kind: str, version: int, created_at: int, record: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``ledger_entries`` row (``COLUMNS``) of one entry whose body is ``record``.
+
+    The record is validated against the schema of ``kind`` and ``version``
+    (``authority.ledger.schemas``): ``MalformedEntry`` (a ``ValueError``) means a
+    programming error in the caller, and nothing may be written with it.
+    """
+    body = build_body(kind, version, created_at, record)
+    decision = record.get("decision")
+    return {
+        "created_at": created_at,
+        "kind": kind,
+        "version": version,
+        "body": body,
+        "agent_id": record.get("agent_id"),
+        "owner_id": record.get("owner_id"),
+        "delegation_id": record.get("delegation_id"),
+        "tool": record.get("tool"),
+        "decision": decision if isinstance(decision, str) else None,
+    }
 
 
 async def append(
@@ -46,24 +71,8 @@ async def append(
 ) -> None:
     """Append one entry in the caller's transaction. ``record`` is the entry's body.
 
-    The record is validated against the schema of ``kind`` and ``version``
-    (``authority.ledger.schemas``) before anything is written: ``MalformedEntry`` (a
-    ``ValueError``) means a programming error in the caller, and the caller's
-    transaction must roll back with it.
+    Validated first (``entry_row``): on ``MalformedEntry`` the caller's transaction
+    must roll back.
     """
-    body = build_body(kind, version, created_at, record)
-    decision = record.get("decision")
-    await conn.execute(
-        _INSERT,
-        {
-            "created_at": created_at,
-            "kind": kind,
-            "version": version,
-            "body": body,
-            "agent_id": record.get("agent_id"),
-            "owner_id": record.get("owner_id"),
-            "delegation_id": record.get("delegation_id"),
-            "tool": record.get("tool"),
-            "decision": decision if isinstance(decision, str) else None,
-        },
-    )
+    row = entry_row(kind=kind, version=version, created_at=created_at, record=record)
+    await conn.execute(INSERT, row)
