@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field("authority:", description="Key prefix for everything in Redis.")
     redis_timeout: float = Field(
-        0.05, gt=0, description="Seconds before a Redis call counts as failed (fail closed)."
+        0.25,
+        gt=0,
+        description="Seconds before a Redis call counts as failed (fail closed). Measured on "
+        "the event loop, so it includes the time a busy instance takes to read the reply.",
     )
     database_pool_size: int = Field(
         10,
