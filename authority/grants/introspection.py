@@ -12,8 +12,10 @@ resource is not allowed to introspect this particular token, then the authorizat
 server MUST return an introspection response with the "active" field set to "false"
 ... SHOULD NOT include any additional information"):
 
-* the signature is the authority's, by a published token key, with our algorithm and
-  ``typ: at+jwt`` (RFC 9068 §4), and ``iss`` is this issuer;
+* the token is the authority's: these exact bytes are those of an issued grant, found
+  by their SHA-256 digest (stored when the token was signed and issued; as conclusive
+  as the signature, for the cost of a hash), its header names a still published token
+  key with our algorithm and ``typ: at+jwt`` (RFC 9068 §4), and ``iss`` is this issuer;
 * ``exp`` is in the future;
 * the token is for the caller: its ``aud`` and its grant's audience are the calling
   resource server's audience (RFC 7662 §4: the server "MUST ... determine whether the
@@ -26,13 +28,14 @@ server MUST return an introspection response with the "active" field set to "fal
 
 Cost: one SQL round trip and one hot-state round trip (the per-client rate window and,
 for ``private_key_jwt``, the assertion's jti), plus the consuming UPDATE for single-use
-tokens. The signature is checked in memory before any I/O. A hot-state or database
+tokens. The header and claims are checked in memory before any I/O. A hot-state or database
 failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and becomes
 503 at the endpoint: never ``active: true``.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -46,7 +49,7 @@ from authority.secrets import token_hash
 from authority.storage.schema import agents, delegations, grants, owners, resource_servers
 from authority.tokens.access_token import AT_TYP
 from authority.tokens.inbound import JWTRejected, peek
-from authority.tokens.validate import OwnToken, verify_own
+from authority.tokens.validate import OwnToken, recognise_own
 
 from .client_auth import (
     SERVER_COLUMNS,
@@ -96,7 +99,7 @@ _QUERY = select(
     owners.c.status.label("owner_status"),
 ).select_from(
     _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
-    .outerjoin(grants, grants.c.jti == bindparam("jti"))
+    .outerjoin(grants, grants.c.token_hash == bindparam("token_hash"))
     .outerjoin(delegations, delegations.c.id == grants.c.delegation_id)
     .outerjoin(agents, agents.c.id == grants.c.agent_id)
     .outerjoin(owners, owners.c.id == grants.c.owner_id)
@@ -112,23 +115,33 @@ class IntrospectionRequest:
     endpoint_url: str
 
 
-def _verified(services: Services, raw: str) -> OwnToken | None:
+def _recognised(services: Services, raw: str) -> OwnToken | None:
+    """Header and claims, if they can be ours: authentic only once ``_is_ours`` holds."""
     try:
-        return verify_own(services, peek(raw), AT_TYP)
+        return recognise_own(services, peek(raw), AT_TYP)
     except JWTRejected:
         return None
 
 
-def _is_active(row: Any, token: OwnToken, raw: str, audience: str | None, now: int) -> bool:
-    claims = token.claims
+def _is_ours(row: Any, digest: str) -> bool:
+    """These bytes are those of a token the authority issued (see the module doc)."""
+    stored = row.token_hash
     return (
         row.grant_id is not None
         and row.decision == "issued"
+        and isinstance(stored, str)
+        and hmac.compare_digest(stored, digest)
+    )
+
+
+def _is_active(row: Any, token: OwnToken, digest: str, audience: str | None, now: int) -> bool:
+    claims = token.claims
+    return (
+        _is_ours(row, digest)
         and audience is not None
         # The token is for the caller, by its own signed claim and by its grant.
         and claims.get("aud") == audience
         and row.grant_audience == audience
-        and row.token_hash == token_hash(raw)
         and token.exp > now
         and row.grant_expires_at is not None
         and row.grant_expires_at > now
@@ -179,10 +192,10 @@ def active_answer(token: OwnToken) -> dict[str, Any]:
 async def introspect(services: Services, request: IntrospectionRequest) -> Mapping[str, Any]:
     """The RFC 7662 answer for an authenticated resource server."""
     now = services.now()
-    token = _verified(services, request.token) if request.token is not None else None
+    token = _recognised(services, request.token) if request.token is not None else None
+    digest = token_hash(request.token) if token is not None and request.token is not None else ""
     row = await services.sql.fetchrow(
-        _QUERY,
-        {"client_id": request.credentials.client_id, "jti": token.jti if token is not None else ""},
+        _QUERY, {"client_id": request.credentials.client_id, "token_hash": digest}
     )
     if row is None:  # the query is built on a one-row subquery: cannot happen
         raise RuntimeError("the introspection query returned no row")
@@ -199,8 +212,8 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
     if request.token is None:
         # RFC 7662 §2.1: token is REQUIRED (checked once the caller is known).
         raise InvalidRequest("The token parameter is missing.")
-    if token is None or not _is_active(row, token, request.token, client.audience, now):
-        if token is not None:
+    if token is None or not _is_active(row, token, digest, client.audience, now):
+        if token is not None and _is_ours(row, digest):
             # The agent's own token, misused (wrong audience, revoked, reused) counts
             # towards its automatic containment; the answer stays the one constant.
             await containment.note_inactive_token(

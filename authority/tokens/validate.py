@@ -61,6 +61,33 @@ def verify_own(
     published key verify the same way. The key lookup is never skipped, so a key that
     is no longer published stops its tokens at once.
     """
+    key, alg = _own_key(services, unverified, typ)
+    digest = hashlib.sha256(unverified.raw.encode()).hexdigest() if cache is not None else ""
+    if cache is not None and digest in cache:
+        return cache[digest]
+    verified = _verify(services, unverified, typ, key, alg)
+    if cache is not None:
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[digest] = verified
+    return verified
+
+
+def recognise_own(services: Services, unverified: UnverifiedJWT, typ: str) -> OwnToken:
+    """Everything ``verify_own`` checks but the signature; the caller must supply that.
+
+    For a token whose SHA-256 digest the authority stored when it signed and issued it
+    (grant rows): finding these exact bytes' digest there proves them ours as surely as
+    the signature does (SHA-256 is preimage resistant), for the price of a hash instead
+    of a signature check. Until the caller has found the digest, nothing here is
+    authenticated and nothing in it may be trusted.
+    """
+    _own_key(services, unverified, typ)
+    return _own_token(services, typ, unverified.claims)
+
+
+def _own_key(services: Services, unverified: UnverifiedJWT, typ: str) -> tuple[Any, str]:
+    """The published key and the algorithm the header names, if they are ours for ``typ``."""
     header = unverified.header
     # RFC 9068 §4: "verify that the typ header value is at+jwt"; likewise for our other types.
     if header.get("typ") != typ:
@@ -76,15 +103,7 @@ def verify_own(
     # change of settings.signing_alg keep verifying with their own key.
     if alg != key.alg:
         raise JWTRejected("own_wrong_alg")
-    digest = hashlib.sha256(unverified.raw.encode()).hexdigest() if cache is not None else ""
-    if cache is not None and digest in cache:
-        return cache[digest]
-    verified = _verify(services, unverified, typ, key, alg)
-    if cache is not None:
-        if len(cache) >= CACHE_LIMIT:
-            cache.clear()
-        cache[digest] = verified
-    return verified
+    return key, alg
 
 
 def _verify(
@@ -100,6 +119,10 @@ def _verify(
         raise JWTRejected("own_malformed") from None
     if not isinstance(claims, dict):
         raise JWTRejected("own_malformed")
+    return _own_token(services, typ, claims)
+
+
+def _own_token(services: Services, typ: str, claims: Mapping[str, Any]) -> OwnToken:
     # RFC 9068 §4: "The issuer identifier ... MUST exactly match the value of the iss claim."
     if claims.get("iss") != services.settings.issuer:
         raise JWTRejected("own_wrong_issuer")

@@ -268,6 +268,12 @@ async def _case(world: World, name: str) -> tuple[str, Server | None]:
         header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"at+jwt"}').rstrip(b"=")
         body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
         return f"{header.decode()}.{body.decode()}.", None
+    if name == "same_claims_other_signature":
+        # Introspection checks no signature: it finds the digest of these exact bytes
+        # among issued grants. A valid header and payload with any other signature fail.
+        head, body, signature = token.split(".")
+        other = signature[:-4] + ("AAAA" if not signature.endswith("AAAA") else "BBBB")
+        return f"{head}.{body}.{other}", None
     if name == "signed_by_another_key":
         return await _other_key(world, token), None
     if name == "delegation_credential":
@@ -317,6 +323,7 @@ INACTIVE_CASES = [
     "garbage",
     "empty_segments",
     "alg_none",
+    "same_claims_other_signature",
     "signed_by_another_key",
     "delegation_credential",
     "no_grant_row",

@@ -19,6 +19,7 @@ from authority.tokens.validate import OwnToken
 NOW = 1_800_000_000
 AUDIENCE = "https://tools.example.test"
 RAW = "header.payload.signature"
+DIGEST = token_hash(RAW)
 
 
 def token(**claims: Any) -> OwnToken:
@@ -39,7 +40,7 @@ def row(**columns: Any) -> SimpleNamespace:
         "grant_id": "grt_1",
         "decision": "issued",
         "grant_audience": AUDIENCE,
-        "token_hash": token_hash(RAW),
+        "token_hash": DIGEST,
         "grant_expires_at": NOW + 5,
         "revoked_at": None,
         "single_use": False,
@@ -56,9 +57,9 @@ def row(**columns: Any) -> SimpleNamespace:
 
 
 def test_the_base_case_is_active() -> None:
-    assert _is_active(row(), token(), RAW, AUDIENCE, NOW) is True
+    assert _is_active(row(), token(), DIGEST, AUDIENCE, NOW) is True
     # A single-use token that has not been consumed is still active (then consumed).
-    assert _is_active(row(single_use=True), token(), RAW, AUDIENCE, NOW) is True
+    assert _is_active(row(single_use=True), token(), DIGEST, AUDIENCE, NOW) is True
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,8 @@ def test_the_base_case_is_active() -> None:
         {"grant_id": None},  # no grant row
         {"decision": "denied"},
         {"grant_audience": "https://other.example.test"},  # granted for another server
-        {"token_hash": token_hash("another token")},  # same jti, other bytes
+        {"token_hash": token_hash("another token")},  # these bytes were never issued
+        {"token_hash": None},
         {"grant_expires_at": NOW},
         {"revoked_at": NOW - 1},  # the token revoked
         {"single_use": True, "consumed_at": NOW - 1},  # consumed
@@ -84,7 +86,7 @@ def test_the_base_case_is_active() -> None:
     ],
 )
 def test_each_grant_condition_alone_makes_it_inactive(columns: dict[str, Any]) -> None:
-    assert _is_active(row(**columns), token(), RAW, AUDIENCE, NOW) is False
+    assert _is_active(row(**columns), token(), DIGEST, AUDIENCE, NOW) is False
 
 
 @pytest.mark.parametrize(
@@ -99,9 +101,9 @@ def test_each_grant_condition_alone_makes_it_inactive(columns: dict[str, Any]) -
     ],
 )
 def test_each_token_condition_alone_makes_it_inactive(claims: dict[str, Any]) -> None:
-    assert _is_active(row(), token(**claims), RAW, AUDIENCE, NOW) is False
+    assert _is_active(row(), token(**claims), DIGEST, AUDIENCE, NOW) is False
 
 
 def test_a_caller_without_an_audience_gets_nothing() -> None:
-    assert _is_active(row(), token(), RAW, None, NOW) is False
-    assert _is_active(row(), token(), RAW, "https://other.example.test", NOW) is False
+    assert _is_active(row(), token(), DIGEST, None, NOW) is False
+    assert _is_active(row(), token(), DIGEST, "https://other.example.test", NOW) is False
