@@ -129,15 +129,16 @@ async def stop(services: Services) -> None:
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
+    # Starlette tries routes in order: the ones every tool call pays for come first.
     return [
+        *token.routes,
+        *introspection.routes,
+        *revocation.routes,
         *health.routes,
         *discovery.routes(settings),
         *management.routes,
         *delegations.routes,
-        *token.routes,
         *ledger.routes,
-        *introspection.routes,
-        *revocation.routes,
         *feed.routes,
         *controls.routes,
         *approvals.routes,

@@ -140,7 +140,7 @@ class Form:
 async def read_form(
     request: Request, limit: int, *, repeatable: frozenset[str] = frozenset()
 ) -> Form:
-    if request.url.query:
+    if request.scope.get("query_string"):
         # RFC 6749 §3.2 / RFC 7662 §2.1: parameters go in the body; a token in a URL ends
         # up in logs and histories.
         raise InvalidRequest("Parameters must be sent in the request body, not the URL.")

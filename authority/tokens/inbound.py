@@ -121,6 +121,12 @@ def find_key(jwks_json: str, kid: object) -> PublicKey:
     raise JWTRejected("jwt_unknown_kid")
 
 
+@functools.lru_cache(maxsize=4096)
+def thumbprint(jwks_json: str, kid: str) -> str:
+    """RFC 7638 thumbprint of the key ``kid`` of a registered JWKS, computed once."""
+    return find_key(jwks_json, kid).thumbprint()
+
+
 # --- time and identity claims --------------------------------------------------------------
 def require_str(claims: Mapping[str, Any], name: str, *, max_length: int = 2048) -> str:
     value = claims.get(name)
@@ -215,4 +221,5 @@ def verify_attestation(
         raise JWTRejected("jwt_bad_aud")
     exp, _ = check_lifetime(claims, now=now, skew=skew, max_lifetime=max_lifetime)
     jti = require_str(claims, "jti", max_length=MAX_JTI_LENGTH)
-    return VerifiedAttestation(agent_id=agent_id, jti=jti, exp=exp, jkt=key.thumbprint())
+    jkt = thumbprint(jwks_json, unverified.header["kid"])
+    return VerifiedAttestation(agent_id=agent_id, jti=jti, exp=exp, jkt=jkt)
