@@ -383,15 +383,14 @@ class ConnectionPool:
 
     async def acquire(self) -> asyncpg.Connection:
         """A connection for one use; ``TimeoutError`` if none frees up in time."""
+        connection = self._idle_connection()
+        if connection is not None:  # the usual case: no timer, no suspension
+            return connection
         async with asyncio.timeout(self._timeout):
             while True:
-                if self._closed:
-                    raise ConnectionError("the connection pool is closed")
-                while self._idle:
-                    connection = self._idle.pop()
-                    if not connection.is_closed():
-                        return connection
-                    self._open -= 1
+                connection = self._idle_connection()
+                if connection is not None:
+                    return connection
                 if self._open < self._size:
                     self._open += 1
                     try:
@@ -415,6 +414,16 @@ class ConnectionPool:
                 if connection is not None:
                     return connection
                 # None: a slot has freed up; loop round and connect.
+
+    def _idle_connection(self) -> asyncpg.Connection | None:
+        if self._closed:
+            raise ConnectionError("the connection pool is closed")
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.is_closed():
+                return connection
+            self._open -= 1
+        return None
 
     def release(self, connection: asyncpg.Connection, *, healthy: bool) -> None:
         """Give a connection back, to the next waiter or the idle stack."""
