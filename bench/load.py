@@ -122,15 +122,11 @@ def authority_env(backend: str, data_dir: str, port: int, workers: int) -> dict[
         AUTHORITY_INTROSPECTION_RATE_PER_MINUTE=str(10**9),
     )
     if backend == "postgres":
-        name = f"authority_bench_{uuid.uuid4().hex[:8]}"
-        subprocess.run(  # noqa: S603
-            ["psql", PG_ADMIN, "-qc", f'CREATE DATABASE "{name}"'],  # noqa: S607
-            check=True,
-        )
+        url = create_database("authority_bench")
         env.update(
-            AUTHORITY_DATABASE_URL=PG_ADMIN.rsplit("/", 1)[0] + "/" + name,
+            AUTHORITY_DATABASE_URL=url,
             AUTHORITY_REDIS_URL=REDIS,
-            AUTHORITY_REDIS_PREFIX=f"bench:{name}:",
+            AUTHORITY_REDIS_PREFIX=f"bench:{url.rsplit('/', 1)[1]}:",
         )
     return env
 
@@ -395,6 +391,47 @@ def bench_baseline(args: argparse.Namespace, workers: int) -> Result:
         )
 
 
+def create_database(prefix: str) -> str:
+    """A fresh PostgreSQL database for one run; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    subprocess.run(  # noqa: S603
+        ["psql", PG_ADMIN, "-qc", f'CREATE DATABASE "{name}"'],  # noqa: S607
+        check=True,
+    )
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def bench_floor(args: argparse.Namespace, workers: int) -> list[Result]:
+    """bench/floor.py: only the I/O and cryptography the rules require, same stack."""
+    from bench.floor import SETUP
+
+    port = free_port()
+    cmd = uvicorn_cmd("bench.floor:app", port, workers)
+    database = create_database("authority_floor")
+    subprocess.run(["psql", database, "-qc", SETUP], check=True)  # noqa: S603, S607
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE.parent),
+        "FLOOR_DATABASE_URL": database,
+        "FLOOR_REDIS_URL": REDIS,
+    }
+    base = f"http://127.0.0.1:{port}"
+    plural = "s" if workers > 1 else ""
+    with process(cmd, env, base + "/healthz"):
+        return [
+            run_wrk(
+                f"floor: {what} ({workers} worker{plural})",
+                f"{base}/floor/{what}",
+                ["x=" + "a" * size] * 64,  # bodies of the real requests' sizes
+                concurrency=args.concurrency,
+                duration=args.duration,
+                threads=args.threads,
+                single_use=False,
+            )
+            for what, size in (("exchange", 1400), ("introspection", 700))
+        ]
+
+
 def report(results: list[Result], baselines: dict[str, Result]) -> None:
     print()
     print(
@@ -402,7 +439,7 @@ def report(results: list[Result], baselines: dict[str, Result]) -> None:
         f"{'errors':>6} {'vs baseline':>11}"
     )
     for r in results:
-        workers = "1" if "embedded" in r.name or "(1 worker)" in r.name else "n"
+        workers = "1" if "(1 worker)" in r.name else "n"
         base = baselines.get(workers)
         ratio = f"{r.rate / base.rate:.0%}" if base and base is not r and base.rate else ""
         print(
@@ -431,6 +468,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip bench/floor.py (the rules' unavoidable work alone, on PostgreSQL + Redis)",
+    )
+    parser.add_argument(
         "--ledger-cost",
         action="store_true",
         help="compare exchange throughput with the ledger and with grant rows only",
@@ -450,6 +492,8 @@ def main() -> None:
         if key not in baselines:
             baselines[key] = bench_baseline(args, workers)
             results.append(baselines[key])
+        if backend == "postgres" and not args.no_floor:
+            results.extend(bench_floor(args, workers))
         results.extend(bench_authority(backend, args))
     report(results, baselines)
 
