@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 import authority.grants.token_exchange as token_exchange
 from authority import app as app_module
 from authority.context import Services
+from authority.storage.driver import Executes
+from authority.storage.schema import grants
 
 
-async def _no_entry(conn: AsyncConnection, **_: Any) -> None:
-    return None
+def _no_entry(**_: Any) -> dict[str, Any]:
+    return {}
+
+
+async def _grant_only(conn: Executes, rows: token_exchange.GrantRows) -> None:
+    await conn.execute(token_exchange._INSERT_GRANT, rows.grant)
 
 
 async def _start_without_sequencer(services: Services) -> None:
@@ -27,8 +31,17 @@ async def _start_without_sequencer(services: Services) -> None:
         await services.sequencer.stop()
 
 
-# Replaced by name in the modules' namespaces, which is what their code looks up.
-setattr(token_exchange, "append", _no_entry)  # noqa: B010
+# Replaced by name in the modules' namespaces, which is what their code looks up: no
+# entry is built (validated, serialised) or inserted, on SQLite or PostgreSQL.
+_GRANT_ONLY = [insert for insert in token_exchange.RECORDED if insert[0] is grants]
+setattr(token_exchange, "entry_row", _no_entry)  # noqa: B010
+setattr(token_exchange, "insert_grant", _grant_only)  # noqa: B010
+setattr(token_exchange, "_PG_RECORD", token_exchange._pg_record(inserts=_GRANT_ONLY))  # noqa: B010
+setattr(  # noqa: B010
+    token_exchange,
+    "_PG_SPEND_AND_RECORD",
+    token_exchange._pg_record(token_exchange._SPEND.cte("spent"), inserts=_GRANT_ONLY),
+)
 _original_start = app_module.start
 setattr(app_module, "start", _start_without_sequencer)  # noqa: B010
 

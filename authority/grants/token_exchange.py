@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -792,7 +792,14 @@ def _spend_statement() -> Any:
 _SPEND = _spend_statement()
 
 
-def _pg_record(source: Any = None) -> Any:
+#: What an issued or denied exchange writes: (table, parameter prefix, columns, CTE name).
+RECORDED = (
+    (grants, "g_", _GRANT_COLUMNS, "granted"),
+    (ledger_entries, "e_", ENTRY_COLUMNS, "entered"),
+)
+
+
+def _pg_record(source: Any = None, *, inserts: Sequence[Any] = RECORDED) -> Any:
     """PostgreSQL: the grant and its ledger entry inserted by one statement.
 
     The rows' values are parameters ``g_<column>`` and ``e_<column>``
@@ -800,10 +807,7 @@ def _pg_record(source: Any = None) -> Any:
     yields, so not at all when it yields none; the statement returns ``source``'s rows.
     """
     inserted = []
-    for table, prefix, columns, name in (
-        (grants, "g_", _GRANT_COLUMNS, "granted"),
-        (ledger_entries, "e_", ENTRY_COLUMNS, "entered"),
-    ):
+    for table, prefix, columns, name in inserts:
         values = select(*(bindparam(prefix + c, type_=table.c[c].type) for c in columns))
         if source is not None:
             values = values.select_from(source)
