@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -295,3 +296,37 @@ async def test_kill_switch_needs_a_reason(world: World) -> None:
     response = await call(world, f"/v1/owners/{world.owner_id}/kill", world.owner_key, {})
     assert response.status_code == 400
     assert (await world.exchange()).status_code == 200
+
+
+async def test_a_delegation_created_while_a_kill_switch_commits_is_refused(
+    world: World, backend: str
+) -> None:
+    """Delegation creation holds the agent row FOR SHARE: a quarantine or kill switch
+    that has updated the agent and not yet committed makes it wait, and it then sees
+    the agent stopped. Without the lock it would read the old row and delegate."""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises writers: the two cannot overlap")
+    body = {
+        "agent_id": world.agent_id,
+        "intent": "triage bugs in acme/web",
+        "scope": [{"tool": "github.issues.create", "resources": ["acme/*"], "actions": ["create"]}],
+        "expires_in": 3600,
+    }
+    async with world.services.engine.connect() as conn:
+        stopping = await conn.begin()
+        await conn.execute(
+            agents.update().where(agents.c.id == world.agent_id).values(status="quarantined")
+        )
+        creating = asyncio.create_task(call(world, "/v1/delegations", world.owner_key, body))
+        await asyncio.sleep(0.3)
+        assert not creating.done()  # waiting for the agent row
+        await stopping.commit()
+    response = await asyncio.wait_for(creating, 10)
+    assert response.status_code == 400, response.text
+    async with world.services.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(delegations.c.id).where(delegations.c.agent_id == world.agent_id)
+            )
+        ).all()
+    assert [r.id for r in rows] == [world.delegation_id]  # only the one made before
