@@ -59,7 +59,8 @@ class Settings(BaseSettings):
         10,
         ge=1,
         le=200,
-        description="PostgreSQL connections per worker (and as many again on demand).",
+        description="PostgreSQL connections per worker for the hot path, and as many again "
+        "for everything else (which opens up to as many more on demand).",
     )
     auto_migrate: bool | None = Field(
         None, description="Migrate at start-up; default: only for the embedded SQLite."
