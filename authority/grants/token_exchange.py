@@ -663,8 +663,8 @@ async def issue(
         approval_id=approval_row.id if approval_row is not None else None,
     )
     spend = {"p_delegation": delegation.id, "p_agent": agent.id, "p_now": now}
-    if not await _spend_and_record(services, spend, rows, approval_row):
-        refused = await _refuse_unspent(services, record, spend, approval_row)
+    refused = await _spend_and_record(services, record, spend, rows, approval_row)
+    if refused is not None:
         raise await after_denial(services, record, refused)
     metrics.of(services).exchange("issued", agent.id)
     return Issued(
@@ -821,45 +821,55 @@ _PG_SPEND_AND_RECORD = _pg_record(_SPEND.cte("spent"))
 
 
 async def _spend_and_record(
-    services: Services, spend: dict[str, Any], rows: GrantRows, approval_row: Any
-) -> bool:
+    services: Services,
+    record: GrantRecord,
+    spend: dict[str, Any],
+    rows: GrantRows,
+    approval_row: Any,
+) -> Reason | None:
     """Spend one call on the delegation and write the issued grant with its entry.
 
-    False, with nothing written, if the delegation, its agent or its owner is no longer
-    live, or the call cap is reached. On PostgreSQL the spend holds the agent and owner
-    rows FOR SHARE and updates the delegation row, so a concurrent revocation, quarantine
-    or kill switch either commits first (and nothing is spent) or waits for this grant
-    to commit (and then revokes it too). SQLite serialises writers (BEGIN IMMEDIATE),
-    which gives the same order. With ``approval_row``, the approval is consumed in the
-    same transaction: exactly one poll gets its token.
+    None when issued. Otherwise nothing is spent or issued, and the denied grant is
+    written with the rule that refused it (returned): the delegation, its agent or its
+    owner is no longer live, or the call cap is reached. On PostgreSQL the spend holds
+    the agent and owner rows FOR SHARE and updates the delegation row, so a concurrent
+    revocation, quarantine or kill switch either commits first (and nothing is spent) or
+    waits for this grant to commit (and then revokes it too). SQLite serialises writers
+    (BEGIN IMMEDIATE), which gives the same order. With ``approval_row``, the approval is
+    consumed in the same transaction: exactly one poll gets its token.
     """
+    now = spend["p_now"]
     if approval_row is None and services.sql.dialect == "postgresql":
-        # Spend and both inserts as one statement: one round trip instead of five.
+        # Spend and both inserts as one statement: one round trip instead of five. A
+        # refusal, rare, is explained and written in a transaction of its own.
         params = {**spend, **rows.prefixed()}
-        return await services.sql.commit_one(_PG_SPEND_AND_RECORD, params) is not None
+        if await services.sql.commit_one(_PG_SPEND_AND_RECORD, params) is not None:
+            return None
+        async with services.sql.transaction() as tx:
+            return await _write_refusal(tx, services, record, spend, approval_row)
     async with services.sql.transaction() as tx:
         if await tx.fetchrow(_SPEND, spend) is None:
-            return False
-        if approval_row is not None and not await approvals.consume(
-            tx, approval_row.id, spend["p_now"]
-        ):
+            return await _write_refusal(tx, services, record, spend, approval_row)
+        if approval_row is not None and not await approvals.consume(tx, approval_row.id, now):
             # Another poll has taken this approval's one token: roll everything back.
             raise ApprovalUsed()
         await insert_grant(tx, rows)
-    return True
+    return None
 
 
-async def _refuse_unspent(
-    services: Services, record: GrantRecord, spend: dict[str, Any], approval_row: Any
+async def _write_refusal(
+    tx: Transaction,
+    services: Services,
+    record: GrantRecord,
+    spend: dict[str, Any],
+    approval_row: Any,
 ) -> Reason:
-    """Write the denial of a call that could not be spent, with the rule that refused it."""
-    async with services.sql.transaction() as tx:
-        refused = await _why_not_spent(tx, spend["p_delegation"], spend["p_agent"], spend["p_now"])
-        await write_grant(
-            tx, services, record, now=spend["p_now"], decision="denied", reason=refused
-        )
-        if approval_row is not None:
-            await approvals.refuse_at_issue(tx, approval_row, refused.value, spend["p_now"])
+    """The denial of a call that could not be spent, with the rule that refused it."""
+    now = spend["p_now"]
+    refused = await _why_not_spent(tx, spend["p_delegation"], spend["p_agent"], now)
+    await write_grant(tx, services, record, now=now, decision="denied", reason=refused)
+    if approval_row is not None:
+        await approvals.refuse_at_issue(tx, approval_row, refused.value, now)
     return refused
 
 
@@ -882,7 +892,7 @@ _WHY_NOT_SPENT = (
 
 
 async def _why_not_spent(tx: Transaction, delegation_id: str, agent_id: str, now: int) -> Reason:
-    """After a refused spend, inside the same transaction: which rule refused it."""
+    """After a refused spend: which rule refused it (in the same transaction on SQLite)."""
     row = await tx.fetchrow(_WHY_NOT_SPENT, {"delegation_id": delegation_id, "agent_id": agent_id})
     if row is None:
         return Reason.DELEGATION_INVALID
@@ -894,4 +904,9 @@ async def _why_not_spent(tx: Transaction, delegation_id: str, agent_id: str, now
         return Reason.DELEGATION_REVOKED
     if row.expires_at <= now:
         return Reason.DELEGATION_EXPIRED
-    return Reason.CALL_CAP_EXHAUSTED
+    if row.max_calls is not None and row.calls_used >= row.max_calls:
+        return Reason.CALL_CAP_EXHAUSTED
+    # Nothing refuses it now (PostgreSQL reads each statement's own snapshot): a status
+    # that refused the spend has been reversed since, and of the rules the spend checks
+    # only statuses are reversible (an agent released from quarantine, mostly).
+    return Reason.AGENT_INACTIVE

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
-from authority.storage.schema import agents, grants, ledger_entries
+from authority.storage.schema import agents, delegations, grants, ledger_entries
 from tests.support import ISSUER, RS_AUDIENCE, AgentKey, World, tool_call
 
 
@@ -432,6 +432,37 @@ async def test_call_cap_holds_under_concurrency(world: World) -> None:
     await world.delegate(max_calls=5)
     responses = await asyncio.gather(*(world.exchange() for _ in range(20)))
     assert [r.status_code for r in responses].count(200) == 5
+    # Each spent call has exactly one issued grant and one issued ledger entry, and each
+    # refused one a denial with its reason: nothing is written for a call not spent.
+    async with world.services.engine.connect() as conn:
+        spent = (
+            await conn.execute(
+                select(delegations.c.calls_used).where(delegations.c.id == world.delegation_id)
+            )
+        ).scalar_one()
+        decided = (
+            await conn.execute(
+                select(grants.c.decision, grants.c.reason).where(
+                    grants.c.delegation_id == world.delegation_id
+                )
+            )
+        ).all()
+        entries = (
+            (
+                await conn.execute(
+                    select(ledger_entries.c.decision).where(
+                        ledger_entries.c.kind == "grant",
+                        ledger_entries.c.delegation_id == world.delegation_id,
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert spent == 5
+    assert sorted(d.decision for d in decided) == ["denied"] * 15 + ["issued"] * 5
+    assert {d.reason for d in decided if d.decision == "denied"} == {"call_cap_exhausted"}
+    assert sorted(entries) == ["denied"] * 15 + ["issued"] * 5
 
 
 async def test_rate_limit_per_minute(world: World) -> None:
