@@ -47,10 +47,9 @@ from .database import write_lock as sqlite_write_lock
 
 log = logging.getLogger("authority.storage")
 
-#: How often the server looks at the embedded database's WAL, in seconds, and the size
-#: past which it checkpoints (SQLite's own default threshold: 1000 pages of 4 KiB).
-CHECKPOINT_POLL = 0.1
-CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+#: How often, in seconds, the server checkpoints the embedded database's WAL when
+#: something has been written to it since the last checkpoint.
+CHECKPOINT_INTERVAL = 0.25
 
 #: Most compiled statements a driver keeps (the hot path has about a dozen).
 MAX_STATEMENTS = 256
@@ -62,11 +61,25 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     sqlite3.OperationalError,  # locked past the busy timeout, disk I/O, file gone
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # the connection closed under us
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.QueryCanceledError,  # statement_timeout
+    # The protocol met a message it did not expect, such as the notice of a session
+    # the server has just ended: the connection is dropped (_BROKEN), the caller told
+    # to retry.
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,  # statement_timeout, shutdown, crash, starting up
+    asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
     asyncpg.IdleInTransactionSessionTimeoutError,
-    asyncpg.AdminShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,  # a standby, during a failover
+    asyncpg.TransactionRollbackError,  # deadlock or serialisation failure: retry
+)
+
+#: Errors after which a connection's state is unknown: it is closed, not reused.
+_BROKEN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
 )
 
 
@@ -227,9 +240,10 @@ class SQLiteDriver:
 
     With ``background_checkpoints`` (the server: every connection of its engine and this
     one run with ``wal_autocheckpoint=0``), ``start`` runs the WAL checkpoints on a
-    worker thread with a connection of its own, whenever the WAL has grown past
-    SQLite's usual threshold; sqlite3 releases the GIL while it copies and syncs, so
-    requests go on meanwhile. A PASSIVE checkpoint never blocks a writer or a reader.
+    worker thread with a connection of its own, every ``CHECKPOINT_INTERVAL`` seconds
+    when something has been written; sqlite3 releases the GIL while it copies and
+    syncs, so requests go on meanwhile. A PASSIVE checkpoint never blocks a writer or a
+    reader.
     """
 
     dialect = "sqlite"
@@ -244,6 +258,7 @@ class SQLiteDriver:
         self._background_checkpoints = background_checkpoints
         self._checkpointer: asyncio.Task[None] | None = None
         self._checkpoint_connection: sqlite3.Connection | None = None
+        self._running: asyncio.Future[None] | None = None  # a checkpoint on its thread
 
     def _connect(self) -> sqlite3.Connection:
         connection = self._connection
@@ -260,9 +275,12 @@ class SQLiteDriver:
         return connection
 
     async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
-        return await _SQLiteTransaction(self._connect(), self._statements).fetchrow(
-            statement, params
-        )
+        connection = self._connect()
+        if connection.in_transaction:
+            # A transaction's body suspended and let this read in: it would see that
+            # transaction's uncommitted writes. No body awaits anything that suspends.
+            raise RuntimeError("a read on the SQLite driver inside an open transaction")
+        return await _SQLiteTransaction(connection, self._statements).fetchrow(statement, params)
 
     async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         # Never in autocommit: SQLite's own lock would make this wait, blocking the
@@ -291,20 +309,28 @@ class SQLiteDriver:
             )
 
     async def _checkpoints(self) -> None:
+        checkpointed: tuple[int, int] | None = None
         while True:
-            await asyncio.sleep(CHECKPOINT_POLL)
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            # The WAL file keeps its size after a checkpoint (SQLite reuses it from the
+            # start), so what tells of new frames is its size or time having changed.
+            written = self._wal_stamp()
+            if written == checkpointed:
+                continue
+            self._running = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
             try:
-                if self._wal_bytes() >= CHECKPOINT_WAL_BYTES:
-                    await asyncio.to_thread(self._checkpoint)
+                await asyncio.shield(self._running)
+                checkpointed = written
             except (OSError, sqlite3.Error) as exc:
                 log.warning("WAL checkpoint failed: %s", exc)
 
-    def _wal_bytes(self) -> int:
-        """The WAL's size: one stat call, microseconds."""
+    def _wal_stamp(self) -> tuple[int, int] | None:
+        """The WAL's size and modification time: one stat call, microseconds."""
         try:
-            return Path(self._path + "-wal").stat().st_size
+            status = Path(self._path + "-wal").stat()
         except FileNotFoundError:
-            return 0
+            return None
+        return status.st_size, status.st_mtime_ns
 
     def _checkpoint(self) -> None:
         """On a worker thread: copy what the WAL holds into the database file."""
@@ -325,8 +351,12 @@ class SQLiteDriver:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
-            with contextlib.suppress(OSError, sqlite3.Error):
-                await asyncio.to_thread(self._checkpoint)
+            # A checkpoint already on its thread runs to its end before the last one.
+            for last in (self._running, asyncio.to_thread(self._checkpoint)):
+                if last is not None:
+                    with contextlib.suppress(OSError, sqlite3.Error):
+                        await last
+            self._running = None
         for connection in (self._connection, self._checkpoint_connection):
             if connection is not None:
                 connection.close()
@@ -355,8 +385,9 @@ class ConnectionPool:
     asyncpg's own pool costs about 60 µs of CPU per use on top of the statement (each
     release runs in a task of its own, shielded, after a reset query that undoes session
     state nothing here creates). This one hands a connection over in a list operation.
-    A connection that saw an error, or is closed, or was left in a transaction, is
-    terminated on release rather than trusted again; its slot goes to the next waiter.
+    A connection whose exchange with the server broke off, or that is closed, or that
+    was left in a transaction, is terminated on release rather than trusted again; its
+    slot goes to the next waiter.
     """
 
     def __init__(
@@ -387,33 +418,36 @@ class ConnectionPool:
         if connection is not None:  # the usual case: no timer, no suspension
             return connection
         async with asyncio.timeout(self._timeout):
-            while True:
-                connection = self._idle_connection()
-                if connection is not None:
-                    return connection
-                if self._open < self._size:
-                    self._open += 1
-                    try:
-                        return await self._connect()
-                    except BaseException:
-                        self._open -= 1
-                        self._wake(None)
-                        raise
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.append(waiter)
-                try:
-                    connection = await waiter
-                except BaseException:
-                    if waiter.done() and not waiter.cancelled():
-                        handed = waiter.result()
-                        if handed is not None:  # handed over as this waiter gave up
-                            self.release(handed, healthy=True)
-                        else:
-                            self._wake(None)  # pass the free slot on
-                    raise
-                if connection is not None:
-                    return connection
-                # None: a slot has freed up; loop round and connect.
+            connection = self._idle_connection()
+            if connection is not None:
+                return connection
+            if self._open < self._size:
+                self._open += 1
+                return await self._connect_on_slot()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    given = waiter.result()
+                    if given is not None:  # handed over as this waiter gave up
+                        self.release(given, healthy=True)
+                    else:
+                        self._free_slot()  # pass the reserved slot on
+                raise
+            if handed is not None:
+                return handed
+            # None: a terminated connection's slot, reserved for this waiter.
+            return await self._connect_on_slot()
+
+    async def _connect_on_slot(self) -> asyncpg.Connection:
+        """Open a connection on a slot already counted in ``_open``."""
+        try:
+            return await self._connect()
+        except BaseException:
+            self._free_slot()
+            raise
 
     def _idle_connection(self) -> asyncpg.Connection | None:
         if self._closed:
@@ -422,18 +456,26 @@ class ConnectionPool:
             connection = self._idle.pop()
             if not connection.is_closed():
                 return connection
-            self._open -= 1
+            self._free_slot()
         return None
 
     def release(self, connection: asyncpg.Connection, *, healthy: bool) -> None:
         """Give a connection back, to the next waiter or the idle stack."""
         if self._closed or not healthy or connection.is_closed() or connection.is_in_transaction():
             connection.terminate()
-            self._open -= 1
-            self._wake(None)
+            self._free_slot()
             return
         if not self._wake(connection):
             self._idle.append(connection)
+
+    def _free_slot(self) -> None:
+        """A connection is gone: its slot goes to the first waiter, or back to the pool.
+
+        Handed over, not just freed, so that a request arriving meanwhile cannot take
+        it and leave the waiter that was first in line to time out.
+        """
+        if self._closed or not self._wake(None):
+            self._open -= 1
 
     def _wake(self, connection: asyncpg.Connection | None) -> bool:
         while self._waiters:
@@ -481,10 +523,18 @@ class PostgresDriver:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         connection = await self._pool.acquire()
-        healthy = False
+        healthy = True
         try:
             yield connection
-            healthy = True
+        except BaseException as exc:
+            # An error the server reported, or one of ours between statements, leaves
+            # the connection usable (asyncpg has rolled its transaction back); a lost,
+            # timed out or cancelled exchange of messages does not.
+            healthy = isinstance(exc, Exception) and not isinstance(exc, _BROKEN)
+            if isinstance(exc, asyncpg.PostgresError) and connection.is_closed():
+                # The server reported an error and hung up (a crash, a restart).
+                raise ConnectionError("the database closed the connection") from exc
+            raise
         finally:
             self._pool.release(connection, healthy=healthy)
 

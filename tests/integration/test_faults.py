@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from authority.app import build_services, create_app, start, stop
 from authority.clock import FrozenClock
@@ -226,6 +227,36 @@ async def test_database_unavailable_then_back(
             assert_unavailable(response)
     await postgres_proxy.up()
     await assert_normal(world, via_postgres_proxy, token)
+
+
+async def test_sessions_ended_by_the_server_are_a_503_at_worst_then_replaced(
+    world: World, settings: Settings, clock: FrozenClock
+) -> None:
+    """The server ends every session (a restart, a failover, an operator): requests on
+    the dead connections answer 503, never 500, and the next ones reconnect."""
+    instance = await _instance(settings, clock)
+    try:
+        await _sessions_ended(world, instance)
+    finally:
+        await instance.client.aclose()
+        await stop(instance.services)
+
+
+async def _sessions_ended(world: World, instance: Instance) -> None:
+    token = await issue(world)
+    await assert_normal(world, instance, token)
+    async with world.services.engine.connect() as conn:
+        ended = await conn.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert ended
+    for _ in range(2):
+        for response in await every_endpoint(world, instance, token):
+            assert response.status_code in (200, 503), response.text
+    await assert_normal(world, instance, await issue(world))
 
 
 async def test_database_slow_is_still_only_a_delay_or_a_503(

@@ -91,6 +91,22 @@ async def test_a_driver_transaction_waits_for_an_engine_transaction(
     await asyncio.wait_for(task, 5)
 
 
+async def test_no_read_runs_inside_an_open_sqlite_transaction(
+    services: Services, backend: str
+) -> None:
+    if backend != "embedded":
+        pytest.skip("one SQLite connection serves reads and writes")
+    count = select(func.count().label("n")).select_from(owners)
+
+    async def read_half_way() -> None:
+        async with services.sql.transaction():
+            # It would see the transaction's uncommitted writes.
+            await services.sql.fetchrow(count, {})
+
+    with pytest.raises(RuntimeError, match="inside an open transaction"):
+        await read_half_way()
+
+
 async def test_the_server_checkpoints_the_wal_off_the_event_loop(
     services: Services, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,8 +123,7 @@ async def test_the_server_checkpoints_the_wal_off_the_event_loop(
         checkpoint()
         ran.set()
 
-    monkeypatch.setattr(driver_module, "CHECKPOINT_POLL", 0.01)
-    monkeypatch.setattr(driver_module, "CHECKPOINT_WAL_BYTES", 1)
+    monkeypatch.setattr(driver_module, "CHECKPOINT_INTERVAL", 0.01)
     monkeypatch.setattr(sql, "_checkpoint", spy)
     await sql.close()  # restart the checkpointer with the settings above
     sql.start()
@@ -221,3 +236,43 @@ async def test_a_failed_connect_frees_its_slot() -> None:
     assert connections.size == 0
     await connections.acquire()
     assert connections.size == 1
+
+
+async def test_a_freed_slot_goes_to_the_first_waiter_not_to_a_newcomer() -> None:
+    connections, made = pool(size=1, timeout=0.5)
+    broken = await connections.acquire()
+    first = asyncio.create_task(connections.acquire())
+    await asyncio.sleep(0.01)
+    connections.release(broken, healthy=False)  # its slot is handed to ``first``
+    newcomer = asyncio.create_task(connections.acquire())
+    replacement = await first
+    assert replacement is not broken and len(made) == 2
+    await asyncio.sleep(0.01)
+    assert not newcomer.done()  # waits its turn, the pool still holds one connection
+    connections.release(replacement, healthy=True)
+    assert await newcomer is replacement and connections.size == 1
+
+
+async def test_a_slot_handed_to_a_waiter_that_gave_up_is_passed_on() -> None:
+    connections, made = pool(size=1)
+    broken = await connections.acquire()
+    first = asyncio.create_task(connections.acquire())
+    second = asyncio.create_task(connections.acquire())
+    await asyncio.sleep(0.01)
+    connections.release(broken, healthy=False)  # slot to ``first`` ...
+    first.cancel()  # ... which gives up before using it
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (await second) is not broken and connections.size == 1 and len(made) == 2
+
+
+async def test_closing_the_pool_fails_its_waiters() -> None:
+    connections, _ = pool(size=1)
+    held = await connections.acquire()
+    waiting = asyncio.create_task(connections.acquire())
+    await asyncio.sleep(0.01)
+    await connections.close()
+    with pytest.raises(ConnectionError):
+        await waiting
+    connections.release(held, healthy=True)
+    assert held.closed and connections.size == 0
