@@ -271,9 +271,9 @@ async def _case(world: World, name: str) -> tuple[str, Server | None]:
     if name == "same_claims_other_signature":
         # Introspection checks no signature: it finds the digest of these exact bytes
         # among issued grants. A valid header and payload with any other signature fail.
-        head, body, signature = token.split(".")
+        head, payload, signature = token.split(".")
         other = signature[:-4] + ("AAAA" if not signature.endswith("AAAA") else "BBBB")
-        return f"{head}.{body}.{other}", None
+        return f"{head}.{payload}.{other}", None
     if name == "signed_by_another_key":
         return await _other_key(world, token), None
     if name == "delegation_credential":
@@ -421,3 +421,22 @@ async def test_a_secret_authenticates_only_a_client_registered_for_one(world: Wo
     _assert_invalid_client(
         await _introspect_raw(world, basic(world.server_id, world.server_secret), {"token": token})
     )
+
+
+async def test_a_token_whose_key_is_no_longer_published_is_inactive(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest proves the bytes ours; the header must still name a published token
+    key with its algorithm and ``typ``, so withdrawing a key stops its tokens at once."""
+    token = await issue(world)
+    assert (await introspect(world, token)).json()["active"] is True
+    withdrawn = jwt.get_unverified_header(token)["kid"]
+    keyring = world.services.keyring
+    published = keyring.public_key
+
+    def without_withdrawn(kid: str, purpose: Any = "token") -> Any:
+        return None if kid == withdrawn else published(kid, purpose)
+
+    monkeypatch.setattr(keyring, "public_key", without_withdrawn)
+    response = await introspect(world, token)
+    assert response.content == INACTIVE
