@@ -269,7 +269,7 @@ async def _refuse(
 ) -> None:
     """A rule refuses the approved call: a denied grant, the approval closed, access_denied."""
     async with services.sql.transaction() as tx:
-        await write_grant(tx, services, record, now=now, decision="denied", reason=reason)
+        await write_grant(tx, record, now=now, decision="denied", reason=reason)
         await approvals.refuse_at_issue(tx, row, reason.value, now)
     await after_denial(services, record, reason)
     metrics.of(services).approvals.labels("refused").inc()

@@ -220,7 +220,6 @@ async def insert_grant(conn: Executes, rows: GrantRows) -> None:
 
 async def write_grant(
     conn: Executes,
-    services: Services,
     record: GrantRecord,
     *,
     now: int,
@@ -705,7 +704,7 @@ async def request_approval(
         if await approvals.pending_count(conn, agent.id, now) >= settings.approval_max_pending:
             over_limit = True
             await write_grant(
-                conn, services, record, now=now, decision="denied", reason=Reason.APPROVAL_LIMIT
+                conn, record, now=now, decision="denied", reason=Reason.APPROVAL_LIMIT
             )
         else:
             await approvals.insert(
@@ -721,7 +720,6 @@ async def request_approval(
             )
             await write_grant(
                 conn,
-                services,
                 record,
                 now=now,
                 decision="pending",
@@ -867,7 +865,7 @@ async def _write_refusal(
     """The denial of a call that could not be spent, with the rule that refused it."""
     now = spend["p_now"]
     refused = await _why_not_spent(tx, spend["p_delegation"], spend["p_agent"], now)
-    await write_grant(tx, services, record, now=now, decision="denied", reason=refused)
+    await write_grant(tx, record, now=now, decision="denied", reason=refused)
     if approval_row is not None:
         await approvals.refuse_at_issue(tx, approval_row, refused.value, now)
     return refused

@@ -38,7 +38,6 @@ from sqlalchemy import make_url
 from sqlalchemy.dialects.postgresql import asyncpg as pg_dialect
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -128,7 +127,7 @@ class Executes(Protocol):
 
 
 class Transaction(Protocol):
-    """Statements inside one transaction (``Driver.transaction``, ``EngineTransaction``)."""
+    """Statements inside one of ``Driver.transaction``'s transactions."""
 
     async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """Run ``statement``; its first row (attribute access), or None."""
@@ -161,19 +160,6 @@ class Driver(Protocol):
 
     async def close(self) -> None:
         """Release every connection."""
-
-
-class EngineTransaction:
-    """An engine connection in a transaction, for code shared with the driver's."""
-
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
-
-    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Any:
-        return (await self._connection.execute(statement, params)).first()
-
-    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> None:
-        await self._connection.execute(statement, params)
 
 
 class _Statements:
@@ -565,7 +551,6 @@ __all__: Sequence[str] = (
     "Compiled",
     "ConnectionPool",
     "Driver",
-    "EngineTransaction",
     "Executes",
     "PostgresDriver",
     "Row",
