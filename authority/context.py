@@ -18,6 +18,7 @@ from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.driver import Driver
 from authority.storage.hot import HotState
+from authority.storage.replay import Sweeper
 from authority.tokens.keyring import Keyring
 
 
@@ -38,6 +39,8 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
     # Started by app.start() once the keyring is loaded; tests call its run_once().
     sequencer: Sequencer | None = None
+    # Deletes spent JWT ids once their JWTs have expired (storage.replay); started by start().
+    jti_sweeper: Sweeper | None = None
 
     def now(self) -> int:
         return int(self.clock.now())

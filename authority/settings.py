@@ -62,6 +62,20 @@ class Settings(BaseSettings):
         description="PostgreSQL connections per worker for the hot path, and as many again "
         "for everything else (which opens up to as many more on demand).",
     )
+    database_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Seconds a request waits for the database (a connection, a statement, a "
+        "commit) before it answers 503 (fail closed); the hot path's statements are bounded "
+        "by it on the server too.",
+    )
+    used_jti_sweep_interval: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between deletions of spent JWT ids whose JWTs have expired.",
+    )
     auto_migrate: bool | None = Field(
         None, description="Migrate at start-up; default: only for the embedded SQLite."
     )

@@ -40,7 +40,10 @@ setattr(token_exchange, "_PG_RECORD", token_exchange._pg_record(inserts=_GRANT_O
 setattr(  # noqa: B010
     token_exchange,
     "_PG_SPEND_AND_RECORD",
-    token_exchange._pg_record(token_exchange._SPEND.cte("spent"), inserts=_GRANT_ONLY),
+    tuple(
+        token_exchange._pg_spend_and_record(n, inserts=_GRANT_ONLY)
+        for n in range(len(token_exchange._PG_SPEND_AND_RECORD))
+    ),
 )
 _original_start = app_module.start
 setattr(app_module, "start", _start_without_sequencer)  # noqa: B010

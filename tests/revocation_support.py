@@ -172,7 +172,8 @@ async def serving(app: Starlette) -> AsyncIterator[str]:
 # --- a TCP proxy that can cut or slow a connection ---------------------------------------------
 @dataclass
 class Proxy:
-    """Forward 127.0.0.1:port to ``target``; ``down()`` refuses and cuts, ``delay`` slows."""
+    """Forward 127.0.0.1:port to ``target``; ``down()`` refuses and cuts, ``delay`` slows,
+    ``stall()`` keeps connections open but forwards nothing until ``flow()``."""
 
     target_host: str
     target_port: int
@@ -180,6 +181,16 @@ class Proxy:
     port: int = field(default_factory=free_port)
     _server: asyncio.Server | None = None
     _links: set[asyncio.StreamWriter] = field(default_factory=set)
+    _flowing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._flowing.set()
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
 
     async def up(self) -> None:
         if self._server is None:
@@ -215,6 +226,7 @@ class Proxy:
                 break
             if self.delay:
                 await asyncio.sleep(self.delay)
+            await self._flowing.wait()
             writer.write(data)
             await writer.drain()
         writer.transport.abort()

@@ -96,7 +96,7 @@ def approval_id(services: Services, auth_req_id: str) -> str | None:
     return f"{ID_PREFIX}_{services.hasher.hash('auth_req_id:' + auth_req_id)[:32]}"
 
 
-_PENDING_COUNT = select(func.count()).where(
+_PENDING_COUNT = select(func.count().label("n")).where(
     approvals.c.agent_id == bindparam("agent_id"),
     approvals.c.status == "pending",
     approvals.c.expires_at > bindparam("now"),
@@ -104,13 +104,13 @@ _PENDING_COUNT = select(func.count()).where(
 _INSERT = approvals.insert()
 
 
-async def pending_count(conn: AsyncConnection, agent_id: str, now: int) -> int:
-    result = await conn.execute(_PENDING_COUNT, {"agent_id": agent_id, "now": now})
-    return int(result.scalar_one())
+async def pending_count(tx: Transaction, agent_id: str, now: int) -> int:
+    row = await tx.fetchrow(_PENDING_COUNT, {"agent_id": agent_id, "now": now})
+    return int(row.n) if row is not None else 0
 
 
 async def insert(
-    conn: AsyncConnection,
+    conn: Executes,
     services: Services,
     *,
     row_id: str,

@@ -25,6 +25,7 @@ from authority.grants.client_auth import (
     server_query,
 )
 from authority.revocations import events, feed
+from authority.storage.replay import spend_now
 
 from . import paths
 from .credentials import client_credentials
@@ -73,7 +74,7 @@ async def revocation_feed(request: Request) -> Response:
         now=now,
     )
     if client.replay is not None:
-        require_unused(client, await services.hot.claim(client.replay.key, client.replay.ttl))
+        require_unused(client, (await spend_now(services.sql, [client.replay]))[0])
     hub = await feed.hub(services)
     if last_event_id is None:
         cursor, backlog = hub.tail, None

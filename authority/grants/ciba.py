@@ -55,6 +55,7 @@ from authority.errors import (
 from authority.management.records import valid_id
 from authority.policy.checks import Deny, Facts, ToolCall, evaluate
 from authority.policy.reasons import Reason, error_for
+from authority.storage import replay
 from authority.tokens.dpop import VerifiedProof
 from authority.tokens.inbound import JWTRejected, peek, verify_attestation
 
@@ -148,14 +149,15 @@ async def poll(services: Services, request: PollRequest) -> Issued:
             proof = verify_dpop(services, request.dpop_proof, request.method, request.url, now)
         except JWTRejected:
             raise error_for(Reason.DPOP_INVALID) from None
-    # Attestations are single use here as everywhere (RFC 7523 §3 item 7).
-    claims = [attestation_claim(services, attestation, now)]
+    # Attestations are single use here as everywhere (RFC 7523 §3 item 7), and so are
+    # proofs (RFC 9449 §11.1): spent before anything about the request is answered.
+    uses = [attestation_claim(services, attestation, now)]
     if proof is not None:
-        claims.append(dpop_claim(services, proof))
-    outcome = await services.hot.apply(claims, [])
-    if not outcome.claimed[0]:
+        uses.append(dpop_claim(services, proof, now))
+    claimed = await replay.spend_now(services.sql, uses)
+    if not claimed[0]:
         raise error_for(Reason.ATTESTATION_REPLAYED, client_assertion=request.via_client_assertion)
-    if proof is not None and not outcome.claimed[1]:
+    if proof is not None and not claimed[1]:
         raise error_for(Reason.DPOP_REPLAYED)
 
     # -- the request: the agent's own, still open -------------------------------------------
@@ -185,15 +187,15 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         owner_id=loaded.agent.owner_id,
         delegation_id=row.delegation_id,
         intent=call.intent,
-        attestation_claim=claims[0],
+        attestation_claim=uses[0],
         attestation_claimed=True,
     )
     refusal = _recheck(services, loaded, attestation.jkt, call, proof, now)
     if refusal is not None:
         await _refuse(services, record, row, refusal, now)
     agent, delegation, tool = loaded.agent, loaded.delegation, loaded.tool
-    if delegation is None or tool is None:  # _recheck has refused these already
-        raise _unknown()
+    if delegation is None or tool is None or loaded.registered is None:
+        raise _unknown()  # _recheck has refused these already
     authorised = Authorised(
         agent=agent,
         delegation=delegation,
@@ -201,6 +203,7 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         call=record.call,
         lifetime=call.lifetime,
         jkt=call.jkt,
+        registered=loaded.registered,
     )
     try:
         issued = await issue(services, record, authorised, now, approval_row=row)

@@ -8,9 +8,9 @@ exactly as at the token endpoint (iss = sub = the agent, short exp, single-use j
 Split in two so that callers can load everything they need in one SQL round trip:
 ``presented`` parses what the request carries (nothing verified), the caller loads the
 registered client together with its own rows, then ``authenticate_server`` or
-``authenticate_agent`` decides. The assertion's jti is not claimed here: the result
-carries the ``Claim`` so that the caller claims it in the same hot-state round trip as its
-rate counter, and calls ``require_unused`` with the outcome.
+``authenticate_agent`` decides. The assertion's jti is not spent here: the result carries
+its ``SingleUse``, which ``check_client`` spends in SQL (``storage.replay``) before it
+calls ``require_unused`` with the outcome.
 
 Every failure is 401 ``invalid_client`` with a ``WWW-Authenticate: Basic`` challenge
 (RFC 6749 §5.2: "MUST respond with an HTTP 401 ... and include the WWW-Authenticate
@@ -30,7 +30,8 @@ from sqlalchemy import Select, select
 
 from authority.context import Services
 from authority.errors import InvalidClient, InvalidRequest, TooManyRequests
-from authority.storage.hot import Claim, Count
+from authority.storage.hot import Count
+from authority.storage.replay import SingleUse, single_use, spend_now
 from authority.storage.schema import resource_servers
 from authority.tokens.inbound import JWTRejected, UnverifiedJWT, peek, verify_attestation
 
@@ -84,7 +85,7 @@ class AuthenticatedClient:
     id: str
     kind: Literal["resource_server", "agent"]
     audience: str | None  # a resource server's audience; None for an agent
-    replay: Claim | None  # the assertion's jti, to claim in the caller's hot-state trip
+    replay: SingleUse | None  # the assertion's jti, for the caller to spend
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -189,8 +190,8 @@ def server_query(client_id: str) -> Select[Any]:
 # --- deciding -------------------------------------------------------------------------------
 def _assertion_replay(
     prefix: str, client_id: str, jti: str, exp: int, now: int, skew: int
-) -> Claim:
-    return Claim(f"{prefix}:{client_id}:{jti}", max(1, exp - now + skew))
+) -> SingleUse:
+    return single_use(prefix, client_id, jti, expires_at=max(exp, now) + skew)
 
 
 def authenticate_server(
@@ -237,7 +238,7 @@ def authenticate_server(
     except JWTRejected:
         raise invalid_client() from None
     replay = _assertion_replay(
-        "jti:client_assertion", registered.id, verified.jti, verified.exp, now, settings.clock_skew
+        "client_assertion", registered.id, verified.jti, verified.exp, now, settings.clock_skew
     )
     return AuthenticatedClient(registered.id, "resource_server", registered.audience, replay)
 
@@ -277,7 +278,7 @@ def authenticate_agent(
     except JWTRejected:
         raise invalid_client() from None
     replay = _assertion_replay(
-        "jti:attestation", agent_id, verified.jti, verified.exp, now, settings.clock_skew
+        "attestation", agent_id, verified.jti, verified.exp, now, settings.clock_skew
     )
     return AuthenticatedClient(agent_id, "agent", None, replay)
 
@@ -303,8 +304,9 @@ def enforce_rate(count: int, limit: int, now: int) -> None:
 async def check_client(
     services: Services, client: AuthenticatedClient, kind: str, limit: int, now: int
 ) -> None:
-    """One hot-state round trip: claim the assertion's jti and count the rate window."""
-    claims: list[Claim] = [client.replay] if client.replay is not None else []
-    outcome = await services.hot.apply(claims, [rate_window(kind, client.id, now)])
-    require_unused(client, outcome.claimed[0] if claims else True)
+    """Spend the assertion's jti (in SQL: ``storage.replay``), then count the rate window."""
+    if client.replay is not None:
+        (claimed,) = await spend_now(services.sql, [client.replay])
+        require_unused(client, claimed)
+    outcome = await services.hot.apply([], [rate_window(kind, client.id, now)])
     enforce_rate(outcome.counts[0], limit, now)

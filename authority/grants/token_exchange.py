@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, literal, select, update
+from sqlalchemy import Boolean, Integer, and_, bindparam, literal, select, update
 
 from authority import containment, metrics
 from authority.approvals import requests as approvals
@@ -55,8 +55,10 @@ from authority.policy.checks import (
 )
 from authority.policy.reasons import Reason, error_for
 from authority.secrets import new_id, token_hash
+from authority.storage import replay
 from authority.storage.driver import Executes, Transaction
-from authority.storage.hot import Claim, Count, HotStateUnavailable
+from authority.storage.hot import Count
+from authority.storage.replay import SingleUse
 from authority.storage.schema import (
     agents,
     delegations,
@@ -127,12 +129,39 @@ class Denied(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Registered:
+    """The registrations a decision read, as stored: the spend finds them unchanged.
+
+    The spend statement compares each with its row under the same lock that holds the
+    agent and owner, so a tool retired or made approval-required, a risk tier raised, an
+    agent key removed or an autonomy level lowered while the exchange was being decided
+    refuses it (``Reason.REGISTRATION_CHANGED``) instead of issuing under the old rules.
+    """
+
+    agent_jwks: str
+    autonomy_level: int
+    tool: str
+    actions: str
+    read_actions: str
+    risk_tier: int
+    approval_required: bool
+    single_use: bool
+    dpop_required: bool
+    max_token_lifetime: int | None
+    audience: str
+
+    def parameters(self) -> dict[str, Any]:
+        return {f"r_{name}": getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
 class Loaded:
     agent: AgentFacts | None
     agent_jwks: str | None
     delegation: DelegationFacts | None
     delegation_jkt: str | None
     tool: ToolFacts | None
+    registered: Registered | None  # None unless both agent and tool were found
 
 
 # --- the grant record ---------------------------------------------------------------------
@@ -147,9 +176,9 @@ class GrantRecord:
     owner_id: str | None = None
     delegation_id: str | None = None
     intent: str | None = None
-    # The verified attestation's replay-cache entry, and whether this request has claimed
-    # it: a denial counts against the agent only on the attestation's first use.
-    attestation_claim: Claim | None = None
+    # The verified attestation's single use (storage.replay), and whether this request
+    # has spent it: a denial counts against the agent only on the attestation's first use.
+    attestation_claim: SingleUse | None = None
     attestation_claimed: bool = False
 
 
@@ -234,13 +263,37 @@ async def write_grant(
 
 
 async def deny(services: Services, record: GrantRecord, reason: Reason, now: int) -> Denied:
-    """Write the denied grant in its own transaction and return the error to raise."""
+    """Write the denied grant in its own transaction and return the error to raise.
+
+    RFC 7523 §3 item 7: the attestation's jti is single use, also when the request it
+    came with is refused, so a captured attestation cannot be replayed for another call;
+    it is spent with the denial. One that was spent already is refused as replayed,
+    whatever else was wrong with the request.
+    """
+    claim = record.attestation_claim
+    uses = [claim] if claim is not None and not record.attestation_claimed else []
     rows = grant_rows(record, now=now, decision="denied", reason=reason)
     if services.sql.dialect == "postgresql":
-        # One statement, so one round trip: it commits alone, both rows or neither.
-        await services.sql.commit_one(_PG_RECORD, rows.prefixed())
+        # One statement, so one round trip: it commits alone, the use and both rows, or
+        # (a replay) the use alone.
+        if not uses:
+            await services.sql.commit_one(_PG_RECORD, rows.prefixed())
+        else:
+            params = {**replay.parameters(uses), **rows.prefixed()}
+            record.attestation_claimed = (
+                await services.sql.commit_one(_PG_CLAIM_AND_RECORD, params) is not None
+            )
+            if not record.attestation_claimed:
+                reason = Reason.ATTESTATION_REPLAYED
+                rows = grant_rows(record, now=now, decision="denied", reason=reason)
+                await services.sql.commit_one(_PG_RECORD, rows.prefixed())
     else:
         async with services.sql.transaction() as tx:
+            if uses:
+                (record.attestation_claimed,) = await replay.spend(tx, "sqlite", uses)
+                if not record.attestation_claimed:
+                    reason = Reason.ATTESTATION_REPLAYED
+                    rows = grant_rows(record, now=now, decision="denied", reason=reason)
             await insert_grant(tx, rows)
     return await after_denial(services, record, reason)
 
@@ -249,16 +302,7 @@ async def after_denial(services: Services, record: GrantRecord, reason: Reason) 
     """Once a denied grant is committed: count it, and let containment weigh it."""
     log.info("exchange denied: %s (agent=%s)", reason.value, record.agent_id)
     metrics.of(services).exchange("denied", record.agent_id)
-    first_use = record.attestation_claimed
-    claim = record.attestation_claim
-    if claim is not None and not first_use:
-        # RFC 7523 §3: the jti is single use, also when the request it came with is
-        # refused, so a captured attestation cannot be replayed for another call.
-        try:
-            first_use = await services.hot.claim(claim.key, claim.ttl)
-        except HotStateUnavailable as exc:
-            log.warning("attestation of a denied exchange not spent: %s", exc)
-    if first_use and record.agent_id is not None and record.owner_id is not None:
+    if record.attestation_claimed and record.agent_id is not None and record.owner_id is not None:
         # Only an attestation's first use counts against its agent (containment).
         await containment.note_denial(
             services,
@@ -331,6 +375,25 @@ async def load(
         delegation=_delegation_facts(row),
         delegation_jkt=row.cnf_jkt,
         tool=_tool_facts(row),
+        registered=_registered(row),
+    )
+
+
+def _registered(row: Any) -> Registered | None:
+    if row.agent_id is None or row.tool_name is None or row.audience is None:
+        return None
+    return Registered(
+        agent_jwks=row.jwks,
+        autonomy_level=row.autonomy_level,
+        tool=row.tool_name,
+        actions=row.actions,
+        read_actions=row.read_actions,
+        risk_tier=row.risk_tier,
+        approval_required=bool(row.approval_required),
+        single_use=bool(row.single_use),
+        dpop_required=bool(row.dpop_required),
+        max_token_lifetime=row.max_token_lifetime,
+        audience=row.audience,
     )
 
 
@@ -544,21 +607,19 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
     if tool is None:  # evaluate() has denied this already; kept explicit for the reader
         raise await deny(services, record, Reason.TOOL_UNKNOWN, now)
 
-    # -- replay and rate: one round trip to shared hot state ---------------------------------------
-    claims = [record.attestation_claim]
+    # -- rate: one round trip to shared hot state -------------------------------------------------
+    # Single use of the attestation and the proof is not decided here but by the write
+    # that records the decision (storage.replay), in SQL.
+    uses = [attestation_claim(services, attestation, now)]
     if proof is not None:
-        claims.append(dpop_claim(services, proof))
-    counts = []
+        uses.append(dpop_claim(services, proof, now))
     if delegation.rate_per_minute is not None:
-        counts.append(Count(f"rate:delegation:{delegation.id}:{now // 60}", 60))
-    outcome = await services.hot.apply(claims, counts)
-    record.attestation_claimed = outcome.claimed[0]
-    if not outcome.claimed[0]:
-        raise await deny(services, record, Reason.ATTESTATION_REPLAYED, now)
-    if proof is not None and not outcome.claimed[1]:
-        raise await deny(services, record, Reason.DPOP_REPLAYED, now)
-    if delegation.rate_per_minute is not None and outcome.counts[0] > delegation.rate_per_minute:
-        raise await deny(services, record, Reason.RATE_LIMITED, now)
+        window = Count(f"rate:delegation:{delegation.id}:{now // 60}", 60)
+        (count,) = (await services.hot.apply([], [window])).counts
+        if count > delegation.rate_per_minute:
+            raise await deny(services, record, Reason.RATE_LIMITED, now)
+    if loaded.registered is None:  # found with the agent and the tool: cannot happen
+        raise await deny(services, record, Reason.TOOL_UNKNOWN, now)
 
     authorised = Authorised(
         agent=loaded.agent,
@@ -567,25 +628,32 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
         call=request.call,
         lifetime=lifetime,
         jkt=proof.jkt if proof is not None else None,
+        registered=loaded.registered,
     )
     if approval is not None:
-        return await request_approval(services, record, authorised, approval, now)
-    return await issue(services, record, authorised, now)
+        return await request_approval(services, record, authorised, approval, now, uses)
+    return await issue(services, record, authorised, now, uses=uses)
 
 
 # --- the pieces the exchange and the CIBA poll share ----------------------------------------------
-def attestation_claim(services: Services, attestation: VerifiedAttestation, now: int) -> Claim:
-    """The attestation's replay-cache entry: single use (RFC 7523 §3 item 7), until exp."""
-    return Claim(
-        f"jti:attestation:{attestation.agent_id}:{attestation.jti}",
-        max(1, attestation.exp - now + services.settings.clock_skew),
+def attestation_claim(services: Services, attestation: VerifiedAttestation, now: int) -> SingleUse:
+    """The attestation's single use (RFC 7523 §3 item 7), remembered while it could pass."""
+    return replay.single_use(
+        "attestation",
+        attestation.agent_id,
+        attestation.jti,
+        expires_at=max(attestation.exp, now) + services.settings.clock_skew,
     )
 
 
-def dpop_claim(services: Services, proof: VerifiedProof) -> Claim:
+def dpop_claim(services: Services, proof: VerifiedProof, now: int) -> SingleUse:
+    """RFC 9449 §11.1: a proof's jti is single use while its iat is acceptable."""
     settings = services.settings
-    return Claim(
-        f"jti:dpop:{proof.jkt}:{proof.jti}", settings.dpop_proof_max_age + 2 * settings.clock_skew
+    return replay.single_use(
+        "dpop",
+        proof.jkt,
+        proof.jti,
+        expires_at=now + settings.dpop_proof_max_age + 2 * settings.clock_skew,
     )
 
 
@@ -611,6 +679,7 @@ class Authorised:
     call: ToolCall
     lifetime: int
     jkt: str | None  # the DPoP key the token is bound to (RFC 9449 cnf.jkt)
+    registered: Registered  # what the decision read, compared again at the spend
 
 
 async def issue(
@@ -619,15 +688,18 @@ async def issue(
     authorised: Authorised,
     now: int,
     *,
+    uses: Sequence[SingleUse] = (),
     approval_row: Any = None,
 ) -> Issued:
     """Sign the token, then commit its grant; the token leaves only after the commit.
 
-    The call is spent on the delegation under a row lock that also holds the agent and
-    owner rows, so a revocation, quarantine or kill switch that commits first refuses it
-    (and is written as a denied grant); one that commits later revokes it. With
-    ``approval_row``, the approval is consumed in the same transaction: exactly one poll
-    gets the token, and a refusal here ends the approval.
+    The call is spent on the delegation under a row lock that also holds the agent,
+    owner, tool and resource server rows, so a revocation, quarantine, kill switch or
+    registry change that commits first refuses it (and is written as a denied grant);
+    one that commits later revokes it or applies to the next call. ``uses`` (the
+    attestation's and the proof's jtis) are spent by the same write: a replay issues
+    nothing. With ``approval_row``, the approval is consumed in the same transaction:
+    exactly one poll gets the token, and a refusal here ends the approval.
     """
     settings = services.settings
     agent, delegation, tool = authorised.agent, authorised.delegation, authorised.tool
@@ -661,8 +733,13 @@ async def issue(
         single_use=tool.single_use,
         approval_id=approval_row.id if approval_row is not None else None,
     )
-    spend = {"p_delegation": delegation.id, "p_agent": agent.id, "p_now": now}
-    refused = await _spend_and_record(services, record, spend, rows, approval_row)
+    spend = {
+        "p_delegation": delegation.id,
+        "p_agent": agent.id,
+        "p_now": now,
+        **authorised.registered.parameters(),
+    }
+    refused = await _spend_and_record(services, record, spend, rows, uses, approval_row)
     if refused is not None:
         raise await after_denial(services, record, refused)
     metrics.of(services).exchange("issued", agent.id)
@@ -681,9 +758,18 @@ class ApprovalUsed(InvalidGrant):
 
 
 async def request_approval(
-    services: Services, record: GrantRecord, authorised: Authorised, reason: Reason, now: int
+    services: Services,
+    record: GrantRecord,
+    authorised: Authorised,
+    reason: Reason,
+    now: int,
+    uses: Sequence[SingleUse] = (),
 ) -> Pending:
-    """Write the approval request and its ``pending`` grant; tell the owner; acknowledge."""
+    """Write the approval request and its ``pending`` grant; tell the owner; acknowledge.
+
+    ``uses`` are spent in the same transaction: a replayed attestation or proof asks the
+    owner for nothing.
+    """
     settings = services.settings
     agent, delegation, tool = authorised.agent, authorised.delegation, authorised.tool
     auth_req_id = approvals.new_auth_req_id()
@@ -699,16 +785,20 @@ async def request_approval(
         lifetime=authorised.lifetime,
         jkt=authorised.jkt,
     )
-    over_limit = False
-    async with services.engine.begin() as conn:
-        if await approvals.pending_count(conn, agent.id, now) >= settings.approval_max_pending:
-            over_limit = True
-            await write_grant(
-                conn, record, now=now, decision="denied", reason=Reason.APPROVAL_LIMIT
-            )
+    refused: Reason | None = None
+    async with services.sql.transaction() as tx:
+        spent = await replay.spend(tx, services.sql.dialect, uses)
+        record.attestation_claimed = bool(spent) and spent[0]
+        refused = _replayed(spent)
+        if refused is None and (
+            await approvals.pending_count(tx, agent.id, now) >= settings.approval_max_pending
+        ):
+            refused = Reason.APPROVAL_LIMIT
+        if refused is not None:
+            await write_grant(tx, record, now=now, decision="denied", reason=refused)
         else:
             await approvals.insert(
-                conn,
+                tx,
                 services,
                 row_id=row_id,
                 now=now,
@@ -719,15 +809,15 @@ async def request_approval(
                 reason=reason.value,
             )
             await write_grant(
-                conn,
+                tx,
                 record,
                 now=now,
                 decision="pending",
                 reason=reason,
                 approval_id=row_id,
             )
-    if over_limit:
-        raise await after_denial(services, record, Reason.APPROVAL_LIMIT)
+    if refused is not None:
+        raise await after_denial(services, record, refused)
     metrics.of(services).exchange("pending", agent.id)
     metrics.of(services).approvals.labels("requested").inc()
     webhooks.notify(
@@ -754,11 +844,17 @@ async def request_approval(
     )
 
 
-def _spend_statement() -> Any:
+def _spend_statement(gates: Sequence[Any] = ()) -> Any:
+    """Spend one call, if the delegation, its agent, owner and tool are as decided.
+
+    ``gates``: further conditions (the single-use claims of a one-statement write).
+    """
     live = (
         select(delegations.c.id)
         .join(agents, agents.c.id == delegations.c.agent_id)
         .join(owners, owners.c.id == delegations.c.owner_id)
+        .join(tools, tools.c.name == bindparam("r_tool"))
+        .join(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
         .where(
             delegations.c.id == bindparam("p_delegation"),
             delegations.c.agent_id == bindparam("p_agent"),
@@ -766,8 +862,12 @@ def _spend_statement() -> Any:
             delegations.c.expires_at > bindparam("p_now"),
             agents.c.status == "active",
             owners.c.status == "active",
+            *_REGISTERED_AS_DECIDED,
         )
-        .with_for_update(read=True, of=[agents, owners])
+        # FOR SHARE: a change to any of these rows waits for this grant's commit, and
+        # one that committed first is seen here (PostgreSQL re-reads a locked row's
+        # newest version and checks these conditions again on it).
+        .with_for_update(read=True, of=[agents, owners, tools, resource_servers])
         .cte("live")
     )
     return (
@@ -781,11 +881,30 @@ def _spend_statement() -> Any:
             delegations.c.expires_at > bindparam("p_now"),
             (delegations.c.max_calls.is_(None))
             | (delegations.c.calls_used < delegations.c.max_calls),
+            *gates,
         )
         .values(calls_used=delegations.c.calls_used + 1)
         .returning(delegations.c.calls_used)
     )
 
+
+#: The registrations the decision read (``Registered``), still as they were.
+_REGISTERED_AS_DECIDED = (
+    agents.c.jwks == bindparam("r_agent_jwks"),
+    agents.c.autonomy_level == bindparam("r_autonomy_level"),
+    tools.c.status == "active",
+    tools.c.actions == bindparam("r_actions"),
+    tools.c.read_actions == bindparam("r_read_actions"),
+    tools.c.risk_tier == bindparam("r_risk_tier"),
+    tools.c.approval_required == bindparam("r_approval_required", type_=Boolean),
+    tools.c.single_use == bindparam("r_single_use", type_=Boolean),
+    tools.c.dpop_required == bindparam("r_dpop_required", type_=Boolean),
+    tools.c.max_token_lifetime.is_not_distinct_from(
+        bindparam("r_max_token_lifetime", type_=Integer)
+    ),
+    resource_servers.c.status == "active",
+    resource_servers.c.audience == bindparam("r_audience"),
+)
 
 _SPEND = _spend_statement()
 
@@ -797,12 +916,13 @@ RECORDED = (
 )
 
 
-def _pg_record(source: Any = None, *, inserts: Sequence[Any] = RECORDED) -> Any:
+def _pg_record(source: Any = None, *, inserts: Sequence[Any] = RECORDED, result: Any = None) -> Any:
     """PostgreSQL: the grant and its ledger entry inserted by one statement.
 
     The rows' values are parameters ``g_<column>`` and ``e_<column>``
     (``GrantRows.prefixed``). With ``source`` (a CTE), both are inserted once per row it
-    yields, so not at all when it yields none; the statement returns ``source``'s rows.
+    yields, so not at all when it yields none; the statement returns ``source``'s rows,
+    or ``result`` when given.
     """
     inserted = []
     for table, prefix, columns, name in inserts:
@@ -810,12 +930,40 @@ def _pg_record(source: Any = None, *, inserts: Sequence[Any] = RECORDED) -> Any:
         if source is not None:
             values = values.select_from(source)
         inserted.append(table.insert().from_select(columns, values).cte(name))
-    result = select(*source.c) if source is not None else select(literal(1).label("one"))
+    if result is None:
+        result = select(*source.c) if source is not None else select(literal(1).label("one"))
     return result.add_cte(*inserted)
 
 
+def _pg_spend_and_record(claims: int, *, inserts: Sequence[Any] = RECORDED) -> Any:
+    """PostgreSQL: claim the uses, spend the call and write the grant, in one statement.
+
+    The spend waits for every claim (a replay spends nothing); the uses are recorded
+    whether or not the call is spent. It returns one row: ``calls_used`` (NULL when
+    nothing was spent) and ``claimed_<i>`` for each use.
+    """
+    ctes = replay.pg_claims(claims)
+    spent = _spend_statement(replay.all_claimed(ctes)).cte("spent")
+    result = select(
+        select(spent.c.calls_used).scalar_subquery().label("calls_used"),
+        *replay.claimed_flags(ctes),
+    )
+    return _pg_record(spent, inserts=inserts, result=result)
+
+
 _PG_RECORD = _pg_record()
-_PG_SPEND_AND_RECORD = _pg_record(_SPEND.cte("spent"))
+#: Both rows of a denial, inserted only if the attestation's use is new (else no row).
+_PG_CLAIM_AND_RECORD = _pg_record(replay.pg_claims(1)[0])
+_PG_SPEND_AND_RECORD = tuple(_pg_spend_and_record(n) for n in range(replay.MOST + 1))
+
+
+def _replayed(claimed: Sequence[bool]) -> Reason | None:
+    """The replay among the uses just claimed (attestation first, then DPoP proof)."""
+    if claimed and not claimed[0]:
+        return Reason.ATTESTATION_REPLAYED
+    if len(claimed) > 1 and not claimed[1]:
+        return Reason.DPOP_REPLAYED
+    return None
 
 
 async def _spend_and_record(
@@ -823,31 +971,43 @@ async def _spend_and_record(
     record: GrantRecord,
     spend: dict[str, Any],
     rows: GrantRows,
+    uses: Sequence[SingleUse],
     approval_row: Any,
 ) -> Reason | None:
     """Spend one call on the delegation and write the issued grant with its entry.
 
     None when issued. Otherwise nothing is spent or issued, and the denied grant is
-    written with the rule that refused it (returned): the delegation, its agent or its
-    owner is no longer live, or the call cap is reached. On PostgreSQL the spend holds
-    the agent and owner rows FOR SHARE and updates the delegation row, so a concurrent
-    revocation, quarantine or kill switch either commits first (and nothing is spent) or
-    waits for this grant to commit (and then revokes it too). SQLite serialises writers
-    (BEGIN IMMEDIATE), which gives the same order. With ``approval_row``, the approval is
-    consumed in the same transaction: exactly one poll gets its token.
+    written with the rule that refused it (returned): a replayed attestation or proof,
+    the delegation, its agent or its owner no longer live, the call cap reached, or a
+    registration changed since the decision. On PostgreSQL the spend holds the agent,
+    owner, tool and resource server rows FOR SHARE and updates the delegation row, so a
+    concurrent revocation, quarantine, kill switch or registry change either commits
+    first (and nothing is spent) or waits for this grant to commit (and then revokes it
+    too). SQLite serialises writers (BEGIN IMMEDIATE), which gives the same order. With
+    ``approval_row``, the approval is consumed in the same transaction: exactly one poll
+    gets its token.
     """
     now = spend["p_now"]
     if approval_row is None and services.sql.dialect == "postgresql":
-        # Spend and both inserts as one statement: one round trip instead of five. A
-        # refusal, rare, is explained and written in a transaction of its own.
-        params = {**spend, **rows.prefixed()}
-        if await services.sql.commit_one(_PG_SPEND_AND_RECORD, params) is not None:
+        # Claims, spend and both inserts as one statement: one round trip instead of
+        # seven. A refusal, rare, is explained and written in a transaction of its own.
+        params = {**spend, **replay.parameters(uses), **rows.prefixed()}
+        row = await services.sql.commit_one(_PG_SPEND_AND_RECORD[len(uses)], params)
+        if row is None:  # the statement always returns its one row
+            raise RuntimeError("the spend statement returned no row")
+        claimed = tuple(bool(row[f"claimed_{i}"]) for i in range(len(uses)))
+        if uses:
+            record.attestation_claimed = claimed[0]
+        if row.calls_used is not None:
             return None
         async with services.sql.transaction() as tx:
-            return await _write_refusal(tx, services, record, spend, approval_row)
+            return await _write_refusal(tx, services, record, spend, approval_row, claimed)
     async with services.sql.transaction() as tx:
-        if await tx.fetchrow(_SPEND, spend) is None:
-            return await _write_refusal(tx, services, record, spend, approval_row)
+        claimed = await replay.spend(tx, services.sql.dialect, uses)
+        if uses:
+            record.attestation_claimed = claimed[0]
+        if _replayed(claimed) is not None or await tx.fetchrow(_SPEND, spend) is None:
+            return await _write_refusal(tx, services, record, spend, approval_row, claimed)
         if approval_row is not None and not await approvals.consume(tx, approval_row.id, now):
             # Another poll has taken this approval's one token: roll everything back.
             raise ApprovalUsed()
@@ -861,10 +1021,11 @@ async def _write_refusal(
     record: GrantRecord,
     spend: dict[str, Any],
     approval_row: Any,
+    claimed: Sequence[bool] = (),
 ) -> Reason:
     """The denial of a call that could not be spent, with the rule that refused it."""
     now = spend["p_now"]
-    refused = await _why_not_spent(tx, spend["p_delegation"], spend["p_agent"], now)
+    refused = _replayed(claimed) or await _why_not_spent(tx, spend)
     await write_grant(tx, record, now=now, decision="denied", reason=refused)
     if approval_row is not None:
         await approvals.refuse_at_issue(tx, approval_row, refused.value, now)
@@ -879,19 +1040,24 @@ _WHY_NOT_SPENT = (
         delegations.c.calls_used,
         agents.c.status.label("agent_status"),
         owners.c.status.label("owner_status"),
+        tools.c.status.label("tool_status"),
+        resource_servers.c.status.label("server_status"),
+        and_(*_REGISTERED_AS_DECIDED).label("as_decided"),
     )
     .join(
         agents,
-        and_(agents.c.id == delegations.c.agent_id, agents.c.id == bindparam("agent_id")),
+        and_(agents.c.id == delegations.c.agent_id, agents.c.id == bindparam("p_agent")),
     )
     .join(owners, owners.c.id == delegations.c.owner_id)
-    .where(delegations.c.id == bindparam("delegation_id"))
+    .outerjoin(tools, tools.c.name == bindparam("r_tool"))
+    .outerjoin(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
+    .where(delegations.c.id == bindparam("p_delegation"))
 )
 
 
-async def _why_not_spent(tx: Transaction, delegation_id: str, agent_id: str, now: int) -> Reason:
+async def _why_not_spent(tx: Transaction, spend: Mapping[str, Any]) -> Reason:
     """After a refused spend: which rule refused it (in the same transaction on SQLite)."""
-    row = await tx.fetchrow(_WHY_NOT_SPENT, {"delegation_id": delegation_id, "agent_id": agent_id})
+    row = await tx.fetchrow(_WHY_NOT_SPENT, spend)
     if row is None:
         return Reason.DELEGATION_INVALID
     if row.agent_status != "active":
@@ -900,8 +1066,12 @@ async def _why_not_spent(tx: Transaction, delegation_id: str, agent_id: str, now
         return Reason.OWNER_INACTIVE
     if row.status != "active":
         return Reason.DELEGATION_REVOKED
-    if row.expires_at <= now:
+    if row.expires_at <= spend["p_now"]:
         return Reason.DELEGATION_EXPIRED
+    if row.tool_status != "active" or row.server_status != "active":
+        return Reason.TOOL_INACTIVE
+    if not row.as_decided:
+        return Reason.REGISTRATION_CHANGED
     if row.max_calls is not None and row.calls_used >= row.max_calls:
         return Reason.CALL_CAP_EXHAUSTED
     # Nothing refuses it now (PostgreSQL reads each statement's own snapshot): a status

@@ -54,6 +54,9 @@ class Reason(StrEnum):
     AUTONOMY_TOO_LOW = "autonomy_too_low"
     POLICY_DENIED = "policy_denied"
     APPROVAL_LIMIT = "approval_limit"
+    # The tool's, its resource server's or the agent's registration changed between the
+    # decision and the spend (grants.token_exchange.Registered): decided again next time.
+    REGISTRATION_CHANGED = "registration_changed"
 
 
 _DESCRIPTIONS: dict[Reason, str] = {
@@ -84,6 +87,7 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.AUTONOMY_TOO_LOW: "This call needs the owner's approval.",
     Reason.POLICY_DENIED: "The request is denied by policy.",
     Reason.APPROVAL_LIMIT: "The agent has too many calls waiting for approval.",
+    Reason.REGISTRATION_CHANGED: "The tool or agent registration changed; send a new request.",
 }
 
 # RFC 8693 §2.2.2: an invalid or unacceptable subject_token or actor_token is
@@ -117,6 +121,7 @@ _ERRORS: dict[Reason, type[AuthorityError]] = {
     Reason.AUTONOMY_TOO_LOW: InvalidScope,
     Reason.POLICY_DENIED: InvalidScope,
     Reason.APPROVAL_LIMIT: TooManyRequests,
+    Reason.REGISTRATION_CHANGED: InvalidRequest,
 }
 
 #: When the agent authenticated with client_assertion (RFC 7523 §2.2), a failure to

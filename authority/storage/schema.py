@@ -281,3 +281,14 @@ approvals = Table(
     Index("ix_approvals_owner_created", "owner_id", "created_at"),
     Index("ix_approvals_agent_status", "agent_id", "status"),
 )
+
+# JWT ids already used (storage.replay): attestations, client assertions and DPoP proofs
+# are single use, and this holds across Redis restarts because it lives here. The key is
+# a SHA-256 of the namespaced jti, never the jti itself; rows go once the JWT has expired.
+used_jtis = Table(
+    "used_jtis",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("expires_at", TIME, nullable=False),
+    Index("ix_used_jtis_expires_at", "expires_at"),
+)

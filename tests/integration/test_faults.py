@@ -10,6 +10,7 @@ Redis server are not paused with this one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -107,6 +108,23 @@ async def every_endpoint(world: World, instance: Instance, token: str) -> list[h
     ]
 
 
+async def needs_hot_state(world: World, instance: Instance, token: str) -> list[httpx.Response]:
+    """The endpoints that count rate windows in Redis: introspection and revocation."""
+    return (await every_endpoint(world, instance, token))[1:]
+
+
+async def assert_single_use_without_hot_state(world: World, instance: Instance) -> None:
+    """An exchange needs nothing from Redis (no rate limit on this delegation): single
+    use of its attestation is held in SQL, so a replay is refused all the same."""
+    attestation = world.agent_key.attestation(world.agent_id, world.clock.now())
+    form = world.exchange_form(attestation=attestation)
+    first = await instance.client.post("/oauth2/token", data=form)
+    assert first.status_code == 200, first.text
+    replayed = await instance.client.post("/oauth2/token", data=form)
+    assert replayed.status_code == 400, replayed.text
+    assert replayed.json()["error_description"] == "The agent attestation has already been used."
+
+
 async def assert_normal(world: World, instance: Instance, token: str) -> None:
     exchanged = await instance.client.post("/oauth2/token", data=world.exchange_form())
     assert exchanged.status_code == 200, exchanged.text
@@ -122,8 +140,9 @@ async def test_redis_unreachable_from_the_start(
     closed = f"redis://127.0.0.1:{free_port()}/0"
     instance = await _instance(settings, clock, redis_url=closed, redis_timeout=0.05)
     try:
-        for response in await every_endpoint(world, instance, token):
+        for response in await needs_hot_state(world, instance, token):
             assert_unavailable(response)
+        await assert_single_use_without_hot_state(world, instance)
     finally:
         await instance.client.aclose()
         await stop(instance.services)
@@ -137,8 +156,9 @@ async def test_redis_stopped_then_back(
     await assert_normal(world, via_redis_proxy, token)
     await redis_proxy.down()
     for _ in range(3):
-        for response in await every_endpoint(world, via_redis_proxy, token):
+        for response in await needs_hot_state(world, via_redis_proxy, token):
             assert_unavailable(response)
+    await assert_single_use_without_hot_state(world, via_redis_proxy)
     await redis_proxy.up()
     await assert_normal(world, via_redis_proxy, token)
 
@@ -149,7 +169,7 @@ async def test_redis_slower_than_the_timeout_then_fast_again(
     token = await issue(world)
     await assert_normal(world, via_redis_proxy, token)
     redis_proxy.delay = 0.2  # > redis_timeout (50 ms), each way
-    for response in await every_endpoint(world, via_redis_proxy, token):
+    for response in await needs_hot_state(world, via_redis_proxy, token):
         assert_unavailable(response)
     redis_proxy.delay = 0.0
     await assert_normal(world, via_redis_proxy, token)
@@ -268,3 +288,33 @@ async def test_database_slow_is_still_only_a_delay_or_a_503(
         assert response.status_code in (200, 503), response.text
     postgres_proxy.delay = 0.0
     await assert_normal(world, via_postgres_proxy, await issue(world))
+
+
+async def test_a_stalled_database_is_a_503_within_the_configured_bound(
+    world: World, settings: Settings, clock: FrozenClock, postgres_proxy: Proxy
+) -> None:
+    """Connections open, nothing answering: every hot-path request answers 503 after
+    about ``database_timeout`` (here 0.5 s), not after the minute the rest of the
+    authority allows a transaction."""
+    assert settings.database_url is not None
+    instance = await _instance(
+        settings,
+        clock,
+        database_url=postgres_proxy.url_for(settings.database_url),
+        database_timeout=0.5,
+    )
+    try:
+        token = await issue(world)
+        await assert_normal(world, instance, token)
+        postgres_proxy.stall()
+        # Each request waits at most for a connection and one statement, each bounded by
+        # database_timeout plus a second: far inside this, and far from the minute.
+        async with asyncio.timeout(20):
+            for response in await every_endpoint(world, instance, token):
+                assert_unavailable(response)
+        postgres_proxy.flow()
+        await assert_normal(world, instance, await issue(world))
+    finally:
+        postgres_proxy.flow()
+        await instance.client.aclose()
+        await stop(instance.services)
