@@ -31,6 +31,7 @@ def make_engine(
     *,
     pool_size: int = 10,
     transaction_timeout: float | None = None,
+    wait_timeout: float | None = None,
     background_checkpoints: bool = False,
 ) -> AsyncEngine:
     """The engine for ``url``.
@@ -39,6 +40,11 @@ def make_engine(
     a transaction on PostgreSQL. The ledger's sequencer relies on no transaction that
     appends an entry staying open longer than its straggler window (ledger/sequencer.py);
     the server enforces that rather than trusting it.
+
+    ``wait_timeout`` (seconds) bounds, on this side, how long a request waits for a
+    connection from the pool, for a new connection, and for any one statement's answer:
+    a server that has stopped answering (a network partition, a stalled host) cannot
+    enforce its own timeouts, and the request must still end (503) within a bound.
 
     ``background_checkpoints``: SQLite connections leave WAL checkpoints to the server's
     checkpointer thread (``storage.driver.SQLiteDriver``) instead of running them inside
@@ -49,6 +55,13 @@ def make_engine(
     connect_args: dict[str, Any] = {}
     if transaction_timeout is not None:
         connect_args["server_settings"] = session_settings(transaction_timeout)
+    pool_timeout = 30.0  # SQLAlchemy's default
+    if wait_timeout is not None:
+        # A second more than the server's own bound where that is shorter, so that its
+        # error (which leaves the connection usable) arrives first.
+        connect_args["command_timeout"] = wait_timeout + 1.0
+        connect_args["timeout"] = wait_timeout
+        pool_timeout = wait_timeout
     # No pool_pre_ping: it would add a round trip to every checkout on the hot path. A
     # connection lost while pooled fails its request with 503 (endpoints.guard), and
     # SQLAlchemy then invalidates the whole pool, so the next request reconnects.
@@ -57,6 +70,7 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
+        pool_timeout=pool_timeout,
         skip_autocommit_rollback=True,
         connect_args=connect_args,
     )

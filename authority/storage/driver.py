@@ -500,7 +500,7 @@ class PostgresDriver:
 
         async def connect() -> asyncpg.Connection:
             return await asyncpg.connect(
-                dsn, command_timeout=timeout, server_settings=dict(settings)
+                dsn, timeout=timeout, command_timeout=timeout, server_settings=dict(settings)
             )
 
         self._pool = ConnectionPool(connect, size=pool_size, timeout=timeout)
