@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     delegation_max_lifetime: int = Field(
         30 * 24 * 3600, ge=60, description="Longest delegation an owner can grant, seconds."
     )
+    delegation_max_pattern_wildcards: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="Most wildcards one resource pattern of a delegation may hold (a run of "
+        "stars counts once); a pattern with more is refused when the delegation is created.",
+    )
     assertion_max_lifetime: int = Field(
         60, ge=1, le=600, description="Longest exp - iat accepted on attestations and proofs."
     )

@@ -27,6 +27,7 @@ from authority.management.inputs import Body, Description
 from authority.management.paging import Page, PageRequest, fetch_page
 from authority.management.records import valid_id
 from authority.policy.checks import ScopeEntry
+from authority.policy.patterns import wildcards
 from authority.revocations.events import RevocationEvent, cascade_expiry, publish
 from authority.revocations.events import record as record_event
 from authority.secrets import new_id
@@ -124,6 +125,11 @@ async def create(services: Services, principal: Principal, body: CreateDelegatio
     settings = services.settings
     if body.expires_in > settings.delegation_max_lifetime:
         raise InvalidRequest("The expires_in field exceeds the maximum delegation lifetime.")
+    # Each wildcard adds a state to the matcher's automaton and each exchange reads its
+    # resource through it: the cap keeps an owner's pattern cheap to match.
+    cap = settings.delegation_max_pattern_wildcards
+    if any(wildcards(p) > cap for entry in body.scope for p in entry.resources):
+        raise InvalidRequest("A resources pattern has more wildcards than allowed.")
     tool_names = [entry.tool for entry in body.scope]
     if len(set(tool_names)) != len(tool_names):
         raise InvalidRequest("The scope field names a tool more than once.")

@@ -8,12 +8,11 @@ against shared state; Cedar policies last.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 
+from authority.policy.patterns import resource_matches
 from authority.policy.reasons import Reason
 
 
@@ -248,22 +247,3 @@ def evaluate(facts: Facts, checks: Sequence[Check] = CHECKS) -> Decision:
         if decision is not ALLOW:
             return decision
     return ALLOW
-
-
-# --- resource patterns ----------------------------------------------------------------------
-@lru_cache(maxsize=4096)
-def _pattern(pattern: str) -> re.Pattern[str]:
-    """``*`` matches within one ``/``-separated segment, ``**`` across segments."""
-    parts = []
-    for piece in re.split(r"(\*\*|\*)", pattern):
-        if piece == "**":
-            parts.append(".*")
-        elif piece == "*":
-            parts.append("[^/]*")
-        else:
-            parts.append(re.escape(piece))
-    return re.compile("".join(parts), re.DOTALL)
-
-
-def resource_matches(pattern: str, resource: str) -> bool:
-    return _pattern(pattern).fullmatch(resource) is not None
