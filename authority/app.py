@@ -19,6 +19,7 @@ from authority import metrics
 from authority.approvals import webhooks
 from authority.clock import Clock, SystemClock
 from authority.context import Services
+from authority.endpoints.limits import ClientLimits
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
@@ -192,7 +193,10 @@ def create_app(
 
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     # Outermost after Starlette's own error handling, so every answer is counted and timed.
-    middleware = [Middleware(metrics.MetricsMiddleware, metrics=metrics.of(svc))]
+    middleware = [
+        Middleware(metrics.MetricsMiddleware, metrics=metrics.of(svc)),
+        Middleware(ClientLimits, settings=svc.settings),
+    ]
     app = Starlette(
         routes=routes(svc.settings),
         lifespan=lifespan,

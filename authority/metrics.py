@@ -19,7 +19,8 @@ instances. Series and their labels:
   the containment threshold to the quarantine committed (effective for every instance,
   which read agent status from SQL) and published on the revocation feed.
 * ``authority_containments_total``, ``authority_approvals_total{event}``,
-  ``authority_webhook_deliveries_total{outcome}``.
+  ``authority_webhook_deliveries_total{outcome}``, ``authority_client_disconnects_total``
+  (clients that hung up mid-body: a normal event, logged at debug level only).
 
 No label ever carries a token, a secret, a raw path or a query string.
 """
@@ -111,6 +112,11 @@ class Metrics:
             "authority_approvals",
             "Approval events: requested, approved, denied, issued, refused.",
             ["event"],
+            registry=r,
+        )
+        self.client_disconnects = Counter(
+            "authority_client_disconnects",
+            "Clients that hung up before their request body was complete.",
             registry=r,
         )
         self.webhooks = Counter(

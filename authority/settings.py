@@ -140,6 +140,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body, bytes (413)."
     )
+    body_read_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds from a request's arrival by which its whole body must have "
+        "arrived (then 400 and the connection is dropped).",
+    )
+    max_body_uploads_per_client: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="Requests with a body still arriving that one client address may have "
+        "open at once, per instance (then 429).",
+    )
     page_size_default: int = Field(50, ge=1, le=1000, description="Items per page of a list.")
     page_size_max: int = Field(500, ge=1, le=10000, description="Largest ?limit= of a list.")
 
@@ -168,6 +182,20 @@ class Settings(BaseSettings):
         le=86400,
         description="Seconds after which a feed stream ends; the client resumes it with "
         "Last-Event-ID (bounds how long a shutdown waits for open streams).",
+    )
+    revocation_feed_max_streams_per_client: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="Feed streams one client address may hold open at once, per instance "
+        "(then 429).",
+    )
+    revocation_feed_max_streams_per_server: int = Field(
+        16,
+        ge=1,
+        le=100_000,
+        description="Feed streams one resource server may hold open at once, per instance "
+        "(then 429).",
     )
     revocation_feed_buffer: int = Field(
         4096, ge=16, le=1_000_000, description="Recent events each instance keeps in memory."

@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from authority.context import Services
-from authority.errors import InvalidRequest
+from authority.errors import InvalidRequest, TooManyRequests
 from authority.grants.client_auth import (
     authenticate_server,
     require_unused,
@@ -27,7 +27,7 @@ from authority.grants.client_auth import (
 from authority.revocations import events, feed
 from authority.storage.replay import spend_now
 
-from . import paths
+from . import limits, paths
 from .credentials import client_credentials
 from .guard import endpoint
 from .http import Form, read_form
@@ -75,6 +75,14 @@ async def revocation_feed(request: Request) -> Response:
     )
     if client.replay is not None:
         require_unused(client, (await spend_now(services.sql, [client.replay]))[0])
+    # Streams are long-lived by design, so one resource server may hold only so many
+    # (the per-address cap is ClientLimits'); released when the request ends, however.
+    release = limits.server_streams(services).acquire(
+        client.id, services.settings.revocation_feed_max_streams_per_server
+    )
+    if release is None:
+        raise TooManyRequests("Too many open feed streams for this client.")
+    request.scope.setdefault(limits.ON_END, []).append(release)
     hub = await feed.hub(services)
     if last_event_id is None:
         cursor, backlog = hub.tail, None

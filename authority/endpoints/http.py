@@ -8,6 +8,7 @@ member name. Every error is an ``AuthorityError`` rendered as
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -15,9 +16,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from authority import metrics
 from authority.errors import (
     AuthorityError,
     InvalidRequest,
@@ -52,6 +54,25 @@ def error_response(exc: AuthorityError, *, no_store: bool = True) -> JSONRespons
     return json_response(exc.body(), exc.status_code, headers)
 
 
+#: Scope key (set by ``limits.ClientLimits``): the loop time by which the body must be in.
+BODY_DEADLINE = "authority.body_deadline"
+
+
+class BodyTimeout(InvalidRequest):
+    """The body did not arrive whole by the request's deadline: answer, then hang up."""
+
+    default_description = "The request body was not received in time."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Connection": "close"})
+
+
+class ClientGone(InvalidRequest):
+    """The client hung up before its body was complete: nobody reads the answer."""
+
+    default_description = "The client closed the connection before sending the whole body."
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -61,11 +82,24 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
+    deadline = request.scope.get(BODY_DEADLINE)
+    try:
+        async with asyncio.timeout_at(deadline if isinstance(deadline, float) else None):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge()
+                chunks.append(chunk)
+    except TimeoutError:
+        log.info("request body not received by its deadline")
+        raise BodyTimeout() from None
+    except ClientDisconnect:
+        # A client hanging up mid-body is a normal event, not an unexpected error.
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            metrics.of(services).client_disconnects.inc()
+        log.debug("client disconnected before its body was complete")
+        raise ClientGone() from None
     return b"".join(chunks)
 
 

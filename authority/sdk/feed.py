@@ -10,7 +10,9 @@ that verify tokens locally and must hear about revocations within a second.
 
 ``events()`` reconnects by itself after a dropped connection, a server restart or the
 end of a stream, with ``Last-Event-ID``, so no event is missed and none is repeated.
-It raises ``FeedError`` only when reconnecting cannot help (refused credentials).
+It raises ``FeedError`` only when reconnecting cannot help (refused credentials). An
+event that does not parse (``MalformedEvent``) is neither yielded nor skipped: the
+position stays before it and the feed reconnects, so a consumer never moves past it.
 
 Parsing follows the HTML Living Standard's "Server-sent events" interpretation rules
 (fields, comments, the last event id kept across messages, ``retry``). Only ``httpx`` is
@@ -51,6 +53,46 @@ class Message:
     last_event_id: str
 
 
+class MalformedEvent(ValueError):
+    """A feed event that is not one the authority sends (the only error ``from_json`` raises).
+
+    A follower that meets one must not trust what it knows past it, nor skip it: it stays
+    at the position before that event and counts as not caught up.
+    """
+
+
+#: Each kind and the member that names what it revokes (``authority.revocations.events``).
+EVENT_SUBJECTS = {
+    "token": "jti",
+    "delegation": "delegation_id",
+    "agent": "agent_id",
+    "owner": "owner_id",
+}
+#: NumericDate values beyond this are not times.
+_MAX_TIME = 2**53
+_MAX_ID_LENGTH = 256
+
+
+def _reject_constant(_: str) -> Any:
+    raise MalformedEvent("non-finite number")
+
+
+def _time(value: object, name: str) -> int:
+    # bool is an int subclass; floats (1e999 is infinity) are not what the feed sends.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_TIME:
+        raise MalformedEvent(f"bad {name}")
+    return value
+
+
+def _optional_id(value: dict[str, Any], name: str) -> str | None:
+    member = value.get(name)
+    if member is None:
+        return None
+    if not isinstance(member, str) or not member or len(member) > _MAX_ID_LENGTH:
+        raise MalformedEvent(f"bad {name}")
+    return member
+
+
 @dataclass(frozen=True, slots=True)
 class RevocationEvent:
     id: int
@@ -64,17 +106,37 @@ class RevocationEvent:
 
     @classmethod
     def from_json(cls, data: str) -> RevocationEvent:
-        value: dict[str, Any] = json.loads(data)
-        return cls(
-            id=int(value["id"]),
-            kind=str(value["kind"]),
-            time=int(value["time"]),
-            expires_at=value.get("expires_at"),
-            jti=value.get("jti"),
-            delegation_id=value.get("delegation_id"),
-            agent_id=value.get("agent_id"),
-            owner_id=value.get("owner_id"),
+        """Parse and check one event's ``data``; raise ``MalformedEvent`` and nothing else."""
+        try:
+            value = json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise MalformedEvent("not JSON") from None
+        return cls.from_value(value)
+
+    @classmethod
+    def from_value(cls, value: object, *, require_id: bool = True) -> RevocationEvent:
+        """Check a decoded event: every member has the type and range the feed sends."""
+        if not isinstance(value, dict):
+            raise MalformedEvent("not an object")
+        event_id = _time(value.get("id"), "id") if require_id or "id" in value else 0
+        kind = value.get("kind")
+        if not isinstance(kind, str) or kind not in EVENT_SUBJECTS:
+            # An unknown kind revokes something we cannot tell: never ignore it.
+            raise MalformedEvent("unknown kind")
+        expires = value.get("expires_at")
+        event = cls(
+            id=event_id,
+            kind=kind,
+            time=_time(value.get("time"), "time"),
+            expires_at=None if expires is None else _time(expires, "expires_at"),
+            jti=_optional_id(value, "jti"),
+            delegation_id=_optional_id(value, "delegation_id"),
+            agent_id=_optional_id(value, "agent_id"),
+            owner_id=_optional_id(value, "owner_id"),
         )
+        if getattr(event, EVENT_SUBJECTS[kind]) is None:
+            raise MalformedEvent(f"a {kind} event without its {EVENT_SUBJECTS[kind]}")
+        return event
 
 
 async def parse_sse(
@@ -201,9 +263,16 @@ class RevocationFeed:
                 raise FeedError(response.status_code, _error_code(response))
             messages = parse_sse(response.aiter_lines(), self.last_event_id, self._set_retry)
             async for message in messages:
-                self.last_event_id = message.last_event_id
                 if message.event == EVENT_NAME and message.data:
-                    yield RevocationEvent.from_json(message.data)
+                    try:
+                        event = RevocationEvent.from_json(message.data)
+                    except MalformedEvent:
+                        # Fail closed: not trusted, not skipped (last_event_id unchanged).
+                        raise _Retry() from None
+                    self.last_event_id = message.last_event_id
+                    yield event
+                else:
+                    self.last_event_id = message.last_event_id
         finally:
             await response.aclose()
 

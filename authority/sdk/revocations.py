@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from authority.sdk.feed import parse_sse
+from authority.sdk.feed import MalformedEvent, RevocationEvent, parse_sse
 from authority.sdk.verifier import VerifiedToken
 
 log = logging.getLogger("authority.sdk.revocations")
@@ -41,18 +40,20 @@ class RevocationList:
     agents: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (time, expires)
     owners: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def apply(self, event: dict[str, Any], now: float) -> None:
-        kind = event.get("kind")
-        expires = int(event.get("expires_at") or now + 86400)
-        at = int(event.get("time", now))
-        if kind == "token" and isinstance(event.get("jti"), str):
-            self.tokens[event["jti"]] = expires
-        elif kind == "delegation" and isinstance(event.get("delegation_id"), str):
-            self.delegations[event["delegation_id"]] = expires
-        elif kind == "agent" and isinstance(event.get("agent_id"), str):
-            self.agents[event["agent_id"]] = _later(self.agents.get(event["agent_id"]), at, expires)
-        elif kind == "owner" and isinstance(event.get("owner_id"), str):
-            self.owners[event["owner_id"]] = _later(self.owners.get(event["owner_id"]), at, expires)
+    def apply(self, event: dict[str, Any] | RevocationEvent, now: float) -> None:
+        """Apply one event; raise ``MalformedEvent`` (and change nothing) if it is not one."""
+        if not isinstance(event, RevocationEvent):
+            event = RevocationEvent.from_value(event, require_id=False)
+        expires = event.expires_at or int(now + 86400)
+        at = event.time
+        if event.kind == "token" and event.jti is not None:
+            self.tokens[event.jti] = expires
+        elif event.kind == "delegation" and event.delegation_id is not None:
+            self.delegations[event.delegation_id] = expires
+        elif event.kind == "agent" and event.agent_id is not None:
+            self.agents[event.agent_id] = _later(self.agents.get(event.agent_id), at, expires)
+        elif event.kind == "owner" and event.owner_id is not None:
+            self.owners[event.owner_id] = _later(self.owners.get(event.owner_id), at, expires)
 
     def revokes(self, token: VerifiedToken) -> bool:
         if token.jti in self.tokens or token.delegation_id in self.delegations:
@@ -100,11 +101,14 @@ class FeedFollower:
         self._last_heard = float("-inf")
         self._last_sweep = float("-inf")
         self._connected = asyncio.Event()
+        #: Set while the feed's next event did not parse: until it does, nothing past it
+        #: is known, so local verification alone is not trusted.
+        self.stalled = False
         self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
-        return self._clock() - self._last_heard <= self._max_silence
+        return not self.stalled and self._clock() - self._last_heard <= self._max_silence
 
     def start(self) -> None:
         if self._task is None:
@@ -148,10 +152,11 @@ class FeedFollower:
             response.raise_for_status()
             async for message in parse_sse(self._lines(response), self._last_event_id):
                 # The id counts as seen only once its message is complete (parse_sse), so
-                # a connection cut mid-message resumes with that message again.
-                self._last_event_id = message.last_event_id
+                # a connection cut mid-message resumes with that message again; and only
+                # once its event is applied, so a malformed one is met again, not skipped.
                 if message.data:
                     self._dispatch(message.data)
+                self._last_event_id = message.last_event_id
 
     async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
         """Every line, heartbeat comments included, is a sign of life."""
@@ -165,13 +170,16 @@ class FeedFollower:
 
     def _dispatch(self, data: str) -> None:
         try:
-            event = json.loads(data)
-        except ValueError:
-            log.warning("revocation feed sent malformed data")
-            return
-        if isinstance(event, dict):
-            now = self._clock()
-            self.revoked.apply(event, now)
-            if now - self._last_sweep > SWEEP_INTERVAL:
-                self.revoked.forget_expired(now)
-                self._last_sweep = now
+            event = RevocationEvent.from_json(data)
+        except MalformedEvent:
+            # Fail closed: not healthy until this position yields a good event, and the
+            # follower reconnects from before it (the caller's reconnect loop).
+            self.stalled = True
+            log.warning("revocation feed sent a malformed event")
+            raise
+        now = self._clock()
+        self.revoked.apply(event, now)
+        self.stalled = False
+        if now - self._last_sweep > SWEEP_INTERVAL:
+            self.revoked.forget_expired(now)
+            self._last_sweep = now

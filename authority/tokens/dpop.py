@@ -39,9 +39,17 @@ class VerifiedProof:
 
 
 def normalise_htu(url: str) -> str:
-    """RFC 9449 §4.3 item 9: compare without query and fragment (scheme and host folded)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", ""))
+    """RFC 9449 §4.3 item 9: compare without query and fragment (scheme and host folded).
+
+    A URL ``urlsplit`` cannot read (``http://[``, from the proof or from a ``Host``
+    header) matches nothing: it is the proof's ``dpop_bad_htu``, never a ``ValueError``.
+    """
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.lower()
+    except ValueError:
+        raise JWTRejected("dpop_bad_htu") from None
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", "", ""))
 
 
 def access_token_hash(token: str) -> str:

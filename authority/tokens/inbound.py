@@ -53,6 +53,10 @@ def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+#: The registered header members we read, with their JSON types (RFC 7515 §4.1, RFC 9449 §4.2).
+_HEADER_TYPES: dict[str, type] = {"typ": str, "cty": str, "kid": str, "jwk": dict}
+
+
 def peek(token: str) -> UnverifiedJWT:
     """Parse a compact JWS without verifying it, rejecting anything malformed."""
     if len(token) > MAX_JWT_BYTES:
@@ -69,6 +73,12 @@ def peek(token: str) -> UnverifiedJWT:
         raise JWTRejected("jwt_malformed")
     if not isinstance(header.get("alg"), str):
         raise JWTRejected("jwt_malformed")
+    # Every header member this package reads is compared, hashed or used as a key, so it
+    # must have the type RFC 7515 §4.1 gives it before anything looks at it: a typ of
+    # {} or [] is refused here, not as a TypeError in a set lookup.
+    for name, kind in _HEADER_TYPES.items():
+        if name in header and not isinstance(header[name], kind):
+            raise JWTRejected("jwt_malformed")
     if "crit" in header:
         # RFC 7515 §4.1.11: we understand no extensions, so any crit must be refused.
         raise JWTRejected("jwt_unsupported_crit")
@@ -207,7 +217,8 @@ def verify_attestation(
     The key is the agent's registered key named by ``kid``; replay of ``jti`` is checked by
     the caller against shared hot state, after every other check passed.
     """
-    if unverified.header.get("typ") not in ATTESTATION_TYPES:
+    typ = unverified.header.get("typ")
+    if not (typ is None or isinstance(typ, str)) or typ not in ATTESTATION_TYPES:
         raise JWTRejected("jwt_wrong_typ")
     key = find_key(jwks_json, unverified.header.get("kid"))
     claims = verify_signature(unverified, key, algorithms_for(key))
