@@ -195,7 +195,7 @@ def create_app(
     # Outermost after Starlette's own error handling, so every answer is counted and timed.
     middleware = [
         Middleware(metrics.MetricsMiddleware, metrics=metrics.of(svc)),
-        Middleware(ClientLimits, settings=svc.settings),
+        Middleware(ClientLimits, services=svc),
     ]
     app = Starlette(
         routes=routes(svc.settings),

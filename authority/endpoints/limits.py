@@ -36,7 +36,11 @@ log = logging.getLogger("authority.http")
 
 #: Scope key: callbacks run when the request ends, however it ends.
 ON_END: Final = "authority.on_end"
-SERVER_STREAMS: Final = "feed_streams_per_server"
+#: ``services.extras`` keys of the counters: open bodies and feed streams per address,
+#: feed streams per resource server.
+UPLOADS: Final = "limits.uploads_per_client"
+CLIENT_STREAMS: Final = "limits.feed_streams_per_client"
+SERVER_STREAMS: Final = "limits.feed_streams_per_server"
 
 
 class Counter:
@@ -81,11 +85,11 @@ def _has_body(scope: Scope) -> bool:
 
 
 class ClientLimits:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, services: Any) -> None:
         self.app = app
-        self.settings = settings
-        self.uploads = Counter()
-        self.feed_streams = Counter()
+        self.settings: Settings = services.settings
+        self.uploads = counter(services, UPLOADS)
+        self.feed_streams = counter(services, CLIENT_STREAMS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,11 +143,11 @@ async def _too_many(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-def server_streams(services: Any) -> Counter:
-    """The instance's count of open feed streams per resource server (``services.extras``)."""
+def counter(services: Any, name: str) -> Counter:
+    """The instance's counter ``name`` (``services.extras``), made on first use."""
     extras: dict[str, Any] = services.extras
-    current = extras.get(SERVER_STREAMS)
+    current = extras.get(name)
     if not isinstance(current, Counter):
         current = Counter()
-        extras[SERVER_STREAMS] = current
+        extras[name] = current
     return current
