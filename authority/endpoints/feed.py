@@ -2,7 +2,9 @@
 
 ``GET`` with HTTP Basic (``client_secret_basic``), or ``POST`` with a form body carrying
 ``client_secret_post`` or a ``private_key_jwt`` client assertion (a GET has no body to
-carry them). ``Last-Event-ID`` resumes after the event with that id. The event format
+carry them). ``Last-Event-ID`` resumes after the event with that id; without it the
+stream replays every event still live. Either way it then sends ``ready``, and it carries
+only the events that concern the authenticated server. The event format, the catch-up
 and the no-gap, no-duplicate guarantee are described in ``authority.revocations.feed``.
 
 The feed only ever says "revoked", so it does not need hot state except to reject a

@@ -3,7 +3,8 @@
 Every revocation writes its event in the transaction that makes it effective: a token
 revoked (RFC 7009), a delegation revoked, an agent quarantined, an owner's kill switch.
 The row's id is the event id of the feed (``authority.revocations.feed``), and the feed
-promises "no gaps": a subscriber that has seen id N has seen every event below N. That
+promises "no gaps": a subscriber that has seen id N has seen every event below N that
+concerns it and can still revoke a live token (``concerned``, ``is_live``). That
 holds only if ids become visible in the order they are drawn, so:
 
 * on PostgreSQL, ``record`` takes a transaction-level advisory lock just before it

@@ -17,12 +17,27 @@ even if it saw no event. Idle streams carry a ``: heartbeat`` comment every
 ``revocation_feed_heartbeat`` seconds, and end after ``revocation_feed_max_duration``
 seconds; clients reconnect with ``Last-Event-ID``.
 
+Catch-up, then ``ready``: a stream first sends, from SQL, every live event
+(``events.is_live``) after ``Last-Event-ID``, or without one every live event at all (a
+resource server that starts knows nothing: it must hear of what was revoked before it
+connected, and the live events are exactly those that can still revoke a token; the
+opening ``id:`` is then just before the first of them, so a cut resumes the replay).
+Once it has passed the last event id SQL held when the stream opened, it sends::
+
+    id: 57
+    event: ready
+    data: {"id":57}
+
+and a subscriber may trust its revocation list from then on, not before. Only the events
+that concern the authenticated resource server are sent (``events.concerned``); the
+cursor moves past the others silently.
+
 Resumption without gaps or duplicates: event ids are assigned in commit order
 (``events.record``), so "everything after id N, in id order" read from SQL at any moment
 is a gap-free prefix of what is to come. Each stream keeps its own cursor (the last id
-it sent) and only ever sends events above it, in order: first what SQL holds after
-``Last-Event-ID`` (or, without one, from the instance's current position), then what the
-instance's hub reads as it arrives. There is no separate "replay then live" switch-over
+it read) and only ever sends events above it, in order: first the catch-up from SQL,
+then what the instance's hub reads as it arrives (or SQL again, if the hub's memory no
+longer reaches back to the cursor). There is no separate "replay then live" switch-over
 in which an event could fall between the two or be sent twice.
 
 The hub (one per instance) follows ``revocation_events`` in SQL, woken by the hot-state

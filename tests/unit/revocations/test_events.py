@@ -35,7 +35,8 @@ async def test_a_later_writer_waits_for_the_earlier_ones_commit(
     late = await asyncio.wait_for(task, 5)
     assert late.id > early.id
     async with services.reader.connect() as conn:
-        assert [e.id for e in await events.read_after(conn, 0, 10, settings=services.settings)] == [early.id, late.id]
+        after = await events.read_after(conn, 0, 10, settings=services.settings)
+    assert [e.id for e in after] == [early.id, late.id]
 
 
 async def test_event_json_omits_absent_members() -> None:
