@@ -13,8 +13,10 @@ per-call token from the authority for exactly that route's tool, resource and ac
 
 Tokens are verified locally (signature against the JWKS, issuer, audience, expiry, DPoP
 binding) and checked against the revocation feed. Routes marked ``introspect=True``
-(single-use tools) and every route when the feed is not healthy are checked by
-introspection (RFC 7662) instead; without client credentials that means refusal.
+(single-use tools) and every route while the feed is not healthy (not yet caught up on
+its current connection, which includes the replay of everything revoked before this
+server started, or silent too long) are checked by introspection (RFC 7662) instead;
+without client credentials that means refusal.
 A request to a path no route declares is refused (403) unless listed in ``public``.
 Refusals are RFC 6750 §3 / RFC 9449 §7.1 challenges in ``WWW-Authenticate``.
 """

@@ -6,9 +6,14 @@ Rules per event kind (see ``authority.revocations.events``): ``token`` revokes o
 agent (``act.sub``) or owner (``sub``) issued at or before the event. Events are dropped
 once ``expires_at`` has passed: no token they could apply to is still alive.
 
-Fail closed: until the feed has connected, and whenever it has been silent (no event,
-no heartbeat) for longer than ``max_silence``, ``healthy`` is False and the middleware
-refuses to trust local verification alone.
+Fail closed: ``healthy`` is False, and the middleware does not trust local verification
+alone (it introspects), until the feed has caught up on the current connection, and
+whenever it has been silent (no event, no heartbeat) for longer than ``max_silence``.
+"Caught up" is the feed's ``ready`` message: the authority sends it once it has replayed
+every event this follower could need (on a first connection, every revocation whose
+tokens may still be alive, however long before the follower started; on a resumption,
+everything after ``Last-Event-ID``). Between a lost connection and the next ``ready``
+the follower is not caught up either: revocations may have been missed meanwhile.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from authority.sdk.feed import parse_sse
+from authority.sdk.feed import EVENT_NAME, READY_NAME, parse_sse
 from authority.sdk.verifier import VerifiedToken
 
 log = logging.getLogger("authority.sdk.revocations")
@@ -100,11 +105,14 @@ class FeedFollower:
         self._last_heard = float("-inf")
         self._last_sweep = float("-inf")
         self._connected = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._caught_up = False
         self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
-        return self._clock() - self._last_heard <= self._max_silence
+        """Caught up on the current connection, and heard from within ``max_silence``."""
+        return self._caught_up and self._clock() - self._last_heard <= self._max_silence
 
     def start(self) -> None:
         if self._task is None:
@@ -113,6 +121,10 @@ class FeedFollower:
     async def wait_connected(self) -> None:
         """Until the feed has answered once (wrap in ``asyncio.wait_for`` to bound it)."""
         await self._connected.wait()
+
+    async def wait_ready(self) -> None:
+        """Until the feed has caught up once (wrap in ``asyncio.wait_for`` to bound it)."""
+        await self._ready.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -146,12 +158,19 @@ class FeedFollower:
             timeout=httpx.Timeout(10.0, read=self._max_silence),
         ) as response:
             response.raise_for_status()
-            async for message in parse_sse(self._lines(response), self._last_event_id):
-                # The id counts as seen only once its message is complete (parse_sse), so
-                # a connection cut mid-message resumes with that message again.
-                self._last_event_id = message.last_event_id
-                if message.data:
-                    self._dispatch(message.data)
+            try:
+                async for message in parse_sse(self._lines(response), self._last_event_id):
+                    # The id counts as seen only once its message is complete (parse_sse),
+                    # so a connection cut mid-message resumes with that message again.
+                    self._last_event_id = message.last_event_id
+                    if message.event == EVENT_NAME and message.data:
+                        self._dispatch(message.data)
+                    elif message.event == READY_NAME:
+                        self._caught_up = True
+                        self._ready.set()
+            finally:
+                # Whatever is revoked until the next connection's ``ready`` is unknown.
+                self._caught_up = False
 
     async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
         """Every line, heartbeat comments included, is a sign of life."""
