@@ -89,8 +89,13 @@ class Settings(BaseSettings):
     )
 
     # --- tokens ---------------------------------------------------------------------
-    signing_alg: Literal["EdDSA", "ES256"] = Field(
-        "EdDSA", description="Algorithm of new signing keys (existing keys keep theirs)."
+    # RS256 by default: RFC 9068 §2.1 makes it the one algorithm every authorization
+    # server supports, so every validator accepts it (README, "Signing algorithms").
+    signing_alg: Literal["RS256", "ES256", "EdDSA"] = Field(
+        "RS256", description="Algorithm of new signing keys (existing keys keep theirs)."
+    )
+    signing_rsa_bits: Literal[2048, 3072, 4096] = Field(
+        2048, description="Modulus size of new RS256 signing keys, bits."
     )
     access_token_lifetime: int = Field(5, ge=1, le=3600, description="Default seconds.")
     access_token_max_lifetime: int = Field(60, ge=1, le=3600, description="Server cap, seconds.")

@@ -32,6 +32,7 @@ from authority.errors import (
 )
 from authority.grants.ciba import PollRequest, poll
 from authority.grants.token_exchange import Denied, ExchangeRequest, Issued, exchange
+from authority.metadata import GRANT_CIBA, GRANT_TOKEN_EXCHANGE
 from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
 
@@ -39,9 +40,9 @@ from . import paths
 from .guard import endpoint
 from .http import NO_STORE, Form, json_response, read_form
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-#: OpenID CIBA §10.1.
-CIBA = "urn:openid:params:grant-type:ciba"
+#: The grant types this endpoint accepts, as the metadata advertises them.
+TOKEN_EXCHANGE = GRANT_TOKEN_EXCHANGE
+CIBA = GRANT_CIBA
 MAX_AUTH_REQ_ID = 200
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -96,6 +97,11 @@ def _one_resource(form: Form) -> str:
 
 def _assertion(form: Form) -> tuple[str, bool]:
     """The agent's attestation: as actor_token or as client_assertion, never both."""
+    # Only the methods the metadata advertises (metadata.AGENT_AUTH_METHODS) are taken:
+    # RFC 6749 §5.2 "invalid_client ... unsupported authentication method" for a posted
+    # client secret, as for a Basic header (checked by the callers).
+    if form.get("client_secret") is not None:
+        raise InvalidClient("Agents authenticate with an attestation JWT, not a client secret.")
     actor = form.get("actor_token")
     assertion = form.get("client_assertion")
     if actor is not None and assertion is not None:

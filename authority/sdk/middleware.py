@@ -38,6 +38,7 @@ from authority.endpoints import paths
 from authority.sdk.feed import basic_auth
 from authority.sdk.revocations import FeedFollower
 from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier, VerifiedToken
+from authority.tokens.jose import DPOP_ALGORITHMS
 
 __all__ = ["AuthorityMiddleware", "ToolRoute", "token_of"]
 
@@ -233,7 +234,9 @@ async def _refuse(send: Send, refusal: Refusal) -> None:
     if refusal.error is not None:
         challenge += f', error="{refusal.error}", error_description="{refusal.description}"'
     if refusal.dpop:
-        challenge += ', algs="EdDSA ES256 ES384 PS256 RS256"'
+        # RFC 9449 §7.1: algs names what a proof may be signed with, the same list the
+        # authority's metadata advertises as dpop_signing_alg_values_supported.
+        challenge += f', algs="{" ".join(DPOP_ALGORITHMS)}"'
     body = json.dumps(
         {"error": refusal.error or "invalid_request", "error_description": refusal.description}
     ).encode()
