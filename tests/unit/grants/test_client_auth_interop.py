@@ -13,13 +13,16 @@ import hashlib
 import hmac
 import json
 import uuid
-import warnings
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import jwt
 import pytest
+from authlib.oauth2.auth import ClientAuth  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7523 import PrivateKeyJWT  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7523 import assertion as authlib_assertion
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
@@ -38,11 +41,6 @@ from tests.revocation_support import (
     issue,
 )
 from tests.support import ISSUER, JWT_BEARER, AgentKey, World
-
-with warnings.catch_warnings():
-    # authlib announces a move of its httpx integration; the client is the same.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
 
 MAX_WITHOUT_KID = 5  # the default of assertion_max_keys_without_kid
 
@@ -92,16 +90,31 @@ async def _register_rsa_server(world: World) -> tuple[str, str, RSAKey]:
     return server_id, audience, private
 
 
-def _authlib_client(world: World, client_id: str, key: RSAKey) -> AsyncOAuth2Client:
-    client = AsyncOAuth2Client(
-        client_id=client_id,
-        client_secret=key,
-        token_endpoint_auth_method="private_key_jwt",
-        revocation_endpoint_auth_method="private_key_jwt",
-        transport=world.client._transport,
-    )
-    client.register_client_auth_method(PrivateKeyJWT())
-    return client
+@pytest.fixture
+def authlib_on_the_test_clock(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """authlib stamps iat with time.time(); the authority runs on the frozen test clock."""
+    monkeypatch.setattr(authlib_assertion, "time", SimpleNamespace(time=world.clock.now))
+
+
+class AuthlibClient:
+    """A resource server authenticating with authlib's own client machinery: its
+    ``ClientAuth`` running ``PrivateKeyJWT`` prepares each request (independent of which
+    HTTP library authlib's integrations use), sent to the authority in process."""
+
+    def __init__(self, world: World, client_id: str, key: RSAKey) -> None:
+        self.http = world.client
+        self.auth = ClientAuth(client_id, key, auth_method=PrivateKeyJWT())
+
+    async def post(self, url: str, form: dict[str, str]) -> httpx.Response:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        url, headers, body = self.auth.prepare("POST", url, headers, urlencode(form))
+        return await self.http.post(url, content=body, headers=headers)
+
+    async def introspect(self, token: str) -> httpx.Response:
+        return await self.post(ISSUER + INTROSPECT, {"token": token})
+
+    async def revoke(self, token: str) -> httpx.Response:
+        return await self.post(ISSUER + REVOKE, {"token": token})
 
 
 async def _token_for(world: World, audience: str) -> str:
@@ -121,41 +134,43 @@ def test_authlib_private_key_jwt_sends_no_kid_and_a_long_exp() -> None:
     assert claims["exp"] - claims["iat"] > 60
 
 
+@pytest.mark.usefixtures("authlib_on_the_test_clock")
 async def test_authlib_private_key_jwt_introspects(world: World) -> None:
     server_id, audience, key = await _register_rsa_server(world)
     token = await _token_for(world, audience)
-    async with _authlib_client(world, server_id, key) as client:
-        response = await client.introspect_token(ISSUER + INTROSPECT, token=token)
-        assert response.status_code == 200, response.text
-        assert response.json()["active"] is True
-        assert response.json()["aud"] == audience
-        # Each call signs a fresh assertion (new jti): the second works too.
-        again = await client.introspect_token(ISSUER + INTROSPECT, token=token)
-        assert again.json()["active"] is True
+    client = AuthlibClient(world, server_id, key)
+    response = await client.introspect(token)
+    assert response.status_code == 200, response.text
+    assert response.json()["active"] is True
+    assert response.json()["aud"] == audience
+    # Each call signs a fresh assertion (new jti): the second works too.
+    again = await client.introspect(token)
+    assert again.json()["active"] is True
 
 
+@pytest.mark.usefixtures("authlib_on_the_test_clock")
 async def test_authlib_private_key_jwt_revokes(world: World) -> None:
     server_id, audience, key = await _register_rsa_server(world)
     token = await _token_for(world, audience)
-    async with _authlib_client(world, server_id, key) as client:
-        response = await client.revoke_token(ISSUER + REVOKE, token=token)
-        assert response.status_code == 200, response.text
-        answer = await client.introspect_token(ISSUER + INTROSPECT, token=token)
-        assert answer.json() == {"active": False}
+    client = AuthlibClient(world, server_id, key)
+    response = await client.revoke(token)
+    assert response.status_code == 200, response.text
+    answer = await client.introspect(token)
+    assert answer.json() == {"active": False}
 
 
+@pytest.mark.usefixtures("authlib_on_the_test_clock")
 async def test_authlib_with_another_key_is_refused(world: World) -> None:
     server_id, audience, key = await _register_rsa_server(world)
     token = await _token_for(world, audience)
-    async with _authlib_client(world, server_id, RSAKey.generate_key(2048)) as client:
-        response = await client.introspect_token(ISSUER + INTROSPECT, token=token)
-        assert response.status_code == 400
-        assert response.json()["error"] == "invalid_client"
-        refused = await client.revoke_token(ISSUER + REVOKE, token=token)
-        assert refused.status_code == 400
-    async with _authlib_client(world, server_id, key) as client:
-        answer = await client.introspect_token(ISSUER + INTROSPECT, token=token)
-        assert answer.json()["active"] is True
+    thief = AuthlibClient(world, server_id, RSAKey.generate_key(2048))
+    response = await thief.introspect(token)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client"
+    refused = await thief.revoke(token)
+    assert refused.status_code == 400
+    answer = await AuthlibClient(world, server_id, key).introspect(token)
+    assert answer.json()["active"] is True
 
 
 async def test_a_keyless_assertion_is_single_use(world: World) -> None:
