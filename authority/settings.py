@@ -110,7 +110,18 @@ class Settings(BaseSettings):
         "stars counts once); a pattern with more is refused when the delegation is created.",
     )
     assertion_max_lifetime: int = Field(
-        60, ge=1, le=600, description="Longest exp - iat accepted on attestations and proofs."
+        60,
+        ge=1,
+        le=600,
+        description="Seconds after its iat that an attestation or client assertion is "
+        "accepted (never after its exp).",
+    )
+    assertion_max_keys_without_kid: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="Registered keys tried for an attestation or client assertion without "
+        "kid (those whose type fits its alg); a client with more must send kid.",
     )
     clock_skew: int = Field(5, ge=0, le=120, description="Seconds of leeway for iat/nbf/exp.")
     dpop_proof_max_age: int = Field(

@@ -24,6 +24,7 @@ from authority.context import Services
 from authority.errors import (
     InvalidAuthorizationDetails,
     InvalidClient,
+    InvalidClientChallenge,
     InvalidDPoPProof,
     InvalidRequest,
     InvalidScope,
@@ -144,7 +145,8 @@ def parse_exchange(services: Services, request: Request, form: Form) -> Exchange
     if form.get("scope") is not None:
         raise InvalidScope("Use authorization_details to name the call; scope is not supported.")
     if request.headers.get("authorization") is not None:
-        raise InvalidClient(
+        # RFC 6749 §5.2: a client that tried the Authorization header gets 401 + challenge.
+        raise InvalidClientChallenge(
             "Agents authenticate with an attestation JWT, not an Authorization header.",
         )
     resource = _one_resource(form)
@@ -170,7 +172,8 @@ def parse_poll(services: Services, request: Request, form: Form) -> PollRequest:
     if len(auth_req_id) > MAX_AUTH_REQ_ID or not auth_req_id.isprintable():
         raise InvalidRequest("The auth_req_id parameter is malformed.")
     if request.headers.get("authorization") is not None:
-        raise InvalidClient(
+        # RFC 6749 §5.2: a client that tried the Authorization header gets 401 + challenge.
+        raise InvalidClientChallenge(
             "Agents authenticate with an attestation JWT, not an Authorization header.",
         )
     assertion, via_client_assertion = _assertion(form)

@@ -71,6 +71,7 @@ from authority.storage.schema import (
 from authority.tokens.access_token import AT_TYP, access_token_claims, authorization_detail
 from authority.tokens.dpop import VerifiedProof, verify_proof
 from authority.tokens.inbound import (
+    KID_REQUIRED,
     JWTRejected,
     UnverifiedJWT,
     VerifiedAttestation,
@@ -540,10 +541,16 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
             now=now,
             skew=settings.clock_skew,
             max_lifetime=settings.assertion_max_lifetime,
+            max_keys_without_kid=settings.assertion_max_keys_without_kid,
         )
     except JWTRejected as exc:
         log.info("attestation rejected: %s", exc.reason)
-        raise await deny(services, record, Reason.ATTESTATION_INVALID, now) from None
+        reason = (
+            Reason.ATTESTATION_KID_REQUIRED
+            if exc.reason == KID_REQUIRED
+            else Reason.ATTESTATION_INVALID
+        )
+        raise await deny(services, record, reason, now) from None
     # From here on the agent is authenticated, and denials are attributed to it.
     record.agent_id = loaded.agent.id
     record.owner_id = loaded.agent.owner_id

@@ -95,8 +95,7 @@ async def test_private_key_jwt_authenticates_once_per_assertion(world: World) ->
     assert first.status_code == 200, first.text
     # RFC 7523 §3 item 7: the same jti again is a replay.
     replayed = await world.client.post(INTROSPECT, data={"token": "x.y.z", **form})
-    assert replayed.status_code == 401
-    assert replayed.json()["error"] == "invalid_client"
+    _assert_invalid_client(replayed, via_header=False)
     # The endpoint's own URL is an accepted audience too.
     own_url = client_assertion(server.key, server.id, world.clock.now(), aud=ISSUER + INTROSPECT)
     assert (await world.client.post(INTROSPECT, data={"token": "t", **own_url})).status_code == 200
@@ -120,8 +119,7 @@ async def test_bad_client_assertion_is_invalid_client(
     aud = claims.pop("aud", ISSUER)
     form = client_assertion(server.key, server.id, world.clock.now(), aud=aud, **claims)
     response = await world.client.post(INTROSPECT, data={"token": "x.y.z", **form})
-    assert response.status_code == 401
-    assert response.json()["error"] == "invalid_client"
+    _assert_invalid_client(response, via_header=False)
 
 
 async def test_assertion_signed_by_another_key_is_invalid_client(world: World) -> None:
@@ -130,7 +128,7 @@ async def test_assertion_signed_by_another_key_is_invalid_client(world: World) -
     thief = AgentKey(kid=server.key.kid)
     form = client_assertion(thief, server.id, world.clock.now())
     response = await world.client.post(INTROSPECT, data={"token": "x.y.z", **form})
-    assert response.status_code == 401
+    _assert_invalid_client(response, via_header=False)
 
 
 # --- client authentication ---------------------------------------------------------------------
@@ -140,16 +138,20 @@ async def _introspect_raw(
     return await world.client.post(INTROSPECT, data=data, headers=headers)
 
 
-def _assert_invalid_client(response: httpx.Response) -> None:
-    assert response.status_code == 401, response.text
+def _assert_invalid_client(response: httpx.Response, *, via_header: bool = True) -> None:
+    """RFC 6749 §5.2: 401 + Basic challenge after the Authorization header, else 400."""
+    assert response.status_code == (401 if via_header else 400), response.text
     assert response.json()["error"] == "invalid_client"
-    assert response.headers["www-authenticate"].startswith("Basic realm=")
+    if via_header:
+        assert response.headers["www-authenticate"].startswith("Basic realm=")
+    else:
+        assert "www-authenticate" not in response.headers
     assert response.headers["cache-control"] == "no-store"
 
 
 async def test_no_credentials_is_invalid_client(world: World) -> None:
     token = await issue(world)
-    _assert_invalid_client(await _introspect_raw(world, {}, {"token": token}))
+    _assert_invalid_client(await _introspect_raw(world, {}, {"token": token}), via_header=False)
 
 
 async def test_wrong_secret_is_invalid_client(world: World) -> None:
@@ -167,7 +169,9 @@ async def test_unknown_client_is_invalid_client(world: World) -> None:
 async def test_agent_cannot_introspect(world: World) -> None:
     token = await issue(world)
     form = client_assertion(world.agent_key, world.agent_id, world.clock.now())
-    _assert_invalid_client(await _introspect_raw(world, {}, {"token": token, **form}))
+    _assert_invalid_client(
+        await _introspect_raw(world, {}, {"token": token, **form}), via_header=False
+    )
 
 
 async def test_secret_of_a_basic_client_works_in_the_body_too(world: World) -> None:

@@ -277,9 +277,11 @@ async def test_feed_needs_an_authenticated_resource_server(world: World, base_ur
             base_url + FEED,
             data=client_assertion(world.agent_key, world.agent_id, world.clock.now()),
         )
-    for response in (anonymous, wrong, agent):
-        assert response.status_code == 401
+    # RFC 6749 §5.2: 401 + challenge for the Authorization header, 400 otherwise.
+    for response, status in ((anonymous, 400), (wrong, 401), (agent, 400)):
+        assert response.status_code == status
         assert response.json()["error"] == "invalid_client"
+        assert ("www-authenticate" in response.headers) is (status == 401)
     assert query.status_code == 400
 
 
@@ -295,7 +297,8 @@ async def test_private_key_jwt_server_follows_the_feed_by_post(world: World, bas
         assert response.status_code == 200
         await response.aclose()
         replayed = await http.post(base_url + FEED, data=form)
-        assert replayed.status_code == 401
+        assert replayed.status_code == 400
+        assert replayed.json()["error"] == "invalid_client"
 
         feed = RevocationFeed(
             base_url + FEED,

@@ -95,7 +95,8 @@ async def test_a_token_for_exactly_this_call_passes(world: World, tools: httpx.A
 async def test_no_token_is_a_bare_challenge(tools: httpx.AsyncClient, world: World) -> None:
     response = await tools.post("/repos/acme/web/issues")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="authority"'
+    metadata = f'resource_metadata="{RS_AUDIENCE}/.well-known/oauth-protected-resource"'
+    assert response.headers["www-authenticate"] == f'Bearer realm="authority", {metadata}'
 
 
 @pytest.mark.parametrize("value", ["Bearer garbage", "Bearer a.b.c", "Basic dXNlcjpwYXNz"])
