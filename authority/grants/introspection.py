@@ -231,8 +231,9 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         raise InvalidRequest("The token parameter is missing.")
     if token is None or not _is_active(row, token, digest, client.audience, now):
         if token is not None and _is_ours(row, digest):
-            # The agent's own token, misused (wrong audience, revoked, reused) counts
-            # towards its automatic containment; the answer stays the one constant.
+            # The agent's own token presented at a server it was not issued for counts
+            # towards its automatic containment; nothing a resource server can do with
+            # its own tokens (revoke, ask again) does. The answer stays the one constant.
             await containment.note_inactive_token(
                 services, row, token.claims, token.exp, request.token, client.audience, now
             )
