@@ -235,8 +235,9 @@ class Settings(BaseSettings):
         10,
         ge=0,
         le=1_000_000,
-        description="Violations (denied exchanges and failed introspections of its tokens) "
-        "within containment_window that quarantine an agent; 0 turns containment off.",
+        description="Violations (denied exchanges, and its tokens presented at a resource "
+        "server they are not for) within containment_window that quarantine an agent; "
+        "0 turns containment off.",
     )
     containment_window: int = Field(60, ge=1, le=86400, description="Seconds.")
     containment_memory: int = Field(
