@@ -32,7 +32,7 @@ class Crash(Exception):
     """Stands for the process dying in the middle of the cascade."""
 
 
-async def second_agent(world: World) -> World:
+async def second_agent(world: World, name: str = "second") -> World:
     """Another agent of the same owner, with a delegation of its own."""
     other = World(world.client, world.services, world.clock, admin=world.admin)
     other.owner_id, other.owner_key = world.owner_id, world.owner_key
@@ -41,7 +41,7 @@ async def second_agent(world: World) -> World:
     agent = await other.post(
         "/v1/agents",
         other.owner_key,
-        {"name": "second", "autonomy_level": 2, "jwks": other.agent_key.jwks()},
+        {"name": name, "autonomy_level": 2, "jwks": other.agent_key.jwks()},
     )
     other.agent_id = agent["id"]
     await other.delegate()
