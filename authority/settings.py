@@ -245,6 +245,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds over which a repeated containment lowers the autonomy level.",
     )
+    kill_cascade_batch_size: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        description="Agents or delegations a kill switch stops per transaction, after the "
+        "one commit that contains their owner.",
+    )
 
     # --- metrics (Prometheus) ---------------------------------------------------------
     metrics_enabled: bool = Field(True, description="Serve /metrics.")
