@@ -554,7 +554,8 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
     # From here on the agent is authenticated, and denials are attributed to it.
     record.agent_id = loaded.agent.id
     record.owner_id = loaded.agent.owner_id
-    record.attestation_claim = attestation_claim(services, attestation, now)
+    spent_attestation = attestation_claim(services, attestation, now)
+    record.attestation_claim = spent_attestation
 
     # -- what it holds: the delegation -----------------------------------------------------------
     if unverified_delegation is None:
@@ -617,7 +618,7 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
     # -- rate: one round trip to shared hot state -------------------------------------------------
     # Single use of the attestation and the proof is not decided here but by the write
     # that records the decision (storage.replay), in SQL.
-    uses = [attestation_claim(services, attestation, now)]
+    uses = [spent_attestation]
     if proof is not None:
         uses.append(dpop_claim(services, proof, now))
     if delegation.rate_per_minute is not None:
