@@ -2,14 +2,16 @@
 
     .venv/bin/python -m bench.kill [--delegations 1000] [--duration 10]
 
-Two instances of the authority (two sets of services: own pools, own feeds) over one
-PostgreSQL database and one Redis, in one process. Owner A has ``--delegations`` live
-delegations (8 held by agents exchanging without pause on instance 1; the rest inserted
-directly, spread over 100 idle agents), owner B has 4 agents exchanging on instance 1.
-After a third of ``--duration`` the kill switch is pressed for A on instance 2. Printed:
-the kill's latency, the time from the press to the first refused call of A on instance
-1, A's calls issued that were sent after the kill returned (must be 0), and B's p50/p99
-before and during the kill.
+Two authority processes (uvicorn serving ``authority.asgi:app``, settings from the
+environment) over one PostgreSQL database and one Redis; the load generator (real HTTP
+with httpx) runs in this process. Owner A has ``--delegations`` live delegations (8 held
+by agents exchanging without pause on instance 1; the rest inserted directly, spread over
+100 idle agents), owner B has 4 agents exchanging on instance 1. After a third of
+``--duration`` the kill switch is pressed for A on instance 2. Printed: the kill's
+latency, the time from the kill's request to its containment committed (instance 2's
+metric), the time from the press to the first refused call of A on instance 1 among the
+calls sent after the press, A's calls issued that were sent after the kill returned (must
+be 0), and B's p50/p99 before, during and after the kill.
 """
 
 from __future__ import annotations
@@ -257,6 +259,14 @@ async def run(settings: Settings, n: int, duration: float) -> None:
         f"{pressed_wall:.3f} (whole seconds); the cascade after it: {cascade_time * 1000:.0f} ms"
     )
     print(f"first refusal of A on instance 1: {first_refusal * 1000:.1f} ms after the press")
+    if refused_a:
+        first = min(refused_a, key=lambda c: c[2])
+        before_a = [c[2] - c[1] for c in calls if c[0] == "A" and c[2] < pressed]
+        print(
+            f"  that call was sent {(first[1] - pressed) * 1000:.1f} ms after the press and "
+            f"took {(first[2] - first[1]) * 1000:.1f} ms; A p50/p99 before the kill: "
+            f"{p(before_a, 50)}/{p(before_a, 99)} ms"
+        )
     print(f"A's calls issued that were sent after the kill returned: {len(after)}")
     print(f"refused_since in the kill's answer: {body['refused_since']}")
     print(
