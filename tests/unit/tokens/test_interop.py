@@ -258,8 +258,10 @@ async def test_client_secret_methods_are_refused_at_the_token_endpoint(world: Wo
     basic = base64.b64encode(f"{world.agent_id}:secret".encode()).decode()
     as_basic = await world.exchange(headers={"Authorization": f"Basic {basic}"})
     as_post = await world.exchange(client_id=world.agent_id, client_secret="secret")
+    # RFC 6749 §5.2: 401 with a challenge only for the Authorization header; 400 else.
+    assert (as_basic.status_code, as_post.status_code) == (401, 400)
+    assert as_basic.headers["www-authenticate"].startswith("Basic ")
     for response in (as_basic, as_post):
-        assert response.status_code == 401
         assert response.json()["error"] == "invalid_client"
 
 
