@@ -22,6 +22,7 @@ from authority.context import Services
 from authority.endpoints.limits import ClientLimits
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
+from authority.management import cascade
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
@@ -112,6 +113,9 @@ async def start(services: Services) -> None:
         services.sql, services.clock, interval=services.settings.used_jti_sweep_interval
     )
     services.jti_sweeper.start()
+    # A kill switch's owner stays contained until its cascade finishes: finish the ones
+    # a stopped or crashed process left behind.
+    cascade.resume_unfinished(services)
 
 
 def ledger_sequencer(services: Services) -> Sequencer:
@@ -129,6 +133,7 @@ def ledger_sequencer(services: Services) -> Sequencer:
 
 async def stop(services: Services) -> None:
     await webhooks.shutdown(services)
+    await cascade.shutdown(services)
     await revocation_feed.shutdown(services)
     if services.sequencer is not None:
         await services.sequencer.stop()

@@ -6,10 +6,35 @@ What counts (a "violation"), per agent:
   (``VIOLATIONS``: a tool, resource or action outside its delegation, a delegation not its
   own or revoked, a policy forbid, ...). Limits doing their job (rate, call cap), expiry,
   replays and denials of an agent that is already stopped do not count;
-* an introspection that finds one of its genuine tokens (our signature, the grant's hash)
-  unusable where it was presented: at another resource server (wrong audience), after
-  revocation, a single-use token presented again, or under a revoked delegation. Each
-  token counts once, however often a resource server asks about it.
+* an introspection that finds one of its genuine, unexpired tokens (our signature, the
+  grant's hash) presented at a resource server it was not issued for (``aud`` and the
+  grant's audience are another server's). Only the agent sends its tokens out; the
+  server they are meant for has no business passing them on. Each token counts once,
+  however often it is asked about.
+
+The rule for introspection: an inactive answer counts only when its cause is something
+the agent alone can have done; anything the introspecting resource server, the owner or
+an admin can bring about by themselves never counts. So these never count:
+
+* a revoked token, whoever revoked it: the resource server (RFC 7009 lets it revoke the
+  tokens meant for it; revoking and then introspecting its own tokens is its own doing),
+  the agent (it gave the token up; a call already on its way when it did is a race, and
+  presenting it afterwards gets it nothing), or the owner (a revoked delegation);
+* a single-use token already consumed, asked about again at its own resource server:
+  that server retrying is indistinguishable from the agent presenting it twice, only
+  the server sees the presentations, and either way the answer is no. At any other
+  server it is a wrong audience and counts as such;
+* an expired token (lateness); a token whose delegation is revoked or expired, whose
+  agent is quarantined or retired or whose owner is stopped (the owner's doing, or the
+  agent is contained already); a token whose tool was retired or whose resource server
+  was deactivated (an admin's doing).
+
+A single resource server therefore cannot raise an agent's count at all: the only tokens
+it holds legitimately are its own, and whatever it does with those never counts. The
+limit: two registered servers in collusion (or a compromised one handing on the tokens
+it receives) can present a token meant for one at the other, which looks exactly like
+the agent sending it there. Each token still counts once, and the log names the server
+that presented it.
 
 Only what provably comes from the agent counts. A denial counts only after the agent
 authenticated, and only on the first use of that attestation: a forged attestation never
@@ -78,11 +103,8 @@ VIOLATIONS: Final[frozenset[Reason]] = frozenset(
     }
 )
 
-# Introspection failures, as trigger codes in the ledger.
+# The introspection failure that counts, as its trigger code in the ledger.
 WRONG_AUDIENCE: Final = "introspection_wrong_audience"
-REVOKED_TOKEN: Final = "introspection_revoked_token"
-TOKEN_REUSED: Final = "introspection_token_reused"
-DELEGATION_GONE: Final = "introspection_delegation_revoked"
 
 # How long the one instance that contains an agent holds the right to (it lets go at the
 # end; the ttl only matters if it died half way).
@@ -128,11 +150,11 @@ async def note_inactive_token(
     audience: str | None,
     now: int,
 ) -> None:
-    """An introspection that answered inactive; counts if the agent's own token was misused.
+    """An introspection that answered inactive; counts if the agent sent its token astray.
 
-    ``row``: introspection's joined grant row (grant, delegation, agent and owner state);
-    ``claims``/``exp``: the verified token's; ``audience``: the calling resource server's.
-    Never raises.
+    ``row``: introspection's joined row (the caller's registration; grant, delegation,
+    agent and owner state); ``claims``/``exp``: the verified token's; ``audience``: the
+    calling resource server's. Never raises.
     """
     if not _enabled(services):
         return
@@ -147,6 +169,13 @@ async def note_inactive_token(
             f"contain:token:{jti}", max(1, exp - now + services.settings.clock_skew)
         ):
             return
+        log.info(
+            "token %s of agent %s presented at resource server %s (%s)",
+            jti,
+            row.agent_id,
+            row.rs_id,
+            cause,
+        )
         await _count(services, str(row.agent_id), str(row.owner_id), cause, started)
     except Exception as exc:
         log.warning("containment: introspection failure not counted (%s)", type(exc).__name__)
@@ -155,6 +184,7 @@ async def note_inactive_token(
 def _misuse(
     row: Any, claims: Mapping[str, Any], exp: int, raw: str, audience: str | None, now: int
 ) -> str | None:
+    """The trigger, when the inactive answer is the agent's doing (see the module doc)."""
     genuine = (
         row.grant_id is not None
         and row.decision == "issued"
@@ -164,14 +194,10 @@ def _misuse(
     # An expired token is ordinary lateness; a stopped agent or owner is already contained.
     if not genuine or exp <= now or row.agent_status != "active" or row.owner_status != "active":
         return None
-    if audience is None or claims.get("aud") != audience or row.grant_audience != audience:
+    if audience is not None and (claims.get("aud") != audience or row.grant_audience != audience):
         return WRONG_AUDIENCE
-    if row.revoked_at is not None:
-        return REVOKED_TOKEN
-    if row.single_use and row.consumed_at is not None:
-        return TOKEN_REUSED
-    if row.delegation_status != "active":
-        return DELEGATION_GONE
+    # Everything else (revoked by anyone, consumed, a revoked or expired delegation, a
+    # retired tool or server) is someone else's doing, or indistinguishable from it.
     return None
 
 

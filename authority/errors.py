@@ -34,13 +34,26 @@ class InvalidRequest(AuthorityError):
 
 
 class InvalidClient(AuthorityError):
-    """401 with a WWW-Authenticate challenge (RFC 9110 §15.5.2 requires one on every 401;
-    RFC 6749 §5.2 requires the client's own scheme when it used the Authorization header,
-    and Basic is the one scheme the authority accepts there)."""
+    """400: the client authenticated in the body (``client_secret_post``, a client
+    assertion) or not at all. RFC 6749 §5.2: "The authorization server responds with an
+    HTTP 400 (Bad Request) status code (unless specified otherwise)"; the 401 is only for
+    a client that used the Authorization header (``InvalidClientChallenge``)."""
 
     error = "invalid_client"
-    status_code = 401
+    status_code = 400
     default_description = "Client authentication failed."
+
+
+class InvalidClientChallenge(InvalidClient):
+    """401 with a ``Basic`` challenge, for a client that used the Authorization header.
+
+    RFC 6749 §5.2: "If the client attempted to authenticate via the "Authorization"
+    request header field, the authorization server MUST respond with an HTTP 401
+    (Unauthorized) status code and include the WWW-Authenticate response header field
+    matching the authentication scheme used by the client" (Basic is the one scheme the
+    authority accepts there; RFC 9110 §15.5.2 wants a challenge on every 401)."""
+
+    status_code = 401
 
     def __init__(self, description: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(

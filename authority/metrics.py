@@ -18,6 +18,10 @@ instances. Series and their labels:
 * ``authority_time_to_contain_seconds``: from the arrival of the request that crossed
   the containment threshold to the quarantine committed (effective for every instance,
   which read agent status from SQL) and published on the revocation feed.
+* ``authority_kill_switch_time_to_contain_seconds``: from the arrival of a kill switch
+  to its owner's containment committed (every instance refuses the owner's next call);
+  ``authority_kill_switch_cascade_seconds``: from then to the last of the owner's agents
+  and delegations stopped one by one.
 * ``authority_containments_total``, ``authority_approvals_total{event}``,
   ``authority_webhook_deliveries_total{outcome}``, ``authority_client_disconnects_total``
   (clients that hung up mid-body: a normal event, logged at debug level only).
@@ -103,6 +107,18 @@ class Metrics:
             "From the request that crossed the containment threshold to the quarantine "
             "committed and published.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.kill_time_to_contain = Histogram(
+            "authority_kill_switch_time_to_contain_seconds",
+            "From the kill switch's request to its owner's containment committed.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.kill_cascade = Histogram(
+            "authority_kill_switch_cascade_seconds",
+            "From a kill switch's containment to every agent and delegation it covers stopped.",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
             registry=r,
         )
         self.containments = Counter(

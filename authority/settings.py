@@ -89,8 +89,13 @@ class Settings(BaseSettings):
     )
 
     # --- tokens ---------------------------------------------------------------------
-    signing_alg: Literal["EdDSA", "ES256"] = Field(
-        "EdDSA", description="Algorithm of new signing keys (existing keys keep theirs)."
+    # RS256 by default: RFC 9068 §2.1 makes it the one algorithm every authorization
+    # server supports, so every validator accepts it (README, "Signing algorithms").
+    signing_alg: Literal["RS256", "ES256", "EdDSA"] = Field(
+        "RS256", description="Algorithm of new signing keys (existing keys keep theirs)."
+    )
+    signing_rsa_bits: Literal[2048, 3072, 4096] = Field(
+        2048, description="Modulus size of new RS256 signing keys, bits."
     )
     access_token_lifetime: int = Field(5, ge=1, le=3600, description="Default seconds.")
     access_token_max_lifetime: int = Field(60, ge=1, le=3600, description="Server cap, seconds.")
@@ -105,7 +110,18 @@ class Settings(BaseSettings):
         "stars counts once); a pattern with more is refused when the delegation is created.",
     )
     assertion_max_lifetime: int = Field(
-        60, ge=1, le=600, description="Longest exp - iat accepted on attestations and proofs."
+        60,
+        ge=1,
+        le=600,
+        description="Seconds after its iat that an attestation or client assertion is "
+        "accepted (never after its exp).",
+    )
+    assertion_max_keys_without_kid: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="Registered keys tried for an attestation or client assertion without "
+        "kid (those whose type fits its alg); a client with more must send kid.",
     )
     clock_skew: int = Field(5, ge=0, le=120, description="Seconds of leeway for iat/nbf/exp.")
     dpop_proof_max_age: int = Field(
@@ -247,14 +263,22 @@ class Settings(BaseSettings):
         10,
         ge=0,
         le=1_000_000,
-        description="Violations (denied exchanges and failed introspections of its tokens) "
-        "within containment_window that quarantine an agent; 0 turns containment off.",
+        description="Violations (denied exchanges, and its tokens presented at a resource "
+        "server they are not for) within containment_window that quarantine an agent; "
+        "0 turns containment off.",
     )
     containment_window: int = Field(60, ge=1, le=86400, description="Seconds.")
     containment_memory: int = Field(
         30 * 86400,
         ge=0,
         description="Seconds over which a repeated containment lowers the autonomy level.",
+    )
+    kill_cascade_batch_size: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        description="Agents or delegations a kill switch stops per transaction, after the "
+        "one commit that contains their owner.",
     )
 
     # --- metrics (Prometheus) ---------------------------------------------------------

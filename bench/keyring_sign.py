@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 
 from authority.app import build_services, stop
@@ -82,6 +82,8 @@ async def measure(alg: str, data_dir: Path) -> None:
         message = keyring.sign(claims, typ="at+jwt").rsplit(".", 1)[0].encode()
         if isinstance(raw, ec.EllipticCurvePrivateKey):
             bare_us = best_us(lambda: raw.sign(message, ec.ECDSA(SHA256())))
+        elif isinstance(raw, rsa.RSAPrivateKey):
+            bare_us = best_us(lambda: raw.sign(message, padding.PKCS1v15(), SHA256()))
         else:
             bare_us = best_us(lambda: raw.sign(message))  # type: ignore[union-attr]
         print(
@@ -94,7 +96,7 @@ async def measure(alg: str, data_dir: Path) -> None:
 
 async def main() -> None:
     print(f"best of {REPEAT} x {ROUNDS} signatures, one core ({os.cpu_count()} available)")
-    for alg in ("EdDSA", "ES256"):
+    for alg in ("RS256", "ES256", "EdDSA"):
         with tempfile.TemporaryDirectory() as tmp:
             await measure(alg, Path(tmp))
 

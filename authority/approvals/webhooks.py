@@ -27,6 +27,11 @@ retries at exponentially growing, jittered delays. A notice is a convenience, no
 record: ``GET /v1/approvals`` and the ledger hold every approval, so a notice lost to a
 restart or a full queue loses nothing that matters.
 
+Registering, replacing and removing the URL is a ``registry_changed`` ledger entry in
+the same transaction (``authority.management.changes``). It records the URL's origin
+and the SHA-256 of the whole URL, never the URL itself (a path can carry a capability,
+as many chat webhooks' do) and never the secret.
+
 Where the URL may point: https only (``webhook_allow_http`` for development), and at
 delivery time the host must resolve to public addresses only
 (``webhook_allow_private_addresses`` for development), so that an owner cannot make the
@@ -71,6 +76,7 @@ from sqlalchemy import select, update
 from authority import metrics
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest, NotFound
+from authority.management import changes as registry_changes
 from authority.management import records
 from authority.management.auth import READERS, WRITERS, Principal, may_see_owner, require_role
 from authority.management.inputs import Body
@@ -216,7 +222,7 @@ async def set_webhook(
     secret = new_secret()
     now = services.now()
     async with services.engine.begin() as conn:
-        await _open_owner(conn, principal, owner_id)
+        row = await _open_owner(conn, principal, owner_id)
         await conn.execute(
             update(owners)
             .where(owners.c.id == owner_id)
@@ -227,7 +233,26 @@ async def set_webhook(
                 updated_at=now,
             )
         )
+        await registry_changes.record(
+            conn,
+            now=now,
+            actor=principal.key_id,
+            object_type="webhook",
+            object_id=owner_id,
+            change="created" if row.webhook_url is None else "updated",
+            changes=_url_record(url),
+            owner_id=owner_id,
+        )
     return IssuedWebhook(Webhook(owner_id, url, now), secret)
+
+
+def _url_record(url: str) -> dict[str, str]:
+    """What the ledger keeps of a webhook URL: where it goes, and a digest of the rest."""
+    parts = urlsplit(url)
+    return {
+        "url_origin": f"{parts.scheme}://{parts.netloc}",
+        "url_sha256": hashlib.sha256(url.encode()).hexdigest(),
+    }
 
 
 async def get_webhook(services: Services, principal: Principal, owner_id: str) -> Webhook:
@@ -245,12 +270,22 @@ async def delete_webhook(services: Services, principal: Principal, owner_id: str
     require_role(principal, *WRITERS)
     now = services.now()
     async with services.engine.begin() as conn:
-        await _open_owner(conn, principal, owner_id)
+        row = await _open_owner(conn, principal, owner_id)
         await conn.execute(
             update(owners)
             .where(owners.c.id == owner_id)
             .values(webhook_url=None, webhook_secret=None, webhook_updated_at=now, updated_at=now)
         )
+        if row.webhook_url is not None:
+            await registry_changes.record(
+                conn,
+                now=now,
+                actor=principal.key_id,
+                object_type="webhook",
+                object_id=owner_id,
+                change="deleted",
+                owner_id=owner_id,
+            )
     return Webhook(owner_id, None, now)
 
 

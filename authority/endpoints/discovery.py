@@ -1,4 +1,4 @@
-"""Discovery: the metadata documents (RFC 8414 §3) and the public signing keys (RFC 7517).
+"""Discovery: the metadata documents (RFC 8414 §3, OpenID Discovery §4) and the JWKS (RFC 7517).
 
 The metadata is rendered once, when the routes are built; the JWKS is read from the
 keyring's memory on every request (no I/O), because keys come and go while it runs.
@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from authority.context import Services
-from authority.metadata import build_metadata
+from authority.metadata import build_metadata, build_openid_configuration
 from authority.settings import Settings
 
 from . import paths
@@ -32,11 +32,15 @@ METADATA_MAX_AGE = 3600
 
 def routes(settings: Settings) -> list[BaseRoute]:
     rendered = orjson.dumps(build_metadata(settings))
+    rendered_openid = orjson.dumps(build_openid_configuration(settings))
     metadata_headers = {"Cache-Control": f"public, max-age={METADATA_MAX_AGE}"}
     jwks_headers = {"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
 
     async def metadata(request: Request) -> Response:
         return Response(rendered, media_type="application/json", headers=metadata_headers)
+
+    async def openid_configuration(request: Request) -> Response:
+        return Response(rendered_openid, media_type="application/json", headers=metadata_headers)
 
     @endpoint
     async def jwks(request: Request) -> Response:
@@ -47,6 +51,6 @@ def routes(settings: Settings) -> list[BaseRoute]:
 
     return [
         Route(paths.OAUTH_AUTHORIZATION_SERVER, metadata, methods=["GET"]),
-        Route(paths.OPENID_CONFIGURATION, metadata, methods=["GET"]),
+        Route(paths.OPENID_CONFIGURATION, openid_configuration, methods=["GET"]),
         Route(paths.JWKS, jwks, methods=["GET"]),
     ]

@@ -2,7 +2,9 @@
 
 ``GET`` with HTTP Basic (``client_secret_basic``), or ``POST`` with a form body carrying
 ``client_secret_post`` or a ``private_key_jwt`` client assertion (a GET has no body to
-carry them). ``Last-Event-ID`` resumes after the event with that id. The event format
+carry them). ``Last-Event-ID`` resumes after the event with that id; without it the
+stream replays every event still live. Either way it then sends ``ready``, and it carries
+only the events that concern the authenticated server. The event format, the catch-up
 and the no-gap, no-duplicate guarantee are described in ``authority.revocations.feed``.
 
 The feed only ever says "revoked", so it does not need hot state except to reject a
@@ -84,15 +86,24 @@ async def revocation_feed(request: Request) -> Response:
         raise TooManyRequests("Too many open feed streams for this client.")
     request.scope.setdefault(limits.ON_END, []).append(release)
     hub = await feed.hub(services)
+    settings = services.settings
+    # Read the first page here, so that a database failure is a 503, not a dead stream.
+    async with services.reader.connect() as conn:
+        ready_at = await events.last_id(conn)
+        after = 0 if last_event_id is None else last_event_id
+        backlog = await events.read_after(conn, after, feed.PAGE, settings=settings, live_at=now)
     if last_event_id is None:
-        cursor, backlog = hub.tail, None
+        # A subscriber without a position starts with every event still live (see
+        # events.is_live), not at the instance's tail: a resource server that (re)starts
+        # must hear of what was revoked before it connected. The stream's first id is
+        # just before the first of them, so that a cut during the replay resumes it.
+        cursor = backlog[0].id - 1 if backlog else ready_at
     else:
         cursor = last_event_id
-        # Read the first page here, so that a database failure is a 503, not a dead stream.
-        async with services.reader.connect() as conn:
-            backlog = await events.read_after(conn, cursor, feed.PAGE)
     return StreamingResponse(
-        feed.stream(services, hub, cursor, backlog),
+        feed.stream(
+            services, hub, server_id=client.id, cursor=cursor, ready_at=ready_at, backlog=backlog
+        ),
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
     )

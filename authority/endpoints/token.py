@@ -24,6 +24,7 @@ from authority.context import Services
 from authority.errors import (
     InvalidAuthorizationDetails,
     InvalidClient,
+    InvalidClientChallenge,
     InvalidDPoPProof,
     InvalidRequest,
     InvalidScope,
@@ -32,6 +33,7 @@ from authority.errors import (
 )
 from authority.grants.ciba import PollRequest, poll
 from authority.grants.token_exchange import Denied, ExchangeRequest, Issued, exchange
+from authority.metadata import GRANT_CIBA, GRANT_TOKEN_EXCHANGE
 from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
 
@@ -39,9 +41,9 @@ from . import paths
 from .guard import endpoint
 from .http import NO_STORE, Form, json_response, read_form
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-#: OpenID CIBA §10.1.
-CIBA = "urn:openid:params:grant-type:ciba"
+#: The grant types this endpoint accepts, as the metadata advertises them.
+TOKEN_EXCHANGE = GRANT_TOKEN_EXCHANGE
+CIBA = GRANT_CIBA
 MAX_AUTH_REQ_ID = 200
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -96,6 +98,11 @@ def _one_resource(form: Form) -> str:
 
 def _assertion(form: Form) -> tuple[str, bool]:
     """The agent's attestation: as actor_token or as client_assertion, never both."""
+    # Only the methods the metadata advertises (metadata.AGENT_AUTH_METHODS) are taken:
+    # RFC 6749 §5.2 "invalid_client ... unsupported authentication method" for a posted
+    # client secret, as for a Basic header (checked by the callers).
+    if form.get("client_secret") is not None:
+        raise InvalidClient("Agents authenticate with an attestation JWT, not a client secret.")
     actor = form.get("actor_token")
     assertion = form.get("client_assertion")
     if actor is not None and assertion is not None:
@@ -138,7 +145,8 @@ def parse_exchange(services: Services, request: Request, form: Form) -> Exchange
     if form.get("scope") is not None:
         raise InvalidScope("Use authorization_details to name the call; scope is not supported.")
     if request.headers.get("authorization") is not None:
-        raise InvalidClient(
+        # RFC 6749 §5.2: a client that tried the Authorization header gets 401 + challenge.
+        raise InvalidClientChallenge(
             "Agents authenticate with an attestation JWT, not an Authorization header.",
         )
     resource = _one_resource(form)
@@ -164,7 +172,8 @@ def parse_poll(services: Services, request: Request, form: Form) -> PollRequest:
     if len(auth_req_id) > MAX_AUTH_REQ_ID or not auth_req_id.isprintable():
         raise InvalidRequest("The auth_req_id parameter is malformed.")
     if request.headers.get("authorization") is not None:
-        raise InvalidClient(
+        # RFC 6749 §5.2: a client that tried the Authorization header gets 401 + challenge.
+        raise InvalidClientChallenge(
             "Agents authenticate with an attestation JWT, not an Authorization header.",
         )
     assertion, via_client_assertion = _assertion(form)

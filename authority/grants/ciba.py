@@ -57,7 +57,7 @@ from authority.policy.checks import Deny, Facts, ToolCall, evaluate
 from authority.policy.reasons import Reason, error_for
 from authority.storage import replay
 from authority.tokens.dpop import VerifiedProof
-from authority.tokens.inbound import JWTRejected, peek, verify_attestation
+from authority.tokens.inbound import KID_REQUIRED, JWTRejected, peek, verify_attestation
 
 from .token_exchange import (
     ApprovalUsed,
@@ -95,8 +95,9 @@ def _unknown() -> InvalidGrant:
     return InvalidGrant("The auth_req_id is invalid, expired or already used.")
 
 
-def _unauthenticated(request: PollRequest) -> AuthorityError:
-    return error_for(Reason.ATTESTATION_INVALID, client_assertion=request.via_client_assertion)
+def _unauthenticated(request: PollRequest, reason: str | None = None) -> AuthorityError:
+    code = Reason.ATTESTATION_KID_REQUIRED if reason == KID_REQUIRED else Reason.ATTESTATION_INVALID
+    return error_for(code, client_assertion=request.via_client_assertion)
 
 
 async def poll(services: Services, request: PollRequest) -> Issued:
@@ -139,10 +140,11 @@ async def poll(services: Services, request: PollRequest) -> Issued:
             now=now,
             skew=settings.clock_skew,
             max_lifetime=settings.assertion_max_lifetime,
+            max_keys_without_kid=settings.assertion_max_keys_without_kid,
         )
     except JWTRejected as exc:
         log.info("poll attestation rejected: %s", exc.reason)
-        raise _unauthenticated(request) from None
+        raise _unauthenticated(request, exc.reason) from None
     proof: VerifiedProof | None = None
     if request.dpop_proof is not None:
         try:

@@ -12,10 +12,14 @@ registered client together with its own rows, then ``authenticate_server`` or
 its ``SingleUse``, which ``check_client`` spends in SQL (``storage.replay``) before it
 calls ``require_unused`` with the outcome.
 
-Every failure is 401 ``invalid_client`` with a ``WWW-Authenticate: Basic`` challenge
-(RFC 6749 §5.2: "MUST respond with an HTTP 401 ... and include the WWW-Authenticate
-response header field matching the authentication scheme used by the client"; RFC 9110
-§15.5.2 wants the challenge on every 401). The description never says which part failed.
+Every failure is ``invalid_client``: 401 with a ``WWW-Authenticate: Basic`` challenge
+when the client used the Authorization header (RFC 6749 §5.2: "MUST respond with an HTTP
+401 ... and include the WWW-Authenticate response header field matching the
+authentication scheme used by the client"), 400 when it authenticated in the body or not
+at all (§5.2: "responds with an HTTP 400 (Bad Request) status code (unless specified
+otherwise)"; RFC 7662 §2.3 refers to §5.2), so that clients show the RFC error rather than
+a challenge they cannot answer. The description never says which part failed, except
+that a key-less assertion needs a ``kid`` (``KID_REQUIRED_DESCRIPTION``).
 """
 
 from __future__ import annotations
@@ -29,11 +33,17 @@ from urllib.parse import unquote_plus
 from sqlalchemy import Select, select
 
 from authority.context import Services
-from authority.errors import InvalidClient, InvalidRequest, TooManyRequests
+from authority.errors import InvalidClient, InvalidClientChallenge, InvalidRequest, TooManyRequests
 from authority.storage.hot import Count
 from authority.storage.replay import SingleUse, single_use, spend_now
 from authority.storage.schema import resource_servers
-from authority.tokens.inbound import JWTRejected, UnverifiedJWT, peek, verify_attestation
+from authority.tokens.inbound import (
+    KID_REQUIRED,
+    JWTRejected,
+    UnverifiedJWT,
+    peek,
+    verify_attestation,
+)
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -52,8 +62,28 @@ class Params(Protocol):
     def get(self, key: str) -> str | None: ...
 
 
-def invalid_client(description: str | None = None) -> InvalidClient:
-    return InvalidClient(description, headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+KID_REQUIRED_DESCRIPTION = (
+    "The client assertion has no kid and the client has too many keys for its alg: "
+    "name the signing key with kid."
+)
+
+
+def invalid_client(description: str | None = None, *, via_header: bool) -> InvalidClient:
+    """401 + challenge for credentials from the Authorization header, else 400 (§5.2)."""
+    if via_header:
+        return InvalidClientChallenge(
+            description, headers={"WWW-Authenticate": f'Basic realm="{REALM}"'}
+        )
+    return InvalidClient(description)
+
+
+def _refused(credentials: Presented, description: str | None = None) -> InvalidClient:
+    return invalid_client(description, via_header=credentials.method == "client_secret_basic")
+
+
+def _assertion_refused(exc: JWTRejected) -> InvalidClient:
+    described = KID_REQUIRED_DESCRIPTION if exc.reason == KID_REQUIRED else None
+    return invalid_client(described, via_header=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,26 +122,28 @@ class AuthenticatedClient:
 def _basic(header: str) -> tuple[str, str]:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
-        raise invalid_client("Use HTTP Basic, client_secret_post or a client assertion.")
+        raise invalid_client(
+            "Use HTTP Basic, client_secret_post or a client assertion.", via_header=True
+        )
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("ascii")
     except (binascii.Error, ValueError):
-        raise invalid_client() from None
+        raise invalid_client(via_header=True) from None
     username, colon, password = decoded.partition(":")
     if not colon:
-        raise invalid_client()
+        raise invalid_client(via_header=True)
     # RFC 6749 §2.3.1: both are application/x-www-form-urlencoded before base64 (App. B).
     try:
         client_id = unquote_plus(username, errors="strict")
         secret = unquote_plus(password, errors="strict")
     except UnicodeDecodeError:
-        raise invalid_client() from None
+        raise invalid_client(via_header=True) from None
     return client_id, secret
 
 
-def _check_id(client_id: str) -> str:
+def _check_id(client_id: str, *, via_header: bool) -> str:
     if not client_id or len(client_id) > MAX_CLIENT_ID or not client_id.isprintable():
-        raise invalid_client()
+        raise invalid_client(via_header=via_header)
     return client_id
 
 
@@ -131,30 +163,38 @@ def presented(authorization: str | None, params: Params) -> Presented:
     if authorization is not None:
         client_id, secret = _basic(authorization)
         if form_id is not None and form_id != client_id:
-            raise invalid_client()
+            raise invalid_client(via_header=True)
         if len(secret) > MAX_SECRET:
-            raise invalid_client()
-        return Presented("client_secret_basic", _check_id(client_id), secret=secret)
+            raise invalid_client(via_header=True)
+        return Presented(
+            "client_secret_basic", _check_id(client_id, via_header=True), secret=secret
+        )
     if secret_in_form is not None:
         if form_id is None or len(secret_in_form) > MAX_SECRET:
-            raise invalid_client()
-        return Presented("client_secret_post", _check_id(form_id), secret=secret_in_form)
+            raise invalid_client(via_header=False)
+        return Presented(
+            "client_secret_post", _check_id(form_id, via_header=False), secret=secret_in_form
+        )
     if assertion is not None:
         # RFC 7523 §2.2: client_assertion_type MUST be jwt-bearer.
         if assertion_type != JWT_BEARER:
-            raise invalid_client("The client_assertion_type must be jwt-bearer (RFC 7523).")
+            raise invalid_client(
+                "The client_assertion_type must be jwt-bearer (RFC 7523).", via_header=False
+            )
         try:
             unverified = peek(assertion)
         except JWTRejected:
-            raise invalid_client() from None
+            raise invalid_client(via_header=False) from None
         issuer = unverified.claims.get("iss")
         if not isinstance(issuer, str):
-            raise invalid_client()
+            raise invalid_client(via_header=False)
         # RFC 7523 §3 item 1: iss is the client_id; a client_id parameter must agree.
         if form_id is not None and form_id != issuer:
-            raise invalid_client()
-        return Presented("private_key_jwt", _check_id(issuer), unverified_assertion=unverified)
-    raise invalid_client("The request needs client authentication.")
+            raise invalid_client(via_header=False)
+        return Presented(
+            "private_key_jwt", _check_id(issuer, via_header=False), unverified_assertion=unverified
+        )
+    raise invalid_client("The request needs client authentication.", via_header=False)
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -209,11 +249,11 @@ def authenticate_server(
         # Always one HMAC and one constant-time comparison, known client or not.
         matches = services.hasher.verify(credentials.secret or "", stored or _NO_HASH)
         if registered is None or registered.status != "active" or stored is None or not matches:
-            raise invalid_client()
+            raise _refused(credentials)
         # A secret authenticates only a client registered for a secret method; basic and
         # post are two ways of sending the same secret (RFC 6749 §2.3.1).
         if registered.auth_method not in SECRET_METHODS:
-            raise invalid_client()
+            raise _refused(credentials)
         return AuthenticatedClient(registered.id, "resource_server", registered.audience, None)
     if (
         registered is None
@@ -222,7 +262,7 @@ def authenticate_server(
         or registered.jwks is None
         or credentials.unverified_assertion is None
     ):
-        raise invalid_client()
+        raise _refused(credentials)
     try:
         verified = verify_attestation(
             credentials.unverified_assertion,
@@ -234,9 +274,10 @@ def authenticate_server(
             now=now,
             skew=settings.clock_skew,
             max_lifetime=settings.assertion_max_lifetime,
+            max_keys_without_kid=settings.assertion_max_keys_without_kid,
         )
-    except JWTRejected:
-        raise invalid_client() from None
+    except JWTRejected as exc:
+        raise _assertion_refused(exc) from None
     replay = _assertion_replay(
         "client_assertion", registered.id, verified.jti, verified.exp, now, settings.clock_skew
     )
@@ -264,7 +305,7 @@ def authenticate_agent(
         or agent_id is None
         or agent_jwks is None
     ):
-        raise invalid_client()
+        raise _refused(credentials)
     try:
         verified = verify_attestation(
             credentials.unverified_assertion,
@@ -274,9 +315,10 @@ def authenticate_agent(
             now=now,
             skew=settings.clock_skew,
             max_lifetime=settings.assertion_max_lifetime,
+            max_keys_without_kid=settings.assertion_max_keys_without_kid,
         )
-    except JWTRejected:
-        raise invalid_client() from None
+    except JWTRejected as exc:
+        raise _assertion_refused(exc) from None
     replay = _assertion_replay(
         "attestation", agent_id, verified.jti, verified.exp, now, settings.clock_skew
     )
@@ -286,7 +328,8 @@ def authenticate_agent(
 def require_unused(client: AuthenticatedClient, claimed: bool) -> None:
     """RFC 7523 §3 item 7: a jti seen before is a replayed assertion."""
     if client.replay is not None and not claimed:
-        raise invalid_client()
+        # Only an assertion (sent in the body) has a replay entry.
+        raise invalid_client(via_header=False)
 
 
 # --- after authentication: one hot-state round trip -----------------------------------------

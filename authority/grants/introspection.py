@@ -2,7 +2,8 @@
 
 A "yes" must be trustworthy, so it is computed from SQL, the source of truth, every
 time: one query joins the calling resource server's registration and the token's grant
-row with its delegation, agent and owner (``grants -> delegations, agents, owners``).
+row with its delegation, agent, owner and tool (``grants -> delegations, agents, owners,
+tools``).
 Nothing is cached that could answer "active" after a revocation has committed.
 
 ``active: true`` only when all of these hold right now; anything else is the one
@@ -22,6 +23,10 @@ server MUST return an introspection response with the "active" field set to "fal
   protected resource is allowed to introspect the token");
 * the grant row exists, was issued, matches the token's hash, and is not revoked;
 * its delegation is active and unexpired, its agent active, its owner active;
+* its tool is still registered and active, and hosted by the caller, whose registration
+  (in the same row) is active or it could not have authenticated: retiring a tool or
+  deactivating its resource server stops the tokens already issued for it, not only new
+  ones;
 * single-use tools: the token has not been consumed; the first active answer consumes
   it with one conditional UPDATE, so exactly one introspection across all instances
   says yes.
@@ -46,7 +51,7 @@ from authority import containment
 from authority.context import Services
 from authority.errors import InvalidRequest
 from authority.secrets import token_hash
-from authority.storage.schema import agents, delegations, grants, owners, resource_servers
+from authority.storage.schema import agents, delegations, grants, owners, resource_servers, tools
 from authority.tokens.access_token import AT_TYP
 from authority.tokens.inbound import JWTRejected, peek
 from authority.tokens.validate import OwnToken, recognise_own
@@ -80,6 +85,7 @@ _ANSWERED_CLAIMS = (
 
 _ONE = select(literal(1).label("one")).subquery("one")
 #: Built once: the caller's registration and the token's grant with everything it hangs on.
+#: The tool joins on its unique name: still one round trip, one row.
 _QUERY = select(
     *SERVER_COLUMNS,
     grants.c.id.label("grant_id"),
@@ -97,12 +103,15 @@ _QUERY = select(
     delegations.c.expires_at.label("delegation_expires_at"),
     agents.c.status.label("agent_status"),
     owners.c.status.label("owner_status"),
+    tools.c.status.label("tool_status"),
+    tools.c.resource_server_id.label("tool_server_id"),
 ).select_from(
     _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
     .outerjoin(grants, grants.c.token_hash == bindparam("token_hash"))
     .outerjoin(delegations, delegations.c.id == grants.c.delegation_id)
     .outerjoin(agents, agents.c.id == grants.c.agent_id)
     .outerjoin(owners, owners.c.id == grants.c.owner_id)
+    .outerjoin(tools, tools.c.name == grants.c.tool)
 )
 
 
@@ -157,6 +166,14 @@ def _is_active(row: Any, token: OwnToken, digest: str, audience: str | None, now
         and row.delegation_expires_at > now
         and row.agent_status == "active"
         and row.owner_status == "active"
+        # The registry: agents "can only ever get tokens for registered, active tools",
+        # and a token outlives no retirement of its tool nor of the resource server
+        # hosting it, which is the caller (``authenticate_server`` refuses an inactive
+        # caller already; checked here too, from the same row, so the rule stands alone).
+        and row.tool_status == "active"
+        and row.tool_server_id is not None
+        and row.tool_server_id == row.rs_id
+        and row.rs_status == "active"
     )
 
 
@@ -214,8 +231,9 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         raise InvalidRequest("The token parameter is missing.")
     if token is None or not _is_active(row, token, digest, client.audience, now):
         if token is not None and _is_ours(row, digest):
-            # The agent's own token, misused (wrong audience, revoked, reused) counts
-            # towards its automatic containment; the answer stays the one constant.
+            # The agent's own token presented at a server it was not issued for counts
+            # towards its automatic containment; nothing a resource server can do with
+            # its own tokens (revoke, ask again) does. The answer stays the one constant.
             await containment.note_inactive_token(
                 services, row, token.claims, token.exp, request.token, client.audience, now
             )

@@ -20,6 +20,11 @@ token's own ``typ`` says what it is, so an unknown hint value is not an error ei
 Revoking writes ``grants.revoked_at``, a ``token_revoked`` ledger entry and a revocation
 event in one transaction; introspection reads ``revoked_at`` on every call, so the token
 is inactive on every instance from the commit on. Then the feed is notified.
+
+A revocation is never held against the agent: introspecting a revoked token afterwards
+does not count towards its automatic containment, whoever revoked it (see
+``authority.containment``), so a resource server revoking every token it is sent cannot
+get the agent quarantined.
 """
 
 from __future__ import annotations

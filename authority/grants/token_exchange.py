@@ -71,6 +71,7 @@ from authority.storage.schema import (
 from authority.tokens.access_token import AT_TYP, access_token_claims, authorization_detail
 from authority.tokens.dpop import VerifiedProof, verify_proof
 from authority.tokens.inbound import (
+    KID_REQUIRED,
     JWTRejected,
     UnverifiedJWT,
     VerifiedAttestation,
@@ -540,14 +541,21 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
             now=now,
             skew=settings.clock_skew,
             max_lifetime=settings.assertion_max_lifetime,
+            max_keys_without_kid=settings.assertion_max_keys_without_kid,
         )
     except JWTRejected as exc:
         log.info("attestation rejected: %s", exc.reason)
-        raise await deny(services, record, Reason.ATTESTATION_INVALID, now) from None
+        reason = (
+            Reason.ATTESTATION_KID_REQUIRED
+            if exc.reason == KID_REQUIRED
+            else Reason.ATTESTATION_INVALID
+        )
+        raise await deny(services, record, reason, now) from None
     # From here on the agent is authenticated, and denials are attributed to it.
     record.agent_id = loaded.agent.id
     record.owner_id = loaded.agent.owner_id
-    record.attestation_claim = attestation_claim(services, attestation, now)
+    spent_attestation = attestation_claim(services, attestation, now)
+    record.attestation_claim = spent_attestation
 
     # -- what it holds: the delegation -----------------------------------------------------------
     if unverified_delegation is None:
@@ -610,7 +618,7 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
     # -- rate: one round trip to shared hot state -------------------------------------------------
     # Single use of the attestation and the proof is not decided here but by the write
     # that records the decision (storage.replay), in SQL.
-    uses = [attestation_claim(services, attestation, now)]
+    uses = [spent_attestation]
     if proof is not None:
         uses.append(dpop_claim(services, proof, now))
     if delegation.rate_per_minute is not None:

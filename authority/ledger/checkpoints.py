@@ -22,13 +22,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, KeySet
 from joserfc.jws import deserialize_compact, extract_compact
 
-from authority.tokens.jose import registry
+from authority.tokens.jose import PRIVATE_MEMBERS, TOKEN_SIGNING_ALGORITHMS, registry
 
 from .merkle import HASH_SIZE, MAX_TREE_SIZE
 
 CHECKPOINT_TYP = "checkpoint+jwt"
 #: The algorithms a ledger key may sign with (settings.signing_alg).
-CHECKPOINT_ALGORITHMS = ("EdDSA", "ES256")
+CHECKPOINT_ALGORITHMS = TOKEN_SIGNING_ALGORITHMS
 _B64_HASH = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -90,9 +90,9 @@ def ledger_keyset(jwks: dict[str, Any]) -> KeySet:
     for member in keys:
         if not isinstance(member, dict) or not isinstance(member.get("kid"), str):
             continue
-        if member.get("kty") not in ("OKP", "EC"):
+        if member.get("kty") not in ("OKP", "EC", "RSA"):
             continue
-        public = {k: v for k, v in member.items() if k not in ("d", "p", "q")}
+        public = {k: v for k, v in member.items() if k not in PRIVATE_MEMBERS}
         try:
             usable.append(JWKRegistry.import_key(public))
         except (JoseError, ValueError, TypeError):
@@ -116,8 +116,12 @@ def verify_checkpoint(signed: object, keys: KeySet) -> VerifiedCheckpoint:
     key = next((k for k in keys if k.kid == kid), None)
     if key is None:
         raise InvalidCheckpoint(f"the checkpoint is signed by an unknown key (kid {kid!r})")
+    # RFC 8725 §3.1: the algorithm the key was published for, not whatever the header says.
+    alg = header.get("alg")
+    if alg not in CHECKPOINT_ALGORITHMS or (key.alg is not None and alg != key.alg):
+        raise InvalidCheckpoint(f"the checkpoint's algorithm is not its key's (kid {kid!r})")
     try:
-        verified = deserialize_compact(signed, key, registry=registry(CHECKPOINT_ALGORITHMS))
+        verified = deserialize_compact(signed, key, registry=registry([alg]))
         claims = orjson.loads(verified.payload)
     except (JoseError, ValueError, TypeError):
         raise InvalidCheckpoint(

@@ -5,8 +5,15 @@ URL, with the auditor's API key from ``--api-key-file``). It prints one line and
 when everything verifies, 1 naming the first bad index when something does not, and 2
 when an input cannot be read at all.
 
+Only entries a signed checkpoint covers count as verified. Entries after the newest
+checkpoint (an unsigned tail) fail the run (exit 1); with ``--allow-unsigned-tail`` the
+run exits 0 but says how many entries are unverified. An export URL is read up to the
+newest checkpoint fetched (``end=``), so an honest export read from the API ends where
+a checkpoint signs it, even while new entries are being appended.
+
 ``export`` writes, from this instance's own database, the files ``verify`` takes: the
-entries as JSON Lines, the checkpoints, and the ledger's public keys.
+entries as JSON Lines up to the newest checkpoint's tree size, the checkpoints up to that
+size, and the ledger's public keys; so an honest export verifies in full.
 """
 
 from __future__ import annotations
@@ -17,13 +24,20 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from .checkpoints import encode_hash, ledger_keyset
-from .verify import State, VerificationFailed, checkpoint_items, verify_export
+from .verify import (
+    State,
+    VerificationFailed,
+    checkpoint_items,
+    describe_kinds,
+    prepare_checkpoints,
+    verify_lines,
+)
 
 KEYS_PATH = "/v1/ledger/keys"
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
@@ -41,6 +55,20 @@ def _is_url(source: str) -> bool:
 def _origin_path(url: str, path: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _export_up_to(url: str, tree_size: int) -> str:
+    """The export URL limited to ``tree_size`` entries, unless it already names an end.
+
+    The checkpoints are fetched first; an export read afterwards could hold entries that
+    were sequenced meanwhile and that no checkpoint fetched signs (an unsigned tail).
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "end" for name, _ in query):
+        return url
+    query.append(("end", str(tree_size)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 async def _get_json(client: httpx.AsyncClient, url: str, **params: str) -> Any:
@@ -135,6 +163,7 @@ async def verify_sources(
     keys: str | None,
     state_path: Path | None,
     client: httpx.AsyncClient,
+    allow_unsigned_tail: bool = False,
 ) -> str:
     """Verify; return the success line, or raise ``VerificationFailed`` / ``InputError``."""
     try:
@@ -143,17 +172,33 @@ async def verify_sources(
         raise InputError(str(exc)) from None
     keyset = await load_keys(keys, checkpoints, client)
     items = await load_checkpoints(checkpoints, client, state)
-    report = await verify_export(export_lines(export, client), items, keyset, state=state)
+    points, prepared = prepare_checkpoints(items, keyset)
+    if _is_url(export) and prepared.latest is not None:
+        export = _export_up_to(export, prepared.latest.tree_size)
+    report = await verify_lines(
+        export_lines(export, client),
+        points,
+        prepared,
+        state=state,
+        allow_unsigned_tail=allow_unsigned_tail,
+    )
     latest = report.latest
-    if latest is None:  # verify_export refuses an export with no valid checkpoint
+    if latest is None:  # verify_lines refuses an export with no valid checkpoint
         raise VerificationFailed(0, "no valid checkpoint")
     if state_path is not None:
         State(latest.tree_size, latest.root_hash).save(state_path)
-    return (
+    summary = (
         f"ok: {report.entries} entries verified against {report.checkpoints} checkpoints; "
         f"tree size {latest.tree_size}, root {encode_hash(latest.root_hash)}, "
         f"signed by {latest.kid} at {latest.iat}"
     )
+    if report.unverified:
+        summary += (
+            f"; UNVERIFIED: {report.unverified} entries after tree size {report.entries} "
+            f"are signed by no checkpoint ({describe_kinds(report.unverified_kinds)}) "
+            "and were not verified"
+        )
+    return summary
 
 
 def _client(api_key_file: Path | None) -> httpx.AsyncClient:
@@ -176,12 +221,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 keys=args.keys,
                 state_path=args.state,
                 client=client,
+                allow_unsigned_tail=args.allow_unsigned_tail,
             )
 
     try:
         print(asyncio.run(run()))
     except VerificationFailed as exc:
-        print(f"FAILED at index {exc.index}: {exc.message}", file=sys.stderr)
+        where = f"index {exc.index}" if exc.line is None else f"index {exc.index} (line {exc.line})"
+        print(f"FAILED at {where}: {exc.message}", file=sys.stderr)
         return 1
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -213,7 +260,9 @@ async def _export(args: argparse.Namespace) -> str:
             latest = await store.latest_checkpoint(conn)
             size = 0 if latest is None else latest.tree_size
             if args.checkpoints is not None:
-                rows = await store.list_checkpoints(conn, after=None, limit=size + 1)
+                # Up to the exported size: a checkpoint sequenced meanwhile would sign
+                # entries the export does not hold.
+                rows = await store.list_checkpoints(conn, after=None, limit=size + 1, up_to=size)
                 with open(args.checkpoints, "wb") as out:  # noqa: ASYNC230
                     for row in rows:
                         out.write(orjson.dumps({"tree_size": row.tree_size, "signed": row.signed}))
@@ -260,6 +309,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     verify.add_argument(
         "--api-key-file", type=Path, metavar="FILE", help="auditor API key, for URLs"
+    )
+    verify.add_argument(
+        "--allow-unsigned-tail",
+        action="store_true",
+        help="accept entries after the newest checkpoint (reported as unverified; exit 0)",
     )
     verify.set_defaults(func=cmd_verify)
 

@@ -170,12 +170,15 @@ async def latest_checkpoint(conn: AsyncConnection) -> CheckpointRow | None:
 
 
 async def list_checkpoints(
-    conn: AsyncConnection, *, after: int | None, limit: int
+    conn: AsyncConnection, *, after: int | None, limit: int, up_to: int | None = None
 ) -> list[CheckpointRow]:
-    """Checkpoints by increasing tree size, after the cursor ``after`` (a tree size)."""
+    """Checkpoints by increasing tree size, after the cursor ``after`` (a tree size) and,
+    with ``up_to``, of at most that size."""
     query = select(ledger_checkpoints).order_by(ledger_checkpoints.c.tree_size).limit(limit)
     if after is not None:
         query = query.where(ledger_checkpoints.c.tree_size > after)
+    if up_to is not None:
+        query = query.where(ledger_checkpoints.c.tree_size <= up_to)
     return [_checkpoint(row) for row in await conn.execute(query)]
 
 

@@ -14,6 +14,15 @@ leaf order, the verifier checks that
   a prefix of this one, so history cannot be rewritten between two audits, nor rolled
   back to a shorter tree.
 
+Only what a checkpoint signs is verified. Entries after the newest checkpoint's tree
+size (an unsigned tail) could be anything, a forged grant or revocation appended to an
+honest export among them: they fail the run, unless the caller accepts an unsigned tail
+(``allow_unsigned_tail``), and even then they are counted as unverified, never as
+verified. With no checkpoint at all, nothing verifies.
+
+Every line that is not what an export line must be (not UTF-8, not JSON, members of the
+wrong type) fails the run naming its leaf index and its line number in the export.
+
 Checkpoints are checked when the pass reaches their tree size, so the failure reported
 is the one at the lowest index. When the leaf hashes were rewritten along with the
 bodies, only a signed root can tell: the failure then names the first index after the
@@ -50,12 +59,17 @@ MAX_LINE_BYTES = 1 << 20
 
 
 class VerificationFailed(Exception):
-    """The ledger does not verify; ``index`` is the first leaf index found bad."""
+    """The ledger does not verify; ``index`` is the first leaf index found bad.
 
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(f"index {index}: {message}")
+    ``line`` is the line number (from 1) in the export, where the failure is one line's.
+    """
+
+    def __init__(self, index: int, message: str, line: int | None = None) -> None:
+        where = f"index {index}" if line is None else f"index {index} (line {line})"
+        super().__init__(f"{where}: {message}")
         self.index = index
         self.message = message
+        self.line = line
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +122,22 @@ class _Point:
 
 @dataclass
 class Report:
+    """What verified: ``entries`` are the leaves a signed checkpoint covers, and only those.
+
+    ``unverified`` counts the entries after the newest checkpoint (only ever non-zero when
+    an unsigned tail was allowed), ``unverified_kinds`` their kinds.
+    """
+
     entries: int = 0
     checkpoints: int = 0
     latest: VerifiedCheckpoint | None = None
     kinds: dict[str, int] = field(default_factory=dict)
+    unverified: int = 0
+    unverified_kinds: dict[str, int] = field(default_factory=dict)
+
+
+def describe_kinds(kinds: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
 
 
 def checkpoint_items(document: Any) -> list[Any]:
@@ -173,9 +199,24 @@ async def verify_export(
     keys: KeySet,
     *,
     state: State | None = None,
+    allow_unsigned_tail: bool = False,
 ) -> Report:
     """Verify an export; raise ``VerificationFailed`` naming the first bad index."""
     points, report = prepare_checkpoints(checkpoints, keys)
+    return await verify_lines(
+        lines, points, report, state=state, allow_unsigned_tail=allow_unsigned_tail
+    )
+
+
+async def verify_lines(
+    lines: AsyncIterable[bytes | str],
+    points: list[_Point],
+    report: Report,
+    *,
+    state: State | None = None,
+    allow_unsigned_tail: bool = False,
+) -> Report:
+    """Verify an export against checkpoints from ``prepare_checkpoints``."""
     if not points:
         raise VerificationFailed(0, "no checkpoint was presented: nothing signs these entries")
     if (
@@ -191,6 +232,9 @@ async def verify_export(
     tree = CompactRange()
     next_point = 0
     last_good = 0
+    # Kinds of the entries since the last checkpoint that matched: counted as verified
+    # only once a checkpoint covers them.
+    pending: dict[str, int] = {}
 
     def check(size: int) -> None:
         """Every checkpoint and the saved state at ``size``, now that the pass is there."""
@@ -226,6 +270,9 @@ async def verify_export(
             )
         if group:
             last_good = size
+            for kind, count in pending.items():
+                report.kinds[kind] = report.kinds.get(kind, 0) + count
+            pending.clear()
         if state is not None and state.tree_size == size and state.root_hash != root:
             raise VerificationFailed(
                 0,
@@ -234,16 +281,29 @@ async def verify_export(
             )
 
     index = 0
+    line_number = 0
     async for raw in lines:
-        text = raw.decode() if isinstance(raw, bytes) else raw
+        line_number += 1
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise VerificationFailed(
+                    index, "the line is not valid UTF-8", line_number
+                ) from None
+        else:
+            text = raw
         if not text.strip():
             continue
         check(index)
-        leaf = _leaf(index, text, report)
+        try:
+            leaf, kind = _leaf(index, text)
+        except VerificationFailed as exc:
+            raise VerificationFailed(exc.index, exc.message, line_number) from None
+        pending[kind] = pending.get(kind, 0) + 1
         tree.append(leaf)
         index += 1
     check(index)
-    report.entries = index
     if next_point < len(points):
         beyond = points[next_point]
         if beyond.root_hash is None:
@@ -259,11 +319,24 @@ async def verify_export(
             f"truncated: the export ends after {index} entries, but {state.tree_size} were "
             "verified before (state file)",
         )
+    report.entries = last_good
+    tail = index - last_good
+    if tail:
+        if not allow_unsigned_tail:
+            raise VerificationFailed(
+                last_good,
+                f"unsigned tail: {tail} entries after the newest checkpoint (tree size "
+                f"{last_good}) are signed by no checkpoint, so nothing vouches for them "
+                f"({describe_kinds(pending)}); export up to a checkpoint, or pass "
+                "--allow-unsigned-tail to verify the rest and report these as unverified",
+            )
+        report.unverified = tail
+        report.unverified_kinds = dict(pending)
     return report
 
 
-def _leaf(index: int, text: str, report: Report) -> bytes:
-    """Check one export line; return its leaf hash."""
+def _leaf(index: int, text: str) -> tuple[bytes, str]:
+    """Check one export line; return its leaf hash and the entry's kind."""
     if len(text) > MAX_LINE_BYTES:
         raise VerificationFailed(index, "the line is too long")
     try:
@@ -273,7 +346,7 @@ def _leaf(index: int, text: str, report: Report) -> bytes:
     if not isinstance(line, dict):
         raise VerificationFailed(index, "the line is not a JSON object")
     found = line.get("leaf_index")
-    if found != index or isinstance(found, bool):
+    if type(found) is not int or found != index:  # not a bool, not a float
         raise VerificationFailed(
             index,
             f"expected leaf {index}, found {found!r}: an entry is missing, inserted or out "
@@ -297,6 +370,4 @@ def _leaf(index: int, text: str, report: Report) -> bytes:
             raise VerificationFailed(
                 index, "the entry's body does not hash to its leaf hash: it was altered"
             )
-    kind = str(value["kind"])
-    report.kinds[kind] = report.kinds.get(kind, 0) + 1
-    return digest
+    return digest, str(value["kind"])

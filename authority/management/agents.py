@@ -3,6 +3,11 @@
 An owner registers and edits its own agents; an admin any owner's. Status is not
 editable here: quarantine and release are decisions with their own endpoints and ledger
 entries, so an owner cannot lift a quarantine by editing its agent. Retiring is final.
+
+Registering an agent and changing its name, description or keys is a
+``registry_changed`` ledger entry in the same transaction
+(``authority.management.changes``), the keys named by kid and thumbprint; a change of
+autonomy is its own ``autonomy_changed`` entry.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from authority.secrets import new_id
 from authority.storage.schema import agents
 from authority.tokens.jwks import validate_public_jwks
 
+from . import changes as registry_changes
 from . import owners, paging, records
 from .auth import READERS, WRITERS, Principal, require_role, sees_all
 from .inputs import Body, Description, Name, require_changes
@@ -123,6 +129,22 @@ async def create(services: Services, principal: Principal, body: AgentCreate) ->
                 updated_at=now,
             )
         )
+        await registry_changes.record(
+            conn,
+            now=now,
+            actor=principal.key_id,
+            object_type="agent",
+            object_id=agent_id,
+            change="created",
+            changes={
+                "name": body.name,
+                "description": body.description,
+                "autonomy_level": body.autonomy_level,
+            },
+            keys=registry_changes.key_refs(jwks),
+            owner_id=owner_id,
+            agent_id=agent_id,
+        )
         row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
     return _agent(row)
 
@@ -149,8 +171,11 @@ async def update_agent(
 ) -> Agent:
     require_role(principal, *WRITERS)
     changes = require_changes(body)
+    keys: list[dict[str, str]] | None = None
     if "jwks" in changes:
-        changes["jwks"] = records.dump_json(validate_public_jwks(changes["jwks"]))
+        jwks = validate_public_jwks(changes["jwks"])
+        changes["jwks"] = records.dump_json(jwks)
+        keys = registry_changes.key_refs(jwks)
     async with records.write(services, NAME_TAKEN) as conn:
         row = await records.fetch(
             conn, agents, agent_id, NOT_FOUND, _visible(principal), for_update=True
@@ -175,6 +200,26 @@ async def update_agent(
                 now=changes["updated_at"],
             )
         await conn.execute(update(agents).where(agents.c.id == agent_id).values(**changes))
+        # Autonomy has its entry above; the name, description and keys have this one.
+        changed = registry_changes.differences(
+            {name: changes[name] for name in ("name", "description") if name in changes},
+            row._mapping,
+        )
+        if changes.get("jwks", row.jwks) == row.jwks:
+            keys = None
+        if changed or keys is not None:
+            await registry_changes.record(
+                conn,
+                now=changes["updated_at"],
+                actor=principal.key_id,
+                object_type="agent",
+                object_id=agent_id,
+                change="updated",
+                changes=changed,
+                keys=keys,
+                owner_id=row.owner_id,
+                agent_id=agent_id,
+            )
         row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
     return _agent(row)
 

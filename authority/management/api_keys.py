@@ -3,7 +3,9 @@
 A key is a generated 256-bit secret shown once, when it is created; only its keyed hash
 is stored. Admin and auditor keys come from the CLI (``authority admin``) or an admin;
 owner keys from an admin or the owner itself. Revocation sets ``revoked_at`` and keeps
-the row, so who held which role, and when, stays answerable.
+the row, so who held which role, and when, stays answerable; and every creation and
+revocation is a ``registry_changed`` ledger entry in the same transaction
+(``authority.management.changes``), naming the key by its id, never its secret.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from authority.secrets import new_id, new_secret
 from authority.storage.schema import api_keys
 from authority.storage.schema import owners as owners_table
 
+from . import changes as registry_changes
 from . import owners, paging, records
 from .auth import (
     ADMIN,
@@ -81,10 +84,17 @@ def _key(row: Any) -> ApiKey:
 
 
 async def _insert(
-    conn: AsyncConnection, services: Services, role: Role, owner_id: str | None, label: str
+    conn: AsyncConnection,
+    services: Services,
+    role: Role,
+    owner_id: str | None,
+    label: str,
+    *,
+    actor: str,
 ) -> IssuedKey:
     secret = new_secret(API_KEY_PREFIX)
     key_id = new_id("key")
+    now = services.now()
     await conn.execute(
         api_keys.insert().values(
             id=key_id,
@@ -92,9 +102,19 @@ async def _insert(
             role=role,
             owner_id=owner_id,
             label=label,
-            created_at=services.now(),
+            created_at=now,
             revoked_at=None,
         )
+    )
+    await registry_changes.record(
+        conn,
+        now=now,
+        actor=actor,
+        object_type="api_key",
+        object_id=key_id,
+        change="created",
+        changes={"role": role, "label": label},
+        owner_id=owner_id,
     )
     row = await records.fetch(conn, api_keys, key_id, NOT_FOUND)
     return IssuedKey(_key(row), secret)
@@ -105,7 +125,13 @@ class AdminKeyExists(Exception):
     """``bootstrap`` found an active admin key and was not told to make another."""
 
 
-async def bootstrap(services: Services, *, force_new: bool = False, label: str = "") -> IssuedKey:
+async def bootstrap(
+    services: Services,
+    *,
+    force_new: bool = False,
+    label: str = "",
+    actor: str = registry_changes.OPERATOR,
+) -> IssuedKey:
     """The first admin key. Refused once an active admin key exists, unless ``force_new``."""
     async with services.engine.begin() as conn:
         existing = await conn.execute(
@@ -115,21 +141,25 @@ async def bootstrap(services: Services, *, force_new: bool = False, label: str =
         )
         if existing.first() is not None and not force_new:
             raise AdminKeyExists()
-        return await _insert(conn, services, "admin", None, label or "bootstrap")
+        return await _insert(conn, services, "admin", None, label or "bootstrap", actor=actor)
 
 
-async def issue_operator_key(services: Services, role: Role, label: str = "") -> IssuedKey:
+async def issue_operator_key(
+    services: Services, role: Role, label: str = "", *, actor: str = registry_changes.OPERATOR
+) -> IssuedKey:
     """An admin or auditor key, for the CLI (the operator already holds the machine)."""
     if role == "owner":
         raise ValueError("owner keys are issued under their owner")
     async with services.engine.begin() as conn:
-        return await _insert(conn, services, role, None, label)
+        return await _insert(conn, services, role, None, label, actor=actor)
 
 
-async def revoke_by_id(services: Services, key_id: str) -> ApiKey:
+async def revoke_by_id(
+    services: Services, key_id: str, *, actor: str = registry_changes.OPERATOR
+) -> ApiKey:
     """Revoke any key by id, for the CLI."""
     async with services.engine.begin() as conn:
-        return await _revoke(conn, services, key_id, ())
+        return await _revoke(conn, services, key_id, (), actor=actor)
 
 
 async def all_keys(services: Services) -> list[ApiKey]:
@@ -145,13 +175,13 @@ async def create_for_owner(
     require_role(principal, *WRITERS)
     async with services.engine.begin() as conn:
         await owners.check_open(conn, principal, owner_id)
-        return await _insert(conn, services, "owner", owner_id, body.label)
+        return await _insert(conn, services, "owner", owner_id, body.label, actor=principal.key_id)
 
 
 async def create(services: Services, principal: Principal, body: KeyCreate) -> IssuedKey:
     require_role(principal, *ADMIN)
     async with services.engine.begin() as conn:
-        return await _insert(conn, services, body.role, None, body.label)
+        return await _insert(conn, services, body.role, None, body.label, actor=principal.key_id)
 
 
 async def list_keys(
@@ -190,7 +220,7 @@ async def revoke(
         if owner_id is not None:
             await _visible_owner(conn, principal, owner_id)
         where = _of_owner(owner_id)
-        return await _revoke(conn, services, key_id, where)
+        return await _revoke(conn, services, key_id, where, actor=principal.key_id)
 
 
 async def _revoke(
@@ -198,11 +228,22 @@ async def _revoke(
     services: Services,
     key_id: str,
     where: Sequence[ColumnElement[bool]],
+    *,
+    actor: str,
 ) -> ApiKey:
     row = await records.fetch(conn, api_keys, key_id, NOT_FOUND, where, for_update=True)
     if row.revoked_at is None:
-        await conn.execute(
-            update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=services.now())
+        now = services.now()
+        await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
+        await registry_changes.record(
+            conn,
+            now=now,
+            actor=actor,
+            object_type="api_key",
+            object_id=key_id,
+            change="revoked",
+            changes={"revoked_at": now},
+            owner_id=row.owner_id,
         )
         row = await records.fetch(conn, api_keys, key_id, NOT_FOUND)
     return _key(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -17,7 +18,7 @@ from authority.context import Services
 from authority.errors import InvalidRequest, NotFound
 from authority.settings import load_settings
 
-from . import api_keys
+from . import api_keys, changes
 from .inputs import parse
 
 T = TypeVar("T")
@@ -67,11 +68,21 @@ def _label(value: str) -> str:
         ) from None
 
 
+def _actor() -> str:
+    """Who made the change, for its ledger entry: the operating-system user, if known."""
+    try:
+        return f"{changes.OPERATOR}:{getpass.getuser()}"[:80]
+    except (OSError, KeyError):
+        return changes.OPERATOR
+
+
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     label = _label(args.label)
 
     async def work(services: Services) -> api_keys.IssuedKey:
-        return await api_keys.bootstrap(services, force_new=args.force_new, label=label)
+        return await api_keys.bootstrap(
+            services, force_new=args.force_new, label=label, actor=_actor()
+        )
 
     try:
         issued = asyncio.run(_with_services(args, work))
@@ -90,7 +101,7 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     label = _label(args.label)
 
     async def work(services: Services) -> api_keys.IssuedKey:
-        return await api_keys.issue_operator_key(services, args.role, label)
+        return await api_keys.issue_operator_key(services, args.role, label, actor=_actor())
 
     _print_issued(asyncio.run(_with_services(args, work)))
     return 0
@@ -107,7 +118,7 @@ def cmd_list_keys(args: argparse.Namespace) -> int:
 
 def cmd_revoke_key(args: argparse.Namespace) -> int:
     async def work(services: Services) -> api_keys.ApiKey:
-        return await api_keys.revoke_by_id(services, args.key_id)
+        return await api_keys.revoke_by_id(services, args.key_id, actor=_actor())
 
     try:
         key = asyncio.run(_with_services(args, work))

@@ -10,23 +10,30 @@ every request, so the change holds on every instance from the commit on.
   so a **release** resumes them. Release is only ever explicit; an admin's quarantine is
   lifted only by an admin, so an owner (or a stolen owner key) cannot undo a security
   team's decision.
-* **Kill switch**: an owner's stop of all their agents at once. In one transaction every
-  active delegation of the owner is revoked (final: delegations are never reinstated) and
-  every active agent quarantined. Quarantine as well as revocation, so that nothing the
-  owner does afterwards by mistake (a new delegation, a script still running) brings an
-  agent back without an explicit release. The owner's own status is unchanged: the owner
-  must still be able to sign in, look at what happened and release agents one by one.
+* **Kill switch**: an owner's stop of all their agents at once, contained in one small
+  commit whatever the owner's size: the owner turns ``suspended`` (refused by every
+  exchange, CIBA poll and introspection), with the ``kill_switch`` entry and the owner's
+  revocation event. Then, in bounded batches (``authority.management.cascade``), every
+  active delegation of the owner is revoked (final: delegations are never reinstated)
+  and every active agent quarantined, each with its ledger entry; once done, the owner is
+  ``active`` again. Quarantine as well as revocation, so that nothing the owner does
+  afterwards by mistake (a new delegation, a script still running) brings an agent back
+  without an explicit release; the owner must still be able to sign in, look at what
+  happened and release agents one by one.
 
 Who: an owner for their own agents (another owner's are 404), an admin for anyone's;
 auditors never.
 
-Lock order on PostgreSQL: the kill switch updates agent rows before delegation rows and
-never locks the owner row. An exchange holds its agent and owner rows FOR SHARE and then
-updates its delegation row, so neither can wait for the other in a cycle.
+Lock order on PostgreSQL: the kill switch's containment locks only the owner row (and
+inserts its marker); see ``cascade`` for the batches. An exchange holds its agent and
+owner rows FOR SHARE and then updates its delegation row, so neither can wait for the
+other in a cycle, and the containment waits at most for the exchanges already spending.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -34,14 +41,14 @@ from pydantic import StringConstraints
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from authority import metrics
 from authority.context import Services
 from authority.errors import Conflict, InsufficientScope, NotFound
-from authority.grants.delegations import record_delegation_revoked
 from authority.ledger.entries import append
 from authority.revocations import events
-from authority.storage.schema import agents, api_keys, delegations, owners
+from authority.storage.schema import agents, api_keys, owners
 
-from . import records
+from . import cascade, records
 from .agents import NOT_FOUND, Agent
 from .agents import _agent as agent_view
 from .auth import WRITERS, Principal, may_see_owner, require_role, sees_all
@@ -77,6 +84,10 @@ class Killed:
     revoked_delegations: list[str]
     quarantined_agents: list[str]
     event_id: int
+    #: When every instance began refusing the owner's calls (the containment's commit).
+    contained_at: int
+    #: The owner's calls refused for the containment from then until this answer.
+    refused_since: int
 
 
 def _visible(principal: Principal) -> list[Any]:
@@ -188,42 +199,24 @@ async def release(
 
 
 async def kill(services: Services, principal: Principal, owner_id: str, body: KillBody) -> Killed:
-    """Revoke every active delegation of the owner and quarantine every active agent."""
+    """Contain the owner in one small commit, then stop each agent and delegation.
+
+    The first transaction suspends the owner (``cascade.contain``), writes the
+    ``kill_switch`` entry and the owner's revocation event: from its commit every
+    instance refuses the owner's next call. The cascade then revokes every active
+    delegation and quarantines every active agent in bounded batches; the kill waits for
+    it (shielded: a client that goes away does not stop it), together with any cascade
+    of the owner a crash left unfinished, and answers with what it stopped.
+    """
     require_role(principal, *WRITERS)
     if not may_see_owner(principal, owner_id):
         raise NotFound("No such owner.")
     now = services.now()
     async with services.engine.begin() as conn:
         await records.fetch(conn, owners, owner_id, "No such owner.")
-        quarantined = [
-            r.id
-            for r in (
-                await conn.execute(
-                    update(agents)
-                    .where(agents.c.owner_id == owner_id, agents.c.status == "active")
-                    .values(
-                        status="quarantined",
-                        status_reason=body.reason,
-                        quarantined_by=principal.key_id,
-                        updated_at=now,
-                    )
-                    .returning(agents.c.id)
-                )
-            ).all()
-        ]
-        revoked = (
-            await conn.execute(
-                update(delegations)
-                .where(delegations.c.owner_id == owner_id, delegations.c.status == "active")
-                .values(
-                    status="revoked",
-                    revoked_at=now,
-                    revoked_by=principal.key_id,
-                    revoked_reason=body.reason,
-                )
-                .returning(delegations.c.id, delegations.c.agent_id)
-            )
-        ).all()
+        cascade_id, agent_count = await cascade.contain(
+            conn, owner_id=owner_id, actor=principal.key_id, reason=body.reason, now=now
+        )
         await append(
             conn,
             kind="kill_switch",
@@ -233,34 +226,9 @@ async def kill(services: Services, principal: Principal, owner_id: str, body: Ki
                 "owner_id": owner_id,
                 "actor": principal.key_id,
                 "reason": body.reason,
-                "agent_count": len(quarantined),
+                "agent_count": agent_count,
             },
         )
-        # One entry per object as well, so that an auditor following one delegation or
-        # one agent through the ledger sees how it ended.
-        for agent_id in sorted(quarantined):
-            await append(
-                conn,
-                kind="agent_quarantined",
-                version=1,
-                created_at=now,
-                record={
-                    "agent_id": agent_id,
-                    "owner_id": owner_id,
-                    "actor": principal.key_id,
-                    "reason": body.reason,
-                },
-            )
-        for delegation in sorted(revoked, key=lambda r: str(r.id)):
-            await record_delegation_revoked(
-                conn,
-                now=now,
-                delegation_id=delegation.id,
-                owner_id=owner_id,
-                agent_id=delegation.agent_id,
-                actor=principal.key_id,
-                reason=body.reason,
-            )
         event = await events.record(
             conn,
             kind="owner",
@@ -268,11 +236,20 @@ async def kill(services: Services, principal: Principal, owner_id: str, body: Ki
             expires_at=events.cascade_expiry(services.settings, now),
             owner_id=owner_id,
         )
+    metrics.of(services).kill_time_to_contain.observe(
+        time.perf_counter() - metrics.request_started()
+    )
     await events.publish(services, [event])
+    # One entry per object as well (written by the cascade), so that an auditor
+    # following one delegation or one agent through the ledger sees how it ended.
+    pending = await cascade.unfinished(services, owner_id)
+    stopped = await asyncio.shield(cascade.start(services, pending or [cascade_id]))
     return Killed(
         owner_id=owner_id,
         time=now,
-        revoked_delegations=sorted(str(r.id) for r in revoked),
-        quarantined_agents=sorted(quarantined),
+        revoked_delegations=sorted(stopped.revoked),
+        quarantined_agents=sorted(stopped.quarantined),
         event_id=event.id,
+        contained_at=now,
+        refused_since=await cascade.refused_since(services, owner_id, now),
     )

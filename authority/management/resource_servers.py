@@ -8,6 +8,10 @@ hash, so the old secret stops working at once.
 
 The audience (RFC 8707 resource indicator) is fixed once registered: tokens already
 issued carry it, and tools are bound to it.
+
+Every registration, change, secret rotation and retirement is a ``registry_changed``
+ledger entry in the same transaction (``authority.management.changes``); the secret is
+never in it, and a JWKS only as its keys' kids and thumbprints.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from authority.secrets import new_id, new_secret
 from authority.storage.schema import resource_servers, tools
 from authority.tokens.jwks import validate_public_jwks
 
+from . import changes as registry_changes
 from . import paging, records
 from .auth import ADMIN, READERS, Principal, require_role
 from .inputs import Body, Name, require_changes
@@ -122,10 +127,13 @@ async def create(services: Services, principal: Principal, body: ServerCreate) -
     require_role(principal, *ADMIN)
     secret: str | None = None
     jwks_text: str | None = None
+    keys: list[dict[str, str]] | None = None
     if body.auth_method == "private_key_jwt":
         if body.jwks is None:
             raise InvalidRequest("The jwks field is required for private_key_jwt.")
-        jwks_text = records.dump_json(validate_public_jwks(body.jwks))
+        jwks = validate_public_jwks(body.jwks)
+        jwks_text = records.dump_json(jwks)
+        keys = registry_changes.key_refs(jwks)
     else:
         if body.jwks is not None:
             raise InvalidRequest("The jwks field is only for private_key_jwt.")
@@ -146,6 +154,16 @@ async def create(services: Services, principal: Principal, body: ServerCreate) -
                 created_at=now,
                 updated_at=now,
             )
+        )
+        await registry_changes.record(
+            conn,
+            now=now,
+            actor=principal.key_id,
+            object_type="resource_server",
+            object_id=server_id,
+            change="created",
+            changes={"name": body.name, "audience": body.audience, "auth_method": body.auth_method},
+            keys=keys,
         )
         row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
     return IssuedSecret(_server(row), secret)
@@ -171,8 +189,11 @@ async def update_server(
 ) -> ResourceServer:
     require_role(principal, *ADMIN)
     changes = require_changes(body)
+    keys: list[dict[str, str]] | None = None
     if "jwks" in changes:
-        changes["jwks"] = records.dump_json(validate_public_jwks(changes["jwks"]))
+        jwks = validate_public_jwks(changes["jwks"])
+        changes["jwks"] = records.dump_json(jwks)
+        keys = registry_changes.key_refs(jwks)
     async with records.write(services, TAKEN) as conn:
         row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND, for_update=True)
         if row.status == "retired":
@@ -181,10 +202,26 @@ async def update_server(
             raise InvalidRequest("The jwks field is only for private_key_jwt.")
         if "name" in changes and changes["name"] != row.name:
             await _unique(conn, name=changes["name"])
+        changed = registry_changes.differences(
+            {"name": changes.get("name", row.name)}, row._mapping
+        )
+        if changes.get("jwks", row.jwks) == row.jwks:
+            keys = None
         changes["updated_at"] = services.now()
         await conn.execute(
             update(resource_servers).where(resource_servers.c.id == server_id).values(**changes)
         )
+        if changed or keys is not None:
+            await registry_changes.record(
+                conn,
+                now=changes["updated_at"],
+                actor=principal.key_id,
+                object_type="resource_server",
+                object_id=server_id,
+                change="updated",
+                changes=changed,
+                keys=keys,
+            )
         row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
     return _server(row)
 
@@ -199,10 +236,19 @@ async def rotate_secret(services: Services, principal: Principal, server_id: str
             raise Conflict("The resource server is retired.")
         if row.auth_method not in SECRET_METHODS:
             raise Conflict("The resource server authenticates with private_key_jwt.")
+        now = services.now()
         await conn.execute(
             update(resource_servers)
             .where(resource_servers.c.id == server_id)
-            .values(secret_hash=services.hasher.hash(secret), updated_at=services.now())
+            .values(secret_hash=services.hasher.hash(secret), updated_at=now)
+        )
+        await registry_changes.record(
+            conn,
+            now=now,
+            actor=principal.key_id,
+            object_type="resource_server",
+            object_id=server_id,
+            change="secret_rotated",
         )
         row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
     return IssuedSecret(_server(row), secret)
@@ -224,10 +270,20 @@ async def retire(services: Services, principal: Principal, server_id: str) -> Re
             )
             if hosted.first() is not None:
                 raise Conflict("The resource server still hosts active tools.")
+            now = services.now()
             await conn.execute(
                 update(resource_servers)
                 .where(resource_servers.c.id == server_id)
-                .values(status="retired", secret_hash=None, updated_at=services.now())
+                .values(status="retired", secret_hash=None, updated_at=now)
+            )
+            await registry_changes.record(
+                conn,
+                now=now,
+                actor=principal.key_id,
+                object_type="resource_server",
+                object_id=server_id,
+                change="retired",
+                changes={"status": "retired"},
             )
             row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
     return _server(row)

@@ -4,6 +4,10 @@ Only an admin registers or changes a tool; every role may read the registry (own
 it to write delegations). A tool's name and resource server are fixed once registered:
 delegations name the tool, and tokens carry the resource server as their audience, so
 changing either would silently change what existing delegations allow.
+
+Every registration, change and retirement is a ``registry_changed`` ledger entry in the
+same transaction (``authority.management.changes``): an admin cannot switch
+``approval_required`` off and back on unseen.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from authority.errors import Conflict, InvalidRequest
 from authority.secrets import new_id
 from authority.storage.schema import resource_servers, tools
 
+from . import changes as registry_changes
 from . import paging, records
 from .auth import ADMIN, READERS, Principal, require_role
 from .inputs import Body, Description, require_changes
@@ -154,6 +159,16 @@ async def create(services: Services, principal: Principal, body: ToolCreate) -> 
                 updated_at=now,
             )
         )
+        await registry_changes.record(
+            conn,
+            now=now,
+            actor=principal.key_id,
+            object_type="tool",
+            object_id=tool_id,
+            change="created",
+            changes=body.model_dump(),
+            tool=body.name,
+        )
         row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
     return _tool(row)
 
@@ -187,11 +202,26 @@ async def update_tool(
         actions = changes.get("actions", records.load_json(row.actions))
         read_actions = changes.get("read_actions", records.load_json(row.read_actions))
         _check_actions(actions, read_actions)
+        current = _tool(row)
+        changed = registry_changes.differences(
+            changes, {name: getattr(current, name) for name in changes}
+        )
         for name in ("actions", "read_actions"):
             if name in changes:
                 changes[name] = records.dump_json(changes[name])
         changes["updated_at"] = services.now()
         await conn.execute(update(tools).where(tools.c.id == tool_id).values(**changes))
+        if changed:
+            await registry_changes.record(
+                conn,
+                now=changes["updated_at"],
+                actor=principal.key_id,
+                object_type="tool",
+                object_id=tool_id,
+                change="updated",
+                changes=changed,
+                tool=row.name,
+            )
         row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
     return _tool(row)
 
@@ -202,10 +232,19 @@ async def retire(services: Services, principal: Principal, tool_id: str) -> Tool
     async with records.write(services, NOT_FOUND) as conn:
         row = await records.fetch(conn, tools, tool_id, NOT_FOUND, for_update=True)
         if row.status != "retired":
+            now = services.now()
             await conn.execute(
-                update(tools)
-                .where(tools.c.id == tool_id)
-                .values(status="retired", updated_at=services.now())
+                update(tools).where(tools.c.id == tool_id).values(status="retired", updated_at=now)
+            )
+            await registry_changes.record(
+                conn,
+                now=now,
+                actor=principal.key_id,
+                object_type="tool",
+                object_id=tool_id,
+                change="retired",
+                changes={"status": "retired"},
+                tool=row.name,
             )
             row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
     return _tool(row)

@@ -25,6 +25,7 @@ class Reason(StrEnum):
     # the agent's proof of identity (actor_token / client_assertion)
     ATTESTATION_INVALID = "attestation_invalid"
     ATTESTATION_REPLAYED = "attestation_replayed"
+    ATTESTATION_KID_REQUIRED = "attestation_kid_required"
     AGENT_UNKNOWN = "agent_unknown"
     AGENT_INACTIVE = "agent_inactive"
     OWNER_INACTIVE = "owner_inactive"
@@ -62,6 +63,10 @@ class Reason(StrEnum):
 _DESCRIPTIONS: dict[Reason, str] = {
     Reason.ATTESTATION_INVALID: "The agent attestation is invalid.",
     Reason.ATTESTATION_REPLAYED: "The agent attestation has already been used.",
+    Reason.ATTESTATION_KID_REQUIRED: (
+        "The agent attestation has no kid and the agent has too many keys for its alg: "
+        "name the signing key with kid."
+    ),
     Reason.AGENT_UNKNOWN: "The agent attestation is invalid.",
     Reason.AGENT_INACTIVE: "The agent is not active.",
     Reason.OWNER_INACTIVE: "The agent's owner is not active.",
@@ -96,6 +101,7 @@ _DESCRIPTIONS: dict[Reason, str] = {
 _ERRORS: dict[Reason, type[AuthorityError]] = {
     Reason.ATTESTATION_INVALID: InvalidRequest,
     Reason.ATTESTATION_REPLAYED: InvalidRequest,
+    Reason.ATTESTATION_KID_REQUIRED: InvalidRequest,
     Reason.AGENT_UNKNOWN: InvalidRequest,
     Reason.AGENT_INACTIVE: InvalidRequest,
     Reason.OWNER_INACTIVE: InvalidRequest,
@@ -125,9 +131,15 @@ _ERRORS: dict[Reason, type[AuthorityError]] = {
 }
 
 #: When the agent authenticated with client_assertion (RFC 7523 §2.2), a failure to
-#: authenticate it is invalid_client (RFC 6749 §5.2), not invalid_request.
+#: authenticate it is invalid_client (RFC 6749 §5.2), not invalid_request; a 400, since the
+#: assertion came in the body, not the Authorization header.
 CLIENT_AUTHENTICATION_FAILURES = frozenset(
-    {Reason.ATTESTATION_INVALID, Reason.ATTESTATION_REPLAYED, Reason.AGENT_UNKNOWN}
+    {
+        Reason.ATTESTATION_INVALID,
+        Reason.ATTESTATION_REPLAYED,
+        Reason.ATTESTATION_KID_REQUIRED,
+        Reason.AGENT_UNKNOWN,
+    }
 )
 
 

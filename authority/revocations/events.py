@@ -3,7 +3,8 @@
 Every revocation writes its event in the transaction that makes it effective: a token
 revoked (RFC 7009), a delegation revoked, an agent quarantined, an owner's kill switch.
 The row's id is the event id of the feed (``authority.revocations.feed``), and the feed
-promises "no gaps": a subscriber that has seen id N has seen every event below N. That
+promises "no gaps": a subscriber that has seen id N has seen every event below N that
+concerns it and can still revoke a live token (``concerned``, ``is_live``). That
 holds only if ids become visible in the order they are drawn, so:
 
 * on PostgreSQL, ``record`` takes a transaction-level advisory lock just before it
@@ -30,6 +31,25 @@ Event kinds, their members, and what a resource server verifying tokens locally 
 
 ``expires_at``: after this time no token the event applies to can still be valid, so a
 subscriber may forget the event.
+
+Who hears what (``concerned``): every event is resolved, when a feed reads it, to the
+resource servers it concerns, and a stream carries only those (``RevocationEvent.servers``):
+
+* ``token``: the resource server that is the token's audience (its grant's ``audience``);
+* ``delegation``: the resource servers hosting a tool the delegation's scope names;
+* ``agent``, ``owner``: the resource servers hosting a tool named by any delegation of that
+  agent or owner that had not expired ``access_token_max_lifetime + clock_skew`` before the
+  event.
+
+The rule never withholds an event a server needs: a token is only ever issued under a
+delegation, for one tool of its scope, with the tool's resource server as audience, and a
+delegation's scope, a tool's resource server and a server's audience never change once
+written. So every token an event revokes was issued for a server in the event's set, and
+that set is the same whenever it is computed (a delegation created after the read
+cannot have tokens issued before the event). A delegation expired for longer than a token
+can live has no token left. An event whose subject cannot be found (no such grant or
+delegation: not written by this code) goes to every server: withholding it could let a
+token through, sending it costs only privacy.
 """
 
 from __future__ import annotations
@@ -37,18 +57,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
 from authority.settings import Settings
 from authority.storage.hot import HotStateUnavailable
-from authority.storage.schema import revocation_events
+from authority.storage.schema import delegations, grants, resource_servers, revocation_events, tools
 
 log = logging.getLogger("authority.revocations")
 
@@ -71,6 +91,12 @@ class RevocationEvent:
     delegation_id: str | None = None
     agent_id: str | None = None
     owner_id: str | None = None
+    #: The ids of the resource servers the event concerns (see the module docstring); None
+    #: for every server. Never sent: it is how the feed filters, not part of the event.
+    servers: frozenset[str] | None = None
+
+    def concerns(self, server_id: str) -> bool:
+        return self.servers is None or server_id in self.servers
 
     def as_json(self) -> dict[str, Any]:
         """The event as the feed sends it: absent members are omitted, not null."""
@@ -153,15 +179,166 @@ def _event(row: Row[Any]) -> RevocationEvent:
     )
 
 
-async def read_after(conn: AsyncConnection, after: int, limit: int) -> list[RevocationEvent]:
-    """Events with id > ``after``, oldest first: a prefix of what is still to come."""
-    query = (
-        select(revocation_events)
-        .where(revocation_events.c.id > after)
-        .order_by(revocation_events.c.id)
-        .limit(limit)
+def _token_horizon(settings: Settings, at: int) -> int:
+    """No token issued before ``at`` minus this much can still be accepted at ``at``."""
+    return at - settings.access_token_max_lifetime - settings.clock_skew
+
+
+def is_live(event: RevocationEvent, now: int, settings: Settings) -> bool:
+    """Whether a token the event revokes could still be accepted somewhere at ``now``.
+
+    Only tokens already issued matter: once a delegation is revoked, an agent quarantined
+    or retired, or an owner killed or retired, the authority refuses every exchange that
+    would issue a new token under it, and a token lives at most
+    ``access_token_max_lifetime`` (plus ``clock_skew`` for the verifier's leeway). So an
+    event older than that has nothing left to revoke, however permanent its effect, and a
+    subscriber that starts now needs exactly the live events. ``expires_at`` says the same
+    for most events; the age test also covers an event written under a smaller cap.
+    """
+    if event.expires_at is None or event.expires_at > now:
+        return True
+    return event.time >= _token_horizon(settings, now)
+
+
+def _live_clause(now: int, settings: Settings) -> ColumnElement[bool]:
+    """``is_live`` in SQL."""
+    c = revocation_events.c
+    return or_(
+        c.expires_at.is_(None),
+        c.expires_at > now,
+        c.created_at >= _token_horizon(settings, now),
     )
-    return [_event(row) for row in (await conn.execute(query)).all()]
+
+
+async def read_after(
+    conn: AsyncConnection,
+    after: int,
+    limit: int,
+    *,
+    settings: Settings,
+    live_at: int | None = None,
+) -> list[RevocationEvent]:
+    """Events with id > ``after``, oldest first, each with the servers it concerns.
+
+    A prefix of what is still to come; with ``live_at``, only the events still live then
+    (``is_live``), which is a prefix of what a subscriber starting then needs.
+    """
+    query = select(revocation_events).where(revocation_events.c.id > after)
+    if live_at is not None:
+        query = query.where(_live_clause(live_at, settings))
+    query = query.order_by(revocation_events.c.id).limit(limit)
+    batch = [_event(row) for row in (await conn.execute(query)).all()]
+    return await concerned(conn, batch, settings)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What the feed needs of one delegation: whose it is, until when, and its tools."""
+
+    id: str
+    agent_id: str
+    owner_id: str
+    expires_at: int
+    tools: tuple[str, ...]
+
+
+async def concerned(
+    conn: AsyncConnection, batch: Sequence[RevocationEvent], settings: Settings
+) -> list[RevocationEvent]:
+    """``batch`` with ``servers`` resolved by the rule in the module docstring.
+
+    At most three reads per batch, whatever its size: the grants of the token events, the
+    delegations of the other events, and the tools those delegations name.
+    """
+    if not batch:
+        return []
+    by_jti = await _token_servers(conn, batch)
+    scopes = await _scopes(conn, batch, settings)
+    names = sorted({name for scope in scopes for name in scope.tools})
+    hosts: dict[str, str] = {}
+    if names:
+        query = select(tools.c.name, tools.c.resource_server_id).where(tools.c.name.in_(names))
+        hosts = {row.name: row.resource_server_id for row in (await conn.execute(query)).all()}
+
+    def hosting(chosen: Sequence[_Scope]) -> frozenset[str]:
+        return frozenset(hosts[n] for scope in chosen for n in scope.tools if n in hosts)
+
+    resolved: list[RevocationEvent] = []
+    for event in batch:
+        servers: frozenset[str] | None = None  # not resolvable: every server
+        if event.kind == "token" and event.jti is not None:
+            servers = by_jti.get(event.jti)
+        elif event.kind == "delegation" and event.delegation_id is not None:
+            own = [s for s in scopes if s.id == event.delegation_id]
+            servers = hosting(own) if own else None
+        elif event.kind == "agent" and event.agent_id is not None:
+            since = _token_horizon(settings, event.time)
+            servers = hosting(
+                [s for s in scopes if s.agent_id == event.agent_id and s.expires_at > since]
+            )
+        elif event.kind == "owner" and event.owner_id is not None:
+            since = _token_horizon(settings, event.time)
+            servers = hosting(
+                [s for s in scopes if s.owner_id == event.owner_id and s.expires_at > since]
+            )
+        resolved.append(replace(event, servers=servers))
+    return resolved
+
+
+async def _token_servers(
+    conn: AsyncConnection, batch: Sequence[RevocationEvent]
+) -> dict[str, frozenset[str]]:
+    """jti -> the resource server that is the token's audience (none if unregistered)."""
+    jtis = sorted({e.jti for e in batch if e.kind == "token" and e.jti is not None})
+    if not jtis:
+        return {}
+    query = (
+        select(grants.c.jti, resource_servers.c.id)
+        .select_from(
+            grants.outerjoin(resource_servers, resource_servers.c.audience == grants.c.audience)
+        )
+        .where(grants.c.jti.in_(jtis))
+    )
+    found: dict[str, set[str]] = {}
+    for jti, server_id in (await conn.execute(query)).all():
+        servers = found.setdefault(jti, set())
+        if server_id is not None:
+            servers.add(server_id)
+    return {jti: frozenset(servers) for jti, servers in found.items()}
+
+
+async def _scopes(
+    conn: AsyncConnection, batch: Sequence[RevocationEvent], settings: Settings
+) -> list[_Scope]:
+    """The delegations the batch's delegation, agent and owner events can reach."""
+    ids = {e.delegation_id for e in batch if e.kind == "delegation" and e.delegation_id}
+    agents = {e.agent_id for e in batch if e.kind == "agent" and e.agent_id}
+    owners = {e.owner_id for e in batch if e.kind == "owner" and e.owner_id}
+    c = delegations.c
+    wanted: list[ColumnElement[bool]] = []
+    if ids:
+        wanted.append(c.id.in_(sorted(ids)))
+    if agents or owners:
+        oldest = min(e.time for e in batch if e.kind in ("agent", "owner"))
+        subjects = []
+        if agents:
+            subjects.append(c.agent_id.in_(sorted(agents)))
+        if owners:
+            subjects.append(c.owner_id.in_(sorted(owners)))
+        wanted.append(and_(or_(*subjects), c.expires_at > _token_horizon(settings, oldest)))
+    if not wanted:
+        return []
+    query = select(c.id, c.agent_id, c.owner_id, c.expires_at, c.scope).where(or_(*wanted))
+    return [
+        _Scope(
+            id=row.id,
+            agent_id=row.agent_id,
+            owner_id=row.owner_id,
+            expires_at=int(row.expires_at),
+            tools=tuple(str(entry["tool"]) for entry in orjson.loads(row.scope)),
+        )
+        for row in (await conn.execute(query)).all()
+    ]
 
 
 async def last_id(conn: AsyncConnection) -> int:

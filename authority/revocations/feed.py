@@ -17,12 +17,27 @@ even if it saw no event. Idle streams carry a ``: heartbeat`` comment every
 ``revocation_feed_heartbeat`` seconds, and end after ``revocation_feed_max_duration``
 seconds; clients reconnect with ``Last-Event-ID``.
 
+Catch-up, then ``ready``: a stream first sends, from SQL, every live event
+(``events.is_live``) after ``Last-Event-ID``, or without one every live event at all (a
+resource server that starts knows nothing: it must hear of what was revoked before it
+connected, and the live events are exactly those that can still revoke a token; the
+opening ``id:`` is then just before the first of them, so a cut resumes the replay).
+Once it has passed the last event id SQL held when the stream opened, it sends::
+
+    id: 57
+    event: ready
+    data: {"id":57}
+
+and a subscriber may trust its revocation list from then on, not before. Only the events
+that concern the authenticated resource server are sent (``events.concerned``); the
+cursor moves past the others silently.
+
 Resumption without gaps or duplicates: event ids are assigned in commit order
 (``events.record``), so "everything after id N, in id order" read from SQL at any moment
 is a gap-free prefix of what is to come. Each stream keeps its own cursor (the last id
-it sent) and only ever sends events above it, in order: first what SQL holds after
-``Last-Event-ID`` (or, without one, from the instance's current position), then what the
-instance's hub reads as it arrives. There is no separate "replay then live" switch-over
+it read) and only ever sends events above it, in order: first the catch-up from SQL,
+then what the instance's hub reads as it arrives (or SQL again, if the hub's memory no
+longer reaches back to the cursor). There is no separate "replay then live" switch-over
 in which an event could fall between the two or be sent twice.
 
 The hub (one per instance) follows ``revocation_events`` in SQL, woken by the hot-state
@@ -43,6 +58,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from authority.context import Services
+from authority.settings import Settings
 
 from . import events
 from .events import RevocationEvent
@@ -51,6 +67,7 @@ log = logging.getLogger("authority.revocations.feed")
 
 EXTRAS_KEY = "revocation_feed"
 EVENT_NAME = "revocation"
+READY_NAME = "ready"
 RETRY_MS = 1000
 PAGE = 500
 HEARTBEAT = b": heartbeat\n\n"
@@ -59,6 +76,11 @@ HEARTBEAT = b": heartbeat\n\n"
 def format_event(event: RevocationEvent) -> bytes:
     data = orjson.dumps(event.as_json())
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, EVENT_NAME.encode(), data)
+
+
+def format_ready(cursor: int) -> bytes:
+    data = orjson.dumps({"id": cursor})
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (cursor, READY_NAME.encode(), data)
 
 
 def preamble(cursor: int) -> bytes:
@@ -154,7 +176,9 @@ class FeedHub:
         limit = self._services.settings.revocation_feed_buffer
         while True:
             async with self._services.reader.connect() as conn:
-                batch = await events.read_after(conn, self._tail, PAGE)
+                batch = await events.read_after(
+                    conn, self._tail, PAGE, settings=self._services.settings
+                )
             if not batch:
                 return
             self._events.extend(batch)
@@ -185,38 +209,72 @@ async def shutdown(services: Services) -> None:
         await current.close()
 
 
-async def stream(
-    services: Services, feed: FeedHub, cursor: int, backlog: list[RevocationEvent] | None
-) -> AsyncIterator[bytes]:
-    """One subscriber's stream from ``cursor`` on; ``backlog``: what SQL held after it, if read.
+def _wanted(event: RevocationEvent, server_id: str, now: int, settings: Settings) -> bool:
+    return event.concerns(server_id) and events.is_live(event, now, settings)
 
-    Ends after ``revocation_feed_max_duration`` seconds, or when SQL fails while catching
-    up (the client resumes with Last-Event-ID either way).
+
+async def stream(
+    services: Services,
+    feed: FeedHub,
+    *,
+    server_id: str,
+    cursor: int,
+    ready_at: int,
+    backlog: list[RevocationEvent],
+) -> AsyncIterator[bytes]:
+    """One subscriber's stream from ``cursor`` on, for the resource server ``server_id``.
+
+    ``backlog``: the first page of live events after ``cursor`` as SQL held it, and
+    ``ready_at`` the last event id SQL held then. The stream first catches up from SQL,
+    page by page, to at least ``ready_at``, then says so (``ready``), then follows the
+    hub. Ends after ``revocation_feed_max_duration`` seconds (once caught up), or when SQL
+    fails (the client resumes with Last-Event-ID either way).
     """
     settings = services.settings
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.revocation_feed_max_duration
     yield preamble(cursor)
-    pending: list[RevocationEvent] | None = backlog
+    # Catching up: only SQL knows every event up to ready_at (the hub may lag behind it,
+    # or no longer hold them). A short page means SQL holds no later live event.
+    page: list[RevocationEvent] = backlog
+    while True:
+        now = services.now()
+        for event in page:
+            if _wanted(event, server_id, now, settings):
+                yield format_event(event)
+            cursor = event.id
+        if len(page) < PAGE:
+            break
+        try:
+            async with services.reader.connect() as conn:
+                page = await events.read_after(
+                    conn, cursor, PAGE, settings=settings, live_at=services.now()
+                )
+        except Exception as exc:
+            log.warning("revocation feed catch-up failed: %s", type(exc).__name__)
+            return
+    # Every event up to ready_at that is not in the pages was not live: nothing to send.
+    cursor = max(cursor, ready_at)
+    yield format_ready(cursor)
+    pending: list[RevocationEvent] | None = None
     while True:
         changed = feed.changed
-        if pending is None:
-            pending = feed.since(cursor)
+        pending = feed.since(cursor)
         if pending is None:
             try:
                 async with services.reader.connect() as conn:
-                    pending = await events.read_after(conn, cursor, PAGE)
+                    pending = await events.read_after(conn, cursor, PAGE, settings=settings)
             except Exception as exc:
                 log.warning("revocation feed catch-up failed: %s", type(exc).__name__)
                 return
         if pending:
+            now = services.now()
             for event in pending:
                 if event.id > cursor:
-                    yield format_event(event)
+                    if _wanted(event, server_id, now, settings):
+                        yield format_event(event)
                     cursor = event.id
-            pending = None
             continue
-        pending = None
         remaining = deadline - loop.time()
         if remaining <= 0:
             return

@@ -6,13 +6,22 @@ that verify tokens locally and must hear about revocations within a second.
         client_id="rs_...", client_secret="rss_...",
     )
     async for event in feed.events():
-        cache.apply(event)          # and persist feed.last_event_id to resume after a restart
+        cache.apply(event)
+    # feed.caught_up: every event this server could need up to now has been yielded
+
+A first connection (no ``last_event_id``) replays every revocation whose tokens may still
+be alive, then the authority sends its ``ready`` message: ``caught_up`` becomes True, and
+until then local verification alone must not be trusted (ask introspection instead).
+``caught_up`` is False again from a lost connection until the next ``ready``. To resume
+after a restart, persist ``last_event_id`` only together with the revocations applied up
+to it; otherwise start without it (the replay is what a restarted server needs).
 
 ``events()`` reconnects by itself after a dropped connection, a server restart or the
 end of a stream, with ``Last-Event-ID``, so no event is missed and none is repeated.
 It raises ``FeedError`` only when reconnecting cannot help (refused credentials). An
 event that does not parse (``MalformedEvent``) is neither yielded nor skipped: the
-position stays before it and the feed reconnects, so a consumer never moves past it.
+position stays before it and the feed reconnects (not caught up), so a consumer never
+moves past it.
 
 Parsing follows the HTML Living Standard's "Server-sent events" interpretation rules
 (fields, comments, the last event id kept across messages, ``retry``). Only ``httpx`` is
@@ -33,6 +42,8 @@ import httpx
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 EVENT_NAME = "revocation"
+#: The message that ends the catch-up: everything before it has been sent.
+READY_NAME = "ready"
 
 
 class FeedError(Exception):
@@ -191,6 +202,7 @@ class RevocationFeed:
 
     Authenticate with ``client_secret`` (HTTP Basic, GET) or with ``assertion``, a
     callable returning a fresh RFC 7523 client assertion for each connection (POST).
+    ``on_ready`` is called at each ``ready`` message (``caught_up`` turns True).
     """
 
     def __init__(
@@ -201,6 +213,7 @@ class RevocationFeed:
         client_secret: str | None = None,
         assertion: Callable[[], str] | None = None,
         last_event_id: str | None = None,
+        on_ready: Callable[[], None] | None = None,
         http: httpx.AsyncClient | None = None,
         read_timeout: float = 60.0,
         max_delay: float = 30.0,
@@ -212,6 +225,8 @@ class RevocationFeed:
         self._secret = client_secret
         self._assertion = assertion
         self.last_event_id = last_event_id or ""
+        self.caught_up = False
+        self._on_ready = on_ready
         self._http = http
         self._timeout = httpx.Timeout(10.0, read=read_timeout)
         self._delay = 1.0
@@ -271,9 +286,14 @@ class RevocationFeed:
                         raise _Retry() from None
                     self.last_event_id = message.last_event_id
                     yield event
-                else:
-                    self.last_event_id = message.last_event_id
+                    continue
+                self.last_event_id = message.last_event_id
+                if message.event == READY_NAME:
+                    self.caught_up = True
+                    if self._on_ready is not None:
+                        self._on_ready()
         finally:
+            self.caught_up = False
             await response.aclose()
 
 

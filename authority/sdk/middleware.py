@@ -13,10 +13,14 @@ per-call token from the authority for exactly that route's tool, resource and ac
 
 Tokens are verified locally (signature against the JWKS, issuer, audience, expiry, DPoP
 binding) and checked against the revocation feed. Routes marked ``introspect=True``
-(single-use tools) and every route when the feed is not healthy are checked by
-introspection (RFC 7662) instead; without client credentials that means refusal.
+(single-use tools) and every route while the feed is not healthy (not yet caught up on
+its current connection, which includes the replay of everything revoked before this
+server started, or silent too long) are checked by introspection (RFC 7662) instead;
+without client credentials that means refusal.
 A request to a path no route declares is refused (403) unless listed in ``public``.
-Refusals are RFC 6750 §3 / RFC 9449 §7.1 challenges in ``WWW-Authenticate``.
+Refusals are RFC 6750 §3 / RFC 9449 §7.1 challenges in ``WWW-Authenticate``, each naming
+the resource's RFC 9728 metadata (``resource_metadata``), which is served without a token
+(``authority.sdk.resource_metadata``).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authority.endpoints import paths
 from authority.sdk.feed import basic_auth
+from authority.sdk.resource_metadata import ResourceMetadata
 from authority.sdk.revocations import FeedFollower
 from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier, VerifiedToken
+from authority.tokens.jose import DPOP_ALGORITHMS
 
 __all__ = ["AuthorityMiddleware", "ToolRoute", "token_of"]
 
@@ -112,6 +118,7 @@ class AuthorityMiddleware:
             else None
         )
         self._introspection_endpoint: str | None = None
+        self.resource_metadata = ResourceMetadata.for_resource(audience, self.issuer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -119,6 +126,10 @@ class AuthorityMiddleware:
             return
         if scope["type"] not in ("http", "websocket"):
             raise RuntimeError(f"unsupported ASGI scope type {scope['type']!r}")
+        if self.resource_metadata is not None and self.resource_metadata.serves(scope):
+            # RFC 9728 §3: metadata needs no token and is no declared tool route.
+            await self.resource_metadata.send(scope, send)
+            return
         if scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
@@ -129,7 +140,7 @@ class AuthorityMiddleware:
                 # Refused before the handshake completes (ASGI: close = HTTP 403).
                 await send({"type": "websocket.close", "code": 1008})
             else:
-                await _refuse(send, refusal)
+                await _refuse(send, refusal, self.resource_metadata)
             return
         scope.setdefault("state", {})[STATE_KEY] = token
         await self.app(scope, receive, send)
@@ -226,12 +237,19 @@ def _request_url(scope: Scope, headers: dict[str, str]) -> str:
     return f"{scheme}://{host}{scope.get('root_path', '')}{scope['path']}"
 
 
-async def _refuse(send: Send, refusal: Refusal) -> None:
+async def _refuse(send: Send, refusal: Refusal, metadata: ResourceMetadata | None) -> None:
     challenge = f'{"DPoP" if refusal.dpop else "Bearer"} realm="{REALM}"'
     if refusal.error is not None:
         challenge += f', error="{refusal.error}", error_description="{refusal.description}"'
     if refusal.dpop:
-        challenge += ', algs="EdDSA ES256 ES384 PS256 RS256"'
+        # RFC 9449 §7.1: algs names what a proof may be signed with, the same list the
+        # authority's metadata advertises as dpop_signing_alg_values_supported.
+        challenge += f', algs="{" ".join(DPOP_ALGORITHMS)}"'
+    if metadata is not None:
+        # MCP authorization: "MCP servers MUST use the HTTP header WWW-Authenticate when
+        # returning a 401 Unauthorized to indicate the location of the resource server
+        # metadata URL as described in RFC9728 Section 5.1"; on a 403 it helps as much.
+        challenge += ", " + metadata.challenge_parameter()
     body = json.dumps(
         {"error": refusal.error or "invalid_request", "error_description": refusal.description}
     ).encode()

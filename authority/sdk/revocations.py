@@ -6,9 +6,14 @@ Rules per event kind (see ``authority.revocations.events``): ``token`` revokes o
 agent (``act.sub``) or owner (``sub``) issued at or before the event. Events are dropped
 once ``expires_at`` has passed: no token they could apply to is still alive.
 
-Fail closed: until the feed has connected, and whenever it has been silent (no event,
-no heartbeat) for longer than ``max_silence``, ``healthy`` is False and the middleware
-refuses to trust local verification alone.
+Fail closed: ``healthy`` is False, and the middleware does not trust local verification
+alone (it introspects), until the feed has caught up on the current connection, and
+whenever it has been silent (no event, no heartbeat) for longer than ``max_silence``.
+"Caught up" is the feed's ``ready`` message: the authority sends it once it has replayed
+every event this follower could need (on a first connection, every revocation whose
+tokens may still be alive, however long before the follower started; on a resumption,
+everything after ``Last-Event-ID``). Between a lost connection and the next ``ready``
+the follower is not caught up either: revocations may have been missed meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from authority.sdk.feed import MalformedEvent, RevocationEvent, parse_sse
+from authority.sdk.feed import EVENT_NAME, READY_NAME, MalformedEvent, RevocationEvent, parse_sse
 from authority.sdk.verifier import VerifiedToken
 
 log = logging.getLogger("authority.sdk.revocations")
@@ -101,14 +106,14 @@ class FeedFollower:
         self._last_heard = float("-inf")
         self._last_sweep = float("-inf")
         self._connected = asyncio.Event()
-        #: Set while the feed's next event did not parse: until it does, nothing past it
-        #: is known, so local verification alone is not trusted.
-        self.stalled = False
+        self._ready = asyncio.Event()
+        self._caught_up = False
         self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
-        return not self.stalled and self._clock() - self._last_heard <= self._max_silence
+        """Caught up on the current connection, and heard from within ``max_silence``."""
+        return self._caught_up and self._clock() - self._last_heard <= self._max_silence
 
     def start(self) -> None:
         if self._task is None:
@@ -117,6 +122,10 @@ class FeedFollower:
     async def wait_connected(self) -> None:
         """Until the feed has answered once (wrap in ``asyncio.wait_for`` to bound it)."""
         await self._connected.wait()
+
+    async def wait_ready(self) -> None:
+        """Until the feed has caught up once (wrap in ``asyncio.wait_for`` to bound it)."""
+        await self._ready.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -150,13 +159,21 @@ class FeedFollower:
             timeout=httpx.Timeout(10.0, read=self._max_silence),
         ) as response:
             response.raise_for_status()
-            async for message in parse_sse(self._lines(response), self._last_event_id):
-                # The id counts as seen only once its message is complete (parse_sse), so
-                # a connection cut mid-message resumes with that message again; and only
-                # once its event is applied, so a malformed one is met again, not skipped.
-                if message.data:
-                    self._dispatch(message.data)
-                self._last_event_id = message.last_event_id
+            try:
+                async for message in parse_sse(self._lines(response), self._last_event_id):
+                    # The id counts as seen only once its message is complete (parse_sse),
+                    # so a connection cut mid-message resumes with that message again.
+                    # Only once its event is applied, too: a malformed one is met again
+                    # on resumption, never skipped (and the feed is not caught up).
+                    if message.event == EVENT_NAME and message.data:
+                        self._dispatch(message.data)
+                    self._last_event_id = message.last_event_id
+                    if message.event == READY_NAME:
+                        self._caught_up = True
+                        self._ready.set()
+            finally:
+                # Whatever is revoked until the next connection's ``ready`` is unknown.
+                self._caught_up = False
 
     async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
         """Every line, heartbeat comments included, is a sign of life."""
@@ -172,14 +189,12 @@ class FeedFollower:
         try:
             event = RevocationEvent.from_json(data)
         except MalformedEvent:
-            # Fail closed: not healthy until this position yields a good event, and the
-            # follower reconnects from before it (the caller's reconnect loop).
-            self.stalled = True
+            # Fail closed: the follower reconnects from before it (the caller's loop) and
+            # is not caught up, so it is not healthy, until the event parses.
             log.warning("revocation feed sent a malformed event")
             raise
         now = self._clock()
         self.revoked.apply(event, now)
-        self.stalled = False
         if now - self._last_sweep > SWEEP_INTERVAL:
             self.revoked.forget_expired(now)
             self._last_sweep = now

@@ -29,10 +29,11 @@ from authority.tokens.inbound import (
     require_str,
     verify_signature,
 )
+from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS, token_algorithms_for_key
 
 AT_TYP = "at+jwt"
-# The authority signs with one of these; a token naming another is refused outright.
-TOKEN_ALGORITHMS = frozenset({"EdDSA", "Ed25519", "ES256"})
+#: The authority signs with one of these; a token naming another is refused outright.
+TOKEN_ALGORITHMS = frozenset(TOKEN_SIGNING_ALGORITHMS)
 
 
 class TokenInvalid(Exception):
@@ -163,7 +164,13 @@ class TokenVerifier:
         if not isinstance(kid, str):
             raise TokenInvalid("no kid")
         key = await self.jwks.key(kid)
-        allowed = TOKEN_ALGORITHMS & ({key.alg} if key.alg else TOKEN_ALGORITHMS)
+        # RFC 8725 §3.1: the algorithm comes from our allowlist and the key, never from
+        # the token alone: only the alg the key is published for, of the key's own type
+        # (so no HS256 keyed with an RSA modulus, no "none", no RS256 on an EC key).
+        crv = key.as_dict().get("crv") if key.key_type in ("OKP", "EC") else None
+        allowed = token_algorithms_for_key(
+            key.key_type, crv if isinstance(crv, str) else None, key.alg
+        )
         claims = verify_signature(unverified, key, allowed)
         now = int(self.clock())
         # RFC 9068 §4: iss must match, aud must contain this resource server, exp not past.

@@ -292,3 +292,25 @@ used_jtis = Table(
     Column("expires_at", TIME, nullable=False),
     Index("ix_used_jtis_expires_at", "expires_at"),
 )
+
+# The kill switch's cascade (management.controls): the owner is contained by one small
+# commit, then every agent and delegation the kill covers is stopped in bounded batches.
+# One row per kill: what it covers (the owner's objects created at or before
+# ``contained_at``), how far it got (``phase``, ``cursor``: the last id handled) and when
+# it finished. A row with ``finished_at`` NULL is resumed at start-up.
+containment_cascades = Table(
+    "containment_cascades",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("owner_id", ID, ForeignKey("owners.id"), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("contained_at", TIME, nullable=False),
+    Column("phase", String(16), nullable=False),  # agents | delegations | done
+    Column("cursor", ID, nullable=True),
+    Column("quarantined", Integer, nullable=False),
+    Column("revoked", Integer, nullable=False),
+    Column("finished_at", TIME, nullable=True),
+    CheckConstraint("phase IN ('agents', 'delegations', 'done')", name="phase"),
+    Index("ix_containment_cascades_owner_finished", "owner_id", "finished_at"),
+)

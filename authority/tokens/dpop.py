@@ -25,7 +25,7 @@ from authority.tokens.inbound import (
     require_str,
     verify_signature,
 )
-from authority.tokens.jose import PRIVATE_MEMBERS
+from authority.tokens.jose import DPOP_ALGORITHMS, PRIVATE_MEMBERS
 
 DPOP_TYP = "dpop+jwt"
 MIN_RSA_BITS = 2048
@@ -96,7 +96,7 @@ def verify_proof(
         raise JWTRejected("dpop_wrong_typ")
     key = _proof_key(unverified.header)
     # items 5-6: an asymmetric algorithm we support, and the signature verifies with jwk
-    claims = verify_signature(unverified, key, algorithms_for(key))
+    claims = verify_signature(unverified, key, algorithms_for(key) & frozenset(DPOP_ALGORITHMS))
     jti = require_str(claims, "jti", max_length=256)
     # item 8: "the htm claim matches the HTTP method of the current request"
     if claims.get("htm") != method:

@@ -131,6 +131,38 @@ def find_key(jwks_json: str, kid: object) -> PublicKey:
     raise JWTRejected("jwt_unknown_kid")
 
 
+#: The reason when a JWT without kid could have been signed by too many registered keys.
+KID_REQUIRED = "jwt_kid_required"
+
+
+def candidate_keys(
+    jwks_json: str, header: Mapping[str, Any], *, max_without_kid: int
+) -> list[PublicKey]:
+    """The registered keys that may have signed a JWT with this header.
+
+    With a ``kid``, exactly the key it names. RFC 7515 §4.1.4 makes ``kid`` OPTIONAL, and
+    clients such as authlib's ``PrivateKeyJWT`` send none: then every registered key whose
+    own algorithms include the header's ``alg`` (RFC 8725 §3.1: "The library MUST ensure
+    that the "alg" or "enc" header specifies the same algorithm that is used for the
+    cryptographic operation", so never HS* with a public key, nor ES256 with an RSA key),
+    at most ``max_without_kid`` of them, so that a JWT cannot make us try a long list.
+    """
+    kid = header.get("kid")
+    if kid is not None:
+        return [find_key(jwks_json, kid)]
+    alg = header["alg"]
+    matching = [
+        key
+        for key in key_set(jwks_json).keys
+        if isinstance(key, OKPKey | ECKey | RSAKey) and alg in algorithms_for(key)
+    ]
+    if not matching:
+        raise JWTRejected("jwt_alg_not_allowed")
+    if len(matching) > max_without_kid:
+        raise JWTRejected(KID_REQUIRED)
+    return matching
+
+
 @functools.lru_cache(maxsize=4096)
 def thumbprint(jwks_json: str, kid: str) -> str:
     """RFC 7638 thumbprint of the key ``kid`` of a registered JWKS, computed once."""
@@ -163,18 +195,26 @@ def require_int(claims: Mapping[str, Any], name: str) -> int:
 def check_lifetime(
     claims: Mapping[str, Any], *, now: int, skew: int, max_lifetime: int
 ) -> tuple[int, int]:
-    """exp, iat and nbf of a short-lived assertion (RFC 7523 §3, items 4-6)."""
+    """exp, iat and nbf of a short-lived assertion (RFC 7523 §3, items 4-6).
+
+    Returns the end of the assertion's usable window and its iat. The window ends at
+    ``exp`` ("The authorization server MUST reject any JWT with an expiration time that has
+    passed", item 4) or ``max_lifetime`` after ``iat``, whichever comes first: clients such
+    as authlib's ``PrivateKeyJWT`` put exp an hour out, and such an assertion is accepted
+    only while it is fresh, so its jti is remembered (item 7) only that long.
+    """
     exp = require_int(claims, "exp")
     iat = require_int(claims, "iat")
-    if exp <= now - skew:
+    if exp < iat:
+        raise JWTRejected("jwt_lifetime_too_long")
+    usable_until = min(exp, iat + max_lifetime)
+    if usable_until <= now - skew:
         raise JWTRejected("jwt_expired")
     if iat > now + skew:
         raise JWTRejected("jwt_issued_in_future")
     if "nbf" in claims and require_int(claims, "nbf") > now + skew:
         raise JWTRejected("jwt_not_yet_valid")
-    if exp - iat > max_lifetime or exp < iat:
-        raise JWTRejected("jwt_lifetime_too_long")
-    return exp, iat
+    return usable_until, iat
 
 
 def audience_includes(claims: Mapping[str, Any], accepted: Collection[str]) -> bool:
@@ -202,6 +242,19 @@ class VerifiedAttestation:
     jkt: str  # RFC 7638 thumbprint of the key that signed it
 
 
+def _verify_with_any(
+    unverified: UnverifiedJWT, keys: Collection[PublicKey]
+) -> tuple[PublicKey, dict[str, Any]]:
+    """The first of ``keys`` whose signature verifies, with the verified claims."""
+    failure = JWTRejected("jwt_bad_signature")
+    for key in keys:
+        try:
+            return key, verify_signature(unverified, key, algorithms_for(key))
+        except JWTRejected as exc:
+            failure = exc
+    raise failure
+
+
 def verify_attestation(
     unverified: UnverifiedJWT,
     *,
@@ -211,17 +264,20 @@ def verify_attestation(
     now: int,
     skew: int,
     max_lifetime: int,
+    max_keys_without_kid: int,
 ) -> VerifiedAttestation:
     """RFC 7523 §3: iss = sub = the agent, aud = this authority, short exp, unique jti.
 
-    The key is the agent's registered key named by ``kid``; replay of ``jti`` is checked by
-    the caller against shared hot state, after every other check passed.
+    The key is the registered key named by ``kid`` or, without a ``kid``, the one of at
+    most ``max_keys_without_kid`` keys for the header's ``alg`` whose signature verifies
+    (``candidate_keys``); replay of ``jti`` is checked by the caller against shared hot
+    state, after every other check passed.
     """
     typ = unverified.header.get("typ")
     if not (typ is None or isinstance(typ, str)) or typ not in ATTESTATION_TYPES:
         raise JWTRejected("jwt_wrong_typ")
-    key = find_key(jwks_json, unverified.header.get("kid"))
-    claims = verify_signature(unverified, key, algorithms_for(key))
+    keys = candidate_keys(jwks_json, unverified.header, max_without_kid=max_keys_without_kid)
+    key, claims = _verify_with_any(unverified, keys)
     # "The JWT MUST contain an iss (issuer) claim" and "a sub (subject) claim"; for client
     # authentication both are the client_id (RFC 7523 §3, items 1-2).
     if claims.get("iss") != agent_id or claims.get("sub") != agent_id:
@@ -232,5 +288,6 @@ def verify_attestation(
         raise JWTRejected("jwt_bad_aud")
     exp, _ = check_lifetime(claims, now=now, skew=skew, max_lifetime=max_lifetime)
     jti = require_str(claims, "jti", max_length=MAX_JTI_LENGTH)
-    jkt = thumbprint(jwks_json, unverified.header["kid"])
+    # Registered keys all have a kid (``tokens.jwks``), so the thumbprint is cached by it.
+    jkt = thumbprint(jwks_json, key.kid) if key.kid else key.thumbprint()
     return VerifiedAttestation(agent_id=agent_id, jti=jti, exp=exp, jkt=jkt)

@@ -28,6 +28,17 @@ class _Registry(JWSRegistry):
 #: What agents may sign attestations and DPoP proofs with (asymmetric only; RFC 8725 §3.2).
 AGENT_ALGORITHMS = ("EdDSA", "Ed25519", "ES256", "ES384", "ES512", "PS256", "PS384", "RS256")
 
+#: RFC 9449 §5.1 / §7.1: what a DPoP proof may be signed with. The token endpoint, the
+#: metadata (``dpop_signing_alg_values_supported``) and the resource-server middleware's
+#: ``algs`` challenge all read this one tuple, so what is advertised is what is accepted.
+DPOP_ALGORITHMS = AGENT_ALGORITHMS
+
+#: What the authority signs its own JWTs with (access tokens, delegations, checkpoints);
+#: each key keeps the algorithm it was made for. RFC 9068 §2.1: "The JWT access token
+#: MUST be signed. Authorization servers ... MUST support the RS256 signature algorithm".
+#: RS256 comes first: it is the default, the one algorithm every JWT validator accepts.
+TOKEN_SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
 
 def registry(algorithms: Collection[str]) -> JWSRegistry:
     """A registry accepting exactly ``algorithms`` (never ``none``, never HMAC)."""
@@ -53,3 +64,15 @@ PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 def algorithms_for_key(kty: str, crv: str | None) -> frozenset[str]:
     """The agent-usable signing algorithms for a key of this type and curve."""
     return _ALGORITHMS_FOR_KEY.get((kty, crv), frozenset()) & frozenset(AGENT_ALGORITHMS)
+
+
+def token_algorithms_for_key(kty: str, crv: str | None, alg: str | None) -> frozenset[str]:
+    """What a token signed by the authority under this published key may name as ``alg``.
+
+    RFC 8725 §3.1: "libraries MUST enable the caller to specify a supported set of
+    algorithms and MUST NOT use any other algorithms". The set is the authority's own
+    algorithms of this key type, narrowed to the key's registered ``alg``: an RSA key
+    made for RS256 verifies RS256 only, never PS256 nor HS256 with its modulus as secret.
+    """
+    allowed = _ALGORITHMS_FOR_KEY.get((kty, crv), frozenset()) & frozenset(TOKEN_SIGNING_ALGORITHMS)
+    return allowed & {alg} if alg is not None else allowed

@@ -2,7 +2,10 @@
 
 Each purpose has keys of its own: ``token`` signs access tokens and delegations,
 ``ledger`` signs checkpoints, so a key of one purpose never verifies the other's output.
-A key's ``kid`` is its RFC 7638 thumbprint. Private keys are stored sealed
+A key's ``kid`` is its RFC 7638 thumbprint, and its
+algorithm (``settings.signing_alg`` when it was made: RS256, ES256 or EdDSA) is fixed for
+its life and published as its JWK ``alg``, so a rotation may change the algorithm and
+tokens of the old key still verify. Private keys are stored sealed
 (``authority.tokens.sealing``), opened once when a key is first read, and kept in memory
 only while the key is ``next`` or ``active``.
 
@@ -58,7 +61,7 @@ from authority.clock import Clock
 from authority.ledger import entries as ledger
 from authority.settings import Settings
 from authority.storage.schema import signing_keys
-from authority.tokens.jose import registry
+from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS, registry
 from authority.tokens.sealing import KeyDecryptionError, KeySealer
 
 __all__ = [
@@ -78,8 +81,11 @@ Purpose = Literal["token", "ledger"]
 Status = Literal["next", "active", "retired"]
 PURPOSES: tuple[Purpose, ...] = ("token", "ledger")
 
-#: The curve of each algorithm keys are made for (RFC 8037 §3.1, RFC 7518 §3.4).
+#: The curve of each elliptic-curve algorithm keys are made for (RFC 8037 §3.1, RFC 7518
+#: §3.4); RS256 keys are RSA (RFC 7518 §3.3).
 _CURVES = {"EdDSA": "Ed25519", "ES256": "P-256"}
+#: RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used with these algorithms."
+RSA_MIN_BITS = 2048
 #: The actor recorded in the ledger for a purpose's first key, which nobody asked for.
 SYSTEM_ACTOR = "authority"
 _STATUS_ORDER = {"active": 0, "next": 1, "retired": 2}
@@ -120,7 +126,7 @@ class _Signer:
 
     kid: str
     alg: str
-    key: jwk.OKPKey | jwk.ECKey = field(repr=False)
+    key: jwk.OKPKey | jwk.ECKey | jwk.RSAKey = field(repr=False)
     registry: jws.JWSRegistry = field(repr=False)
 
 
@@ -148,6 +154,7 @@ class Keyring:
         self._engine = engine
         self._clock = clock
         self._alg = settings.signing_alg
+        self._rsa_bits = settings.signing_rsa_bits
         self._activation_delay = settings.key_activation_delay
         self._refresh_interval = settings.keyring_refresh_interval
         # Other instances sign with a retired key until their next refresh.
@@ -312,32 +319,51 @@ class Keyring:
         return _Published(row.kid, row.purpose, row.status, row.publish_until, members, key)
 
     def _open(self, row: Row[Any]) -> _Signer:
-        if row.alg not in _CURVES:
+        if row.alg not in TOKEN_SIGNING_ALGORITHMS:
             raise KeyringError(f"signing key {row.kid}: unsupported algorithm {row.alg}")
         der = self._sealer.open(row.private_key, kid=row.kid)
         params: KeyParameters = {"kid": row.kid, "alg": row.alg, "use": "sig"}
-        key: jwk.OKPKey | jwk.ECKey
+        key: jwk.OKPKey | jwk.ECKey | jwk.RSAKey
         try:
             if row.alg == "EdDSA":
                 key = jwk.OKPKey.import_key(der, params)
-            else:
+            elif row.alg == "ES256":
                 key = jwk.ECKey.import_key(der, params)
+            else:
+                key = jwk.RSAKey.import_key(der, params)
         except (JoseError, ValueError, TypeError):
             raise KeyringError(f"signing key {row.kid}: the private key is invalid") from None
-        if key.curve_name != _CURVES[row.alg] or key.thumbprint() != row.kid:
+        # Each key signs with the algorithm it was made for, and only with a key of that
+        # algorithm's type (RFC 8725 §3.1), whatever signing_alg says now.
+        if isinstance(key, jwk.RSAKey):
+            fits = key.private_key is not None and key.private_key.key_size >= RSA_MIN_BITS
+        else:
+            fits = key.curve_name == _CURVES.get(row.alg)
+        if not fits or not key.is_private or key.thumbprint() != row.kid:
             raise KeyringError(f"signing key {row.kid}: the private key does not match its kid")
         return _Signer(row.kid, row.alg, key, registry([row.alg]))
 
     # --- writing ------------------------------------------------------------------------
-    def _new_key(
+    async def _new_key(
         self, purpose: Purpose, status: Status, activated_at: int, now: int
     ) -> dict[str, Any]:
-        """A fresh key pair as the values of its ``signing_keys`` row (private key sealed)."""
-        key: jwk.OKPKey | jwk.ECKey
+        """A fresh key pair as the values of its ``signing_keys`` row (private key sealed).
+
+        Made in a worker thread: an RSA key takes tens of milliseconds (bench/README.md),
+        which must not stall the exchanges this instance is serving meanwhile.
+        """
+        return await asyncio.to_thread(self._make_key, purpose, status, activated_at, now)
+
+    def _make_key(
+        self, purpose: Purpose, status: Status, activated_at: int, now: int
+    ) -> dict[str, Any]:
+        key: jwk.OKPKey | jwk.ECKey | jwk.RSAKey
         if self._alg == "EdDSA":
             key = jwk.OKPKey.generate_key("Ed25519")
-        else:
+        elif self._alg == "ES256":
             key = jwk.ECKey.generate_key("P-256")
+        else:
+            key = jwk.RSAKey.generate_key(self._rsa_bits)
         kid = key.thumbprint()
         public = {**key.as_dict(private=False), "kid": kid, "alg": self._alg, "use": "sig"}
         return {
@@ -353,7 +379,7 @@ class Keyring:
 
     async def _create_first(self, purpose: Purpose) -> None:
         now = self._now()
-        values = self._new_key(purpose, "active", now, now)
+        values = await self._new_key(purpose, "active", now, now)
         async with self._engine.begin() as conn:
             await _serialize_key_writes(conn)
             if await _kid_with_status(conn, purpose, "active") is not None:
@@ -369,7 +395,7 @@ class Keyring:
         over. The rotation is a ledger entry, written in the same transaction.
         """
         now = self._now()
-        values = self._new_key(purpose, "next", now + self._activation_delay, now)
+        values = await self._new_key(purpose, "next", now + self._activation_delay, now)
         async with self._engine.begin() as conn:
             await _serialize_key_writes(conn)
             pending = await _kid_with_status(conn, purpose, "next")

@@ -215,6 +215,7 @@ async def test_feed_subscriber_on_b_hears_a_revocation_on_a_within_a_second(
         messages = parse_sse(response.aiter_lines())
         start = await anext(messages)
         assert start.data == ""
+        assert (await anext(messages)).event == "ready"  # nothing to replay
         await asyncio.sleep(0.2)  # B's hub subscribes
         revoked_at = time.monotonic()
         assert (await revoke_as_server(world, token)).status_code == 200

@@ -210,6 +210,7 @@ async def test_the_feed_keeps_delivering_from_sql_while_redis_is_down(
             assert response.status_code == 200
             messages = parse_sse(response.aiter_lines())
             await anext(messages)
+            assert (await anext(messages)).event == "ready"  # nothing to replay
             assert (await revoke_as_server(world, token)).status_code == 200
             message = await anext(messages)
             await response.aclose()

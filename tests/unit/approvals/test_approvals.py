@@ -232,7 +232,7 @@ async def test_polling_by_another_agent_is_refused(risky: World) -> None:
     assert (stolen.status_code, error_of(stolen)) == (400, "invalid_grant")
     # Naming the right agent without its key does not authenticate.
     forged = await poll(world, auth_req_id, key=AgentKey())
-    assert (forged.status_code, error_of(forged)) == (401, "invalid_client")
+    assert (forged.status_code, error_of(forged)) == (400, "invalid_client")
     forged = await poll(world, auth_req_id, key=AgentKey(), via="actor_token")
     assert (forged.status_code, error_of(forged)) == (400, "invalid_request")
     # Nothing was consumed: the agent still gets its one token.
@@ -248,7 +248,7 @@ async def test_the_attestation_is_single_use_when_polling(risky: World) -> None:
     )
     world.clock.advance(5)
     replayed = await poll(world, auth_req_id, attestation=attestation)
-    assert (replayed.status_code, error_of(replayed)) == (401, "invalid_client")
+    assert (replayed.status_code, error_of(replayed)) == (400, "invalid_client")
 
 
 async def test_ids_that_are_not_the_agents_auth_req_id_are_invalid_grant(risky: World) -> None:

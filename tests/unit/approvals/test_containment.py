@@ -14,7 +14,15 @@ from authority import containment
 from authority.app import build_services, create_app, start, stop
 from authority.clock import FrozenClock
 from authority.storage.schema import agents, revocation_events
-from tests.revocation_support import add_server, introspect, is_active, issue
+from tests.revocation_support import (
+    INACTIVE,
+    add_server,
+    introspect,
+    is_active,
+    issue,
+    revoke_as_agent,
+    revoke_as_server,
+)
 from tests.support import ISSUER, AgentKey, World
 
 from .support import ledger, world_with
@@ -225,6 +233,133 @@ async def test_expired_tokens_and_garbage_are_not_the_agents_doing(strict: World
     for _ in range(THRESHOLD):
         await introspect(world, "not-a-token")
     assert (await status(world))[0] == "active"
+
+
+# --- what a resource server does with its own tokens never counts ------------------------------
+SINGLE_USE_TOOL = "vault.secrets.read"
+
+
+async def with_single_use_tool(world: World) -> None:
+    await world.add_tool(SINGLE_USE_TOOL, actions=["read"], read=["read"], single_use=True)
+    await world.delegate(
+        scope=[
+            {"tool": "github.issues.create", "resources": ["acme/*"], "actions": ["create"]},
+            {"tool": SINGLE_USE_TOOL, "resources": ["prod/*"], "actions": ["read"]},
+        ]
+    )
+
+
+async def issue_single_use(world: World) -> str:
+    return await issue(world, tool=SINGLE_USE_TOOL, resource="prod/db", action="read")
+
+
+async def assert_never_counted(world: World) -> None:
+    assert (await status(world))[0] == "active"
+    assert await containment.violations(world.services, world.agent_id) == 0
+    assert await ledger(world, "agent_contained") == []
+
+
+async def test_a_resource_server_revoking_then_introspecting_never_counts(strict: World) -> None:
+    """RFC 7009 lets a resource server revoke the tokens it is sent; asking about them
+    afterwards is its own doing, however many calls it revokes."""
+    world = strict
+    for _ in range(THRESHOLD * 2):
+        token = await issue(world)
+        assert (await revoke_as_server(world, token)).status_code == 200
+        for _ in range(2):
+            assert (await introspect(world, token)).content == INACTIVE
+    await assert_never_counted(world)
+    assert (await world.exchange()).status_code == 200
+
+
+async def test_the_agent_revoking_its_own_tokens_never_counts(strict: World) -> None:
+    world = strict
+    for _ in range(THRESHOLD * 2):
+        token = await issue(world)
+        assert (await revoke_as_agent(world, token)).status_code == 200
+        assert (await introspect(world, token)).content == INACTIVE
+    await assert_never_counted(world)
+
+
+async def test_a_single_use_token_asked_about_again_by_its_server_never_counts(
+    strict: World,
+) -> None:
+    """An honest retry: the server introspects a consumed token again."""
+    world = strict
+    await with_single_use_tool(world)
+    for _ in range(THRESHOLD * 2):
+        token = await issue_single_use(world)
+        assert await is_active(world, token) is True  # consumed here
+        for _ in range(2):
+            assert (await introspect(world, token)).content == INACTIVE
+    await assert_never_counted(world)
+
+
+@pytest.mark.parametrize("stop", ["revoke_delegation", "retire_tool"])
+async def test_tokens_stopped_by_the_owner_or_an_admin_never_count(
+    strict: World, stop: str
+) -> None:
+    world = strict
+    tokens = [await issue(world) for _ in range(THRESHOLD * 2)]
+    if stop == "revoke_delegation":
+        await world.post(f"/v1/delegations/{world.delegation_id}/revoke", world.owner_key, {})
+    else:
+        listed = await world.client.get("/v1/tools", headers=world.auth(world.admin))
+        [tool] = [t for t in listed.json()["items"] if t["name"] == "github.issues.create"]
+        retired = await world.client.delete(
+            f"/v1/tools/{tool['id']}", headers=world.auth(world.admin)
+        )
+        assert retired.status_code == 200, retired.text
+    for token in tokens:
+        assert (await introspect(world, token)).content == INACTIVE
+    await assert_never_counted(world)
+
+
+# --- ... while the agent's own misuse still does ------------------------------------------------
+async def test_revoked_or_consumed_tokens_sent_to_the_wrong_server_still_count(
+    strict: World,
+) -> None:
+    """Revocation or consumption by the right server does not excuse sending a token to
+    another one: those are the agent's doing and quarantine it."""
+    world = strict
+    await with_single_use_tool(world)
+    elsewhere = await add_server(world, "https://elsewhere.example.test")
+    for n in range(THRESHOLD):
+        assert (await status(world))[0] == "active"
+        if n % 2:
+            token = await issue(world)
+            assert (await revoke_as_server(world, token)).status_code == 200
+        else:
+            token = await issue_single_use(world)
+            assert await is_active(world, token) is True
+        assert (await introspect(world, token, elsewhere)).content == INACTIVE
+    assert (await status(world))[0] == "quarantined"
+    [contained] = await ledger(world, "agent_contained")
+    assert (contained["violations"], contained["trigger"]) == (
+        THRESHOLD,
+        containment.WRONG_AUDIENCE,
+    )
+
+
+async def test_ordinary_calls_around_misuse_add_nothing(strict: World) -> None:
+    """A resource server revoking and re-asking about every call it serves adds nothing
+    to the count, so only the misused tokens reach the threshold, and a repeat still
+    lowers the autonomy level."""
+    world = strict
+    elsewhere = await add_server(world, "https://elsewhere.example.test")
+    for containments, level in ((1, 2), (2, 1)):
+        for _ in range(THRESHOLD - 1):
+            served = await issue(world)
+            assert await is_active(world, served) is True
+            assert (await revoke_as_server(world, served)).status_code == 200
+            assert (await introspect(world, served)).content == INACTIVE
+            await introspect(world, await issue(world), elsewhere)
+        assert (await status(world))[0] == "active"
+        assert await containment.violations(world.services, world.agent_id) == THRESHOLD - 1
+        await introspect(world, await issue(world), elsewhere)
+        assert (await status(world))[:2] == ("quarantined", level)
+        assert len(await ledger(world, "agent_contained")) == containments
+        assert (await release(world)).status_code == 200
 
 
 # --- repeated containment lowers autonomy ------------------------------------------------------

@@ -13,7 +13,7 @@ import jwt
 import pytest
 from sqlalchemy import select, update
 
-from authority.storage.schema import delegations, grants, owners, resource_servers
+from authority.storage.schema import delegations, grants, owners, resource_servers, tools
 from tests.revocation_support import (
     INACTIVE,
     INTROSPECT,
@@ -95,8 +95,7 @@ async def test_private_key_jwt_authenticates_once_per_assertion(world: World) ->
     assert first.status_code == 200, first.text
     # RFC 7523 §3 item 7: the same jti again is a replay.
     replayed = await world.client.post(INTROSPECT, data={"token": "x.y.z", **form})
-    assert replayed.status_code == 401
-    assert replayed.json()["error"] == "invalid_client"
+    _assert_invalid_client(replayed, via_header=False)
     # The endpoint's own URL is an accepted audience too.
     own_url = client_assertion(server.key, server.id, world.clock.now(), aud=ISSUER + INTROSPECT)
     assert (await world.client.post(INTROSPECT, data={"token": "t", **own_url})).status_code == 200
@@ -120,8 +119,7 @@ async def test_bad_client_assertion_is_invalid_client(
     aud = claims.pop("aud", ISSUER)
     form = client_assertion(server.key, server.id, world.clock.now(), aud=aud, **claims)
     response = await world.client.post(INTROSPECT, data={"token": "x.y.z", **form})
-    assert response.status_code == 401
-    assert response.json()["error"] == "invalid_client"
+    _assert_invalid_client(response, via_header=False)
 
 
 async def test_assertion_signed_by_another_key_is_invalid_client(world: World) -> None:
@@ -130,7 +128,7 @@ async def test_assertion_signed_by_another_key_is_invalid_client(world: World) -
     thief = AgentKey(kid=server.key.kid)
     form = client_assertion(thief, server.id, world.clock.now())
     response = await world.client.post(INTROSPECT, data={"token": "x.y.z", **form})
-    assert response.status_code == 401
+    _assert_invalid_client(response, via_header=False)
 
 
 # --- client authentication ---------------------------------------------------------------------
@@ -140,16 +138,20 @@ async def _introspect_raw(
     return await world.client.post(INTROSPECT, data=data, headers=headers)
 
 
-def _assert_invalid_client(response: httpx.Response) -> None:
-    assert response.status_code == 401, response.text
+def _assert_invalid_client(response: httpx.Response, *, via_header: bool = True) -> None:
+    """RFC 6749 §5.2: 401 + Basic challenge after the Authorization header, else 400."""
+    assert response.status_code == (401 if via_header else 400), response.text
     assert response.json()["error"] == "invalid_client"
-    assert response.headers["www-authenticate"].startswith("Basic realm=")
+    if via_header:
+        assert response.headers["www-authenticate"].startswith("Basic realm=")
+    else:
+        assert "www-authenticate" not in response.headers
     assert response.headers["cache-control"] == "no-store"
 
 
 async def test_no_credentials_is_invalid_client(world: World) -> None:
     token = await issue(world)
-    _assert_invalid_client(await _introspect_raw(world, {}, {"token": token}))
+    _assert_invalid_client(await _introspect_raw(world, {}, {"token": token}), via_header=False)
 
 
 async def test_wrong_secret_is_invalid_client(world: World) -> None:
@@ -167,7 +169,9 @@ async def test_unknown_client_is_invalid_client(world: World) -> None:
 async def test_agent_cannot_introspect(world: World) -> None:
     token = await issue(world)
     form = client_assertion(world.agent_key, world.agent_id, world.clock.now())
-    _assert_invalid_client(await _introspect_raw(world, {}, {"token": token, **form}))
+    _assert_invalid_client(
+        await _introspect_raw(world, {}, {"token": token, **form}), via_header=False
+    )
 
 
 async def test_secret_of_a_basic_client_works_in_the_body_too(world: World) -> None:
@@ -440,3 +444,77 @@ async def test_a_token_whose_key_is_no_longer_published_is_inactive(
     monkeypatch.setattr(keyring, "public_key", without_withdrawn)
     response = await introspect(world, token)
     assert response.content == INACTIVE
+
+
+# --- the registry: a token outlives no retirement of its tool or resource server ---------------
+async def _tool_id(world: World, name: str = "github.issues.create") -> str:
+    async with world.services.engine.connect() as conn:
+        tool_id: str = (
+            await conn.execute(select(tools.c.id).where(tools.c.name == name))
+        ).scalar_one()
+    return tool_id
+
+
+async def test_a_token_of_a_tool_retired_after_issue_is_inactive(world: World) -> None:
+    token = await issue(world)
+    assert await is_active(world, token) is True
+    retired = await world.client.delete(
+        f"/v1/tools/{await _tool_id(world)}", headers=world.auth(world.admin)
+    )
+    assert retired.status_code == 200, retired.text
+    assert (await introspect(world, token)).content == INACTIVE
+
+
+async def test_a_single_use_token_of_a_retired_tool_is_inactive_and_not_consumed(
+    world: World,
+) -> None:
+    token = await _single_use_token(world)
+    tool_id = await _tool_id(world, "vault.secrets.read")
+    async with world.services.engine.begin() as conn:
+        await conn.execute(update(tools).where(tools.c.id == tool_id).values(status="retired"))
+    assert (await introspect(world, token)).content == INACTIVE
+    async with world.services.engine.connect() as conn:
+        consumed = (
+            await conn.execute(
+                select(grants.c.consumed_at).where(grants.c.jti == unverified(token)["jti"])
+            )
+        ).scalar_one()
+    assert consumed is None
+
+
+async def test_a_token_of_a_tool_now_hosted_elsewhere_is_inactive(world: World) -> None:
+    """The tool's host, as registered now, must be the caller."""
+    token = await issue(world)
+    elsewhere = await add_server(world, "https://elsewhere.example.test")
+    tool_id = await _tool_id(world)
+    async with world.services.engine.begin() as conn:
+        await conn.execute(
+            update(tools).where(tools.c.id == tool_id).values(resource_server_id=elsewhere.id)
+        )
+    assert (await introspect(world, token)).content == INACTIVE
+    assert (await introspect(world, token, elsewhere)).content == INACTIVE
+
+
+@pytest.mark.parametrize("how", ["api", "status_only"])
+async def test_a_resource_server_deactivated_after_issue_never_hears_active(
+    world: World, how: str
+) -> None:
+    """Retired through the API (its tools first, then the server: its secret is forgotten)
+    or with only its status changed (secret intact): its tokens are never active again.
+    The server is no longer a client, so RFC 6749 §5.2 answers 401 ``invalid_client``."""
+    token = await issue(world)
+    assert await is_active(world, token) is True
+    if how == "api":
+        admin = world.auth(world.admin)
+        tool = await world.client.delete(f"/v1/tools/{await _tool_id(world)}", headers=admin)
+        assert tool.status_code == 200, tool.text
+        server = await world.client.delete(f"/v1/resource-servers/{world.server_id}", headers=admin)
+        assert server.status_code == 200, server.text
+    else:
+        async with world.services.engine.begin() as conn:
+            await conn.execute(
+                update(resource_servers)
+                .where(resource_servers.c.id == world.server_id)
+                .values(status="retired")
+            )
+    _assert_invalid_client(await introspect(world, token))

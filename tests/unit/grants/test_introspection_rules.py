@@ -52,6 +52,10 @@ def row(**columns: Any) -> SimpleNamespace:
         "delegation_expires_at": NOW + 3600,
         "agent_status": "active",
         "owner_status": "active",
+        "tool_status": "active",
+        "tool_server_id": "rs_1",
+        "rs_id": "rs_1",  # the caller
+        "rs_status": "active",
     }
     return SimpleNamespace(**{**base, **columns})
 
@@ -83,6 +87,11 @@ def test_the_base_case_is_active() -> None:
         {"agent_status": None},
         {"owner_status": "suspended"},
         {"owner_status": None},
+        {"tool_status": "retired"},  # the tool retired after the token was issued
+        {"tool_status": None},  # no such tool (any more)
+        {"tool_server_id": "rs_2"},  # the tool is hosted elsewhere now
+        {"tool_server_id": None},
+        {"rs_status": "retired"},  # the resource server deactivated
     ],
 )
 def test_each_grant_condition_alone_makes_it_inactive(columns: dict[str, Any]) -> None:

@@ -31,8 +31,9 @@ class RefreshingVerifier:
         key = self.keys[header["kid"]]
         # The authority runs on a test clock moved forward past the activation delay;
         # PyJWT reads the wall clock, so iat/exp get that much leeway and no more.
+        # The algorithm is the one the key is published for (RFC 8725 §3.1).
         claims: dict[str, Any] = jwt.decode(
-            token, key.key, algorithms=["EdDSA"], audience=RS_AUDIENCE, leeway=120
+            token, key.key, algorithms=[key.algorithm_name], audience=RS_AUDIENCE, leeway=120
         )
         return claims
 

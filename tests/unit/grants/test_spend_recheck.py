@@ -8,12 +8,15 @@ finds the rows no longer as decided and issues nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text, update
 
 from authority.grants import token_exchange
+from authority.storage.schema import tools
 from tests.support import AgentKey, World
 from tests.unit.grants.test_token_exchange import grant_rows, last_grant
 
@@ -129,3 +132,34 @@ async def test_the_next_request_is_decided_under_the_new_rules(
     pending = await world.exchange()
     assert pending.status_code == 200, pending.text
     assert "auth_req_id" in pending.json()
+
+
+async def test_a_change_committing_during_the_spend_is_waited_for(world: World) -> None:
+    """PostgreSQL: the spend holds the tool row FOR SHARE, so an uncommitted change to it
+    makes the spend wait, and once the change commits the spend sees it and refuses."""
+    if world.services.sql.dialect != "postgresql":
+        pytest.skip("SQLite serialises writers: a change cannot commit during a spend")
+    async with world.services.engine.connect() as conn:
+        await conn.execute(
+            update(tools).where(tools.c.name == "github.issues.create").values(risk_tier=3)
+        )
+        exchange = asyncio.ensure_future(world.exchange())
+        for _ in range(500):  # until the spend waits on the row lock, or the call is answered
+            if exchange.done() or await _waiting_on_a_lock(world):
+                break
+            await asyncio.sleep(0.01)
+        await conn.commit()
+    response = await exchange
+    assert response.status_code == 400, response.text
+    assert (await last_grant(world)).reason == "registration_changed"
+
+
+async def _waiting_on_a_lock(world: World) -> bool:
+    async with world.services.engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)

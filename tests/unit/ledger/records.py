@@ -82,4 +82,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "containments": 1,
         "autonomy_level": 2,
     },
+    "registry_changed": {
+        "object_type": "tool",
+        "object_id": "tool_1",
+        "change": "updated",
+        "changes": {
+            "approval_required": False,
+            "max_token_lifetime": None,
+            "actions": ["create", "list"],
+            "risk_tier": 2,
+        },
+        "keys": [{"kid": "k1", "thumbprint": "b" * 43}],
+        "tool": "github.issues.create",
+        "actor": "key_1",
+    },
 }

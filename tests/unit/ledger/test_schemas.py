@@ -47,6 +47,13 @@ def test_body_round_trips(kind: str) -> None:
         ("autonomy_changed", 1, {**EXAMPLES["autonomy_changed"], "level": 4}),
         ("autonomy_changed", 1, {**EXAMPLES["autonomy_changed"], "level": True}),
         ("delegation_created", 1, {**EXAMPLES["delegation_created"], "scope": [{"tool": "t"}]}),
+        # A registry change never records a secret, a hash of one, or key material.
+        ("registry_changed", 1, {**EXAMPLES["registry_changed"], "changes": {"secret": "s"}}),
+        ("registry_changed", 1, {**EXAMPLES["registry_changed"], "changes": {"key_hash": "h"}}),
+        ("registry_changed", 1, {**EXAMPLES["registry_changed"], "changes": {"jwks": "{}"}}),
+        ("registry_changed", 1, {**EXAMPLES["registry_changed"], "changes": {"a": {"b": 1}}}),
+        ("registry_changed", 1, {**EXAMPLES["registry_changed"], "object_type": "owner"}),
+        ("registry_changed", 1, {**EXAMPLES["registry_changed"], "keys": [{"kid": "k"}]}),
     ],
 )
 def test_malformed_records_are_refused(kind: str, version: int, record: dict[str, Any]) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -13,6 +14,7 @@ import pytest
 
 from authority.cli import main
 from authority.context import Services
+from authority.ledger import store
 from authority.ledger.checkpoints import (
     CHECKPOINT_TYP,
     checkpoint_claims,
@@ -21,12 +23,14 @@ from authority.ledger.checkpoints import (
     ledger_keyset,
 )
 from authority.ledger.cli import verify_sources
+from authority.ledger.entries import append
 from authority.ledger.merkle import leaf_hash
-from authority.ledger.schemas import canonical_json
+from authority.ledger.schemas import LATEST, build_body, canonical_json
 from authority.ledger.verify import State, VerificationFailed, verify_export
 
 from .conftest import StaticSigner
 from .ledgerdata import auditor_headers, fetch_checkpoints, fetch_export, populate
+from .records import grant
 
 EVERY = 3  # a checkpoint every 3 entries
 
@@ -268,3 +272,204 @@ async def test_verify_from_the_api_and_the_cli(
     assert await asyncio.to_thread(main, missing) == 2  # an input that cannot be read
     no_keys = ["ledger", "verify", "--export", str(export), "--checkpoints", str(checkpoints)]
     assert await asyncio.to_thread(main, no_keys) == 2
+
+
+# --- only what a checkpoint signs is verified ---------------------------------------------
+def forged_line(index: int, kind: str, record: dict[str, Any]) -> str:
+    """A well-formed export line, with a leaf hash that matches its body: all it lacks is
+    a checkpoint that signs it."""
+    body = build_body(kind, LATEST[kind], 1_800_000_000, record)
+    return orjson.dumps(
+        {"leaf_index": index, "leaf_hash": encode_hash(leaf_hash(body.encode())), "body": body}
+    ).decode()
+
+
+def forged_tail(ledger: Ledger) -> list[str]:
+    """The honest export, and after it a forged grant and a forged revocation."""
+    issued = grant(999, "issued")
+    revoked = {
+        "delegation_id": "dlg_honest",
+        "owner_id": "own_1",
+        "agent_id": "agt_1",
+        "actor": "key_forger",
+    }
+    return [
+        *ledger.lines,
+        forged_line(ledger.size, "grant", issued),
+        forged_line(ledger.size + 1, "delegation_revoked", revoked),
+    ]
+
+
+async def test_an_unsigned_tail_fails(ledger: Ledger) -> None:
+    message = await expect_failure(ledger, ledger.size, "unsigned tail", lines=forged_tail(ledger))
+    assert "2 entries after the newest checkpoint" in message
+    assert "delegation_revoked 1, grant 1" in message
+
+
+async def test_an_allowed_unsigned_tail_is_reported_unverified(ledger: Ledger) -> None:
+    report = await verify_export(
+        _lines(forged_tail(ledger)),
+        ledger.checkpoints,
+        ledger_keyset(ledger.jwks),
+        allow_unsigned_tail=True,
+    )
+    assert report.entries == ledger.size  # only what the newest checkpoint signs
+    assert report.unverified == 2
+    assert report.unverified_kinds == {"grant": 1, "delegation_revoked": 1}
+    assert sum(report.kinds.values()) == ledger.size
+
+
+async def test_entries_after_an_older_checkpoint_are_not_verified(ledger: Ledger) -> None:
+    """Honest entries too: without the checkpoint that signs them, they are a tail."""
+    older = ledger.checkpoints[:-2]
+    last = older[-1]
+    assert isinstance(last, dict)
+    await expect_failure(ledger, last["tree_size"], "unsigned tail", checkpoints=older)
+
+
+def write_inputs(ledger: Ledger, tmp_path: Path, lines: list[bytes]) -> list[str]:
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    checkpoints = tmp_path / "checkpoints.json"
+    checkpoints.write_bytes(orjson.dumps(ledger.checkpoints))
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(orjson.dumps(ledger.jwks))
+    args = ["ledger", "verify", "--export", str(export), "--checkpoints", str(checkpoints)]
+    return [*args, "--keys", str(keys)]
+
+
+async def test_the_cli_refuses_an_unsigned_tail_unless_told(
+    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = write_inputs(ledger, tmp_path, [line.encode() for line in forged_tail(ledger)])
+    assert await asyncio.to_thread(main, args) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"FAILED at index {ledger.size}: unsigned tail: 2 entries" in err
+
+    assert await asyncio.to_thread(main, [*args, "--allow-unsigned-tail"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"ok: {ledger.size} entries verified")
+    assert f"UNVERIFIED: 2 entries after tree size {ledger.size}" in out
+
+
+async def test_the_cli_verifies_nothing_without_a_checkpoint(
+    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = write_inputs(ledger, tmp_path, [line.encode() for line in ledger.lines])
+    (tmp_path / "checkpoints.json").write_bytes(b"[]")
+    for extra in ([], ["--allow-unsigned-tail"]):
+        assert await asyncio.to_thread(main, [*args, *extra]) == 1
+        assert "no checkpoint" in capsys.readouterr().err
+
+
+def _retyped(line: str, **members: object) -> bytes:
+    value = orjson.loads(line)
+    value.update(members)
+    return orjson.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda line: b"\xff\xfe" + line.encode(), id="not-utf8"),
+        pytest.param(lambda line: line.encode()[:-1] + b"\xc3", id="truncated-utf8"),
+        pytest.param(lambda line: line.encode()[:-2], id="bad-json"),
+        pytest.param(lambda line: b"[1, 2]", id="not-an-object"),
+        pytest.param(lambda line: _retyped(line, leaf_index="7"), id="index-string"),
+        pytest.param(lambda line: _retyped(line, leaf_index=7.0), id="index-float"),
+        pytest.param(lambda line: _retyped(line, leaf_index=True), id="index-bool"),
+        pytest.param(lambda line: _retyped(line, leaf_hash=7), id="hash-number"),
+        pytest.param(lambda line: _retyped(line, body={"kind": "grant"}), id="body-object"),
+        pytest.param(lambda line: _retyped(line, body=None), id="body-null"),
+    ],
+)
+async def test_a_malformed_line_fails_naming_its_line(
+    ledger: Ledger,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[str], bytes],
+) -> None:
+    k = 7
+    lines = [line.encode() for line in ledger.lines]
+    lines[k] = damage(ledger.lines[k])
+    args = write_inputs(ledger, tmp_path, lines)
+    assert await asyncio.to_thread(main, args) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"FAILED at index {k} (line {k + 1}): "), err
+    assert "Traceback" not in err
+
+
+async def test_a_blank_line_does_not_shift_the_line_numbers(
+    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [line.encode() for line in ledger.lines]
+    lines[7] = b"\xff"
+    lines.insert(3, b"")
+    assert await asyncio.to_thread(main, write_inputs(ledger, tmp_path, lines)) == 1
+    assert capsys.readouterr().err.startswith(
+        "FAILED at index 7 (line 9): the line is not valid UTF-8"
+    )
+
+
+async def test_an_export_url_is_read_up_to_the_newest_checkpoint_fetched(
+    ledger: Ledger, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The server signs more while the auditor reads: the export stops at what was
+    fetched, so an honest ledger verifies in full rather than with an unsigned tail."""
+    client.headers.update(await auditor_headers(ledger.services))
+    older = ledger.checkpoints[:-2]
+    last = older[-1]
+    assert isinstance(last, dict)
+    checkpoints = tmp_path / "checkpoints.json"
+    checkpoints.write_bytes(orjson.dumps(older))
+    line = await verify_sources(
+        export="http://127.0.0.1:8400/v1/ledger/export",
+        checkpoints=str(checkpoints),
+        keys="http://127.0.0.1:8400/v1/ledger/keys",
+        state_path=None,
+        client=client,
+    )
+    assert line.startswith(f"ok: {last['tree_size']} entries verified")
+    assert "UNVERIFIED" not in line
+
+
+async def test_an_honest_export_from_the_database_verifies_in_full(
+    ledger: Ledger,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``authority ledger export`` stops at the newest checkpoint: entries appended (and
+    not yet signed) meanwhile are left for the next export, not handed over unsigned."""
+    settings = ledger.services.settings
+    values = {
+        "data_dir": str(settings.data_dir),
+        "secret_key": settings.secret_key,
+        "database_url": settings.database_url,
+        "auto_migrate": "false",
+    }
+    for name, value in values.items():
+        if value is not None:
+            monkeypatch.setenv(f"AUTHORITY_{name.upper()}", str(value))
+    async with ledger.services.engine.begin() as conn:
+        await append(
+            conn, kind="grant", version=1, created_at=ledger.services.now(), record=grant(500)
+        )
+    export, checkpoints, keys = (tmp_path / name for name in ("e.jsonl", "c.jsonl", "k.json"))
+    command = ["ledger", "export", "--out", str(export), "--checkpoints", str(checkpoints)]
+    assert await asyncio.to_thread(main, [*command, "--keys", str(keys)]) == 0
+    verify = ["ledger", "verify", "--export", str(export), "--checkpoints", str(checkpoints)]
+    assert await asyncio.to_thread(main, [*verify, "--keys", str(keys)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok: {ledger.size} entries verified"), out
+    assert "UNVERIFIED" not in out
+
+
+async def test_checkpoints_are_listed_up_to_a_tree_size(ledger: Ledger) -> None:
+    sizes = [c["tree_size"] for c in ledger.checkpoints if isinstance(c, dict)]
+    bound = sizes[len(sizes) // 2]
+    async with ledger.services.engine.connect() as conn:
+        rows = await store.list_checkpoints(conn, after=None, limit=len(sizes), up_to=bound)
+    assert [row.tree_size for row in rows] == [s for s in sizes if s <= bound]

@@ -29,13 +29,14 @@ async def test_a_later_writer_waits_for_the_earlier_ones_commit(
     # event not yet visible: a reader that saw it would skip the earlier one for good.
     assert not task.done()
     async with services.reader.connect() as conn:
-        assert await events.read_after(conn, 0, 10) == []
+        assert await events.read_after(conn, 0, 10, settings=services.settings) == []
     await transaction.commit()
     await first.close()
     late = await asyncio.wait_for(task, 5)
     assert late.id > early.id
     async with services.reader.connect() as conn:
-        assert [e.id for e in await events.read_after(conn, 0, 10)] == [early.id, late.id]
+        after = await events.read_after(conn, 0, 10, settings=services.settings)
+    assert [e.id for e in after] == [early.id, late.id]
 
 
 async def test_event_json_omits_absent_members() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +15,10 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from authority.sdk.agent import AgentClient
+from authority.sdk.feed import basic_auth
 from authority.sdk.middleware import AuthorityMiddleware, ToolRoute, token_of
+from authority.sdk.revocations import FeedFollower
+from tests.revocation_support import FEED, serving
 from tests.support import ISSUER, RS_AUDIENCE, World
 from tests.unit.sdk.test_agent_client import sdk_client
 
@@ -91,7 +95,8 @@ async def test_a_token_for_exactly_this_call_passes(world: World, tools: httpx.A
 async def test_no_token_is_a_bare_challenge(tools: httpx.AsyncClient, world: World) -> None:
     response = await tools.post("/repos/acme/web/issues")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer realm="authority"'
+    metadata = f'resource_metadata="{RS_AUDIENCE}/.well-known/oauth-protected-resource"'
+    assert response.headers["www-authenticate"] == f'Bearer realm="authority", {metadata}'
 
 
 @pytest.mark.parametrize("value", ["Bearer garbage", "Bearer a.b.c", "Basic dXNlcjpwYXNz"])
@@ -232,3 +237,89 @@ async def test_unreachable_keys_are_a_refusal_not_an_error(world: World) -> None
             "/repos/acme/web/issues", headers={"Authorization": f"Bearer {await token(world)}"}
         )
     assert response.status_code == 401
+
+
+# --- with the revocation feed ---------------------------------------------------------------------
+async def revoke_delegation(world: World) -> None:
+    revoked = await world.client.post(
+        f"/v1/delegations/{world.delegation_id}/revoke", headers=world.auth(world.owner_key)
+    )
+    assert revoked.status_code == 200
+
+
+async def call_tool(app: AuthorityMiddleware, value: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=RS_AUDIENCE) as tools:
+        return await tools.post(
+            "/repos/acme/web/issues", headers={"Authorization": f"Bearer {value}"}
+        )
+
+
+async def test_a_tool_server_started_after_a_revocation_refuses_its_tokens(
+    world: World, app: Starlette
+) -> None:
+    """Revoke, then start a tool server: its feed replays the revocation before it trusts
+    local verification, so the token is refused by the feed (not by introspection)."""
+    revoked_token = await token(world)
+    await revoke_delegation(world)
+    await world.delegate()
+    good_token = await token(world)
+    middleware = tool_server(world)
+    async with serving(app) as url, httpx.AsyncClient(timeout=10) as http:
+        follower = FeedFollower(
+            url + FEED,
+            http,
+            auth=basic_auth(world.server_id, world.server_secret),
+            clock=world.clock.now,
+        )
+        middleware.feed = follower
+        follower.start()
+        try:
+            await asyncio.wait_for(follower.wait_ready(), 5)
+            assert follower.healthy
+            refused = await call_tool(middleware, revoked_token)
+            accepted = await call_tool(middleware, good_token)
+        finally:
+            await follower.stop()
+    assert refused.status_code == 401
+    assert "has been revoked" in refused.headers["www-authenticate"]
+    assert accepted.status_code == 200, accepted.text
+
+
+async def test_until_the_feed_is_caught_up_tokens_are_introspected(world: World) -> None:
+    """A feed that has answered but not yet sent ``ready`` is not trusted: the middleware
+    asks introspection, which knows of the revocation the feed has not replayed yet."""
+    revoked_token = await token(world)
+    await revoke_delegation(world)
+    await world.delegate()
+    good_token = await token(world)
+    hold = asyncio.Event()
+
+    async def started_but_not_caught_up() -> AsyncIterator[bytes]:
+        yield b"retry: 1000\nid: 0\n\n: heartbeat\n\n"
+        await hold.wait()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            content=started_but_not_caught_up(),
+        )
+
+    middleware = tool_server(world)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    follower = FeedFollower(ISSUER + FEED, http, clock=world.clock.now)
+    middleware.feed = follower
+    follower.start()
+    try:
+        await asyncio.wait_for(follower.wait_connected(), 5)
+        assert not follower.healthy
+        refused = await call_tool(middleware, revoked_token)
+        accepted = await call_tool(middleware, good_token)
+    finally:
+        hold.set()
+        await follower.stop()
+        await http.aclose()
+    assert refused.status_code == 401
+    assert "not active" in refused.headers["www-authenticate"]
+    assert accepted.status_code == 200, accepted.text

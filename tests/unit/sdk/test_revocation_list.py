@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+
 from authority.sdk.revocations import CLOCK_LEEWAY, FeedFollower, RevocationList
 from authority.sdk.verifier import VerifiedToken
 
@@ -66,13 +71,60 @@ def test_expired_events_are_forgotten() -> None:
     assert not revoked.tokens
 
 
-def test_feed_is_unhealthy_until_heard_and_after_silence() -> None:
-    import httpx
-
+async def test_feed_is_healthy_only_once_caught_up_and_while_heard() -> None:
+    """Heard from is not enough: the follower trusts its list only after the feed's
+    ``ready`` message on the current connection, never before it, and not after the
+    connection is lost until the next ``ready``."""
     now = [float(NOW)]
-    feed = FeedFollower("http://x/feed", httpx.AsyncClient(), max_silence=30, clock=lambda: now[0])
+    release, end, resumed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    requests: list[httpx.Request] = []
+    event = b'{"id":5,"kind":"token","time":%d,"expires_at":%d,"jti":"at_1"}' % (NOW, NOW + 60)
+
+    async def first() -> AsyncIterator[bytes]:
+        yield b"retry: 1000\nid: 4\n\nid: 5\nevent: revocation\ndata: " + event + b"\n\n"
+        await release.wait()
+        yield b'id: 5\nevent: ready\ndata: {"id":5}\n\n'
+        await end.wait()
+
+    async def second() -> AsyncIterator[bytes]:
+        yield b"retry: 1000\nid: 5\n\n"
+        await asyncio.Event().wait()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if len(requests) > 1:
+            resumed.set()
+        body = first() if len(requests) == 1 else second()
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    feed = FeedFollower("http://x/feed", http, max_silence=30, clock=lambda: now[0])
     assert not feed.healthy
-    feed._heard()
-    assert feed.healthy
-    now[0] += 31
-    assert not feed.healthy
+    feed.start()
+    try:
+        for _ in range(1000):
+            if feed.revoked.tokens:
+                break
+            await asyncio.sleep(0)
+        assert "at_1" in feed.revoked.tokens  # heard from, events applied ...
+        assert not feed.healthy  # ... but not caught up
+        release.set()
+        await asyncio.wait_for(feed.wait_ready(), 3)
+        assert feed.healthy
+        now[0] += 31
+        assert not feed.healthy  # silent too long
+        now[0] -= 31
+        end.set()  # the connection is lost
+        for _ in range(1000):
+            if not feed.healthy:
+                break
+            await asyncio.sleep(0)
+        assert not feed.healthy
+        await asyncio.wait_for(resumed.wait(), 5)
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert requests[1].headers["last-event-id"] == "5"
+        assert not feed.healthy  # resumed, but no ready yet
+    finally:
+        await feed.stop()
+        await http.aclose()

@@ -24,6 +24,7 @@ from authority.context import Services
 from authority.ledger import entries
 from authority.settings import Settings
 from authority.storage.schema import ledger_entries, signing_keys
+from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS
 from authority.tokens.keyring import (
     KeyDecryptionError,
     Keyring,
@@ -198,7 +199,7 @@ async def test_secrets_never_appear_in_repr_or_logs(
 
 
 # --- signing and verifying --------------------------------------------------------------
-@pytest.mark.parametrize("alg", ["EdDSA", "ES256"])
+@pytest.mark.parametrize("alg", TOKEN_SIGNING_ALGORITHMS)
 async def test_a_signed_token_verifies_with_the_jwks_alone(
     alg: str, settings_factory: Any, clock: FrozenClock
 ) -> None:
@@ -209,16 +210,27 @@ async def test_a_signed_token_verifies_with_the_jwks_alone(
         assert verify(token, svc.keyring.jwks())["sub"] == "own_1"
 
 
-async def test_the_jwks_holds_public_members_and_thumbprint_kids(services: Services) -> None:
-    published = services.keyring.jwks()["keys"]
+#: RFC 7638 §3.2: the required public members of each key type, which the thumbprint covers.
+REQUIRED_MEMBERS = {
+    "OKP": ("crv", "kty", "x"),
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+}
+
+
+@pytest.mark.parametrize("alg", TOKEN_SIGNING_ALGORITHMS)
+async def test_the_jwks_holds_public_members_and_thumbprint_kids(
+    settings_factory: Any, clock: FrozenClock, alg: str
+) -> None:
+    async with instance(settings_factory(signing_alg=alg), clock) as svc:
+        published = svc.keyring.jwks()["keys"]
     assert len(published) == 2
     for key in published:
-        assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}
+        required = REQUIRED_MEMBERS[key["kty"]]
+        assert set(key) == {*required, "kid", "alg", "use"}
         assert key["use"] == "sig"
-        assert key["alg"] == "EdDSA"
-        # RFC 7638 §3.2: the thumbprint covers the required members only.
-        required = {name: key[name] for name in ("crv", "kty", "x")}
-        assert key["kid"] == jwk.thumbprint(required)
+        assert key["alg"] == alg
+        assert key["kid"] == jwk.thumbprint({name: key[name] for name in required})
 
 
 async def test_the_purposes_have_keys_of_their_own(services: Services) -> None:
@@ -350,7 +362,7 @@ async def test_each_key_is_recorded_in_the_ledger(services: Services) -> None:
         "kind": "key_rotated",
         "version": 1,
         "purpose": "token",
-        "alg": "EdDSA",
+        "alg": services.settings.signing_alg,
         "previous_kid": first,
         "actor": "cli:ops",
     }

@@ -1,0 +1,76 @@
+"""Ledger entries for changes to the registries that decide exchanges.
+
+Tools (whether a call needs approval, is single-use, needs DPoP, how long its tokens
+live), resource servers (the audiences and how they authenticate), API keys (who may
+change any of it), agents' public keys (who may exchange) and owners' webhooks (where
+approval requests go) decide what an exchange may get. Every change to them is a
+``registry_changed`` entry (``authority.ledger.schemas.RegistryChangedV1``), appended by
+``authority.ledger.entries.append`` in the transaction that makes the change, so the
+change and its entry commit together or not at all, and a refused request writes
+neither.
+
+An entry names who (the API key id), which object, and what changed: the fields set and
+their new values. Secrets never appear: not a client secret, API key or webhook secret
+(nor their hashes), and a JWKS only as each key's kid and RFC 7638 thumbprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from authority.ledger.entries import append
+from authority.storage.driver import Executes
+from authority.tokens.jwks import key_set
+
+KIND = "registry_changed"
+VERSION = 1
+#: The actor of changes made on the authority's own machine (``authority admin``).
+OPERATOR = "operator"
+
+ObjectType = Literal["tool", "resource_server", "api_key", "agent", "webhook"]
+Change = Literal["created", "updated", "secret_rotated", "retired", "revoked", "deleted"]
+
+
+def key_refs(jwks: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The kid and RFC 7638 thumbprint of each key of a validated JWKS: nothing else."""
+    return [{"kid": str(key.kid), "thumbprint": key.thumbprint()} for key in key_set(jwks).keys]
+
+
+def differences(given: Mapping[str, Any], current: Mapping[Any, Any]) -> dict[str, Any]:
+    """The fields of a PATCH whose value differs from what is stored."""
+    return {name: value for name, value in given.items() if current.get(name) != value}
+
+
+async def record(
+    conn: Executes,
+    *,
+    now: int,
+    actor: str,
+    object_type: ObjectType,
+    object_id: str,
+    change: Change,
+    changes: Mapping[str, Any] | None = None,
+    keys: list[dict[str, str]] | None = None,
+    owner_id: str | None = None,
+    agent_id: str | None = None,
+    tool: str | None = None,
+) -> None:
+    """Append the entry in the caller's transaction (see ``authority.ledger.entries``)."""
+    await append(
+        conn,
+        kind=KIND,
+        version=VERSION,
+        created_at=now,
+        record={
+            "object_type": object_type,
+            "object_id": object_id,
+            "change": change,
+            "changes": dict(changes or {}),
+            "keys": keys,
+            "owner_id": owner_id,
+            "agent_id": agent_id,
+            "tool": tool,
+            "actor": actor,
+        },
+    )
