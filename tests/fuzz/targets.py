@@ -277,10 +277,9 @@ def feed(data: bytes) -> None:
         revoked.forget_expired(NOW)
 
     _LOOP.run_until_complete(run())
-    try:
+    # MalformedEvent is a ValueError, as is bad JSON.
+    with contextlib.suppress(ValueError, RecursionError):
         RevocationList().apply(json.loads(data), NOW)
-    except (ValueError, RecursionError):  # MalformedEvent is a ValueError, as is bad JSON
-        pass
 
 
 @cache
