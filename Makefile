@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services demo bench clean
+.PHONY: run test lint typecheck pytest services demo bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ pytest: $(STAMP)
 
 services:
 	bash scripts/services.sh
+
+# Every fuzz target (tests/fuzz) for FUZZ_SECONDS each, coverage-guided (atheris).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS = $(shell $(BIN)/python -c "from tests.fuzz.targets import TARGETS; print(*TARGETS)")
+
+fuzz: $(STAMP)
+	@for target in $(FUZZ_TARGETS); do \
+		echo "== $$target ($(FUZZ_SECONDS) s)"; \
+		$(BIN)/python -m tests.fuzz.run $$target -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-print_final_stats=1 || exit 1; \
+	done
 
 demo: $(STAMP)
 	$(BIN)/authority demo

@@ -23,7 +23,9 @@ def main() -> None:
     from tests.fuzz import targets
 
     target = targets.TARGETS[name]
-    atheris.instrument_all()
+    if os.environ.get("FUZZ_INSTRUMENT", "1") == "1":
+        # Coverage guidance; instrumenting every loaded module takes a while at start.
+        atheris.instrument_all()
     work = os.environ.get("FUZZ_WORK") or tempfile.mkdtemp(prefix=f"fuzz-{name}-")
     seeds = CORPUS / name
     args = [sys.argv[0], *extra, work, *([str(seeds)] if seeds.is_dir() else [])]
