@@ -280,6 +280,13 @@ class Settings(BaseSettings):
         description="Agents or delegations a kill switch stops per transaction, after the "
         "one commit that contains their owner.",
     )
+    kill_cascade_pace: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="Seconds the kill switch's cascade rests per second of batch work (1.0: "
+        "at most half the time), so other owners' requests keep their latency.",
+    )
 
     # --- metrics (Prometheus) ---------------------------------------------------------
     metrics_enabled: bool = Field(True, description="Serve /metrics.")

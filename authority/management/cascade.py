@@ -112,12 +112,21 @@ def _covered_agents(owner_id: str, contained_at: int) -> list[Any]:
 
 
 async def run(services: Services, cascade_id: int) -> Stopped:
-    """Run the cascade to its end, one bounded transaction per batch."""
+    """Run the cascade to its end, one bounded transaction per batch.
+
+    The owner is contained already, so the rest can wait: after each batch the cascade
+    rests ``kill_cascade_pace`` times as long as the batch took, which leaves the CPU and
+    the database to other owners' requests (measured in ``bench/kill.py``).
+    """
     stopped = Stopped()
+    pace = services.settings.kill_cascade_pace
     while True:
+        started = time.perf_counter()
         async with services.engine.begin() as conn:
             if await step(services, conn, cascade_id, stopped):
                 return stopped
+        if pace:
+            await asyncio.sleep(pace * (time.perf_counter() - started))
 
 
 async def step(
