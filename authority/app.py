@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from authority import metrics
-from authority.approvals import webhooks
+from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.context import Services
 from authority.endpoints.limits import ClientLimits
@@ -94,7 +94,7 @@ def build_services(
         keyring=Keyring(engine, clock, settings, secret_key=secret_key),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
     )
-    services.extras["webhook_sealer"] = webhooks.SecretSealer(secret_key)
+    services.extras["webhook_sealer"] = webhook_signing.SecretSealer(secret_key)
     return services
 
 

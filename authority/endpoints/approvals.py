@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority.approvals import decisions, webhooks
+from authority.approvals import decisions
+from authority.approvals import webhook_registration as registration
 from authority.management import autonomy
 from authority.management.auth import READERS, WRITERS
 
@@ -58,16 +59,16 @@ async def deny(request: Request) -> Response:
 @endpoint
 async def get_webhook(request: Request) -> Response:
     services, principal = await caller(request, READERS)
-    hook = await webhooks.get_webhook(services, principal, path_param(request, "owner_id"))
+    hook = await registration.get_webhook(services, principal, path_param(request, "owner_id"))
     return ok(as_view(hook))
 
 
 @endpoint
 async def set_webhook(request: Request) -> Response:
     services, principal = await caller(request, WRITERS)
-    body = await read_model(request, services, webhooks.WebhookSet)
+    body = await read_model(request, services, registration.WebhookSet)
     owner_id = path_param(request, "owner_id")
-    issued = await webhooks.set_webhook(services, principal, owner_id, body)
+    issued = await registration.set_webhook(services, principal, owner_id, body)
     # The secret is shown here, once; only its sealed form is kept.
     return ok({**as_view(issued.webhook), "secret": issued.secret})
 
@@ -75,7 +76,7 @@ async def set_webhook(request: Request) -> Response:
 @endpoint
 async def delete_webhook(request: Request) -> Response:
     services, principal = await caller(request, WRITERS)
-    hook = await webhooks.delete_webhook(services, principal, path_param(request, "owner_id"))
+    hook = await registration.delete_webhook(services, principal, path_param(request, "owner_id"))
     return ok(as_view(hook))
 
 

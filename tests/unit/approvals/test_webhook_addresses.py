@@ -16,14 +16,13 @@ import pytest
 
 from authority import metrics
 from authority.approvals import webhooks
-from authority.approvals.webhooks import (
-    EXTRAS_KEY,
+from authority.approvals.webhook_addresses import (
     AddressRefused,
-    Dispatcher,
     PinnedBackend,
     PinnedTransport,
     public,
 )
+from authority.approvals.webhooks import EXTRAS_KEY, Dispatcher
 from authority.clock import FrozenClock
 from tests.support import World
 
