@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest
+from authority.revocations import events
 from authority.secrets import new_id
 from authority.storage.schema import resource_servers, tools
 
@@ -229,6 +230,7 @@ async def update_tool(
 async def retire(services: Services, principal: Principal, tool_id: str) -> Tool:
     """Retire the tool: no new token is ever issued for it; retiring twice changes nothing."""
     require_role(principal, *ADMIN)
+    retirement: list[events.RevocationEvent] = []
     async with records.write(services, NOT_FOUND) as conn:
         row = await records.fetch(conn, tools, tool_id, NOT_FOUND, for_update=True)
         if row.status != "retired":
@@ -247,4 +249,17 @@ async def retire(services: Services, principal: Principal, tool_id: str) -> Tool
                 tool=row.name,
             )
             row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
+            # Resource servers verifying locally learn it from the feed: the tokens
+            # already issued for the tool are refused there too, not only at introspection.
+            # The event is the transaction's last statement (revocations.events.record).
+            retirement.append(
+                await events.record(
+                    conn,
+                    kind="tool",
+                    now=now,
+                    expires_at=events.cascade_expiry(services.settings, now),
+                    tool=row.name,
+                )
+            )
+    await events.publish(services, retirement)
     return _tool(row)

@@ -27,7 +27,9 @@ Event kinds, their members, and what a resource server verifying tokens locally 
   delegation (a revoked delegation never comes back);
 * ``agent`` (agent_id, owner_id): reject tokens whose ``act.sub`` is the agent and whose
   ``iat`` is at or before ``time`` (a release emits nothing: later tokens are fine);
-* ``owner`` (owner_id): reject tokens whose ``sub`` is the owner and ``iat`` <= ``time``.
+* ``owner`` (owner_id): reject tokens whose ``sub`` is the owner and ``iat`` <= ``time``;
+* ``tool`` (tool): the tool is retired: reject tokens whose ``authorization_details``
+  name it and whose ``iat`` is at or before ``time`` (introspection refuses them too).
 
 ``expires_at``: after this time no token the event applies to can still be valid, so a
 subscriber may forget the event.
@@ -39,7 +41,8 @@ resource servers it concerns, and a stream carries only those (``RevocationEvent
 * ``delegation``: the resource servers hosting a tool the delegation's scope names;
 * ``agent``, ``owner``: the resource servers hosting a tool named by any delegation of that
   agent or owner that had not expired ``access_token_max_lifetime + clock_skew`` before the
-  event.
+  event;
+* ``tool``: the resource server hosting the tool.
 
 The rule never withholds an event a server needs: a token is only ever issued under a
 delegation, for one tool of its scope, with the tool's resource server as audience, and a
@@ -72,7 +75,7 @@ from authority.storage.schema import delegations, grants, resource_servers, revo
 
 log = logging.getLogger("authority.revocations")
 
-Kind = Literal["token", "delegation", "agent", "owner"]
+Kind = Literal["token", "delegation", "agent", "owner", "tool"]
 #: The hot-state pub/sub channel every instance's feed listens on.
 CHANNEL = "revocations"
 
@@ -91,6 +94,7 @@ class RevocationEvent:
     delegation_id: str | None = None
     agent_id: str | None = None
     owner_id: str | None = None
+    tool: str | None = None
     #: The ids of the resource servers the event concerns (see the module docstring); None
     #: for every server. Never sent: it is how the feed filters, not part of the event.
     servers: frozenset[str] | None = None
@@ -109,6 +113,7 @@ class RevocationEvent:
             "delegation_id": self.delegation_id,
             "agent_id": self.agent_id,
             "owner_id": self.owner_id,
+            "tool": self.tool,
         }
         return {name: value for name, value in members.items() if value is not None}
 
@@ -129,6 +134,7 @@ async def record(
     delegation_id: str | None = None,
     agent_id: str | None = None,
     owner_id: str | None = None,
+    tool: str | None = None,
 ) -> RevocationEvent:
     """Insert one event in the caller's transaction; call it as the last statement."""
     if conn.dialect.name == "postgresql":
@@ -141,6 +147,7 @@ async def record(
         "agent_id": agent_id,
         "owner_id": owner_id,
         "expires_at": expires_at,
+        "tool": tool,
     }
     result = await conn.execute(
         revocation_events.insert().values(**values).returning(revocation_events.c.id)
@@ -154,6 +161,7 @@ async def record(
         delegation_id=delegation_id,
         agent_id=agent_id,
         owner_id=owner_id,
+        tool=tool,
     )
 
 
@@ -176,6 +184,7 @@ def _event(row: Row[Any]) -> RevocationEvent:
         delegation_id=row.delegation_id,
         agent_id=row.agent_id,
         owner_id=row.owner_id,
+        tool=row.tool,
     )
 
 
@@ -254,7 +263,8 @@ async def concerned(
         return []
     by_jti = await _token_servers(conn, batch)
     scopes = await _scopes(conn, batch, settings)
-    names = sorted({name for scope in scopes for name in scope.tools})
+    retired = {e.tool for e in batch if e.kind == "tool" and e.tool is not None}
+    names = sorted({name for scope in scopes for name in scope.tools} | retired)
     hosts: dict[str, str] = {}
     if names:
         query = select(tools.c.name, tools.c.resource_server_id).where(tools.c.name.in_(names))
@@ -281,6 +291,8 @@ async def concerned(
             servers = hosting(
                 [s for s in scopes if s.owner_id == event.owner_id and s.expires_at > since]
             )
+        elif event.kind == "tool" and event.tool in hosts:
+            servers = frozenset({hosts[event.tool]})
         resolved.append(replace(event, servers=servers))
     return resolved
 

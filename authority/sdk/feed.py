@@ -78,10 +78,13 @@ EVENT_SUBJECTS = {
     "delegation": "delegation_id",
     "agent": "agent_id",
     "owner": "owner_id",
+    "tool": "tool",
 }
 #: NumericDate values beyond this are not times.
 _MAX_TIME = 2**53
 _MAX_ID_LENGTH = 256
+#: A tool name (the registry allows 200 characters).
+_MAX_TOOL_LENGTH = 200
 
 
 def _reject_constant(_: str) -> Any:
@@ -95,11 +98,11 @@ def _time(value: object, name: str) -> int:
     return value
 
 
-def _optional_id(value: dict[str, Any], name: str) -> str | None:
+def _optional_id(value: dict[str, Any], name: str, max_length: int = _MAX_ID_LENGTH) -> str | None:
     member = value.get(name)
     if member is None:
         return None
-    if not isinstance(member, str) or not member or len(member) > _MAX_ID_LENGTH:
+    if not isinstance(member, str) or not member or len(member) > max_length:
         raise MalformedEvent(f"bad {name}")
     return member
 
@@ -107,13 +110,14 @@ def _optional_id(value: dict[str, Any], name: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class RevocationEvent:
     id: int
-    kind: str  # token | delegation | agent | owner
+    kind: str  # token | delegation | agent | owner | tool
     time: int
     expires_at: int | None = None
     jti: str | None = None
     delegation_id: str | None = None
     agent_id: str | None = None
     owner_id: str | None = None
+    tool: str | None = None  # a retired tool's name
 
     @classmethod
     def from_json(cls, data: str) -> RevocationEvent:
@@ -144,6 +148,7 @@ class RevocationEvent:
             delegation_id=_optional_id(value, "delegation_id"),
             agent_id=_optional_id(value, "agent_id"),
             owner_id=_optional_id(value, "owner_id"),
+            tool=_optional_id(value, "tool", _MAX_TOOL_LENGTH),
         )
         if getattr(event, EVENT_SUBJECTS[kind]) is None:
             raise MalformedEvent(f"a {kind} event without its {EVENT_SUBJECTS[kind]}")

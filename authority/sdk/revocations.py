@@ -3,7 +3,8 @@ revocation feed (Server-Sent Events), followed with resumption, applied to token
 
 Rules per event kind (see ``authority.revocations.events``): ``token`` revokes one jti;
 ``delegation`` every token of the delegation; ``agent`` and ``owner`` every token of that
-agent (``act.sub``) or owner (``sub``) issued at or before the event. Events are dropped
+agent (``act.sub``) or owner (``sub``) issued at or before the event; ``tool`` (a retired
+tool) every token for that tool issued at or before the event. Events are dropped
 once ``expires_at`` has passed: no token they could apply to is still alive.
 
 Fail closed: ``healthy`` is False, and the middleware does not trust local verification
@@ -44,6 +45,7 @@ class RevocationList:
     delegations: dict[str, int] = field(default_factory=dict)
     agents: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (time, expires)
     owners: dict[str, tuple[int, int]] = field(default_factory=dict)
+    tools: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def apply(self, event: dict[str, Any] | RevocationEvent, now: float) -> None:
         """Apply one event; raise ``MalformedEvent`` (and change nothing) if it is not one."""
@@ -59,6 +61,8 @@ class RevocationList:
             self.agents[event.agent_id] = _later(self.agents.get(event.agent_id), at, expires)
         elif event.kind == "owner" and event.owner_id is not None:
             self.owners[event.owner_id] = _later(self.owners.get(event.owner_id), at, expires)
+        elif event.kind == "tool" and event.tool is not None:
+            self.tools[event.tool] = _later(self.tools.get(event.tool), at, expires)
 
     def revokes(self, token: VerifiedToken) -> bool:
         if token.jti in self.tokens or token.delegation_id in self.delegations:
@@ -69,13 +73,17 @@ class RevocationList:
         if agent is not None and token.issued_at <= agent[0] + CLOCK_LEEWAY:
             return True
         owner = self.owners.get(token.owner_id)
-        return owner is not None and token.issued_at <= owner[0] + CLOCK_LEEWAY
+        if owner is not None and token.issued_at <= owner[0] + CLOCK_LEEWAY:
+            return True
+        tool = self.tools.get(token.tool)
+        return tool is not None and token.issued_at <= tool[0] + CLOCK_LEEWAY
 
     def forget_expired(self, now: float) -> None:
         self.tokens = {k: v for k, v in self.tokens.items() if v > now}
         self.delegations = {k: v for k, v in self.delegations.items() if v > now}
         self.agents = {k: v for k, v in self.agents.items() if v[1] > now}
         self.owners = {k: v for k, v in self.owners.items() if v[1] > now}
+        self.tools = {k: v for k, v in self.tools.items() if v[1] > now}
 
 
 def _later(current: tuple[int, int] | None, at: int, expires: int) -> tuple[int, int]:

@@ -200,12 +200,13 @@ revocation_events = Table(
     metadata,
     Column("id", SERIAL, primary_key=True, autoincrement=True),
     Column("created_at", TIME, nullable=False),
-    Column("kind", String(32), nullable=False),  # token | delegation | agent | owner
+    Column("kind", String(32), nullable=False),  # token | delegation | agent | owner | tool
     Column("jti", String(64), nullable=True),
     Column("delegation_id", ID, nullable=True),
     Column("agent_id", ID, nullable=True),
     Column("owner_id", ID, nullable=True),
     Column("expires_at", TIME, nullable=True),
+    Column("tool", String(200), nullable=True),  # a retired tool's name (kind "tool")
 )
 
 ledger_entries = Table(
