@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import authority.grants.token_exchange as token_exchange
+import authority.grants.issuance as issuance
+import authority.grants.recording as recording
 from authority import app as app_module
 from authority.context import Services
 from authority.storage.driver import Executes
@@ -21,8 +22,8 @@ def _no_entry(**_: Any) -> dict[str, Any]:
     return {}
 
 
-async def _grant_only(conn: Executes, rows: token_exchange.GrantRows) -> None:
-    await conn.execute(token_exchange._INSERT_GRANT, rows.grant)
+async def _grant_only(conn: Executes, rows: recording.GrantRows) -> None:
+    await conn.execute(recording._INSERT_GRANT, rows.grant)
 
 
 async def _start_without_sequencer(services: Services) -> None:
@@ -33,16 +34,16 @@ async def _start_without_sequencer(services: Services) -> None:
 
 # Replaced by name in the modules' namespaces, which is what their code looks up: no
 # entry is built (validated, serialised) or inserted, on SQLite or PostgreSQL.
-_GRANT_ONLY = [insert for insert in token_exchange.RECORDED if insert[0] is grants]
-setattr(token_exchange, "entry_row", _no_entry)  # noqa: B010
-setattr(token_exchange, "insert_grant", _grant_only)  # noqa: B010
-setattr(token_exchange, "_PG_RECORD", token_exchange._pg_record(inserts=_GRANT_ONLY))  # noqa: B010
+_GRANT_ONLY = [insert for insert in recording.RECORDED if insert[0] is grants]
+setattr(recording, "entry_row", _no_entry)  # noqa: B010
+setattr(recording, "insert_grant", _grant_only)  # noqa: B010
+setattr(recording, "_PG_RECORD", recording._pg_record(inserts=_GRANT_ONLY))  # noqa: B010
 setattr(  # noqa: B010
-    token_exchange,
+    issuance,
     "_PG_SPEND_AND_RECORD",
     tuple(
-        token_exchange._pg_spend_and_record(n, inserts=_GRANT_ONLY)
-        for n in range(len(token_exchange._PG_SPEND_AND_RECORD))
+        issuance._pg_spend_and_record(n, inserts=_GRANT_ONLY)
+        for n in range(len(issuance._PG_SPEND_AND_RECORD))
     ),
 )
 _original_start = app_module.start

@@ -1,8 +1,12 @@
 """The token endpoint (RFC 6749 §3.2): token exchange (RFC 8693 §2.1) for agents, and the
 CIBA grant (OpenID CIBA §10.1) with which they collect a call their owner approved.
 
-Parses and types the form, hands it to ``grants.token_exchange`` or ``grants.ciba``,
-renders RFC 8693 §2.2. Every answer carries ``Cache-Control: no-store`` (RFC 6749 §5.1).
+Each grant type is registered here (``register_grant``) as a pair, in the manner of
+authlib's ``BaseGrant``: ``validate_token_request`` parses and types the form (HTTP only,
+no decision) and ``create_token_response`` hands it to its grant (``grants.token_exchange``
+or ``grants.ciba``) and renders RFC 8693 §2.2. The endpoint looks the grant up by
+``grant_type`` (``get_token_grant``); it knows no grant's rules. Every answer carries
+``Cache-Control: no-store`` (RFC 6749 §5.1).
 
 A call that needs the owner's approval is answered with HTTP 200 and the CIBA §7.3
 acknowledgement ``{"auth_req_id", "expires_in", "interval"}``, not with an error: the
@@ -14,7 +18,7 @@ and fails closed (no token to use); one that knows this authority, or CIBA, poll
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,8 +35,11 @@ from authority.errors import (
     InvalidTarget,
     UnsupportedGrantType,
 )
+from authority.grants.agent_auth import Presented
 from authority.grants.ciba import PollRequest, poll
-from authority.grants.token_exchange import Denied, ExchangeRequest, Issued, exchange
+from authority.grants.issuance import Issued
+from authority.grants.recording import Denied
+from authority.grants.token_exchange import ExchangeRequest, exchange
 from authority.metadata import GRANT_CIBA, GRANT_TOKEN_EXCHANGE
 from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
@@ -135,6 +142,33 @@ def _dpop_header(request: Request) -> str | None:
     return values[0] if values else None
 
 
+def _no_authorization_header(request: Request) -> None:
+    if request.headers.get("authorization") is not None:
+        # RFC 6749 §5.2: a client that tried the Authorization header gets 401 + challenge.
+        raise InvalidClientChallenge(
+            "Agents authenticate with an attestation JWT, not an Authorization header.",
+        )
+
+
+def _presented(
+    services: Services,
+    request: Request,
+    attestation: tuple[str, bool],
+    client_id: str | None,
+    subject_token: str | None = None,
+) -> Presented:
+    assertion, via_client_assertion = attestation
+    return Presented(
+        assertion=assertion,
+        via_client_assertion=via_client_assertion,
+        client_id=client_id,
+        dpop_proof=_dpop_header(request),
+        method=request.method,
+        url=services.settings.issuer + paths.TOKEN,
+        subject_token=subject_token,
+    )
+
+
 def parse_exchange(services: Services, request: Request, form: Form) -> ExchangeRequest:
     subject = form.require("subject_token")
     if form.get("subject_token_type") != JWT_TOKEN_TYPE:
@@ -144,48 +178,24 @@ def parse_exchange(services: Services, request: Request, form: Form) -> Exchange
         raise InvalidRequest("Only access tokens can be requested.")
     if form.get("scope") is not None:
         raise InvalidScope("Use authorization_details to name the call; scope is not supported.")
-    if request.headers.get("authorization") is not None:
-        # RFC 6749 §5.2: a client that tried the Authorization header gets 401 + challenge.
-        raise InvalidClientChallenge(
-            "Agents authenticate with an attestation JWT, not an Authorization header.",
-        )
+    _no_authorization_header(request)
     resource = _one_resource(form)
     call = parse_tool_call(form.require("authorization_details"), resource)
-    assertion, via_client_assertion = _assertion(form)
+    attestation = _assertion(form)
     client_id = form.get("client_id")
-    return ExchangeRequest(
-        subject_token=subject,
-        assertion=assertion,
-        via_client_assertion=via_client_assertion,
-        client_id=client_id,
-        resource=resource,
-        call=call,
-        lifetime=_lifetime(form),
-        dpop_proof=_dpop_header(request),
-        method=request.method,
-        url=services.settings.issuer + paths.TOKEN,
-    )
+    lifetime = _lifetime(form)
+    presented = _presented(services, request, attestation, client_id, subject_token=subject)
+    return ExchangeRequest(presented=presented, resource=resource, call=call, lifetime=lifetime)
 
 
 def parse_poll(services: Services, request: Request, form: Form) -> PollRequest:
     auth_req_id = form.require("auth_req_id")
     if len(auth_req_id) > MAX_AUTH_REQ_ID or not auth_req_id.isprintable():
         raise InvalidRequest("The auth_req_id parameter is malformed.")
-    if request.headers.get("authorization") is not None:
-        # RFC 6749 §5.2: a client that tried the Authorization header gets 401 + challenge.
-        raise InvalidClientChallenge(
-            "Agents authenticate with an attestation JWT, not an Authorization header.",
-        )
-    assertion, via_client_assertion = _assertion(form)
-    return PollRequest(
-        auth_req_id=auth_req_id,
-        assertion=assertion,
-        via_client_assertion=via_client_assertion,
-        client_id=form.get("client_id"),
-        dpop_proof=_dpop_header(request),
-        method=request.method,
-        url=services.settings.issuer + paths.TOKEN,
-    )
+    _no_authorization_header(request)
+    attestation = _assertion(form)
+    presented = _presented(services, request, attestation, form.get("client_id"))
+    return PollRequest(auth_req_id=auth_req_id, presented=presented)
 
 
 def _token_body(issued: Issued) -> dict[str, Any]:
@@ -198,30 +208,85 @@ def _token_body(issued: Issued) -> dict[str, Any]:
     }
 
 
+# --- the grants, registered by grant_type --------------------------------------------------
+Valid = TypeVar("Valid")
+
+
+class TokenGrant(Protocol[Valid]):
+    """One grant type: validate the request (parse, no decision), then create the answer."""
+
+    def validate_token_request(self, services: Services, request: Request, form: Form) -> Valid:
+        """The typed request, or raise the RFC error for a malformed one."""
+        ...
+
+    async def create_token_response(self, services: Services, valid: Valid) -> dict[str, Any]:
+        """The grant's decision on the request, as the JSON body of a 200 (or raise)."""
+        ...
+
+
+class TokenExchangeGrant:
+    """RFC 8693 §2.1; a call awaiting approval is acknowledged as CIBA §7.3 does."""
+
+    def validate_token_request(
+        self, services: Services, request: Request, form: Form
+    ) -> ExchangeRequest:
+        return parse_exchange(services, request, form)
+
+    async def create_token_response(
+        self, services: Services, valid: ExchangeRequest
+    ) -> dict[str, Any]:
+        result = await exchange(services, valid)
+        if isinstance(result, Denied):
+            raise result.error
+        if isinstance(result, Issued):
+            return _token_body(result)
+        # CIBA §7.3: the acknowledgement of an accepted request awaiting the owner.
+        return {
+            "auth_req_id": result.auth_req_id,
+            "expires_in": result.expires_in,
+            "interval": result.interval,
+        }
+
+
+class CibaGrant:
+    """OpenID CIBA §10.1, poll mode: the token for an approved call, or why not yet."""
+
+    def validate_token_request(
+        self, services: Services, request: Request, form: Form
+    ) -> PollRequest:
+        return parse_poll(services, request, form)
+
+    async def create_token_response(self, services: Services, valid: PollRequest) -> dict[str, Any]:
+        return _token_body(await poll(services, valid))
+
+
+_GRANTS: dict[str, TokenGrant[Any]] = {}
+
+
+def register_grant(grant_type: str, grant: TokenGrant[Any]) -> None:
+    """Accept ``grant_type`` at this endpoint (the metadata advertises the same names)."""
+    _GRANTS[grant_type] = grant
+
+
+def get_token_grant(grant_type: str) -> TokenGrant[Any]:
+    grant = _GRANTS.get(grant_type)
+    if grant is None:
+        # RFC 6749 §5.2: "unsupported_grant_type".
+        raise UnsupportedGrantType()
+    return grant
+
+
+register_grant(TOKEN_EXCHANGE, TokenExchangeGrant())
+register_grant(CIBA, CibaGrant())
+
+
 @endpoint
 async def token(request: Request) -> Response:
     services: Services = request.app.state.services
     form = await read_form(request, services.settings.max_body_bytes, repeatable=REPEATABLE)
-    grant_type = form.require("grant_type")
-    if grant_type == CIBA:
-        issued = await poll(services, parse_poll(services, request, form))
-        return json_response(_token_body(issued), 200, NO_STORE)
-    if grant_type != TOKEN_EXCHANGE:
-        raise UnsupportedGrantType()
-    parsed = parse_exchange(services, request, form)
-    try:
-        result = await exchange(services, parsed)
-    except Denied as denied:
-        raise denied.error from None
-    if isinstance(result, Issued):
-        return json_response(_token_body(result), 200, NO_STORE)
-    # CIBA §7.3: the acknowledgement of an accepted request awaiting the owner.
-    pending = {
-        "auth_req_id": result.auth_req_id,
-        "expires_in": result.expires_in,
-        "interval": result.interval,
-    }
-    return json_response(pending, 200, NO_STORE)
+    grant = get_token_grant(form.require("grant_type"))
+    valid = grant.validate_token_request(services, request, form)
+    return json_response(await grant.create_token_response(services, valid), 200, NO_STORE)
 
 
 routes = [Route(paths.TOKEN, token, methods=["POST"])]

@@ -16,7 +16,7 @@ single-use attestation of the agent as ``client_assertion`` (RFC 7523 §2.2) or
                        the interval grows by 5 s (CIBA §11)
 ``authorization_pending``  pending (CIBA §11)
 the token              approved: the very RFC 9068 token the exchange would have issued,
-                       by the same code (``token_exchange.issue``), after every rule is
+                       by the same code (``issuance.issue``), after every rule is
                        checked again as of now, with the grant committed before it leaves
 =====================  ===================================================================
 
@@ -36,7 +36,6 @@ spent here, at issue.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,30 +51,16 @@ from authority.errors import (
     InvalidGrant,
     SlowDown,
 )
-from authority.management.records import valid_id
-from authority.policy.checks import Deny, Facts, ToolCall, evaluate
+from authority.policy.checks import Deny, ToolCall
 from authority.policy.reasons import Reason, error_for
 from authority.storage import replay
-from authority.tokens.dpop import VerifiedProof
-from authority.tokens.inbound import KID_REQUIRED, JWTRejected, peek, verify_attestation
 
-from .token_exchange import (
-    ApprovalUsed,
-    Authorised,
-    Denied,
-    GrantRecord,
-    Issued,
-    Loaded,
-    after_denial,
-    attestation_claim,
-    dpop_claim,
-    issue,
-    load,
-    verify_dpop,
-    write_grant,
-)
-
-log = logging.getLogger("authority.ciba")
+from . import agent_auth
+from .agent_auth import Presented, Refusal
+from .decision import decide, facts
+from .issuance import ApprovalUsed, Authorised, Issued, issue
+from .loading import Loaded
+from .recording import Denied, GrantRecord, after_denial, write_grant
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,87 +68,57 @@ class PollRequest:
     """A well-formed CIBA token request: parsed and typed, nothing in it verified."""
 
     auth_req_id: str
-    assertion: str
-    via_client_assertion: bool
-    client_id: str | None
-    dpop_proof: str | None
-    method: str
-    url: str
+    presented: Presented  # the attestation and the proof; no delegation credential
 
 
 def _unknown() -> InvalidGrant:
     return InvalidGrant("The auth_req_id is invalid, expired or already used.")
 
 
-def _unauthenticated(request: PollRequest, reason: str | None = None) -> AuthorityError:
-    code = Reason.ATTESTATION_KID_REQUIRED if reason == KID_REQUIRED else Reason.ATTESTATION_INVALID
-    return error_for(code, client_assertion=request.via_client_assertion)
+def _unauthenticated(request: PollRequest, refusal: Refusal) -> AuthorityError:
+    """The agent did not authenticate: rendered, not recorded (there is no grant yet)."""
+    return error_for(refusal.reason, client_assertion=request.presented.via_client_assertion)
 
 
 async def poll(services: Services, request: PollRequest) -> Issued:
     """Answer one poll: the token, or raise the CIBA §11 error that says why not yet."""
-    settings = services.settings
     now = services.now()
+    presented = request.presented
 
     # -- the agent must prove who it is before anything about the request is revealed ----------
-    try:
-        unverified = peek(request.assertion)
-    except JWTRejected:
-        raise _unauthenticated(request) from None
-    claimed_agent = unverified.claims.get("iss")
-    if (
-        not isinstance(claimed_agent, str)
-        or not valid_id(claimed_agent)
-        or (request.client_id is not None and request.client_id != claimed_agent)
-    ):
-        raise _unauthenticated(request)
+    claimed = agent_auth.claim(presented)
+    if isinstance(claimed, Refusal):
+        raise _unauthenticated(request, claimed)
     row_id = approvals.approval_id(services, request.auth_req_id)
     row = None
     if row_id is not None:
         async with services.reader.connect() as conn:
             row = await approvals.load(conn, row_id)
     call = approvals.CallRequest.from_json(row.request) if row is not None else None
-    loaded = await load(
+    authenticated = await agent_auth.authenticate(
         services,
-        claimed_agent,
-        row.delegation_id if row is not None else None,
-        call.tool if call is not None else "",
+        presented,
+        claimed,
+        now,
+        delegation_id=row.delegation_id if row is not None else None,
+        tool=call.tool if call is not None else "",
     )
-    if loaded.agent is None or loaded.agent_jwks is None:
-        raise _unauthenticated(request)
-    try:
-        attestation = verify_attestation(
-            unverified,
-            agent_id=loaded.agent.id,
-            jwks_json=loaded.agent_jwks,
-            audiences=(settings.issuer, request.url),
-            now=now,
-            skew=settings.clock_skew,
-            max_lifetime=settings.assertion_max_lifetime,
-            max_keys_without_kid=settings.assertion_max_keys_without_kid,
-        )
-    except JWTRejected as exc:
-        log.info("poll attestation rejected: %s", exc.reason)
-        raise _unauthenticated(request, exc.reason) from None
-    proof: VerifiedProof | None = None
-    if request.dpop_proof is not None:
-        try:
-            proof = verify_dpop(services, request.dpop_proof, request.method, request.url, now)
-        except JWTRejected:
-            raise error_for(Reason.DPOP_INVALID) from None
+    if isinstance(authenticated, Refusal):
+        raise _unauthenticated(request, authenticated)
+    loaded, proof = authenticated.loaded, authenticated.proof
     # Attestations are single use here as everywhere (RFC 7523 §3 item 7), and so are
     # proofs (RFC 9449 §11.1): spent before anything about the request is answered.
-    uses = [attestation_claim(services, attestation, now)]
-    if proof is not None:
-        uses.append(dpop_claim(services, proof, now))
-    claimed = await replay.spend_now(services.sql, uses)
-    if not claimed[0]:
-        raise error_for(Reason.ATTESTATION_REPLAYED, client_assertion=request.via_client_assertion)
-    if proof is not None and not claimed[1]:
+    uses = authenticated.uses(services, now)
+    claimed_uses = await replay.spend_now(services.sql, uses)
+    if not claimed_uses[0]:
+        raise error_for(
+            Reason.ATTESTATION_REPLAYED, client_assertion=presented.via_client_assertion
+        )
+    if proof is not None and not claimed_uses[1]:
         raise error_for(Reason.DPOP_REPLAYED)
 
     # -- the request: the agent's own, still open -------------------------------------------
-    if row is None or call is None or row.agent_id != loaded.agent.id:
+    if row is None or call is None or row.agent_id != authenticated.agent.id:
         raise _unknown()
     if row.status == "used":
         raise _unknown()
@@ -184,22 +139,22 @@ async def poll(services: Services, request: PollRequest) -> Issued:
     record = GrantRecord(
         call=ToolCall(tool=call.tool, resource=call.resource, action=call.action),
         audience=call.audience,
-        client_assertion=request.via_client_assertion,
-        agent_id=loaded.agent.id,
-        owner_id=loaded.agent.owner_id,
+        client_assertion=presented.via_client_assertion,
+        agent_id=authenticated.agent.id,
+        owner_id=authenticated.agent.owner_id,
         delegation_id=row.delegation_id,
         intent=call.intent,
         attestation_claim=uses[0],
         attestation_claimed=True,
     )
-    refusal = _recheck(services, loaded, attestation.jkt, call, proof, now)
+    refusal = _recheck(services, loaded, authenticated.attestation.jkt, call, now)
     if refusal is not None:
         await _refuse(services, record, row, refusal, now)
-    agent, delegation, tool = loaded.agent, loaded.delegation, loaded.tool
+    delegation, tool = loaded.delegation, loaded.tool
     if delegation is None or tool is None or loaded.registered is None:
         raise _unknown()  # _recheck has refused these already
     authorised = Authorised(
-        agent=agent,
+        agent=authenticated.agent,
         delegation=delegation,
         tool=tool,
         call=record.call,
@@ -211,9 +166,9 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         issued = await issue(services, record, authorised, now, approval_row=row)
     except ApprovalUsed:
         raise _unknown() from None
-    except Denied:  # refused under the row locks; the approval is closed with it
+    if isinstance(issued, Denied):  # refused under the row locks; the approval closed with it
         metrics.of(services).approvals.labels("refused").inc()
-        raise _denied_at_issue() from None
+        raise _denied_at_issue()
     metrics.of(services).approvals.labels("issued").inc()
     return issued
 
@@ -222,32 +177,11 @@ def _denied_at_issue() -> AccessDenied:
     return AccessDenied("The approved call is no longer allowed.")
 
 
-def _facts(
-    services: Services, loaded: Loaded, call: approvals.CallRequest, now: int
-) -> Facts | None:
-    if loaded.agent is None or loaded.delegation is None:
-        return None
-    return Facts(
-        now=now,
-        agent=loaded.agent,
-        delegation=loaded.delegation,
-        tool=loaded.tool,
-        call=ToolCall(tool=call.tool, resource=call.resource, action=call.action),
-        audience=call.audience,
-        lifetime=call.lifetime,
-        server_max_lifetime=services.settings.access_token_max_lifetime,
-        # What the token will be bound to, not whether this poll carried a proof: a call
-        # asked for without DPoP stays unbound, and a tool that now requires DPoP refuses it.
-        dpop_bound=call.jkt is not None,
-    )
-
-
 def _recheck(
     services: Services,
     loaded: Loaded,
     jkt: str,
     call: approvals.CallRequest,
-    proof: VerifiedProof | None,
     now: int,
 ) -> Reason | None:
     """The first rule that refuses the approved call now, or None."""
@@ -256,17 +190,22 @@ def _recheck(
         return Reason.DELEGATION_INVALID
     if loaded.delegation_jkt != jkt:
         return Reason.DELEGATION_KEY_MISMATCH
-    facts = _facts(services, loaded, call, now)
-    if facts is None:
+    call_facts = facts(
+        services,
+        loaded,
+        ToolCall(tool=call.tool, resource=call.resource, action=call.action),
+        audience=call.audience,
+        lifetime=call.lifetime,
+        # What the token will be bound to, not whether this poll carried a proof: a call
+        # asked for without DPoP stays unbound, and a tool that now requires DPoP refuses it.
+        dpop_bound=call.jkt is not None,
+        now=now,
+    )
+    if call_facts is None:
         return Reason.DELEGATION_INVALID
-    decision = evaluate(facts)
+    decided = decide(services, call_facts)
     # NeedsApproval is what the owner has just given; a Deny is a rule that refuses it now.
-    if isinstance(decision, Deny):
-        return decision.reason
-    verdict = services.policy.evaluate(facts)
-    if not verdict.allowed and not verdict.needs_approval:
-        return Reason.POLICY_DENIED
-    return None
+    return decided.reason if isinstance(decided, Deny) else None
 
 
 async def _refuse(

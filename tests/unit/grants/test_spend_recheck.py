@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
-from authority.grants import token_exchange
+from authority.grants import loading
 from authority.storage.schema import tools
 from tests.support import AgentKey, World
 from tests.unit.grants.test_token_exchange import grant_rows, last_grant
@@ -78,15 +78,15 @@ async def replace_agent_key(world: World) -> None:
 
 
 def _during_decision(monkeypatch: pytest.MonkeyPatch, world: World, change: Change) -> None:
-    original = token_exchange.load
+    original = loading.load
 
-    async def load_then_change(*args: Any) -> token_exchange.Loaded:
+    async def load_then_change(*args: Any) -> loading.Loaded:
         loaded = await original(*args)
-        monkeypatch.setattr(token_exchange, "load", original)
+        monkeypatch.setattr(loading, "load", original)
         await change(world)
         return loaded
 
-    monkeypatch.setattr(token_exchange, "load", load_then_change)
+    monkeypatch.setattr(loading, "load", load_then_change)
 
 
 @pytest.mark.parametrize(

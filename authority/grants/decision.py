@@ -1,0 +1,68 @@
+"""The decision on one tool call: the built-in checks (``policy.checks``), then Cedar.
+
+Shared by the token exchange (RFC 8693), which decides a call when it is asked for, and
+the CIBA poll, which decides an approved call again at issue. The answer is a value:
+``Allow``, ``NeedsApproval(reason)`` (the owner may allow this one call), or
+``Deny(reason)``, whose reason is the stable code the grant row and the error carry.
+"""
+
+from __future__ import annotations
+
+from authority.context import Services
+from authority.policy.checks import (
+    ALLOW,
+    Decision,
+    Deny,
+    Facts,
+    NeedsApproval,
+    ToolCall,
+    evaluate,
+)
+from authority.policy.reasons import Reason
+
+from .loading import Loaded
+
+
+def facts(
+    services: Services,
+    loaded: Loaded,
+    call: ToolCall,
+    *,
+    audience: str,
+    lifetime: int,
+    dpop_bound: bool,
+    now: int,
+) -> Facts | None:
+    """What the rules decide on; None without an agent and a delegation to decide for."""
+    if loaded.agent is None or loaded.delegation is None:
+        return None
+    return Facts(
+        now=now,
+        agent=loaded.agent,
+        delegation=loaded.delegation,
+        tool=loaded.tool,
+        call=call,
+        audience=audience,
+        lifetime=lifetime,
+        server_max_lifetime=services.settings.access_token_max_lifetime,
+        dpop_bound=dpop_bound,
+    )
+
+
+def decide(services: Services, facts: Facts) -> Decision:
+    """The built-in checks first (the first that is not ``Allow``), then Cedar.
+
+    A Cedar ``forbid`` annotated ``@approval("owner")`` asks the owner; any other forbid
+    refuses, even a call the built-in checks would have sent to the owner.
+    """
+    decision = evaluate(facts)
+    if isinstance(decision, Deny):
+        return decision
+    verdict = services.policy.evaluate(facts)
+    if not verdict.allowed and not verdict.needs_approval:
+        return Deny(Reason.POLICY_DENIED)
+    if isinstance(decision, NeedsApproval):
+        return decision
+    if not verdict.allowed:
+        return NeedsApproval(Reason.APPROVAL_REQUIRED)
+    return ALLOW
