@@ -56,7 +56,7 @@ class Reason(StrEnum):
     POLICY_DENIED = "policy_denied"
     APPROVAL_LIMIT = "approval_limit"
     # The tool's, its resource server's or the agent's registration changed between the
-    # decision and the spend (grants.token_exchange.Registered): decided again next time.
+    # decision and the spend (grants.loading.Registered): decided again next time.
     REGISTRATION_CHANGED = "registration_changed"
 
 
