@@ -7,7 +7,7 @@ data: a sealed key copied onto another row fails to open.
 
 from __future__ import annotations
 
-from authority.sealing import Sealer
+from authority.sealing import FORMAT_V1, NONCE_BYTES, Sealer
 
 #: The HKDF "info" (RFC 5869 §3.2): binds the derived key to this one use.
 LABEL = b"authority/signing-keys/aes-256-gcm/v1"
@@ -32,6 +32,8 @@ class KeySealer:
         return self._sealer.seal(plaintext, aad=kid)
 
     def open(self, sealed: bytes, *, kid: str) -> bytes:
+        if len(sealed) <= 1 + NONCE_BYTES or sealed[:1] != FORMAT_V1:
+            raise KeyDecryptionError(f"signing key {kid}: not a sealed key of a known format")
         opened = self._sealer.open(sealed, aad=kid)
         if opened is None:
             raise KeyDecryptionError(
