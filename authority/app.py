@@ -33,6 +33,7 @@ from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
+from authority.storage.signing_keys import SqlKeyStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -92,7 +93,7 @@ def build_services(
         ),
         hot=hot,
         hasher=SecretHasher(secret_key),
-        keyring=Keyring(engine, clock, settings, secret_key=secret_key),
+        keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
     )
     services.extras["webhook_sealer"] = webhooks.SecretSealer(secret_key)
