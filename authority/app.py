@@ -20,6 +20,7 @@ from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.context import Services
 from authority.endpoints.limits import ClientLimits
+from authority.endpoints.metrics import MetricsMiddleware
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
@@ -32,6 +33,7 @@ from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
+from authority.storage.signing_keys import SqlKeyStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -91,11 +93,37 @@ def build_services(
         ),
         hot=hot,
         hasher=SecretHasher(secret_key),
-        keyring=Keyring(engine, clock, settings, secret_key=secret_key),
+        keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
     )
     services.extras["webhook_sealer"] = webhook_signing.SecretSealer(secret_key)
     return services
+
+
+@contextlib.asynccontextmanager
+async def operator_services(settings: Settings, *, keys: bool) -> AsyncIterator[Services]:
+    """The services for one operator command, wired as the server wires them.
+
+    The schema is brought up to date first where the server would do it at start-up (the
+    embedded default), so a command works on a fresh data directory. With ``keys`` the
+    keyring is loaded and everything is stopped as the server stops it; without, only
+    the database and the hot state are used, and closed.
+    """
+    if settings.is_embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.should_auto_migrate:
+        await migrate(settings.sqlalchemy_url)
+    services = build_services(settings)
+    try:
+        if keys:
+            await services.keyring.load()
+        yield services
+    finally:
+        if keys:
+            await stop(services)
+        else:
+            await services.hot.close()
+            await services.engine.dispose()
 
 
 async def start(services: Services) -> None:
@@ -199,7 +227,7 @@ def create_app(
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     # Outermost after Starlette's own error handling, so every answer is counted and timed.
     middleware = [
-        Middleware(metrics.MetricsMiddleware, metrics=metrics.of(svc)),
+        Middleware(MetricsMiddleware, metrics=metrics.of(svc)),
         Middleware(ClientLimits, services=svc),
     ]
     app = Starlette(

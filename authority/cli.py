@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from authority.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from authority.context import Services
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -106,7 +112,24 @@ def _registrars() -> list[Registrar]:
     from authority.management.controls_cli import register as control
     from authority.tokens.commands import register as keys
 
-    return [admin, keys, ledger, control, demo, approvals]
+    return [
+        functools.partial(admin, open_services=functools.partial(_operator_services, keys=False)),
+        functools.partial(keys, open_services=functools.partial(_operator_services, keys=True)),
+        ledger,
+        control,
+        demo,
+        approvals,
+    ]
+
+
+@contextlib.asynccontextmanager
+async def _operator_services(settings: Settings, *, keys: bool) -> AsyncIterator[Services]:
+    """``authority.app.operator_services``, imported when a command runs (the CLI starts
+    without loading the server)."""
+    from authority.app import operator_services
+
+    async with operator_services(settings, keys=keys) as services:
+        yield services
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,6 +72,9 @@ from authority.approvals import webhooks
 from authority.context import Services
 from authority.errors import AuthorityError
 from authority.ledger.entries import append
+from authority.management.auth import Principal
+from authority.management.autonomy import record_change
+from authority.management.controls import QuarantineBody, quarantine
 from authority.policy.reasons import Reason
 from authority.secrets import token_hash
 from authority.storage.hot import Claim, Count, HotStateUnavailable
@@ -257,10 +260,6 @@ async def contain(
     keys: tuple[str, ...] = (),
 ) -> bool:
     """Quarantine the agent now; True if this call did it."""
-    # Imported here: the owner's controls import the exchange's neighbours.
-    from authority.management.auth import Principal
-    from authority.management.controls import QuarantineBody, quarantine
-
     settings = services.settings
     lock = f"contain:lock:{agent_id}"
     if not await services.hot.claim(lock, _LOCK_TTL):
@@ -337,8 +336,6 @@ async def _record(
 
     Returns (autonomy level now, containments so far, whether the level was lowered).
     """
-    from authority.management.autonomy import record_change
-
     settings = services.settings
     now = services.now()
     async with services.engine.begin() as conn:

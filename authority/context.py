@@ -6,6 +6,8 @@ the clock, the database or the hot state without patching.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,3 +46,9 @@ class Services:
 
     def now(self) -> int:
         return int(self.clock.now())
+
+
+#: Opens the services for one operator command (``authority admin``, ``authority keys``);
+#: ``authority.cli`` passes ``authority.app.operator_services``, so that the commands
+#: never import what wires them.
+OpenServices = Callable[[Settings], AbstractAsyncContextManager[Services]]

@@ -25,18 +25,33 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from authority.endpoints import paths
+from authority import protocol
+from authority.protocol import (
+    AGENT_ALGORITHMS,
+    AUTHORIZATION_DETAILS_TYPE,
+    DPOP_ALGORITHMS,
+    GRANT_CIBA,
+    GRANT_TOKEN_EXCHANGE,
+    TOKEN_SIGNING_ALGORITHMS,
+)
 from authority.settings import Settings
-from authority.tokens.jose import AGENT_ALGORITHMS, DPOP_ALGORITHMS, TOKEN_SIGNING_ALGORITHMS
 
-#: RFC 8693 §2.1.
-GRANT_TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
-#: OpenID Connect CIBA §10.1: an agent polls for a token whose call awaits human approval.
-GRANT_CIBA: Final = "urn:openid:params:grant-type:ciba"
+__all__ = [
+    "AGENT_AUTH_METHODS",
+    "AUTHORIZATION_DETAILS_TYPE",
+    "GRANT_CIBA",
+    "GRANT_TOKEN_EXCHANGE",
+    "GRANT_TYPES",
+    "RESOURCE_SERVER_AUTH_METHODS",
+    "RESPONSE_TYPES",
+    "SCOPES",
+    "SUBJECT_TYPES",
+    "build_metadata",
+    "build_openid_configuration",
+]
+
 #: Every grant type the token endpoint accepts (endpoints/token.py dispatches on these).
 GRANT_TYPES: Final = (GRANT_TOKEN_EXCHANGE, GRANT_CIBA)
-#: RFC 9396 §2: the one authorization_details type; it names one tool call.
-AUTHORIZATION_DETAILS_TYPE: Final = "tool_call"
 #: How an agent may authenticate at the token endpoint. ``private_key_jwt`` (RFC 7523
 #: §2.2): the attestation sent as ``client_assertion``. ``none`` (RFC 7591 §2): the
 #: attestation sent as ``actor_token`` with no client authentication at all, which RFC
@@ -67,7 +82,7 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
     """The RFC 8414 §2 document for ``settings.issuer``."""
     issuer = settings.issuer
     # JWT client authentication and attestations are checked against the one allowlist in
-    # tokens/jose.py; RFC 8414 §2: "The value "none" MUST NOT be used."
+    # authority/protocol.py; RFC 8414 §2: "The value "none" MUST NOT be used."
     algorithms = list(AGENT_ALGORITHMS)
 
     def url(path: str) -> str:
@@ -77,8 +92,8 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "issuer": issuer,
         # No authorization_endpoint: RFC 8414 §2 requires it only when a supported grant
         # type uses it, and neither token exchange nor CIBA polling does.
-        "token_endpoint": url(paths.TOKEN),
-        "jwks_uri": url(paths.JWKS),
+        "token_endpoint": url(protocol.TOKEN_PATH),
+        "jwks_uri": url(protocol.JWKS_PATH),
         "scopes_supported": list(SCOPES),
         "response_types_supported": list(RESPONSE_TYPES),
         "grant_types_supported": list(GRANT_TYPES),
@@ -86,10 +101,10 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         # §2: MUST be present when private_key_jwt is listed.
         "token_endpoint_auth_signing_alg_values_supported": algorithms,
         "service_documentation": settings.service_documentation,
-        "revocation_endpoint": url(paths.REVOCATION),
+        "revocation_endpoint": url(protocol.REVOCATION_PATH),
         "revocation_endpoint_auth_methods_supported": list(RESOURCE_SERVER_AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": algorithms,
-        "introspection_endpoint": url(paths.INTROSPECTION),
+        "introspection_endpoint": url(protocol.INTROSPECTION_PATH),
         "introspection_endpoint_auth_methods_supported": list(RESOURCE_SERVER_AUTH_METHODS),
         "introspection_endpoint_auth_signing_alg_values_supported": algorithms,
         # RFC 9449 §5.1; the same tuple the proofs are checked against.
@@ -103,14 +118,14 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         # (docs/approvals.md). backchannel_token_delivery_modes_supported would tell a
         # CIBA client it can start one here, which it cannot.
         # The authority's own APIs.
-        "authority_revocation_feed_endpoint": url(paths.REVOCATION_FEED),
-        "authority_ledger_entries_endpoint": url(paths.LEDGER_ENTRIES),
-        "authority_ledger_export_endpoint": url(paths.LEDGER_EXPORT),
-        "authority_ledger_checkpoint_endpoint": url(paths.LEDGER_CHECKPOINT),
-        "authority_ledger_checkpoints_endpoint": url(paths.LEDGER_CHECKPOINTS),
-        "authority_ledger_inclusion_proof_endpoint": url(paths.LEDGER_INCLUSION_PROOF),
-        "authority_ledger_consistency_proof_endpoint": url(paths.LEDGER_CONSISTENCY_PROOF),
-        "authority_ledger_keys_uri": url(paths.LEDGER_KEYS),
+        "authority_revocation_feed_endpoint": url(protocol.REVOCATION_FEED_PATH),
+        "authority_ledger_entries_endpoint": url(protocol.LEDGER_ENTRIES_PATH),
+        "authority_ledger_export_endpoint": url(protocol.LEDGER_EXPORT_PATH),
+        "authority_ledger_checkpoint_endpoint": url(protocol.LEDGER_CHECKPOINT_PATH),
+        "authority_ledger_checkpoints_endpoint": url(protocol.LEDGER_CHECKPOINTS_PATH),
+        "authority_ledger_inclusion_proof_endpoint": url(protocol.LEDGER_INCLUSION_PROOF_PATH),
+        "authority_ledger_consistency_proof_endpoint": url(protocol.LEDGER_CONSISTENCY_PROOF_PATH),
+        "authority_ledger_keys_uri": url(protocol.LEDGER_KEYS_PATH),
     }
     # §3.2: "Claims with zero elements MUST be omitted"; unset optional members likewise.
     return {name: value for name, value in document.items() if value not in (None, [])}

@@ -36,11 +36,10 @@ import time
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 EXTRAS_KEY: Final = "metrics"
 OTHER: Final = "other"
-_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _LATENCY_BUCKETS: Final = (
     0.001,
     0.0025,
@@ -164,36 +163,3 @@ def of(services: Any) -> Metrics:
         current = Metrics(services.settings.metrics_max_agents)
         extras[EXTRAS_KEY] = current
     return current
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by its route template (pure ASGI: no buffering)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        token = REQUEST_STARTED.set(started)
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            REQUEST_STARTED.reset(token)
-            # The router writes the matched route into this very scope.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope.get("method", "")
-            method = method if method in _METHODS else OTHER
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

@@ -27,7 +27,7 @@ from authority.management.inputs import Body as InputBody
 from authority.management.inputs import Description
 from authority.storage.schema import approvals
 
-from .requests import CallRequest
+from .requests import CallRequest, record_decision
 
 KIND: Final = "approvals"
 NOT_FOUND: Final = "No such approval."
@@ -154,8 +154,6 @@ async def _decide(
     decision: Literal["approved", "denied"],
     reason: str | None,
 ) -> Approval:
-    from .requests import record_decision
-
     now = services.now()
     async with services.engine.begin() as conn:
         row = await records.fetch(conn, approvals, approval_id, NOT_FOUND, _visible(principal))

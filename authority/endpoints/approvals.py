@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from authority.approvals import decisions
 from authority.approvals import webhook_registration as registration
-from authority.management import autonomy
+from authority.management import agents, autonomy
 from authority.management.auth import READERS, WRITERS
 
 from .guard import endpoint
@@ -85,7 +85,9 @@ async def delete_webhook(request: Request) -> Response:
 async def set_autonomy(request: Request) -> Response:
     services, principal = await caller(request, WRITERS)
     body = await read_model(request, services, autonomy.AutonomyBody)
-    agent = await autonomy.set_level(services, principal, path_param(request, "agent_id"), body)
+    agent = await agents.set_autonomy_level(
+        services, principal, path_param(request, "agent_id"), body
+    )
     return ok(as_view(agent))
 
 

@@ -5,21 +5,27 @@ does what: the scraper sends ``Authorization: Bearer <metrics_token>`` when that
 is set, otherwise an admin or auditor API key (an auditor key is the one to give a
 scraper: it can read, never change). Serving it on a private interface only is a good
 idea as well; nothing in it is a token or a secret (see ``authority.metrics``).
+
+``MetricsMiddleware`` counts the HTTP requests themselves; it lives here, at the HTTP
+edge, so that the metrics the domain records into need no Starlette.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authority import metrics
 from authority.context import Services
 from authority.errors import InvalidRequest, InvalidToken, NotFound
 from authority.management.auth import REALM, SEE_ALL, authenticate, require_role
+from authority.metrics import METHODS, OTHER, REQUEST_STARTED, Metrics
 
 from .guard import endpoint
 from .http import NO_STORE
@@ -53,3 +59,36 @@ async def serve_metrics(request: Request) -> Response:
 
 
 routes = [Route(PATH, serve_metrics, methods=["GET"])]
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template (pure ASGI: no buffering)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        token = REQUEST_STARTED.set(started)
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            REQUEST_STARTED.reset(token)
+            # The router writes the matched route into this very scope.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope.get("method", "")
+            method = method if method in METHODS else OTHER
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

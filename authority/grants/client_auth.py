@@ -32,6 +32,7 @@ from urllib.parse import unquote_plus
 
 from sqlalchemy import Select, select
 
+from authority import protocol
 from authority.context import Services
 from authority.errors import InvalidClient, InvalidClientChallenge, InvalidRequest, TooManyRequests
 from authority.storage.hot import Count
@@ -47,7 +48,7 @@ from authority.tokens.inbound import (
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
-JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+JWT_BEARER = protocol.JWT_BEARER_ASSERTION
 REALM = "authority"
 MAX_CLIENT_ID = 40
 MAX_SECRET = 256

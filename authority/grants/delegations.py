@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from authority import protocol
 from authority.context import Services
 from authority.errors import InsufficientScope, InvalidRequest, NotFound
 from authority.ledger.entries import append
@@ -34,7 +35,7 @@ from authority.secrets import new_id
 from authority.storage.schema import agents, delegations, tools
 from authority.tokens.inbound import key_set
 
-DELEGATION_TYP = "delegation+jwt"
+DELEGATION_TYP = protocol.DELEGATION_TYP
 KIND = "delegations"
 MAX_SCOPE_ENTRIES = 50
 MAX_PATTERNS = 50

@@ -22,11 +22,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, KeySet
 from joserfc.jws import deserialize_compact, extract_compact
 
+from authority import protocol
 from authority.tokens.jose import PRIVATE_MEMBERS, TOKEN_SIGNING_ALGORITHMS, registry
 
 from .merkle import HASH_SIZE, MAX_TREE_SIZE
 
-CHECKPOINT_TYP = "checkpoint+jwt"
+CHECKPOINT_TYP = protocol.CHECKPOINT_TYP
 #: The algorithms a ledger key may sign with (settings.signing_alg).
 CHECKPOINT_ALGORITHMS = TOKEN_SIGNING_ALGORITHMS
 _B64_HASH = re.compile(r"^[A-Za-z0-9_-]{43}$")

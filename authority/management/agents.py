@@ -13,7 +13,7 @@ autonomy is its own ``autonomy_changed`` entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import Field
 from sqlalchemy import select, update
@@ -28,8 +28,8 @@ from authority.secrets import new_id
 from authority.storage.schema import agents
 from authority.tokens.jwks import validate_public_jwks
 
+from . import autonomy, owners, paging, records
 from . import changes as registry_changes
-from . import owners, paging, records
 from .auth import READERS, WRITERS, Principal, require_role, sees_all
 from .inputs import Body, Description, Name, require_changes
 
@@ -37,7 +37,7 @@ KIND = "agents"
 NOT_FOUND = "No such agent."
 NAME_TAKEN = "The owner already has an agent with this name."
 
-AutonomyLevel = Annotated[int, Field(ge=0, le=3)]
+AutonomyLevel = autonomy.Level
 
 
 class AgentCreate(Body):
@@ -187,9 +187,7 @@ async def update_agent(
         changes["updated_at"] = services.now()
         if changes.get("autonomy_level", row.autonomy_level) != row.autonomy_level:
             # Every change of autonomy is in the ledger, whichever route made it.
-            from .autonomy import record_change
-
-            await record_change(
+            await autonomy.record_change(
                 conn,
                 agent_id=agent_id,
                 owner_id=row.owner_id,
@@ -259,4 +257,35 @@ async def retire(services: Services, principal: Principal, agent_id: str) -> Age
             row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
     if event is not None:
         await events.publish(services, [event])
+    return _agent(row)
+
+
+async def set_autonomy_level(
+    services: Services, principal: Principal, agent_id: str, body: autonomy.AutonomyBody
+) -> Agent:
+    """Set the level; setting the level it has changes nothing and records nothing."""
+    require_role(principal, *WRITERS)
+    visible = [] if sees_all(principal) else [agents.c.owner_id == principal.owner_id]
+    now = services.now()
+    async with services.engine.begin() as conn:
+        row = await records.fetch(conn, agents, agent_id, NOT_FOUND, visible, for_update=True)
+        if row.status == "retired":
+            raise Conflict("The agent is retired.")
+        if row.autonomy_level != body.level:
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id)
+                .values(autonomy_level=body.level, updated_at=now)
+            )
+            await autonomy.record_change(
+                conn,
+                agent_id=agent_id,
+                owner_id=row.owner_id,
+                previous=row.autonomy_level,
+                level=body.level,
+                actor=principal.key_id,
+                reason=body.reason,
+                now=now,
+            )
+        row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
     return _agent(row)

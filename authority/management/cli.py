@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from authority.context import Services
+from authority.context import OpenServices, Services
 from authority.errors import InvalidRequest, NotFound
 from authority.settings import load_settings
 
@@ -30,23 +30,13 @@ async def _with_services(args: argparse.Namespace, work: Callable[[Services], Aw
     The schema is brought up to date first where the server would do it at start-up (the
     embedded default), so ``bootstrap`` works on a fresh data directory.
     """
-    from authority.app import build_services
-    from authority.storage.database import migrate
-
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
-    if settings.is_embedded:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.should_auto_migrate:
-        await migrate(settings.sqlalchemy_url)
-    services = build_services(settings)
-    try:
+    open_services: OpenServices = args.open_services
+    async with open_services(settings) as services:
         return await work(services)
-    finally:
-        await services.hot.close()
-        await services.engine.dispose()
 
 
 def _print_issued(issued: api_keys.IssuedKey) -> None:
@@ -129,8 +119,12 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], *, open_services: OpenServices
+) -> None:
+    """``open_services`` opens services without the keyring (``authority.cli``)."""
     admin = sub.add_parser("admin", help="operator API keys for the management API")
+    admin.set_defaults(open_services=open_services)
     commands = admin.add_subparsers(dest="admin_command", required=True)
 
     boot = commands.add_parser("bootstrap", help="create the first admin API key")

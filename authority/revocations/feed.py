@@ -58,6 +58,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from authority.context import Services
+from authority.protocol import FEED_EVENT_READY, FEED_EVENT_REVOCATION
 from authority.settings import Settings
 
 from . import events
@@ -66,8 +67,8 @@ from .events import RevocationEvent
 log = logging.getLogger("authority.revocations.feed")
 
 EXTRAS_KEY = "revocation_feed"
-EVENT_NAME = "revocation"
-READY_NAME = "ready"
+EVENT_NAME = FEED_EVENT_REVOCATION
+READY_NAME = FEED_EVENT_READY
 RETRY_MS = 1000
 PAGE = 500
 HEARTBEAT = b": heartbeat\n\n"

@@ -21,14 +21,14 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from authority.endpoints import paths
-from authority.tokens.dpop import access_token_hash
-from authority.tokens.jose import registry
+from authority import protocol
+from authority.protocol import access_token_hash
+from authority.sdk.jws import registry
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-CIBA = "urn:openid:params:grant-type:ciba"
-JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
+TOKEN_EXCHANGE = protocol.GRANT_TOKEN_EXCHANGE
+CIBA = protocol.GRANT_CIBA
+JWT_TYPE = protocol.JWT_TOKEN_TYPE
+ACCESS_TOKEN = protocol.ACCESS_TOKEN_TYPE
 ATTESTATION_LIFETIME = 30
 
 PrivateKey = OKPKey | ECKey | RSAKey
@@ -122,7 +122,7 @@ class AgentClient:
     async def metadata(self) -> dict[str, Any]:
         """The authority's RFC 8414 metadata, fetched once."""
         if self._metadata is None:
-            response = await self._http.get(self.issuer + paths.OAUTH_AUTHORIZATION_SERVER)
+            response = await self._http.get(self.issuer + protocol.OAUTH_AUTHORIZATION_SERVER_PATH)
             _raise_for_error(response)
             metadata = response.json()
             if metadata.get("issuer") != self.issuer:
@@ -159,7 +159,7 @@ class AgentClient:
             claims["ath"] = access_token_hash(access_token)
         header = {
             "alg": self._dpop_alg,
-            "typ": "dpop+jwt",
+            "typ": protocol.DPOP_TYP,
             "jwk": self.dpop_key.as_dict(private=False),
         }
         return jwt.encode(header, claims, self.dpop_key, registry=registry([self._dpop_alg]))

@@ -40,10 +40,12 @@ from urllib.parse import quote_plus
 
 import httpx
 
-JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-EVENT_NAME = "revocation"
+from authority import protocol
+
+JWT_BEARER = protocol.JWT_BEARER_ASSERTION
+EVENT_NAME = protocol.FEED_EVENT_REVOCATION
 #: The message that ends the catch-up: everything before it has been sent.
-READY_NAME = "ready"
+READY_NAME = protocol.FEED_EVENT_READY
 
 
 class FeedError(Exception):

@@ -36,12 +36,12 @@ import httpx
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authority.endpoints import paths
+from authority import protocol
+from authority.protocol import DPOP_ALGORITHMS
 from authority.sdk.feed import basic_auth
 from authority.sdk.resource_metadata import ResourceMetadata
 from authority.sdk.revocations import FeedFollower
 from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier, VerifiedToken
-from authority.tokens.jose import DPOP_ALGORITHMS
 
 __all__ = ["AuthorityMiddleware", "ToolRoute", "token_of"]
 
@@ -113,7 +113,9 @@ class AuthorityMiddleware:
             self.issuer, audience, JWKSCache(self.issuer, self.http), leeway=leeway, clock=now
         )
         self.feed = (
-            FeedFollower(self.issuer + paths.REVOCATION_FEED, self.http, auth=self._auth, clock=now)
+            FeedFollower(
+                self.issuer + protocol.REVOCATION_FEED_PATH, self.http, auth=self._auth, clock=now
+            )
             if use_feed and self._auth is not None
             else None
         )
@@ -201,7 +203,7 @@ class AuthorityMiddleware:
         try:
             if self._introspection_endpoint is None:
                 metadata = (
-                    await self.http.get(self.issuer + paths.OAUTH_AUTHORIZATION_SERVER)
+                    await self.http.get(self.issuer + protocol.OAUTH_AUTHORIZATION_SERVER_PATH)
                 ).json()
                 self._introspection_endpoint = str(metadata["introspection_endpoint"])
             response = await self.http.post(

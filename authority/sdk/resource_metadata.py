@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 from starlette.types import Scope, Send
 
-from authority.tokens.jose import AGENT_ALGORITHMS
+from authority.protocol import AGENT_ALGORITHMS, AUTHORIZATION_DETAILS_TYPE
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 #: RFC 9396 types the resource server accepts (RFC 9728 §2).
-AUTHORIZATION_DETAILS_TYPES = ("tool_call",)
+AUTHORIZATION_DETAILS_TYPES = (AUTHORIZATION_DETAILS_TYPE,)
 _HEADERS = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"public, max-age=300"),

@@ -18,9 +18,10 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from authority.endpoints import paths
-from authority.tokens.dpop import verify_proof
-from authority.tokens.inbound import (
+from authority import protocol
+from authority.protocol import ACCESS_TOKEN_TYP, TOKEN_SIGNING_ALGORITHMS, token_algorithms_for_key
+from authority.sdk.dpop import verify_proof
+from authority.sdk.jws import (
     JWTRejected,
     UnverifiedJWT,
     audience_includes,
@@ -29,9 +30,8 @@ from authority.tokens.inbound import (
     require_str,
     verify_signature,
 )
-from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS, token_algorithms_for_key
 
-AT_TYP = "at+jwt"
+AT_TYP = ACCESS_TOKEN_TYP
 #: The authority signs with one of these; a token naming another is refused outright.
 TOKEN_ALGORITHMS = frozenset(TOKEN_SIGNING_ALGORITHMS)
 
@@ -84,7 +84,9 @@ class JWKSCache:
 
     async def _fetch(self) -> None:
         if self._jwks_uri is None:
-            metadata = (await self._http.get(self.issuer + paths.OAUTH_AUTHORIZATION_SERVER)).json()
+            metadata = (
+                await self._http.get(self.issuer + protocol.OAUTH_AUTHORIZATION_SERVER_PATH)
+            ).json()
             if metadata.get("issuer") != self.issuer:
                 raise TokenInvalid("issuer metadata mismatch")
             self._jwks_uri = str(metadata["jwks_uri"])
@@ -184,21 +186,21 @@ class TokenVerifier:
             raise TokenInvalid("expired")
         if iat > now + self.leeway:
             raise TokenInvalid("issued in the future")
-        details = claims.get("authorization_details")
+        details = claims.get(protocol.CLAIM_AUTHORIZATION_DETAILS)
         if not isinstance(details, list) or len(details) != 1 or not isinstance(details[0], dict):
             raise TokenInvalid("no single tool call")
         call = details[0]
-        cnf = claims.get("cnf")
+        cnf = claims.get(protocol.CLAIM_CONFIRMATION)
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
         self._check_binding(claims, jkt, scheme, method, url, dpop_proof, now, unverified.raw)
-        act = claims.get("act")
+        act = claims.get(protocol.CLAIM_ACTOR)
         return VerifiedToken(
             raw=unverified.raw,
             claims=claims,
             jti=require_str(claims, "jti"),
             owner_id=require_str(claims, "sub"),
             agent_id=require_str(act, "sub") if isinstance(act, dict) else "",
-            delegation_id=require_str(claims, "delegation_id"),
+            delegation_id=require_str(claims, protocol.CLAIM_DELEGATION_ID),
             issued_at=iat,
             expires_at=exp,
             tool=require_str(call, "tool"),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from authority import protocol
 from authority.policy.checks import ToolCall
 
-AT_TYP = "at+jwt"
-TOOL_CALL_TYPE = "tool_call"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+AT_TYP = protocol.ACCESS_TOKEN_TYP
+TOOL_CALL_TYPE = protocol.AUTHORIZATION_DETAILS_TYPE
+ACCESS_TOKEN_TYPE = protocol.ACCESS_TOKEN_TYPE
 
 
 def authorization_detail(call: ToolCall, audience: str) -> dict[str, Any]:
@@ -47,14 +48,14 @@ def access_token_claims(
         "sub": owner_id,
         "aud": audience,
         "client_id": agent_id,
-        "act": {"sub": agent_id},
+        protocol.CLAIM_ACTOR: {"sub": agent_id},
         "iat": issued_at,
         "exp": expires_at,
         "jti": jti,
-        "delegation_id": delegation_id,
-        "intent": intent,
-        "authorization_details": [authorization_detail(call, audience)],
+        protocol.CLAIM_DELEGATION_ID: delegation_id,
+        protocol.CLAIM_INTENT: intent,
+        protocol.CLAIM_AUTHORIZATION_DETAILS: [authorization_detail(call, audience)],
     }
     if jkt is not None:
-        claims["cnf"] = {"jkt": jkt}
+        claims[protocol.CLAIM_CONFIRMATION] = {"jkt": jkt}
     return claims

@@ -19,14 +19,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from authority.settings import load_settings
 
 if TYPE_CHECKING:
-    from authority.context import Services
+    from authority.context import OpenServices, Services
     from authority.tokens.keyring import KeyInfo
 
 T = TypeVar("T")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], *, open_services: OpenServices
+) -> None:
+    """``open_services`` opens services with the keyring loaded (``authority.cli``)."""
     keys = sub.add_parser("keys", help="the authority's signing keys")
+    keys.set_defaults(open_services=open_services)
     actions = keys.add_subparsers(dest="keys_command", required=True)
 
     listing = actions.add_parser("list", help="every signing key and its status")
@@ -74,23 +78,15 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, action: Callable[[Services], Awaitable[T]]) -> T:
     """Run ``action`` on services wired exactly as the server wires them."""
-    from authority.app import build_services, stop
-    from authority.storage.database import migrate
-
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
+    open_services: OpenServices = args.open_services
 
     async def main() -> T:
-        services = build_services(settings)
-        try:
-            if settings.should_auto_migrate:
-                await migrate(settings.sqlalchemy_url)
-            await services.keyring.load()
+        async with open_services(settings) as services:
             return await action(services)
-        finally:
-            await stop(services)
 
     return asyncio.run(main())
 

@@ -1,119 +1,64 @@
 """Verifying JWTs that arrive from outside: agent attestations (RFC 7523), DPoP proofs
 (RFC 9449) and the authority's own delegation credentials, under the JWT BCP (RFC 8725).
 
-This is the only module that turns an ``UnverifiedJWT`` into verified claims. Keys are
-chosen by us, never by the token: a ``jwk``, ``jku``, ``x5u`` or ``x5c`` header is never
-used to find a key (RFC 8725 §3.10); the algorithm must be on an explicit allowlist and
-agree with the key (RFC 8725 §3.1); each kind of JWT has its own ``typ`` so that one can
-never be accepted as another (RFC 8725 §3.11).
+This is the only server module that turns an ``UnverifiedJWT`` into verified claims; the
+compact JWS parsing and signature check it rests on are ``authority.sdk.jws``, which
+resource servers run too. Keys are chosen by us, never by the token: a ``jwk``, ``jku``,
+``x5u`` or ``x5c`` header is never used to find a key (RFC 8725 §3.10); the algorithm must
+be on an explicit allowlist and agree with the key (RFC 8725 §3.1); each kind of JWT has
+its own ``typ`` so that one can never be accepted as another (RFC 8725 §3.11).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from authority.tokens.jose import algorithms_for_key, registry
+from authority.protocol import ATTESTATION_TYPES
+from authority.sdk.jws import (
+    MAX_JWT_BYTES,
+    MAX_NUMERIC_DATE,
+    JWTRejected,
+    PublicKey,
+    UnverifiedJWT,
+    algorithms_for,
+    audience_includes,
+    peek,
+    require_int,
+    require_str,
+    verify_signature,
+)
 
-MAX_JWT_BYTES = 8192
+__all__ = [
+    "ATTESTATION_TYPES",
+    "KID_REQUIRED",
+    "MAX_JTI_LENGTH",
+    "MAX_JWT_BYTES",
+    "MAX_NUMERIC_DATE",
+    "JWTRejected",
+    "PublicKey",
+    "UnverifiedJWT",
+    "VerifiedAttestation",
+    "algorithms_for",
+    "audience_includes",
+    "candidate_keys",
+    "check_lifetime",
+    "find_key",
+    "key_set",
+    "peek",
+    "require_int",
+    "require_str",
+    "thumbprint",
+    "verify_attestation",
+    "verify_signature",
+]
+
 MAX_JTI_LENGTH = 256
-
-PublicKey = OKPKey | ECKey | RSAKey
-
-
-class JWTRejected(Exception):
-    """A JWT failed verification; ``reason`` is a stable code for grants and logs."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class UnverifiedJWT:
-    """A parsed but NOT verified JWT: nothing in it may be trusted yet."""
-
-    raw: str
-    header: Mapping[str, Any]
-    claims: Mapping[str, Any]
-
-
-def _b64decode(segment: str) -> bytes:
-    if "=" in segment:
-        raise ValueError("padding")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-#: The registered header members we read, with their JSON types (RFC 7515 §4.1, RFC 9449 §4.2).
-_HEADER_TYPES: dict[str, type] = {"typ": str, "cty": str, "kid": str, "jwk": dict}
-
-
-def peek(token: str) -> UnverifiedJWT:
-    """Parse a compact JWS without verifying it, rejecting anything malformed."""
-    if len(token) > MAX_JWT_BYTES:
-        raise JWTRejected("jwt_too_large")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        raise JWTRejected("jwt_malformed")
-    try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise JWTRejected("jwt_malformed") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise JWTRejected("jwt_malformed")
-    if not isinstance(header.get("alg"), str):
-        raise JWTRejected("jwt_malformed")
-    # Every header member this package reads is compared, hashed or used as a key, so it
-    # must have the type RFC 7515 §4.1 gives it before anything looks at it: a typ of
-    # {} or [] is refused here, not as a TypeError in a set lookup.
-    for name, kind in _HEADER_TYPES.items():
-        if name in header and not isinstance(header[name], kind):
-            raise JWTRejected("jwt_malformed")
-    if "crit" in header:
-        # RFC 7515 §4.1.11: we understand no extensions, so any crit must be refused.
-        raise JWTRejected("jwt_unsupported_crit")
-    return UnverifiedJWT(token, header, claims)
-
-
-def algorithms_for(key: PublicKey) -> frozenset[str]:
-    kty = key.key_type
-    crv = key.as_dict().get("crv") if kty in ("OKP", "EC") else None
-    allowed = algorithms_for_key(kty, crv if isinstance(crv, str) else None)
-    # A key's own alg narrows it further (RFC 8725 §3.1).
-    return allowed & {key.alg} if key.alg is not None else allowed
-
-
-def verify_signature(
-    unverified: UnverifiedJWT, key: PublicKey, algorithms: Collection[str]
-) -> dict[str, Any]:
-    """Verify the signature with ``key`` under one of ``algorithms``; return the claims."""
-    alg = unverified.header["alg"]
-    if alg not in algorithms:
-        raise JWTRejected("jwt_alg_not_allowed")
-    try:
-        obj = jws.deserialize_compact(unverified.raw, key, registry=_registry(frozenset({alg})))
-    except JoseError:
-        raise JWTRejected("jwt_bad_signature") from None
-    # The claims are re-read from the verified payload, not reused from ``peek``.
-    claims = json.loads(obj.payload)
-    if not isinstance(claims, dict):
-        raise JWTRejected("jwt_malformed")
-    return claims
-
-
-@functools.lru_cache(maxsize=64)
-def _registry(algorithms: frozenset[str]) -> Any:
-    return registry(sorted(algorithms))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -170,28 +115,6 @@ def thumbprint(jwks_json: str, kid: str) -> str:
 
 
 # --- time and identity claims --------------------------------------------------------------
-def require_str(claims: Mapping[str, Any], name: str, *, max_length: int = 2048) -> str:
-    value = claims.get(name)
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        raise JWTRejected(f"jwt_bad_{name}")
-    return value
-
-
-#: NumericDate values beyond this are not times (and 1e999 parses as infinity).
-MAX_NUMERIC_DATE = 2**53
-
-
-def require_int(claims: Mapping[str, Any], name: str) -> int:
-    """A NumericDate (RFC 7519 §2): a finite JSON number, possibly non-integer."""
-    value = claims.get(name)
-    # bool is an int subclass; true is not a time. NaN fails the comparison below.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise JWTRejected(f"jwt_bad_{name}")
-    if not -MAX_NUMERIC_DATE < value < MAX_NUMERIC_DATE:
-        raise JWTRejected(f"jwt_bad_{name}")
-    return int(value)
-
-
 def check_lifetime(
     claims: Mapping[str, Any], *, now: int, skew: int, max_lifetime: int
 ) -> tuple[int, int]:
@@ -217,19 +140,7 @@ def check_lifetime(
     return usable_until, iat
 
 
-def audience_includes(claims: Mapping[str, Any], accepted: Collection[str]) -> bool:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return aud in accepted
-    if isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-        return any(a in accepted for a in aud)
-    return False
-
-
 # --- agent attestations (RFC 7523 §3) --------------------------------------------------------
-#: typ values an attestation may carry: none, the generic JWT, or the explicit
-#: client-authentication type; never another JWT kind (RFC 8725 §3.11).
-ATTESTATION_TYPES = frozenset({None, "JWT", "client-authentication+jwt"})
 
 
 @dataclass(frozen=True, slots=True)

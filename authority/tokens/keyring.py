@@ -42,25 +42,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol
 
 import orjson
 from joserfc import jwk, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeyParameters
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authority.clock import Clock
-from authority.ledger import entries as ledger
 from authority.settings import Settings
-from authority.storage.schema import signing_keys
 from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS, registry
 from authority.tokens.sealing import KeyDecryptionError, KeySealer
 
@@ -68,11 +62,13 @@ __all__ = [
     "PURPOSES",
     "KeyDecryptionError",
     "KeyInfo",
+    "KeyStore",
     "Keyring",
     "KeyringError",
     "KeyringNotLoaded",
     "Purpose",
     "RotationPending",
+    "StoredKey",
 ]
 
 log = logging.getLogger("authority.keyring")
@@ -89,9 +85,6 @@ RSA_MIN_BITS = 2048
 #: The actor recorded in the ledger for a purpose's first key, which nobody asked for.
 SYSTEM_ACTOR = "authority"
 _STATUS_ORDER = {"active": 0, "next": 1, "retired": 2}
-_ADVISORY_LOCK = int.from_bytes(
-    hashlib.sha256(b"authority.signing_keys").digest()[:8], "big", signed=True
-)
 
 
 class KeyringError(Exception):
@@ -118,6 +111,57 @@ class KeyInfo:
     activated_at: int | None
     retired_at: int | None
     publish_until: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A signing key as stored: the public JWK and the sealed private key (``KeySealer``)."""
+
+    kid: str
+    purpose: Purpose
+    alg: str
+    status: Status
+    public_jwk: str
+    private_key: bytes = field(repr=False)
+    created_at: int
+    activated_at: int
+    publish_until: int | None
+
+
+class KeyStore(Protocol):
+    """Where the signing keys live (``authority.storage.signing_keys``, chosen by ``app``).
+
+    Every write serialises with the other instances' key writes and commits together
+    with its ``key_rotated`` ledger entry, or not at all.
+    """
+
+    async def published(self, now: int) -> Sequence[StoredKey]:
+        """Every key that is, or may still be, published at ``now``."""
+        ...
+
+    async def create_first(self, values: dict[str, Any], *, actor: str) -> bool:
+        """Insert the first active key of its purpose; False if one exists already."""
+        ...
+
+    async def schedule(
+        self, values: dict[str, Any], *, actor: str
+    ) -> tuple[str | None, str | None]:
+        """Insert a ``next`` key unless one is pending or none is active.
+
+        Returns (the pending kid, the active kid) as they were; the key was inserted if
+        and only if there was no pending key and an active one.
+        """
+        ...
+
+    async def promote(
+        self, purpose: Purpose, kid: str, now: int, *, retired_publish_until: int | None
+    ) -> bool:
+        """Make ``kid`` active if still ``next`` and due; retire (and erase) the old one."""
+        ...
+
+    async def all_keys(self) -> list[KeyInfo]:
+        """Every key ever made, without private material."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +193,9 @@ class Keyring:
     """Signing keys loaded once from the database; private keys decrypted in memory only."""
 
     def __init__(
-        self, engine: AsyncEngine, clock: Clock, settings: Settings, *, secret_key: bytes
+        self, store: KeyStore, clock: Clock, settings: Settings, *, secret_key: bytes
     ) -> None:
-        self._engine = engine
+        self._store = store
         self._clock = clock
         self._alg = settings.signing_alg
         self._rsa_bits = settings.signing_rsa_bits
@@ -265,20 +309,11 @@ class Keyring:
             rows = await self._read()
         self._install(rows)
 
-    async def _read(self) -> Sequence[Row[Any]]:
+    async def _read(self) -> Sequence[StoredKey]:
         """Every key that is, or may still be, published."""
-        table = signing_keys.c
-        query = select(signing_keys).where(
-            or_(
-                table.status != "retired",
-                table.publish_until.is_(None),
-                table.publish_until > self._now(),
-            )
-        )
-        async with self._engine.connect() as conn:
-            return (await conn.execute(query)).all()
+        return await self._store.published(self._now())
 
-    def _install(self, rows: Sequence[Row[Any]]) -> None:
+    def _install(self, rows: Sequence[StoredKey]) -> None:
         """Build the new in-memory state from ``rows``, then swap it in at once."""
         ordered = sorted(
             rows,
@@ -301,7 +336,7 @@ class Keyring:
                 signers[row.purpose] = signer
         self._signers, self._published, self._opened = signers, published, opened
 
-    def _published_entry(self, row: Row[Any]) -> _Published:
+    def _published_entry(self, row: StoredKey) -> _Published:
         previous = self._published.get(row.kid)
         if (
             previous is not None
@@ -318,7 +353,7 @@ class Keyring:
             raise KeyringError(f"signing key {row.kid}: the stored public key is not its own")
         return _Published(row.kid, row.purpose, row.status, row.publish_until, members, key)
 
-    def _open(self, row: Row[Any]) -> _Signer:
+    def _open(self, row: StoredKey) -> _Signer:
         if row.alg not in TOKEN_SIGNING_ALGORITHMS:
             raise KeyringError(f"signing key {row.kid}: unsupported algorithm {row.alg}")
         der = self._sealer.open(row.private_key, kid=row.kid)
@@ -380,12 +415,8 @@ class Keyring:
     async def _create_first(self, purpose: Purpose) -> None:
         now = self._now()
         values = await self._new_key(purpose, "active", now, now)
-        async with self._engine.begin() as conn:
-            await _serialize_key_writes(conn)
-            if await _kid_with_status(conn, purpose, "active") is not None:
-                return  # another instance created it first: adopt theirs
-            await conn.execute(signing_keys.insert().values(**values))
-            await _record_rotation(conn, now, values, previous_kid=None, actor=SYSTEM_ACTOR)
+        if not await self._store.create_first(values, actor=SYSTEM_ACTOR):
+            return  # another instance created it first: adopt theirs
         log.info("created the first %s signing key %s", purpose, values["kid"])
 
     async def rotate(self, purpose: Purpose = "token", *, actor: str) -> KeyInfo:
@@ -396,19 +427,13 @@ class Keyring:
         """
         now = self._now()
         values = await self._new_key(purpose, "next", now + self._activation_delay, now)
-        async with self._engine.begin() as conn:
-            await _serialize_key_writes(conn)
-            pending = await _kid_with_status(conn, purpose, "next")
-            if pending is not None:
-                raise RotationPending(
-                    f"a {purpose} key rotation is already scheduled: key {pending} is not "
-                    "active yet"
-                )
-            active = await _kid_with_status(conn, purpose, "active")
-            if active is None:
-                raise KeyringError(f"there is no active {purpose} key to rotate; load first")
-            await conn.execute(signing_keys.insert().values(**values))
-            await _record_rotation(conn, now, values, previous_kid=active, actor=actor)
+        pending, active = await self._store.schedule(values, actor=actor)
+        if pending is not None:
+            raise RotationPending(
+                f"a {purpose} key rotation is already scheduled: key {pending} is not active yet"
+            )
+        if active is None:
+            raise KeyringError(f"there is no active {purpose} key to rotate; load first")
         log.info(
             "scheduled %s signing key %s to replace %s at %s",
             purpose,
@@ -435,86 +460,17 @@ class Keyring:
         matches only a row that is still ``next`` and due, so exactly one of them
         promotes and a key that has since moved on is never brought back.
         """
-        table = signing_keys.c
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(signing_keys)
-                .where(table.kid == kid, table.status == "next", table.activated_at <= now)
-                .values(status="active", activated_at=now)
-            )
-            if result.rowcount != 1:
-                return False
-            # Retired keys never sign again: their private half is erased, not kept.
-            await conn.execute(
-                update(signing_keys)
-                .where(table.purpose == purpose, table.status == "active", table.kid != kid)
-                .values(
-                    status="retired",
-                    retired_at=now,
-                    publish_until=None if purpose == "ledger" else now + self._retired_grace,
-                    private_key=b"",
-                )
-            )
+        retired_publish_until = None if purpose == "ledger" else now + self._retired_grace
+        if not await self._store.promote(
+            purpose, kid, now, retired_publish_until=retired_publish_until
+        ):
+            return False
         log.info("%s signing key %s is now active", purpose, kid)
         return True
 
     async def list_keys(self) -> list[KeyInfo]:
         """Every key ever made, for operators (no private material)."""
-        table = signing_keys.c
-        query = select(
-            table.kid,
-            table.purpose,
-            table.alg,
-            table.status,
-            table.created_at,
-            table.activated_at,
-            table.retired_at,
-            table.publish_until,
-        ).order_by(table.purpose.desc(), table.created_at, table.kid)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [KeyInfo(*row) for row in rows]
+        return await self._store.all_keys()
 
     def _now(self) -> int:
         return int(self._clock.now())
-
-
-async def _serialize_key_writes(conn: AsyncConnection) -> None:
-    """Hold the key-writing lock until ``conn``'s transaction ends.
-
-    PostgreSQL: an advisory transaction lock, so that a check-then-insert by one instance
-    cannot interleave with another's. SQLite: every transaction already begins with
-    ``BEGIN IMMEDIATE`` (storage/database.py), which admits one writer at a time.
-    """
-    if conn.dialect.name == "postgresql":
-        await conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK)))
-
-
-async def _kid_with_status(conn: AsyncConnection, purpose: Purpose, status: Status) -> str | None:
-    table = signing_keys.c
-    kid = await conn.scalar(
-        select(table.kid)
-        .where(table.purpose == purpose, table.status == status)
-        .order_by(table.created_at.desc())
-        .limit(1)
-    )
-    return cast(str | None, kid)
-
-
-async def _record_rotation(
-    conn: AsyncConnection,
-    now: int,
-    values: dict[str, Any],
-    *,
-    previous_kid: str | None,
-    actor: str,
-) -> None:
-    record: dict[str, Any] = {
-        "purpose": values["purpose"],
-        "kid": values["kid"],
-        "alg": values["alg"],
-        "actor": actor,
-    }
-    if previous_kid is not None:
-        record["previous_kid"] = previous_kid
-    await ledger.append(conn, kind="key_rotated", version=1, created_at=now, record=record)

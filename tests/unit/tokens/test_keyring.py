@@ -31,6 +31,7 @@ from authority.tokens.keyring import (
     KeyringError,
     KeyringNotLoaded,
     RotationPending,
+    StoredKey,
 )
 from authority.tokens.sealing import KeySealer
 from tests.conftest import TEST_SECRET
@@ -250,7 +251,7 @@ async def test_signing_does_no_io(services: Services, monkeypatch: pytest.Monkey
         def __getattr__(self, name: str) -> Any:
             raise AssertionError("sign() touched the database")
 
-    monkeypatch.setattr(services.keyring, "_engine", NoDatabase())
+    monkeypatch.setattr(services.keyring, "_store", NoDatabase())
     token = services.keyring.sign(claims(), typ="at+jwt")
     assert verify(token, services.keyring.jwks())
 
@@ -423,7 +424,7 @@ async def test_a_failed_refresh_keeps_the_keys_and_retries(
         real_read = Keyring._read
         failures = 0
 
-        async def flaky_read(self: Keyring) -> Sequence[Row[Any]]:
+        async def flaky_read(self: Keyring) -> Sequence[StoredKey]:
             nonlocal failures
             if self is two.keyring and failures < 3:
                 failures += 1
@@ -499,7 +500,7 @@ async def test_an_instance_that_read_no_keys_adopts_the_ones_made_meanwhile(
         real_read = Keyring._read
         reads = 0
 
-        async def stale_first_read(self: Keyring) -> Sequence[Row[Any]]:
+        async def stale_first_read(self: Keyring) -> Sequence[StoredKey]:
             nonlocal reads
             reads += 1
             return [] if reads == 1 else await real_read(self)

@@ -1,0 +1,237 @@
+"""The package's layering, read from the source: every import of every module of
+``authority``, at the top or inside a function, under ``TYPE_CHECKING`` or not.
+
+A function-local import hides a cycle from the interpreter, not from a reader, so the
+graph counts it like any other.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "authority"
+
+#: Where Starlette may be imported: HTTP lives at the edges, the domain never sees it
+#: (CONVENTIONS: "Endpoints hold no business rules; the domain never imports Starlette").
+STARLETTE_ALLOWED = (
+    "authority.endpoints",
+    "authority.app",
+    "authority.asgi",
+    "authority.demo",
+    "authority.cli",
+    "authority.sdk.middleware",
+    "authority.sdk.resource_metadata",  # the middleware's RFC 9728 document, an ASGI reply
+)
+
+#: Who may import ``authority.app``: the programs that start the authority, nothing it runs.
+APP_IMPORTERS = ("authority.asgi", "authority.cli", "authority.demo")
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    source: str  # the importing module
+    target: str  # the imported module (an ``authority`` module) or top-level name
+    line: int
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@cache
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _resolve(name: str) -> str | None:
+    """The ``authority`` module ``name`` refers to (a module, or a name in one)."""
+    modules = _modules()
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _imports_of(module: str, path: Path) -> Iterator[Import]:
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Import(module, _resolve(alias.name) or alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                origin = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                origin = node.module or ""
+            for alias in node.names:
+                # ``from pkg import mod`` imports the module ``pkg.mod``; ``from mod import
+                # name`` imports ``mod``.
+                target = _resolve(f"{origin}.{alias.name}") or _resolve(origin) or origin
+                yield Import(module, target, node.lineno)
+
+
+@cache
+def _imports() -> tuple[Import, ...]:
+    found: list[Import] = []
+    for module, path in _modules().items():
+        found.extend(i for i in _imports_of(module, path) if i.target != module)
+    return tuple(found)
+
+
+def _internal(imports: tuple[Import, ...]) -> dict[str, dict[str, int]]:
+    graph: dict[str, dict[str, int]] = {m: {} for m in _modules()}
+    for i in imports:
+        if i.target in graph:
+            graph[i.source].setdefault(i.target, i.line)
+    return graph
+
+
+def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """One cycle through each strongly connected component that has one (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+
+    cycles = []
+    for component in components:
+        start = min(component)
+        # Breadth-first within the component: the shortest way back to ``start``.
+        paths = {start: [start]}
+        queue = [start]
+        found: list[str] | None = None
+        while queue and found is None:
+            node = queue.pop(0)
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    found = [*paths[node], start]
+                    break
+                if nxt in component and nxt not in paths:
+                    paths[nxt] = [*paths[node], nxt]
+                    queue.append(nxt)
+        assert found is not None
+        cycles.append(found)
+    return cycles
+
+
+def _describe(cycle: list[str], graph: dict[str, dict[str, int]]) -> str:
+    hops = [f"{a} (line {graph[a][b]})" for a, b in itertools.pairwise(cycle)]
+    return " -> ".join([*hops, cycle[-1]])
+
+
+def _violations(rule: str, imports: list[Import]) -> str:
+    lines = [f"  {i.source} imports {i.target} (line {i.line})" for i in dict.fromkeys(imports)]
+    return "\n".join([rule, *lines])
+
+
+# --- the rules --------------------------------------------------------------------------
+def test_the_graph_sees_every_module_and_local_imports() -> None:
+    """The parser itself: a broken walk would make every rule below pass vacuously."""
+    modules = _modules()
+    assert "authority.protocol" in modules
+    assert "authority.sdk.verifier" in modules
+    graph = _internal(_imports())
+    assert "authority.protocol" in graph["authority.sdk.verifier"]
+    # authority/cli.py imports its subcommands inside a function.
+    assert "authority.tokens.commands" in graph["authority.cli"]
+
+
+def test_no_import_cycles() -> None:
+    graph = _internal(_imports())
+    cycles = [_describe(c, graph) for c in _cycles(graph)]
+    assert not cycles, "import cycles:\n  " + "\n  ".join(cycles)
+
+
+def test_the_sdk_shares_only_the_protocol_with_the_server() -> None:
+    """Resource servers and agents install the SDK without the server's dependencies."""
+    bad = [
+        i
+        for i in _imports()
+        if _within(i.source, "authority.sdk")
+        and _within(i.target, "authority")
+        and not _within(i.target, "authority.sdk")
+        and i.target != "authority.protocol"
+    ]
+    assert not bad, _violations("the SDK imports the server:", bad)
+
+
+def test_the_protocol_imports_only_the_standard_library() -> None:
+    bad = [
+        i
+        for i in _imports()
+        if i.source == "authority.protocol"
+        and i.target.partition(".")[0] not in sys.stdlib_module_names
+        and i.target != "__future__"
+    ]
+    assert not bad, _violations("authority.protocol imports beyond the standard library:", bad)
+
+
+def test_only_the_http_edges_import_starlette() -> None:
+    bad = [
+        i
+        for i in _imports()
+        if _within(i.target, "starlette")
+        and not any(_within(i.source, allowed) for allowed in STARLETTE_ALLOWED)
+    ]
+    assert not bad, _violations("Starlette outside the HTTP edges:", bad)
+
+
+def test_tokens_import_neither_storage_nor_the_app() -> None:
+    bad = [
+        i
+        for i in _imports()
+        if _within(i.source, "authority.tokens")
+        and (_within(i.target, "authority.storage") or _within(i.target, "authority.app"))
+    ]
+    assert not bad, _violations("authority.tokens reaches into storage or the app:", bad)
+
+
+def test_only_the_programs_import_the_app() -> None:
+    """``app.py`` wires everything, so anything it runs importing it is a cycle of layers."""
+    bad = [
+        i
+        for i in _imports()
+        if _within(i.target, "authority.app") and i.source not in APP_IMPORTERS
+    ]
+    assert not bad, _violations("authority.app imported by what it wires:", bad)
