@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority.storage.driver import ConnectionPool
 from authority.storage.hot import Claim, Count, RedisHotState
+from authority.storage.pool import ConnectionPool
 from authority.tokens.jose import registry
 
 from .baseline import HEADER, KEY, REGISTRY, claims

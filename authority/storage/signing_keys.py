@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authority.ledger import entries as ledger
 from authority.storage.schema import signing_keys
-from authority.tokens.keyring import KeyInfo, Purpose, Status, StoredKey
+from authority.tokens.keys import KeyInfo, Purpose, Status, StoredKey
 
 _ADVISORY_LOCK = int.from_bytes(
     hashlib.sha256(b"authority.signing_keys").digest()[:8], "big", signed=True

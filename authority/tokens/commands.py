@@ -20,7 +20,7 @@ from authority.settings import load_settings
 
 if TYPE_CHECKING:
     from authority.context import OpenServices, Services
-    from authority.tokens.keyring import KeyInfo
+    from authority.tokens.keys import KeyInfo
 
 T = TypeVar("T")
 
@@ -61,7 +61,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from authority.tokens.keyring import KeyringError
+    from authority.tokens.keys import KeyringError
 
     purpose = args.purpose
     try:

@@ -36,6 +36,9 @@ whichever instance gets there first promotes, the others' UPDATE matches no row.
 ``sign`` is on the path of every exchange: it reads prepared objects from memory, does no
 I/O, and hands joserfc a ready key and algorithm registry (measured by
 ``bench/keyring_sign.py``).
+
+What holds for one key whatever its state (its forms, how it is made and opened) is
+``tokens.keys``; this module is the state machine over the keys of each purpose.
 """
 
 from __future__ import annotations
@@ -45,50 +48,33 @@ import contextlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import orjson
-from joserfc import jwk, jws
-from joserfc.errors import JoseError
-from joserfc.jwk import KeyParameters
+from joserfc import jws
 
 from authority.clock import Clock
 from authority.settings import Settings
-from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS, registry
+from authority.tokens.keys import (
+    PURPOSES,
+    KeyInfo,
+    KeyringError,
+    Published,
+    Purpose,
+    Signer,
+    Status,
+    StoredKey,
+    make_key,
+    open_signer,
+    published_key,
+)
 from authority.tokens.sealing import KeyDecryptionError, KeySealer
-
-__all__ = [
-    "PURPOSES",
-    "KeyDecryptionError",
-    "KeyInfo",
-    "KeyStore",
-    "Keyring",
-    "KeyringError",
-    "KeyringNotLoaded",
-    "Purpose",
-    "RotationPending",
-    "StoredKey",
-]
 
 log = logging.getLogger("authority.keyring")
 
-Purpose = Literal["token", "ledger"]
-Status = Literal["next", "active", "retired"]
-PURPOSES: tuple[Purpose, ...] = ("token", "ledger")
-
-#: The curve of each elliptic-curve algorithm keys are made for (RFC 8037 §3.1, RFC 7518
-#: §3.4); RS256 keys are RSA (RFC 7518 §3.3).
-_CURVES = {"EdDSA": "Ed25519", "ES256": "P-256"}
-#: RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used with these algorithms."
-RSA_MIN_BITS = 2048
 #: The actor recorded in the ledger for a purpose's first key, which nobody asked for.
 SYSTEM_ACTOR = "authority"
 _STATUS_ORDER = {"active": 0, "next": 1, "retired": 2}
-
-
-class KeyringError(Exception):
-    """The signing keys are unusable or the requested change cannot be made."""
 
 
 class KeyringNotLoaded(KeyringError):
@@ -97,35 +83,6 @@ class KeyringNotLoaded(KeyringError):
 
 class RotationPending(KeyringError):
     """A rotation of this purpose is already scheduled and not yet active."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """A signing key as operators see it: public facts only."""
-
-    kid: str
-    purpose: Purpose
-    alg: str
-    status: Status
-    created_at: int
-    activated_at: int | None
-    retired_at: int | None
-    publish_until: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    """A signing key as stored: the public JWK and the sealed private key (``KeySealer``)."""
-
-    kid: str
-    purpose: Purpose
-    alg: str
-    status: Status
-    public_jwk: str
-    private_key: bytes = field(repr=False)
-    created_at: int
-    activated_at: int
-    publish_until: int | None
 
 
 class KeyStore(Protocol):
@@ -164,31 +121,6 @@ class KeyStore(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Signer:
-    """An opened private key, ready for joserfc: prepared once, used by every ``sign``."""
-
-    kid: str
-    alg: str
-    key: jwk.OKPKey | jwk.ECKey | jwk.RSAKey = field(repr=False)
-    registry: jws.JWSRegistry = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Published:
-    """A public key in the JWKS: its JWK members and the joserfc key that verifies."""
-
-    kid: str
-    purpose: Purpose
-    status: Status
-    publish_until: int | None
-    public_jwk: dict[str, Any]
-    key: jwk.Key = field(repr=False)
-
-    def visible(self, now: float) -> bool:
-        return self.publish_until is None or now < self.publish_until
-
-
 class Keyring:
     """Signing keys loaded once from the database; private keys decrypted in memory only."""
 
@@ -206,9 +138,9 @@ class Keyring:
             settings.keyring_refresh_interval
         )
         self._sealer = KeySealer(secret_key)
-        self._signers: dict[Purpose, _Signer] = {}
-        self._published: dict[str, _Published] = {}
-        self._opened: dict[str, _Signer] = {}
+        self._signers: dict[Purpose, Signer] = {}
+        self._published: dict[str, Published] = {}
+        self._opened: dict[str, Signer] = {}
         self._sync_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -319,14 +251,14 @@ class Keyring:
             rows,
             key=lambda r: (PURPOSES.index(r.purpose), _STATUS_ORDER[r.status], -r.created_at),
         )
-        signers: dict[Purpose, _Signer] = {}
-        published: dict[str, _Published] = {}
-        opened: dict[str, _Signer] = {}
+        signers: dict[Purpose, Signer] = {}
+        published: dict[str, Published] = {}
+        opened: dict[str, Signer] = {}
         for row in ordered:
             published[row.kid] = self._published_entry(row)
             if row.status == "retired":
                 continue
-            signer = self._opened.get(row.kid) or self._open(row)
+            signer = self._opened.get(row.kid) or open_signer(row, self._sealer)
             opened[row.kid] = signer
             if row.status == "active":
                 if row.purpose in signers:
@@ -336,7 +268,7 @@ class Keyring:
                 signers[row.purpose] = signer
         self._signers, self._published, self._opened = signers, published, opened
 
-    def _published_entry(self, row: StoredKey) -> _Published:
+    def _published_entry(self, row: StoredKey) -> Published:
         previous = self._published.get(row.kid)
         if (
             previous is not None
@@ -344,39 +276,7 @@ class Keyring:
             and previous.publish_until == row.publish_until
         ):
             return previous
-        try:
-            members = orjson.loads(row.public_jwk)
-            key = jwk.import_key(members)
-        except (orjson.JSONDecodeError, JoseError, ValueError, TypeError):
-            raise KeyringError(f"signing key {row.kid}: the stored public key is invalid") from None
-        if key.is_private or key.thumbprint() != row.kid:
-            raise KeyringError(f"signing key {row.kid}: the stored public key is not its own")
-        return _Published(row.kid, row.purpose, row.status, row.publish_until, members, key)
-
-    def _open(self, row: StoredKey) -> _Signer:
-        if row.alg not in TOKEN_SIGNING_ALGORITHMS:
-            raise KeyringError(f"signing key {row.kid}: unsupported algorithm {row.alg}")
-        der = self._sealer.open(row.private_key, kid=row.kid)
-        params: KeyParameters = {"kid": row.kid, "alg": row.alg, "use": "sig"}
-        key: jwk.OKPKey | jwk.ECKey | jwk.RSAKey
-        try:
-            if row.alg == "EdDSA":
-                key = jwk.OKPKey.import_key(der, params)
-            elif row.alg == "ES256":
-                key = jwk.ECKey.import_key(der, params)
-            else:
-                key = jwk.RSAKey.import_key(der, params)
-        except (JoseError, ValueError, TypeError):
-            raise KeyringError(f"signing key {row.kid}: the private key is invalid") from None
-        # Each key signs with the algorithm it was made for, and only with a key of that
-        # algorithm's type (RFC 8725 §3.1), whatever signing_alg says now.
-        if isinstance(key, jwk.RSAKey):
-            fits = key.private_key is not None and key.private_key.key_size >= RSA_MIN_BITS
-        else:
-            fits = key.curve_name == _CURVES.get(row.alg)
-        if not fits or not key.is_private or key.thumbprint() != row.kid:
-            raise KeyringError(f"signing key {row.kid}: the private key does not match its kid")
-        return _Signer(row.kid, row.alg, key, registry([row.alg]))
+        return published_key(row)
 
     # --- writing ------------------------------------------------------------------------
     async def _new_key(
@@ -387,30 +287,9 @@ class Keyring:
         Made in a worker thread: an RSA key takes tens of milliseconds (bench/README.md),
         which must not stall the exchanges this instance is serving meanwhile.
         """
-        return await asyncio.to_thread(self._make_key, purpose, status, activated_at, now)
-
-    def _make_key(
-        self, purpose: Purpose, status: Status, activated_at: int, now: int
-    ) -> dict[str, Any]:
-        key: jwk.OKPKey | jwk.ECKey | jwk.RSAKey
-        if self._alg == "EdDSA":
-            key = jwk.OKPKey.generate_key("Ed25519")
-        elif self._alg == "ES256":
-            key = jwk.ECKey.generate_key("P-256")
-        else:
-            key = jwk.RSAKey.generate_key(self._rsa_bits)
-        kid = key.thumbprint()
-        public = {**key.as_dict(private=False), "kid": kid, "alg": self._alg, "use": "sig"}
-        return {
-            "kid": kid,
-            "purpose": purpose,
-            "alg": self._alg,
-            "public_jwk": orjson.dumps(public, option=orjson.OPT_SORT_KEYS).decode(),
-            "private_key": self._sealer.seal(key.as_der(private=True), kid=kid),
-            "status": status,
-            "created_at": now,
-            "activated_at": activated_at,
-        }
+        return await asyncio.to_thread(
+            make_key, self._alg, self._rsa_bits, self._sealer, purpose, status, activated_at, now
+        )
 
     async def _create_first(self, purpose: Purpose) -> None:
         now = self._now()

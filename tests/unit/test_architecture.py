@@ -235,3 +235,20 @@ def test_only_the_programs_import_the_app() -> None:
         if _within(i.target, "authority.app") and i.source not in APP_IMPORTERS
     ]
     assert not bad, _violations("authority.app imported by what it wires:", bad)
+
+
+#: Longest module, in lines: past it a module holds more than one concept, to be split.
+MAX_MODULE_LINES = 400
+#: Alembic's generated migrations are history, not code to read: never split.
+GENERATED = PACKAGE / "migrations" / "versions"
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    long = {
+        name: lines
+        for name, path in _modules().items()
+        if not path.is_relative_to(GENERATED)
+        and (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert "authority.protocol" in _modules()  # the walk found the modules at all
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split by concept): {long}"

@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import bindparam, func, select, text
 
 from authority.context import Services
-from authority.storage import driver as driver_module
-from authority.storage.driver import Compiled, ConnectionPool, Row, SQLiteDriver
+from authority.storage import sqlite_driver as driver_module
+from authority.storage.compiled import Compiled, Row
+from authority.storage.pool import ConnectionPool
 from authority.storage.schema import owners
+from authority.storage.sqlite_driver import SQLiteDriver
 
 
 # --- statements ---------------------------------------------------------------------------

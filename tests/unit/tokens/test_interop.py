@@ -31,7 +31,7 @@ from authority.sdk.middleware import AuthorityMiddleware
 from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier
 from authority.settings import Settings
 from authority.tokens.jose import DPOP_ALGORITHMS, TOKEN_SIGNING_ALGORITHMS, registry
-from authority.tokens.keyring import RSA_MIN_BITS
+from authority.tokens.keys import RSA_MIN_BITS
 from tests.support import ISSUER, RS_AUDIENCE, World
 from tests.unit.sdk.test_middleware import tool_server
 from tests.unit.tokens.test_keyring import instance, promote

@@ -25,15 +25,9 @@ from authority.ledger import entries
 from authority.settings import Settings
 from authority.storage.schema import ledger_entries, signing_keys
 from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS
-from authority.tokens.keyring import (
-    KeyDecryptionError,
-    Keyring,
-    KeyringError,
-    KeyringNotLoaded,
-    RotationPending,
-    StoredKey,
-)
-from authority.tokens.sealing import KeySealer
+from authority.tokens.keyring import Keyring, KeyringNotLoaded, RotationPending
+from authority.tokens.keys import KeyringError, StoredKey
+from authority.tokens.sealing import KeyDecryptionError, KeySealer
 from tests.conftest import TEST_SECRET
 
 CLAIMS = {"iss": "http://127.0.0.1:8400", "sub": "own_1", "aud": "https://rs.example"}

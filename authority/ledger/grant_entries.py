@@ -1,0 +1,88 @@
+"""Ledger records of decisions on exchanges: every grant, and every human approval.
+
+One family because together they answer "why was this agent given (or refused) this
+token": a grant names its approval, an approval names the call it decided.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import model_validator
+
+from .record import Actor, Code, Hash, Id, Name, Record, Text, Time, Url
+
+
+# --- grants (RFC 8693 exchanges: every decision) ------------------------------------------
+class GrantV1(Record):
+    """One decision on one exchange request; issued grants carry the jti and token hash."""
+
+    kind: ClassVar[str] = "grant"
+    version: ClassVar[int] = 1
+
+    grant_id: Id
+    decision: Literal["issued", "denied", "pending"]
+    reason: Code | None = None  # stable deny / approval reason code
+    agent_id: Id | None = None
+    owner_id: Id | None = None
+    delegation_id: Id | None = None
+    tool: Name | None = None
+    resource: Url | None = None
+    action: Name | None = None
+    audience: Url | None = None
+    intent: Text | None = None
+    jti: Hash | None = None
+    token_hash: Hash | None = None  # never the token itself
+    expires_at: Time | None = None
+    cnf_jkt: Hash | None = None
+    single_use: bool | None = None
+    approval_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _decision_fields(self) -> GrantV1:
+        if self.decision == "issued":
+            if self.jti is None or self.token_hash is None or self.expires_at is None:
+                raise ValueError("an issued grant names its jti, token_hash and expires_at")
+            if self.reason is not None:
+                raise ValueError("an issued grant has no reason")
+        else:
+            if self.reason is None:
+                raise ValueError("a denied or pending grant has a reason code")
+            if self.jti is not None or self.token_hash is not None:
+                raise ValueError("only an issued grant names a token")
+        return self
+
+
+class ApprovalDecidedV1(Record):
+    """A human decision on a call that needed approval (CIBA-style, poll mode)."""
+
+    kind: ClassVar[str] = "approval_decided"
+    version: ClassVar[int] = 1
+
+    approval_id: Id
+    decision: Literal["approved", "denied"]
+    owner_id: Id
+    agent_id: Id
+    delegation_id: Id
+    tool: Name | None = None
+    resource: Url | None = None
+    action: Name | None = None
+    actor: Actor
+
+
+class ApprovalDecidedV2(Record):
+    """V1 and why: the owner's note, or the code of the rule that refused it at issue."""
+
+    kind: ClassVar[str] = "approval_decided"
+    version: ClassVar[int] = 2
+
+    approval_id: Id
+    decision: Literal["approved", "denied"]
+    owner_id: Id
+    agent_id: Id
+    delegation_id: Id
+    tool: Name | None = None
+    resource: Url | None = None
+    action: Name | None = None
+    actor: Actor
+    reason: Text | None = None

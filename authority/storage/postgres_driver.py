@@ -1,0 +1,108 @@
+"""The driver on PostgreSQL: asyncpg connections with the engine's session settings.
+
+Apart from the SQLite driver because its concerns are the network's: a pool of its own
+(``storage.pool``), connections that break mid-exchange and must not be reused, and
+statements asyncpg prepares once per connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import make_url
+from sqlalchemy.dialects.postgresql import asyncpg as pg_dialect
+from sqlalchemy.sql import Executable
+
+from .compiled import Row, Statements
+from .database import session_settings
+from .pool import ConnectionPool
+
+#: Errors after which a connection's state is unknown: it is closed, not reused.
+_BROKEN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
+
+
+class _PostgresTransaction:
+    def __init__(self, connection: Any, statements: Statements) -> None:
+        self._connection = connection
+        self._statements = statements
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        compiled = self._statements(statement)
+        record = await self._connection.fetchrow(compiled.sql, *compiled.arguments(params))
+        return None if record is None else Row(record.items())
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> None:
+        compiled = self._statements(statement)
+        await self._connection.execute(compiled.sql, *compiled.arguments(params))
+
+
+class PostgresDriver:
+    """asyncpg connections of its own (``ConnectionPool``), opened on first use."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self, url: str, *, pool_size: int, transaction_timeout: float | None = None
+    ) -> None:
+        parsed = make_url(url)
+        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        settings = session_settings(transaction_timeout)
+        # A statement the server has not answered in this long has lost its connection.
+        timeout = None if transaction_timeout is None else transaction_timeout + 1.0
+
+        async def connect() -> asyncpg.Connection:
+            return await asyncpg.connect(
+                dsn, timeout=timeout, command_timeout=timeout, server_settings=dict(settings)
+            )
+
+        self._pool = ConnectionPool(connect, size=pool_size, timeout=timeout)
+        self._statements = Statements(pg_dialect.dialect())  # type: ignore[no-untyped-call]
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        connection = await self._pool.acquire()
+        healthy = True
+        try:
+            yield connection
+        except BaseException as exc:
+            # An error the server reported, or one of ours between statements, leaves
+            # the connection usable (asyncpg has rolled its transaction back); a lost,
+            # timed out or cancelled exchange of messages does not.
+            healthy = isinstance(exc, Exception) and not isinstance(exc, _BROKEN)
+            if isinstance(exc, asyncpg.PostgresError) and connection.is_closed():
+                # The server reported an error and hung up (a crash, a restart).
+                raise ConnectionError("the database closed the connection") from exc
+            raise
+        finally:
+            self._pool.release(connection, healthy=healthy)
+
+    async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        async with self._connection() as connection:
+            return await _PostgresTransaction(connection, self._statements).fetchrow(
+                statement, params
+            )
+
+    async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
+        # One statement is its own transaction in autocommit: no BEGIN, no COMMIT.
+        return await self.fetchrow(statement, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PostgresTransaction]:
+        async with self._connection() as connection, connection.transaction():
+            yield _PostgresTransaction(connection, self._statements)
+
+    def start(self) -> None:
+        """PostgreSQL needs no upkeep from here."""
+
+    async def close(self) -> None:
+        await self._pool.close()
