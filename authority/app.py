@@ -34,6 +34,8 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
 from authority.storage.signing_keys import SqlKeyStore
+from authority.storage.sql.introspection import SqlIntrospectionStore
+from authority.storage.sql.revocation import SqlRevocationStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -78,22 +80,26 @@ def build_services(
         background_checkpoints=True,
     )
     secret_key = load_secret_key(settings)
+    sql = make_driver(
+        settings.sqlalchemy_url,
+        pool_size=settings.database_pool_size,
+        # The hot path answers within a bound: a stalled database is a 503 after
+        # database_timeout, not after the straggler-window bound of everything else.
+        transaction_timeout=min(transaction_timeout, settings.database_timeout),
+        background_checkpoints=True,
+    )
+    autocommit = reader(engine)
     services = Services(
         settings=settings,
         clock=clock,
         engine=engine,
-        reader=reader(engine),
-        sql=make_driver(
-            settings.sqlalchemy_url,
-            pool_size=settings.database_pool_size,
-            # The hot path answers within a bound: a stalled database is a 503 after
-            # database_timeout, not after the straggler-window bound of everything else.
-            transaction_timeout=min(transaction_timeout, settings.database_timeout),
-            background_checkpoints=True,
-        ),
+        reader=autocommit,
+        sql=sql,
         hot=hot,
         hasher=SecretHasher(secret_key),
         keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
+        introspection_store=SqlIntrospectionStore(sql),
+        revocation_store=SqlRevocationStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
     )
     services.extras["webhook_sealer"] = webhook_signing.SecretSealer(secret_key)

@@ -20,7 +20,9 @@ from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.driver import Driver
 from authority.storage.hot import HotState
+from authority.storage.introspection import IntrospectionStore
 from authority.storage.replay import Sweeper
+from authority.storage.revocation import RevocationStore
 from authority.tokens.keyring import Keyring
 
 
@@ -37,6 +39,9 @@ class Services:
     hasher: SecretHasher
     policy: CedarPolicy
     keyring: Keyring
+    # The flows' storage ports (authority.storage), chosen by app.build_services.
+    introspection_store: IntrospectionStore
+    revocation_store: RevocationStore
     # Filled in by later layers (keyring, policy, ledger, feed) as create_app wires them.
     extras: dict[str, Any] = field(default_factory=dict)
     # Started by app.start() once the keyring is loaded; tests call its run_once().

@@ -38,6 +38,7 @@ from authority.errors import InvalidClient, InvalidClientChallenge, InvalidReque
 from authority.storage.hot import Count
 from authority.storage.replay import SingleUse, single_use, spend_now
 from authority.storage.schema import resource_servers
+from authority.storage.sql.columns import SERVER_COLUMNS
 from authority.tokens.inbound import (
     KID_REQUIRED,
     JWTRejected,
@@ -199,16 +200,6 @@ def presented(authorization: str | None, params: Params) -> Presented:
 
 
 # --- loading ------------------------------------------------------------------------------
-SERVER_COLUMNS = (
-    resource_servers.c.id.label("rs_id"),
-    resource_servers.c.audience.label("rs_audience"),
-    resource_servers.c.auth_method.label("rs_auth_method"),
-    resource_servers.c.secret_hash.label("rs_secret_hash"),
-    resource_servers.c.jwks.label("rs_jwks"),
-    resource_servers.c.status.label("rs_status"),
-)
-
-
 def server_from_row(row: Any) -> RegisteredServer | None:
     """Read ``SERVER_COLUMNS`` out of a row the caller's own query selected them into."""
     if row is None or row.rs_id is None:

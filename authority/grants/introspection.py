@@ -1,9 +1,9 @@
 """OAuth 2.0 Token Introspection (RFC 7662) for authenticated resource servers.
 
 A "yes" must be trustworthy, so it is computed from SQL, the source of truth, every
-time: one query joins the calling resource server's registration and the token's grant
-row with its delegation, agent, owner and tool (``grants -> delegations, agents, owners,
-tools``).
+time: one lookup of the introspection store (``storage.introspection``; in SQL one query,
+``storage.sql.introspection``) reads the calling resource server's registration and the
+token's grant row with its delegation, agent, owner and tool.
 Nothing is cached that could answer "active" after a revocation has committed.
 
 ``active: true`` only when all of these hold right now; anything else is the one
@@ -28,8 +28,8 @@ server MUST return an introspection response with the "active" field set to "fal
   deactivating its resource server stops the tokens already issued for it, not only new
   ones;
 * single-use tools: the token has not been consumed; the first active answer consumes
-  it with one conditional UPDATE, so exactly one introspection across all instances
-  says yes.
+  it (``IntrospectionStore.consume``: in SQL one conditional UPDATE), so exactly one
+  introspection across all instances says yes.
 
 Cost: one SQL round trip and one hot-state round trip (the per-client rate window and,
 for ``private_key_jwt``, the assertion's jti), plus the consuming UPDATE for single-use
@@ -45,24 +45,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import bindparam, literal, select, update
-
 from authority import containment
 from authority.context import Services
 from authority.errors import InvalidRequest
 from authority.secrets import token_hash
-from authority.storage.schema import agents, delegations, grants, owners, resource_servers, tools
 from authority.tokens.access_token import AT_TYP
 from authority.tokens.inbound import JWTRejected, peek
 from authority.tokens.validate import OwnToken, recognise_own
 
-from .client_auth import (
-    SERVER_COLUMNS,
-    Presented,
-    authenticate_server,
-    check_client,
-    server_from_row,
-)
+from .client_auth import Presented, authenticate_server, check_client, server_from_row
 
 #: The one inactive answer: byte for byte the same whatever the reason.
 INACTIVE: Final[Mapping[str, Any]] = {"active": False}
@@ -81,37 +72,6 @@ _ANSWERED_CLAIMS = (
     "iat",
     "jti",
     "cnf",
-)
-
-_ONE = select(literal(1).label("one")).subquery("one")
-#: Built once: the caller's registration and the token's grant with everything it hangs on.
-#: The tool joins on its unique name: still one round trip, one row.
-_QUERY = select(
-    *SERVER_COLUMNS,
-    grants.c.id.label("grant_id"),
-    grants.c.decision,
-    grants.c.token_hash,
-    grants.c.audience.label("grant_audience"),
-    grants.c.expires_at.label("grant_expires_at"),
-    grants.c.revoked_at,
-    grants.c.single_use,
-    grants.c.consumed_at,
-    grants.c.delegation_id,
-    grants.c.agent_id,
-    grants.c.owner_id,
-    delegations.c.status.label("delegation_status"),
-    delegations.c.expires_at.label("delegation_expires_at"),
-    agents.c.status.label("agent_status"),
-    owners.c.status.label("owner_status"),
-    tools.c.status.label("tool_status"),
-    tools.c.resource_server_id.label("tool_server_id"),
-).select_from(
-    _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
-    .outerjoin(grants, grants.c.token_hash == bindparam("token_hash"))
-    .outerjoin(delegations, delegations.c.id == grants.c.delegation_id)
-    .outerjoin(agents, agents.c.id == grants.c.agent_id)
-    .outerjoin(owners, owners.c.id == grants.c.owner_id)
-    .outerjoin(tools, tools.c.name == grants.c.tool)
 )
 
 
@@ -177,23 +137,6 @@ def _is_active(row: Any, token: OwnToken, digest: str, audience: str | None, now
     )
 
 
-_CONSUME = (
-    update(grants)
-    .where(
-        grants.c.jti == bindparam("jti"),
-        grants.c.consumed_at.is_(None),
-        grants.c.revoked_at.is_(None),
-    )
-    .values(consumed_at=bindparam("now"))
-    .returning(grants.c.id)
-)
-
-
-async def _consume(services: Services, jti: str, now: int) -> bool:
-    """The first active introspection of a single-use token wins; every other loses."""
-    return await services.sql.commit_one(_CONSUME, {"jti": jti, "now": now}) is not None
-
-
 def active_answer(token: OwnToken) -> dict[str, Any]:
     claims = token.claims
     answer: dict[str, Any] = {"active": True}
@@ -211,11 +154,7 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
     now = services.now()
     token = _recognised(services, request.token) if request.token is not None else None
     digest = token_hash(request.token) if token is not None and request.token is not None else ""
-    row = await services.sql.fetchrow(
-        _QUERY, {"client_id": request.credentials.client_id, "token_hash": digest}
-    )
-    if row is None:  # the query is built on a one-row subquery: cannot happen
-        raise RuntimeError("the introspection query returned no row")
+    row = await services.introspection_store.lookup(request.credentials.client_id, digest)
     client = authenticate_server(
         services,
         request.credentials,
@@ -238,6 +177,7 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
                 services, row, token.claims, token.exp, request.token, client.audience, now
             )
         return INACTIVE
-    if row.single_use and not await _consume(services, token.jti, now):
+    # The first active introspection of a single-use token wins; every other loses.
+    if row.single_use and not await services.introspection_store.consume(token.jti, now):
         return INACTIVE
     return active_answer(token)

@@ -18,8 +18,9 @@ parameter, particularly if it is able to detect the token type automatically"): 
 token's own ``typ`` says what it is, so an unknown hint value is not an error either.
 
 Revoking writes ``grants.revoked_at``, a ``token_revoked`` ledger entry and a revocation
-event in one transaction; introspection reads ``revoked_at`` on every call, so the token
-is inactive on every instance from the commit on. Then the feed is notified.
+event in one transaction (the revocation store, ``storage.revocation``); introspection
+reads ``revoked_at`` on every call, so the token is inactive on every instance from the
+commit on. Then the feed is notified.
 
 A revocation is never held against the agent: introspecting a revoked token afterwards
 does not count towards its automatic containment, whoever revoked it (see
@@ -30,21 +31,16 @@ get the agent quarantined.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import bindparam, literal, select, update
 
 from authority.context import Services
 from authority.errors import InvalidGrant, InvalidRequest, UnsupportedTokenType
-from authority.ledger.entries import append
 from authority.revocations import events
-from authority.storage.schema import agents, grants, resource_servers
+from authority.storage.revocation import RevocationFacts
 from authority.tokens.access_token import AT_TYP
 from authority.tokens.inbound import JWTRejected, UnverifiedJWT, peek
 from authority.tokens.validate import OwnToken, verify_own
 
 from .client_auth import (
-    SERVER_COLUMNS,
     AuthenticatedClient,
     Presented,
     authenticate_agent,
@@ -56,28 +52,6 @@ from .delegations import DELEGATION_TYP
 
 #: Agents that may still authenticate here: a quarantined agent may give up its tokens.
 _AGENT_CAN_REVOKE = frozenset({"active", "quarantined"})
-
-_client_agent = agents.alias("client_agent")
-_ONE = select(literal(1).label("one")).subquery("one")
-#: The caller (a resource server or an agent, by id) and the token's grant, in one query.
-_QUERY = select(
-    *SERVER_COLUMNS,
-    _client_agent.c.id.label("agent_client_id"),
-    _client_agent.c.jwks.label("agent_client_jwks"),
-    _client_agent.c.status.label("agent_client_status"),
-    grants.c.id.label("grant_id"),
-    grants.c.decision,
-    grants.c.audience.label("grant_audience"),
-    grants.c.agent_id,
-    grants.c.owner_id,
-    grants.c.delegation_id,
-    grants.c.tool,
-    grants.c.revoked_at,
-).select_from(
-    _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
-    .outerjoin(_client_agent, _client_agent.c.id == bindparam("client_id"))
-    .outerjoin(grants, grants.c.jti == bindparam("jti"))
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +86,7 @@ def _classify(services: Services, raw: str) -> tuple[OwnToken | None, bool]:
 
 
 def _authenticate(
-    services: Services, request: RevocationRequest, row: Any, now: int
+    services: Services, request: RevocationRequest, row: RevocationFacts, now: int
 ) -> AuthenticatedClient:
     server = server_from_row(row)
     if server is not None or row.agent_client_id is None:
@@ -130,7 +104,7 @@ def _authenticate(
     )
 
 
-def _issued_to(client: AuthenticatedClient, token: OwnToken, row: Any) -> bool:
+def _issued_to(client: AuthenticatedClient, token: OwnToken, row: RevocationFacts) -> bool:
     if client.kind == "agent":
         return row.agent_id == client.id and token.claims.get("client_id") == client.id
     return (
@@ -145,16 +119,9 @@ async def revoke(services: Services, request: RevocationRequest) -> Revoked:
     token, is_delegation = (
         _classify(services, request.token) if request.token is not None else (None, False)
     )
-    async with services.reader.connect() as conn:
-        row = (
-            await conn.execute(
-                _QUERY,
-                {
-                    "client_id": request.credentials.client_id,
-                    "jti": token.jti if token is not None else "",
-                },
-            )
-        ).one()
+    row = await services.revocation_store.lookup(
+        request.credentials.client_id, token.jti if token is not None else ""
+    )
     client = _authenticate(services, request, row, now)
     await check_client(
         services, client, "revoke", services.settings.revocation_rate_per_minute, now
@@ -179,48 +146,23 @@ async def revoke(services: Services, request: RevocationRequest) -> Revoked:
 async def _revoke(
     services: Services, client: AuthenticatedClient, token: OwnToken, now: int
 ) -> events.RevocationEvent | None:
-    async with services.engine.begin() as conn:
-        changed = (
-            await conn.execute(
-                update(grants)
-                .where(grants.c.jti == token.jti, grants.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-                .returning(
-                    grants.c.id,
-                    grants.c.agent_id,
-                    grants.c.owner_id,
-                    grants.c.delegation_id,
-                    grants.c.tool,
-                )
-            )
-        ).first()
-        if changed is None:
-            return None  # a concurrent revocation of the same token won
-        await append(
-            conn,
-            kind="token_revoked",
-            version=1,
-            created_at=now,
-            record={
-                "jti": token.jti,
-                "grant_id": changed.id,
-                "agent_id": changed.agent_id,
-                "owner_id": changed.owner_id,
-                "delegation_id": changed.delegation_id,
-                "tool": changed.tool,
-                "actor": client.id,
-                "reason": "revoked_by_agent"
-                if client.kind == "agent"
-                else "revoked_by_resource_server",
-            },
-        )
-        return await events.record(
-            conn,
-            kind="token",
-            now=now,
-            expires_at=token.exp + services.settings.clock_skew,
-            jti=token.jti,
-            delegation_id=changed.delegation_id,
-            agent_id=changed.agent_id,
-            owner_id=changed.owner_id,
-        )
+    expires_at = token.exp + services.settings.clock_skew
+    revoked = await services.revocation_store.revoke(
+        token.jti,
+        now=now,
+        actor=client.id,
+        reason="revoked_by_agent" if client.kind == "agent" else "revoked_by_resource_server",
+        event_expires_at=expires_at,
+    )
+    if revoked is None:
+        return None  # a concurrent revocation of the same token won
+    return events.RevocationEvent(
+        id=revoked.event_id,
+        kind="token",
+        time=now,
+        expires_at=expires_at,
+        jti=token.jti,
+        delegation_id=revoked.delegation_id,
+        agent_id=revoked.agent_id,
+        owner_id=revoked.owner_id,
+    )

@@ -252,3 +252,44 @@ def test_no_module_is_longer_than_the_limit() -> None:
     }
     assert "authority.protocol" in _modules()  # the walk found the modules at all
     assert not long, f"modules over {MAX_MODULE_LINES} lines (split by concept): {long}"
+
+
+#: The flows whose storage is a port (``authority.storage``): they see it, never SQL.
+PORTED_FLOWS = ("authority.grants.introspection", "authority.grants.revocation")
+#: What a flow behind a port may not import: tables, statements, drivers, implementations.
+STORAGE_INTERNALS = (
+    "authority.storage.schema",
+    "authority.storage.driver",
+    "authority.storage.database",
+    "authority.storage.sql",
+    "authority.storage.memory",
+    "sqlalchemy",
+)
+#: Shared column sets, not an implementation of a port (``grants.client_auth`` reads them).
+SHARED_SQL = "authority.storage.sql.columns"
+
+
+def test_flows_behind_a_port_build_no_sql() -> None:
+    bad = [
+        i
+        for i in _imports()
+        if i.source in PORTED_FLOWS and any(_within(i.target, t) for t in STORAGE_INTERNALS)
+    ]
+    assert not bad, _violations("a flow behind a storage port reaches past it:", bad)
+
+
+def test_only_the_app_chooses_a_port_implementation() -> None:
+    """``storage/sql/`` and ``storage/memory/`` are chosen in ``app.py`` (tests aside)."""
+    bad = [
+        i
+        for i in _imports()
+        if (
+            _within(i.target, "authority.storage.sql")
+            or _within(i.target, "authority.storage.memory")
+        )
+        and i.target != SHARED_SQL
+        and i.source != "authority.app"
+        and not _within(i.source, "authority.storage.sql")
+        and not _within(i.source, "authority.storage.memory")
+    ]
+    assert not bad, _violations("a storage implementation chosen outside app.py:", bad)

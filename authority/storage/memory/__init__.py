@@ -1,0 +1,42 @@
+"""In-memory implementations of the storage ports, on plain dicts (see ``storage``).
+
+``Tables`` holds the rows the memory ports share, each a dict named by the SQL columns
+(``storage.schema``), keyed by id as in SQL: a grant revoked through the memory
+revocation port is revoked for the memory introspection port too. One event loop, no
+``await`` between reading a row and writing it: every method is atomic, as a SQL
+transaction is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Rows = dict[str, dict[str, Any]]
+
+
+@dataclass
+class Tables:
+    owners: Rows = field(default_factory=dict)
+    agents: Rows = field(default_factory=dict)
+    delegations: Rows = field(default_factory=dict)
+    tools: Rows = field(default_factory=dict)
+    resource_servers: Rows = field(default_factory=dict)
+    grants: Rows = field(default_factory=dict)
+    #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``).
+    ledger_entries: list[dict[str, Any]] = field(default_factory=list)
+    #: Recorded revocation events, ``revocation_events`` rows; ids count from 1.
+    revocation_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
+        """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""
+        for row in self.grants.values():
+            if row.get(column) == value:
+                return row
+        return None
+
+    def tool_named(self, name: Any) -> dict[str, Any] | None:
+        for row in self.tools.values():
+            if row.get("name") == name:
+                return row
+        return None

@@ -1,0 +1,55 @@
+"""Each storage port on every implementation: memory, SQLite (embedded) and PostgreSQL.
+
+A test asks for ``store``: the ports as ``authority.app.build_services`` wires them for
+the SQL backends (on the shared fixtures' migrated database of this run), or on one
+``storage.memory.Tables`` for memory. ``support.Store.insert`` seeds rows the same way on each,
+and the reads (``grant``, ``ledger``, ``events``) look at what the ports wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from authority.app import build_services
+from authority.settings import Settings
+from authority.storage.hot import MemoryHotState
+from authority.storage.memory import Tables
+from authority.storage.memory.introspection import MemoryIntrospectionStore
+from authority.storage.memory.revocation import MemoryRevocationStore
+
+from .support import Store
+
+#: "embedded" and "postgres" are the shared fixtures' SQL backends (tests/conftest.py).
+IMPLEMENTATIONS = ["memory", "embedded", "postgres"]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Overrides the shared fixture: the same SQL backends, and memory."""
+    return str(request.param)
+
+
+@pytest.fixture
+def sql_settings(backend: str, request: pytest.FixtureRequest) -> Settings | None:
+    """The shared fixtures' settings for a SQL backend (they set its database up)."""
+    if backend == "memory":
+        return None
+    settings: Settings = request.getfixturevalue("settings")
+    return settings
+
+
+@pytest.fixture
+async def store(sql_settings: Settings | None) -> AsyncIterator[Store]:
+    if sql_settings is None:
+        tables = Tables()
+        yield Store(MemoryIntrospectionStore(tables), MemoryRevocationStore(tables), tables, None)
+        return
+    services = build_services(sql_settings, hot=MemoryHotState())
+    try:
+        yield Store(services.introspection_store, services.revocation_store, None, services)
+    finally:
+        await services.sql.close()
+        await services.hot.close()
+        await services.engine.dispose()
