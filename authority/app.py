@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from authority import metrics
+from authority import metrics, subscribers
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.context import Services
@@ -95,8 +95,10 @@ def build_services(
         hasher=SecretHasher(secret_key),
         keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
+        metrics=metrics.Metrics(settings.metrics_max_agents),
     )
     services.extras["webhook_sealer"] = webhook_signing.SecretSealer(secret_key)
+    subscribers.wire(services)
     return services
 
 
@@ -227,7 +229,7 @@ def create_app(
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     # Outermost after Starlette's own error handling, so every answer is counted and timed.
     middleware = [
-        Middleware(MetricsMiddleware, metrics=metrics.of(svc)),
+        Middleware(MetricsMiddleware, metrics=svc.metrics),
         Middleware(ClientLimits, services=svc),
     ]
     app = Starlette(

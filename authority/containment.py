@@ -68,15 +68,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from authority import metrics
-from authority.approvals import webhooks
 from authority.context import Services
+from authority.domain_events import AgentContained, ExchangeDenied, InactiveTokenPresented
 from authority.errors import AuthorityError
 from authority.ledger.entries import append
 from authority.management.auth import Principal
 from authority.management.autonomy import record_change
 from authority.management.controls import QuarantineBody, quarantine
 from authority.policy.reasons import Reason
-from authority.secrets import token_hash
 from authority.storage.hot import Claim, Count, HotStateUnavailable
 from authority.storage.schema import agents, ledger_entries
 
@@ -149,20 +148,20 @@ async def note_inactive_token(
     row: Any,
     claims: Mapping[str, Any],
     exp: int,
-    raw: str,
+    digest: str,
     audience: str | None,
     now: int,
 ) -> None:
     """An introspection that answered inactive; counts if the agent sent its token astray.
 
     ``row``: introspection's joined row (the caller's registration; grant, delegation,
-    agent and owner state); ``claims``/``exp``: the verified token's; ``audience``: the
-    calling resource server's. Never raises.
+    agent and owner state); ``claims``/``exp``: the verified token's; ``digest``: the
+    presented token's hash; ``audience``: the calling resource server's. Never raises.
     """
     if not _enabled(services):
         return
     try:
-        cause = _misuse(row, claims, exp, raw, audience, now)
+        cause = _misuse(row, claims, exp, digest, audience, now)
         if cause is None:
             return
         started = metrics.request_started()
@@ -185,13 +184,13 @@ async def note_inactive_token(
 
 
 def _misuse(
-    row: Any, claims: Mapping[str, Any], exp: int, raw: str, audience: str | None, now: int
+    row: Any, claims: Mapping[str, Any], exp: int, digest: str, audience: str | None, now: int
 ) -> str | None:
     """The trigger, when the inactive answer is the agent's doing (see the module doc)."""
     genuine = (
         row.grant_id is not None
         and row.decision == "issued"
-        and row.token_hash == token_hash(raw)
+        and row.token_hash == digest
         and claims.get("client_id") == row.agent_id
     )
     # An expired token is ordinary lateness; a stopped agent or owner is already contained.
@@ -202,6 +201,25 @@ def _misuse(
     # Everything else (revoked by anyone, consumed, a revoked or expired delegation, a
     # retired tool or server) is someone else's doing, or indistinguishable from it.
     return None
+
+
+async def on_denial(services: Services, event: ExchangeDenied) -> None:
+    """``ExchangeDenied``: weigh a denial the agent provably made (see the module doc)."""
+    if event.attributable and event.agent_id is not None and event.owner_id is not None:
+        await note_denial(
+            services,
+            agent_id=event.agent_id,
+            owner_id=event.owner_id,
+            reason=event.reason,
+            first_use=event.first_use,
+        )
+
+
+async def on_inactive_token(services: Services, event: InactiveTokenPresented) -> None:
+    """``InactiveTokenPresented``: weigh whether the agent sent its token astray."""
+    await note_inactive_token(
+        services, event.row, event.claims, event.exp, event.token_hash, event.audience, event.now
+    )
 
 
 def _keys(agent_id: str, now: int, window: int) -> tuple[str, str]:
@@ -284,9 +302,6 @@ async def contain(
             return False
         # Committed and published: in force on every instance from here on.
         elapsed = time.perf_counter() - started
-        measured = metrics.of(services)
-        measured.time_to_contain.observe(elapsed)
-        measured.containments.inc()
         try:
             level, containments, demoted = await _record(
                 services, agent_id, owner_id, trigger, count
@@ -310,21 +325,21 @@ async def contain(
         containments,
         level,
     )
-    webhooks.notify(
-        services,
-        owner_id,
-        webhooks.AGENT_QUARANTINED,
-        {
-            "agent_id": agent_id,
-            "reason": reason,
-            "trigger": trigger,
-            "violations": round(count),
-            "window": settings.containment_window,
-            "threshold": settings.containment_threshold,
-            "containments": containments,
-            "autonomy_level": level,
-            "autonomy_lowered": demoted,
-        },
+    # The owner's notice and the figures (authority.subscribers).
+    await services.events.publish(
+        AgentContained(
+            agent_id=agent_id,
+            owner_id=owner_id,
+            reason=reason,
+            trigger=trigger,
+            violations=count,
+            window=settings.containment_window,
+            threshold=settings.containment_threshold,
+            containments=containments,
+            autonomy_level=level,
+            autonomy_lowered=demoted,
+            seconds=elapsed,
+        )
     )
     return True
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authority.bus import EventBus
 from authority.clock import Clock
 from authority.ledger.sequencer import Sequencer
+from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
@@ -37,6 +39,9 @@ class Services:
     hasher: SecretHasher
     policy: CedarPolicy
     keyring: Keyring
+    metrics: Metrics
+    # What happens after a decision (authority.domain_events), subscribed in authority.app.
+    events: EventBus = field(default_factory=EventBus)
     # Filled in by later layers (keyring, policy, ledger, feed) as create_app wires them.
     extras: dict[str, Any] = field(default_factory=dict)
     # Started by app.start() once the keyring is loaded; tests call its run_once().

@@ -47,7 +47,6 @@ import httpx
 import orjson
 from sqlalchemy import select
 
-from authority import metrics
 from authority.context import Services
 from authority.secrets import new_id
 from authority.storage.schema import owners
@@ -135,7 +134,7 @@ class Dispatcher:
             self._queue.put_nowait((item, attempt))
         except asyncio.QueueFull:
             log.warning("webhook queue full: event %s for %s dropped", item.msg_id, item.owner_id)
-            metrics.of(self._services).webhooks.labels("dropped").inc()
+            self._services.metrics.webhooks.labels("dropped").inc()
             return False
         return True
 
@@ -172,7 +171,7 @@ class Dispatcher:
 
     def _retry(self, item: Event, attempt: int) -> None:
         settings = self._services.settings
-        counter = metrics.of(self._services).webhooks
+        counter = self._services.metrics.webhooks
         if attempt >= settings.webhook_max_attempts or self._closed:
             counter.labels("failed").inc()
             log.warning(
@@ -217,13 +216,13 @@ class Dispatcher:
             response = await self._client.post(row.webhook_url, content=item.body, headers=sent)
         except AddressRefused as exc:  # raised by PinnedBackend before any connection
             log.warning("webhook of %s not delivered: %s", item.owner_id, exc)
-            metrics.of(services).webhooks.labels("refused").inc()
+            services.metrics.webhooks.labels("refused").inc()
             return None
         except httpx.HTTPError as exc:
             log.info("webhook %s to %s: %s", item.msg_id, item.owner_id, type(exc).__name__)
             return False
         if 200 <= response.status_code < 300:
-            metrics.of(services).webhooks.labels("delivered").inc()
+            services.metrics.webhooks.labels("delivered").inc()
             return True
         log.info("webhook %s to %s: HTTP %d", item.msg_id, item.owner_id, response.status_code)
         return False

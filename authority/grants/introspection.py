@@ -47,8 +47,8 @@ from typing import Any, Final
 
 from sqlalchemy import bindparam, literal, select, update
 
-from authority import containment
 from authority.context import Services
+from authority.domain_events import InactiveTokenPresented
 from authority.errors import InvalidRequest
 from authority.secrets import token_hash
 from authority.storage.schema import agents, delegations, grants, owners, resource_servers, tools
@@ -234,8 +234,8 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
             # The agent's own token presented at a server it was not issued for counts
             # towards its automatic containment; nothing a resource server can do with
             # its own tokens (revoke, ask again) does. The answer stays the one constant.
-            await containment.note_inactive_token(
-                services, row, token.claims, token.exp, request.token, client.audience, now
+            await services.events.publish(
+                InactiveTokenPresented(row, token.claims, token.exp, digest, client.audience, now)
             )
         return INACTIVE
     if row.single_use and not await _consume(services, token.jti, now):

@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, literal, select, update
 
+from authority import domain_events
 from authority.context import Services
 from authority.errors import InvalidGrant, InvalidRequest, UnsupportedTokenType
 from authority.ledger.entries import append
@@ -172,7 +173,7 @@ async def revoke(services: Services, request: RevocationRequest) -> Revoked:
         return Revoked(None)  # already revoked: nothing more to do
     event = await _revoke(services, client, token, now)
     if event is not None:
-        await events.publish(services, [event])
+        await services.events.publish(domain_events.Revoked((event,)))
     return Revoked(event)
 
 

@@ -44,7 +44,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from authority import metrics
 from authority.context import Services
 from authority.ledger.entries import Entry, append_many
 from authority.policy.reasons import Reason
@@ -309,7 +308,7 @@ def start(services: Services, cascade_ids: list[int]) -> asyncio.Task[Stopped]:
             stopped = await run(services, cascade_id)
             total.quarantined.extend(stopped.quarantined)
             total.revoked.extend(stopped.revoked)
-        metrics.of(services).kill_cascade.observe(time.perf_counter() - started)
+        services.metrics.kill_cascade.observe(time.perf_counter() - started)
         return total
 
     tasks: set[asyncio.Task[Stopped]] = services.extras.setdefault(_TASKS, set())

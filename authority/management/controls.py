@@ -236,9 +236,7 @@ async def kill(services: Services, principal: Principal, owner_id: str, body: Ki
             expires_at=events.cascade_expiry(services.settings, now),
             owner_id=owner_id,
         )
-    metrics.of(services).kill_time_to_contain.observe(
-        time.perf_counter() - metrics.request_started()
-    )
+    services.metrics.kill_time_to_contain.observe(time.perf_counter() - metrics.request_started())
     await events.publish(services, [event])
     # One entry per object as well (written by the cascade), so that an auditor
     # following one delegation or one agent through the ledger sees how it ended.

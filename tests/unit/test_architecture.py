@@ -235,3 +235,18 @@ def test_only_the_programs_import_the_app() -> None:
         if _within(i.target, "authority.app") and i.source not in APP_IMPORTERS
     ]
     assert not bad, _violations("authority.app imported by what it wires:", bad)
+
+
+#: What acts on a decision's outcome: it subscribes to the domain events (wired by
+#: ``authority.app``); the decision path publishes and imports none of it.
+SIDE_EFFECTS = ("authority.containment", "authority.approvals.webhooks", "authority.metrics")
+
+
+def test_the_grants_import_none_of_the_side_effects() -> None:
+    bad = [
+        i
+        for i in _imports()
+        if _within(i.source, "authority.grants")
+        and any(_within(i.target, effect) for effect in SIDE_EFFECTS)
+    ]
+    assert not bad, _violations("the decision path imports a side effect:", bad)

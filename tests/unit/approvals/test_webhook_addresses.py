@@ -14,7 +14,6 @@ import httpcore
 import httpx
 import pytest
 
-from authority import metrics
 from authority.approvals import webhooks
 from authority.approvals.webhook_addresses import (
     AddressRefused,
@@ -178,7 +177,7 @@ async def test_a_name_that_rebinds_after_the_check_reaches_only_the_checked_addr
         )
         await register(world, f"http://localhost:{checked.port}/hook")
         assert webhooks.notify(world.services, world.owner_id, "approval.requested", {"n": 1})
-        counter = metrics.of(world.services).webhooks
+        counter = world.services.metrics.webhooks
         await wait_until(lambda: counter.labels("delivered")._value.get() == 1, "not delivered")
         assert len(checked.requests) == 1
         assert f"host: localhost:{checked.port}".encode() in checked.requests[0].lower()
@@ -200,7 +199,7 @@ async def test_one_non_public_address_among_public_ones_refuses_the_name(
         world.services.extras[EXTRAS_KEY] = Dispatcher(world.services, resolve=resolver)
         await register(world, f"http://localhost:{private.port}/hook")
         assert webhooks.notify(world.services, world.owner_id, "approval.requested", {"n": 1})
-        counter = metrics.of(world.services).webhooks
+        counter = world.services.metrics.webhooks
         await wait_until(lambda: counter.labels("refused")._value.get() == 1, "not refused")
         assert private.requests == [] and checked.requests == []
 
