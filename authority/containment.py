@@ -45,7 +45,7 @@ The count is a rolling window in shared hot state (the sliding-window estimate: 
 window's count plus the previous window's, weighted by how much of it still overlaps),
 so every instance adds to the same figure. When it reaches ``containment_threshold``
 within ``containment_window`` seconds, the agent is quarantined at once through the
-owner's own quarantine path (``management.controls.quarantine``: every live token
+owner's own quarantine path (``management.lifecycle.quarantine``: every live token
 inactive, every exchange refused, a revocation event on the feed), with the authority as
 the actor and the figures as the reason; the owner is notified (webhook), and the ledger
 records why (``agent_contained``). A containment within ``containment_memory`` of an
@@ -72,9 +72,8 @@ from authority.context import Services
 from authority.domain_events import AgentContained, ExchangeDenied, InactiveTokenPresented
 from authority.errors import AuthorityError
 from authority.ledger.entries import append
-from authority.management.auth import Principal
+from authority.management import lifecycle
 from authority.management.autonomy import record_change
-from authority.management.controls import QuarantineBody, quarantine
 from authority.policy.reasons import Reason
 from authority.storage.hot import Claim, Count, HotStateUnavailable
 from authority.storage.schema import agents, ledger_entries
@@ -294,9 +293,12 @@ async def contain(
             f"{settings.containment_window} s (threshold {settings.containment_threshold}); "
             f"last: {trigger}"
         )
-        authority = Principal(key_id=ACTOR, role="admin", owner_id=None)
         try:
-            await quarantine(services, authority, agent_id, QuarantineBody(reason=reason))
+            # The authority acts as itself, with an admin's reach: any owner's agent, and
+            # it takes over a quarantine no admin made (as an admin's would).
+            await lifecycle.quarantine(
+                services, agent_id, actor=ACTOR, reason=reason, overrides=True
+            )
         except AuthorityError as exc:  # retired or gone meanwhile
             log.info("containment of %s not done: %s", agent_id, exc.error)
             return False
