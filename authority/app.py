@@ -96,8 +96,12 @@ def build_services(
         keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
+        webhook_sealer=webhook_signing.SecretSealer(secret_key),
     )
-    services.extras["webhook_sealer"] = webhook_signing.SecretSealer(secret_key)
+    # Idle until first used: the webhook workers start with the first event, the feed's
+    # hub with the first stream.
+    services.webhooks = webhooks.Dispatcher(services)
+    services.revocation_feed = revocation_feed.FeedHub(services)
     subscribers.wire(services)
     return services
 
@@ -162,9 +166,11 @@ def ledger_sequencer(services: Services) -> Sequencer:
 
 
 async def stop(services: Services) -> None:
-    await webhooks.shutdown(services)
+    if services.webhooks is not None:
+        await services.webhooks.close()
     await cascade.shutdown(services)
-    await revocation_feed.shutdown(services)
+    if services.revocation_feed is not None:
+        await services.revocation_feed.close()
     if services.sequencer is not None:
         await services.sequencer.stop()
     if services.jti_sweeper is not None:

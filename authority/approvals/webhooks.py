@@ -61,11 +61,10 @@ from .webhook_addresses import (
     public,
     resolve_system,
 )
-from .webhook_signing import headers, sealer
+from .webhook_signing import headers
 
 log = logging.getLogger("authority.webhooks")
 
-EXTRAS_KEY: Final = "webhooks"
 
 APPROVAL_REQUESTED: Final = "approval.requested"
 AGENT_QUARANTINED: Final = "agent.quarantined"
@@ -128,6 +127,10 @@ class Dispatcher:
             return False
         self._start()
         return self._put(item, 1)
+
+    def queue(self, owner_id: str, kind: str, data: dict[str, Any]) -> bool:
+        """Queue one event of ``kind`` for the owner's webhook (``WebhookQueue``)."""
+        return self.notify(event(owner_id, kind, data, self._services.now()))
 
     def _put(self, item: Event, attempt: int) -> bool:
         try:
@@ -205,7 +208,7 @@ class Dispatcher:
             ).first()
         if row is None or row.webhook_url is None or row.webhook_secret is None:
             return None
-        secret = sealer(services).open(row.webhook_secret, owner_id=item.owner_id)
+        secret = services.webhook_sealer.open(row.webhook_secret, owner_id=item.owner_id)
         if secret is None:
             log.warning("webhook secret of %s does not open; not delivered", item.owner_id)
             return None
@@ -228,24 +231,12 @@ class Dispatcher:
         return False
 
 
-def dispatcher(services: Services) -> Dispatcher:
-    current = services.extras.get(EXTRAS_KEY)
-    if not isinstance(current, Dispatcher):
-        current = Dispatcher(services)
-        services.extras[EXTRAS_KEY] = current
-    return current
-
-
 def notify(services: Services, owner_id: str, kind: str, data: dict[str, Any]) -> bool:
     """Queue one event for the owner's webhook; returns at once, never raises."""
     try:
-        return dispatcher(services).notify(event(owner_id, kind, data, services.now()))
+        if services.webhooks is None:
+            raise RuntimeError("no webhook queue")
+        return services.webhooks.queue(owner_id, kind, data)
     except Exception as exc:  # a notice must never fail the request that caused it
         log.warning("webhook event for %s not queued: %s", owner_id, type(exc).__name__)
         return False
-
-
-async def shutdown(services: Services) -> None:
-    current = services.extras.pop(EXTRAS_KEY, None)
-    if isinstance(current, Dispatcher):
-        await current.close()
