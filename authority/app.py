@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from authority import metrics
+from authority import metrics, subscribers
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.context import Services
@@ -101,8 +101,14 @@ def build_services(
         introspection_store=SqlIntrospectionStore(sql),
         revocation_store=SqlRevocationStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
+        metrics=metrics.Metrics(settings.metrics_max_agents),
+        webhook_sealer=webhook_signing.SecretSealer(secret_key),
     )
-    services.extras["webhook_sealer"] = webhook_signing.SecretSealer(secret_key)
+    # Idle until first used: the webhook workers start with the first event, the feed's
+    # hub with the first stream.
+    services.webhooks = webhooks.Dispatcher(services)
+    services.revocation_feed = revocation_feed.FeedHub(services)
+    subscribers.wire(services)
     return services
 
 
@@ -166,9 +172,11 @@ def ledger_sequencer(services: Services) -> Sequencer:
 
 
 async def stop(services: Services) -> None:
-    await webhooks.shutdown(services)
+    if services.webhooks is not None:
+        await services.webhooks.close()
     await cascade.shutdown(services)
-    await revocation_feed.shutdown(services)
+    if services.revocation_feed is not None:
+        await services.revocation_feed.close()
     if services.sequencer is not None:
         await services.sequencer.stop()
     if services.jti_sweeper is not None:
@@ -233,7 +241,7 @@ def create_app(
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     # Outermost after Starlette's own error handling, so every answer is counted and timed.
     middleware = [
-        Middleware(MetricsMiddleware, metrics=metrics.of(svc)),
+        Middleware(MetricsMiddleware, metrics=svc.metrics),
         Middleware(ClientLimits, services=svc),
     ]
     app = Starlette(

@@ -45,7 +45,7 @@ The count is a rolling window in shared hot state (the sliding-window estimate: 
 window's count plus the previous window's, weighted by how much of it still overlaps),
 so every instance adds to the same figure. When it reaches ``containment_threshold``
 within ``containment_window`` seconds, the agent is quarantined at once through the
-owner's own quarantine path (``management.controls.quarantine``: every live token
+owner's own quarantine path (``management.lifecycle.quarantine``: every live token
 inactive, every exchange refused, a revocation event on the feed), with the authority as
 the actor and the figures as the reason; the owner is notified (webhook), and the ledger
 records why (``agent_contained``). A containment within ``containment_memory`` of an
@@ -68,17 +68,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from authority import metrics
-from authority.approvals import webhooks
 from authority.context import Services
+from authority.domain_events import AgentContained, ExchangeDenied, InactiveTokenPresented
 from authority.errors import AuthorityError
 from authority.ledger.entries import append
-from authority.management.auth import Principal
+from authority.management import lifecycle
 from authority.management.autonomy import record_change
-from authority.management.controls import QuarantineBody, quarantine
 from authority.policy.reasons import Reason
-from authority.secrets import token_hash
-from authority.storage.hot import Claim, Count, HotStateUnavailable
+from authority.storage.hot import Claim, HotStateUnavailable
 from authority.storage.schema import agents, ledger_entries
+
+from . import containment_window as window
 
 log = logging.getLogger("authority.containment")
 
@@ -149,20 +149,20 @@ async def note_inactive_token(
     row: Any,
     claims: Mapping[str, Any],
     exp: int,
-    raw: str,
+    digest: str,
     audience: str | None,
     now: int,
 ) -> None:
     """An introspection that answered inactive; counts if the agent sent its token astray.
 
     ``row``: introspection's joined row (the caller's registration; grant, delegation,
-    agent and owner state); ``claims``/``exp``: the verified token's; ``audience``: the
-    calling resource server's. Never raises.
+    agent and owner state); ``claims``/``exp``: the verified token's; ``digest``: the
+    presented token's hash; ``audience``: the calling resource server's. Never raises.
     """
     if not _enabled(services):
         return
     try:
-        cause = _misuse(row, claims, exp, raw, audience, now)
+        cause = _misuse(row, claims, exp, digest, audience, now)
         if cause is None:
             return
         started = metrics.request_started()
@@ -185,13 +185,13 @@ async def note_inactive_token(
 
 
 def _misuse(
-    row: Any, claims: Mapping[str, Any], exp: int, raw: str, audience: str | None, now: int
+    row: Any, claims: Mapping[str, Any], exp: int, digest: str, audience: str | None, now: int
 ) -> str | None:
     """The trigger, when the inactive answer is the agent's doing (see the module doc)."""
     genuine = (
         row.grant_id is not None
         and row.decision == "issued"
-        and row.token_hash == token_hash(raw)
+        and row.token_hash == digest
         and claims.get("client_id") == row.agent_id
     )
     # An expired token is ordinary lateness; a stopped agent or owner is already contained.
@@ -204,39 +204,39 @@ def _misuse(
     return None
 
 
-def _keys(agent_id: str, now: int, window: int) -> tuple[str, str]:
-    bucket = now // window
-    return f"contain:{agent_id}:{bucket}", f"contain:{agent_id}:{bucket - 1}"
+async def on_denial(services: Services, event: ExchangeDenied) -> None:
+    """``ExchangeDenied``: weigh a denial the agent provably made (see the module doc)."""
+    if event.attributable and event.agent_id is not None and event.owner_id is not None:
+        await note_denial(
+            services,
+            agent_id=event.agent_id,
+            owner_id=event.owner_id,
+            reason=event.reason,
+            first_use=event.first_use,
+        )
+
+
+async def on_inactive_token(services: Services, event: InactiveTokenPresented) -> None:
+    """``InactiveTokenPresented``: weigh whether the agent sent its token astray."""
+    await note_inactive_token(
+        services, event.row, event.claims, event.exp, event.token_hash, event.audience, event.now
+    )
 
 
 async def violations(services: Services, agent_id: str) -> float:
     """The agent's rolling count now (for tests and operators)."""
-    window = services.settings.containment_window
-    now = services.now()
-    current, previous = _keys(agent_id, now, window)
-    return _estimate(
-        int(await services.hot.get(current) or 0),
-        int(await services.hot.get(previous) or 0),
-        now,
-        window,
-    )
+    return await window.read(services.hot, agent_id, services.now(), _window(services))
 
 
-def _estimate(current: int, previous: int, now: int, window: int) -> float:
-    overlap = 1.0 - (now % window) / window
-    return current + previous * overlap
+def _window(services: Services) -> int:
+    return services.settings.containment_window
 
 
 async def _count(
     services: Services, agent_id: str, owner_id: str, trigger: str, started: float
 ) -> None:
     settings = services.settings
-    window = settings.containment_window
-    now = services.now()
-    current_key, previous_key = _keys(agent_id, now, window)
-    current = (await services.hot.apply([], [Count(current_key, 2 * window)])).counts[0]
-    previous = int(await services.hot.get(previous_key) or 0)
-    count = _estimate(current, previous, now, window)
+    count, keys = await window.add(services.hot, agent_id, services.now(), _window(services))
     if count >= settings.containment_threshold:
         await contain(
             services,
@@ -245,7 +245,7 @@ async def _count(
             trigger=trigger,
             count=count,
             started=started,
-            keys=(current_key, previous_key),
+            keys=keys,
         )
 
 
@@ -276,17 +276,17 @@ async def contain(
             f"{settings.containment_window} s (threshold {settings.containment_threshold}); "
             f"last: {trigger}"
         )
-        authority = Principal(key_id=ACTOR, role="admin", owner_id=None)
         try:
-            await quarantine(services, authority, agent_id, QuarantineBody(reason=reason))
+            # The authority acts as itself, with an admin's reach: any owner's agent, and
+            # it takes over a quarantine no admin made (as an admin's would).
+            await lifecycle.quarantine(
+                services, agent_id, actor=ACTOR, reason=reason, overrides=True
+            )
         except AuthorityError as exc:  # retired or gone meanwhile
             log.info("containment of %s not done: %s", agent_id, exc.error)
             return False
         # Committed and published: in force on every instance from here on.
         elapsed = time.perf_counter() - started
-        measured = metrics.of(services)
-        measured.time_to_contain.observe(elapsed)
-        measured.containments.inc()
         try:
             level, containments, demoted = await _record(
                 services, agent_id, owner_id, trigger, count
@@ -310,21 +310,21 @@ async def contain(
         containments,
         level,
     )
-    webhooks.notify(
-        services,
-        owner_id,
-        webhooks.AGENT_QUARANTINED,
-        {
-            "agent_id": agent_id,
-            "reason": reason,
-            "trigger": trigger,
-            "violations": round(count),
-            "window": settings.containment_window,
-            "threshold": settings.containment_threshold,
-            "containments": containments,
-            "autonomy_level": level,
-            "autonomy_lowered": demoted,
-        },
+    # The owner's notice and the figures (authority.subscribers).
+    await services.events.publish(
+        AgentContained(
+            agent_id=agent_id,
+            owner_id=owner_id,
+            reason=reason,
+            trigger=trigger,
+            violations=count,
+            window=settings.containment_window,
+            threshold=settings.containment_threshold,
+            containments=containments,
+            autonomy_level=level,
+            autonomy_lowered=demoted,
+            seconds=elapsed,
+        )
     )
     return True
 

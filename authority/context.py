@@ -6,15 +6,20 @@ the clock, the database or the hot state without patching.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authority.approvals.webhook_signing import SecretSealer
+from authority.bus import EventBus
 from authority.clock import Clock
+from authority.counters import OpenItems
 from authority.ledger.sequencer import Sequencer
+from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
@@ -24,6 +29,22 @@ from authority.storage.introspection import IntrospectionStore
 from authority.storage.replay import Sweeper
 from authority.storage.revocation import RevocationStore
 from authority.tokens.keyring import Keyring
+from authority.tokens.own import OwnToken
+
+
+class WebhookQueue(Protocol):
+    """The owners' webhook deliveries (``approvals.webhooks.Dispatcher``)."""
+
+    def queue(self, owner_id: str, kind: str, data: dict[str, Any]) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class Background(Protocol):
+    """A part of the instance that runs in the background until closed
+    (``revocations.feed.FeedHub``)."""
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -42,8 +63,21 @@ class Services:
     # The flows' storage ports (authority.storage), chosen by app.build_services.
     introspection_store: IntrospectionStore
     revocation_store: RevocationStore
-    # Filled in by later layers (keyring, policy, ledger, feed) as create_app wires them.
-    extras: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics
+    # Opens the owners' webhook secrets (approvals.webhook_signing).
+    webhook_sealer: SecretSealer
+    # What happens after a decision (authority.domain_events), subscribed in authority.app.
+    events: EventBus = field(default_factory=EventBus)
+    # Made by app.build_services, which they need to be made (the types that would import
+    # this module are Protocols here): the webhook queue and the revocation feed's hub.
+    webhooks: WebhookQueue | None = None
+    revocation_feed: Background | None = None
+    # Delegation credentials already verified, by digest (grants.agent_auth).
+    delegation_cache: dict[str, OwnToken] = field(default_factory=dict)
+    # The kill switch's cascades running in the background (management.cascade).
+    cascades: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Open request bodies and feed streams (endpoints.limits).
+    open_items: OpenItems = field(default_factory=OpenItems)
     # Started by app.start() once the keyring is loaded; tests call its run_once().
     sequencer: Sequencer | None = None
     # Deletes spent JWT ids once their JWTs have expired (storage.replay); started by start().

@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import contextvars
 import time
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-EXTRAS_KEY: Final = "metrics"
 OTHER: Final = "other"
 METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _LATENCY_BUCKETS: Final = (
@@ -153,13 +152,3 @@ class Metrics:
         self.exchanges.labels(decision).inc()
         if agent_id is not None:
             self.agent_exchanges.labels(self.agent_label(agent_id), decision).inc()
-
-
-def of(services: Any) -> Metrics:
-    """The instance's metrics (``services.extras``), made on first use."""
-    extras: dict[str, Any] = services.extras
-    current = extras.get(EXTRAS_KEY)
-    if not isinstance(current, Metrics):
-        current = Metrics(services.settings.metrics_max_agents)
-        extras[EXTRAS_KEY] = current
-    return current

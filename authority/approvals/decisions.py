@@ -18,7 +18,6 @@ from typing import Any, Final, Literal
 from sqlalchemy import update
 from sqlalchemy.sql import ColumnElement
 
-from authority import metrics
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest
 from authority.management import paging, records
@@ -180,5 +179,5 @@ async def _decide(
             conn, row, decision=decision, actor=principal.key_id, reason=reason, now=now
         )
         row = await records.fetch(conn, approvals, approval_id, NOT_FOUND)
-    metrics.of(services).approvals.labels(decision).inc()
+    services.metrics.approvals.labels(decision).inc()
     return view(row, now)

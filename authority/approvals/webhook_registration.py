@@ -25,7 +25,7 @@ from authority.management.auth import READERS, WRITERS, Principal, may_see_owner
 from authority.management.inputs import Body
 from authority.storage.schema import owners
 
-from .webhook_signing import new_secret, sealer
+from .webhook_signing import new_secret
 
 NOT_FOUND: Final = "No such owner."
 
@@ -94,7 +94,7 @@ async def set_webhook(
             .where(owners.c.id == owner_id)
             .values(
                 webhook_url=url,
-                webhook_secret=sealer(services).seal(secret, owner_id=owner_id),
+                webhook_secret=services.webhook_sealer.seal(secret, owner_id=owner_id),
                 webhook_updated_at=now,
                 updated_at=now,
             )

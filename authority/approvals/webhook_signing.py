@@ -14,7 +14,6 @@ import hmac
 import secrets
 from typing import Final
 
-from authority.context import Services
 from authority.sealing import Sealer
 
 SECRET_PREFIX: Final = "whsec_"
@@ -68,13 +67,3 @@ class SecretSealer:
     def open(self, sealed: bytes, *, owner_id: str) -> str | None:
         opened = self._sealer.open(sealed, aad=owner_id)
         return None if opened is None else opened.decode()
-
-
-def sealer(services: Services) -> SecretSealer:
-    current = services.extras.get("webhook_sealer")
-    if not isinstance(current, SecretSealer):
-        from authority.storage.secret_key import load_secret_key
-
-        current = SecretSealer(load_secret_key(services.settings))
-        services.extras["webhook_sealer"] = current
-    return current

@@ -47,7 +47,6 @@ import httpx
 import orjson
 from sqlalchemy import select
 
-from authority import metrics
 from authority.context import Services
 from authority.secrets import new_id
 from authority.storage.schema import owners
@@ -62,11 +61,10 @@ from .webhook_addresses import (
     public,
     resolve_system,
 )
-from .webhook_signing import headers, sealer
+from .webhook_signing import headers
 
 log = logging.getLogger("authority.webhooks")
 
-EXTRAS_KEY: Final = "webhooks"
 
 APPROVAL_REQUESTED: Final = "approval.requested"
 AGENT_QUARANTINED: Final = "agent.quarantined"
@@ -130,12 +128,16 @@ class Dispatcher:
         self._start()
         return self._put(item, 1)
 
+    def queue(self, owner_id: str, kind: str, data: dict[str, Any]) -> bool:
+        """Queue one event of ``kind`` for the owner's webhook (``WebhookQueue``)."""
+        return self.notify(event(owner_id, kind, data, self._services.now()))
+
     def _put(self, item: Event, attempt: int) -> bool:
         try:
             self._queue.put_nowait((item, attempt))
         except asyncio.QueueFull:
             log.warning("webhook queue full: event %s for %s dropped", item.msg_id, item.owner_id)
-            metrics.of(self._services).webhooks.labels("dropped").inc()
+            self._services.metrics.webhooks.labels("dropped").inc()
             return False
         return True
 
@@ -172,7 +174,7 @@ class Dispatcher:
 
     def _retry(self, item: Event, attempt: int) -> None:
         settings = self._services.settings
-        counter = metrics.of(self._services).webhooks
+        counter = self._services.metrics.webhooks
         if attempt >= settings.webhook_max_attempts or self._closed:
             counter.labels("failed").inc()
             log.warning(
@@ -206,7 +208,7 @@ class Dispatcher:
             ).first()
         if row is None or row.webhook_url is None or row.webhook_secret is None:
             return None
-        secret = sealer(services).open(row.webhook_secret, owner_id=item.owner_id)
+        secret = services.webhook_sealer.open(row.webhook_secret, owner_id=item.owner_id)
         if secret is None:
             log.warning("webhook secret of %s does not open; not delivered", item.owner_id)
             return None
@@ -217,36 +219,24 @@ class Dispatcher:
             response = await self._client.post(row.webhook_url, content=item.body, headers=sent)
         except AddressRefused as exc:  # raised by PinnedBackend before any connection
             log.warning("webhook of %s not delivered: %s", item.owner_id, exc)
-            metrics.of(services).webhooks.labels("refused").inc()
+            services.metrics.webhooks.labels("refused").inc()
             return None
         except httpx.HTTPError as exc:
             log.info("webhook %s to %s: %s", item.msg_id, item.owner_id, type(exc).__name__)
             return False
         if 200 <= response.status_code < 300:
-            metrics.of(services).webhooks.labels("delivered").inc()
+            services.metrics.webhooks.labels("delivered").inc()
             return True
         log.info("webhook %s to %s: HTTP %d", item.msg_id, item.owner_id, response.status_code)
         return False
 
 
-def dispatcher(services: Services) -> Dispatcher:
-    current = services.extras.get(EXTRAS_KEY)
-    if not isinstance(current, Dispatcher):
-        current = Dispatcher(services)
-        services.extras[EXTRAS_KEY] = current
-    return current
-
-
 def notify(services: Services, owner_id: str, kind: str, data: dict[str, Any]) -> bool:
     """Queue one event for the owner's webhook; returns at once, never raises."""
     try:
-        return dispatcher(services).notify(event(owner_id, kind, data, services.now()))
+        if services.webhooks is None:
+            raise RuntimeError("no webhook queue")
+        return services.webhooks.queue(owner_id, kind, data)
     except Exception as exc:  # a notice must never fail the request that caused it
         log.warning("webhook event for %s not queued: %s", owner_id, type(exc).__name__)
         return False
-
-
-async def shutdown(services: Services) -> None:
-    current = services.extras.pop(EXTRAS_KEY, None)
-    if isinstance(current, Dispatcher):
-        await current.close()

@@ -79,7 +79,7 @@ async def revocation_feed(request: Request) -> Response:
         require_unused(client, (await spend_now(services.sql, [client.replay]))[0])
     # Streams are long-lived by design, so one resource server may hold only so many
     # (the per-address cap is ClientLimits'); released when the request ends, however.
-    release = limits.counter(services, limits.SERVER_STREAMS).acquire(
+    release = services.open_items.server_streams.acquire(
         client.id, services.settings.revocation_feed_max_streams_per_server
     )
     if release is None:

@@ -19,7 +19,6 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from authority import metrics
 from authority.errors import (
     AuthorityError,
     InvalidRequest,
@@ -97,7 +96,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         # A client hanging up mid-body is a normal event, not an unexpected error.
         services = getattr(request.app.state, "services", None)
         if services is not None:
-            metrics.of(services).client_disconnects.inc()
+            services.metrics.client_disconnects.inc()
         log.debug("client disconnected before its body was complete")
         raise ClientGone() from None
     return b"".join(chunks)

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authority.context import Services
 from authority.errors import TooManyRequests
 from authority.settings import Settings
 
@@ -36,38 +37,6 @@ log = logging.getLogger("authority.http")
 
 #: Scope key: callbacks run when the request ends, however it ends.
 ON_END: Final = "authority.on_end"
-#: ``services.extras`` keys of the counters: open bodies and feed streams per address,
-#: feed streams per resource server.
-UPLOADS: Final = "limits.uploads_per_client"
-CLIENT_STREAMS: Final = "limits.feed_streams_per_client"
-SERVER_STREAMS: Final = "limits.feed_streams_per_server"
-
-
-class Counter:
-    """Open items per key, with a cap; an empty key is forgotten (bounded memory)."""
-
-    def __init__(self) -> None:
-        self.open: dict[str, int] = {}
-
-    def acquire(self, key: str, cap: int) -> Callable[[], None] | None:
-        """A release callback, or None when ``key`` already holds ``cap`` items."""
-        if self.open.get(key, 0) >= cap:
-            return None
-        self.open[key] = self.open.get(key, 0) + 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            left = self.open[key] - 1
-            if left:
-                self.open[key] = left
-            else:
-                del self.open[key]
-
-        return release
 
 
 def _client(scope: Scope) -> str:
@@ -85,11 +54,11 @@ def _has_body(scope: Scope) -> bool:
 
 
 class ClientLimits:
-    def __init__(self, app: ASGIApp, services: Any) -> None:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.settings: Settings = services.settings
-        self.uploads = counter(services, UPLOADS)
-        self.feed_streams = counter(services, CLIENT_STREAMS)
+        self.uploads = services.open_items.uploads
+        self.feed_streams = services.open_items.client_streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,13 +110,3 @@ async def _too_many(scope: Scope, receive: Receive, send: Send) -> None:
     response = error_response(TooManyRequests())
     response.headers["Connection"] = "close"
     await response(scope, receive, send)
-
-
-def counter(services: Any, name: str) -> Counter:
-    """The instance's counter ``name`` (``services.extras``), made on first use."""
-    extras: dict[str, Any] = services.extras
-    current = extras.get(name)
-    if not isinstance(current, Counter):
-        current = Counter()
-        extras[name] = current
-    return current

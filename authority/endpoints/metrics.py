@@ -21,7 +21,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authority import metrics
 from authority.context import Services
 from authority.errors import InvalidRequest, InvalidToken, NotFound
 from authority.management.auth import REALM, SEE_ALL, authenticate, require_role
@@ -54,7 +53,7 @@ async def serve_metrics(request: Request) -> Response:
             raise InvalidToken(headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
     else:
         require_role(await authenticate(request), *SEE_ALL)
-    body = generate_latest(metrics.of(services).registry)
+    body = generate_latest(services.metrics.registry)
     return Response(body, 200, headers=NO_STORE, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -39,7 +39,7 @@ from authority.tokens.inbound import (
     require_int,
     verify_attestation,
 )
-from authority.tokens.validate import OwnToken, verify_own
+from authority.tokens.validate import verify_own
 
 from . import loading
 from .delegations import DELEGATION_TYP
@@ -252,7 +252,7 @@ def verify_delegation_credential(
 
 
 def _verified_delegation_claims(services: Services, unverified: UnverifiedJWT) -> Mapping[str, Any]:
-    cache: dict[str, OwnToken] = services.extras.setdefault("delegation_cache", {})
+    cache = services.delegation_cache
     try:
         return verify_own(services, unverified, DELEGATION_TYP, cache=cache).claims
     except JWTRejected as exc:

@@ -39,9 +39,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from authority import metrics
 from authority.approvals import requests as approvals
 from authority.context import Services
+from authority.domain_events import ApprovalRedeemed
 from authority.errors import (
     AccessDenied,
     AuthorityError,
@@ -167,9 +167,9 @@ async def poll(services: Services, request: PollRequest) -> Issued:
     except ApprovalUsed:
         raise _unknown() from None
     if isinstance(issued, Denied):  # refused under the row locks; the approval closed with it
-        metrics.of(services).approvals.labels("refused").inc()
+        await services.events.publish(ApprovalRedeemed(record.agent_id, issued=False))
         raise _denied_at_issue()
-    metrics.of(services).approvals.labels("issued").inc()
+    await services.events.publish(ApprovalRedeemed(record.agent_id, issued=True))
     return issued
 
 
@@ -216,5 +216,5 @@ async def _refuse(
         await write_grant(tx, record, now=now, decision="denied", reason=reason)
         await approvals.refuse_at_issue(tx, row, reason.value, now)
     await after_denial(services, record, reason)
-    metrics.of(services).approvals.labels("refused").inc()
+    await services.events.publish(ApprovalRedeemed(record.agent_id, issued=False))
     raise _denied_at_issue()

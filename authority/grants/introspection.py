@@ -45,8 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from authority import containment
 from authority.context import Services
+from authority.domain_events import InactiveTokenPresented
 from authority.errors import InvalidRequest
 from authority.secrets import token_hash
 from authority.tokens.access_token import AT_TYP
@@ -173,8 +173,8 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
             # The agent's own token presented at a server it was not issued for counts
             # towards its automatic containment; nothing a resource server can do with
             # its own tokens (revoke, ask again) does. The answer stays the one constant.
-            await containment.note_inactive_token(
-                services, row, token.claims, token.exp, request.token, client.audience, now
+            await services.events.publish(
+                InactiveTokenPresented(row, token.claims, token.exp, digest, client.audience, now)
             )
         return INACTIVE
     # The first active introspection of a single-use token wins; every other loses.

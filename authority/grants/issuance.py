@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import Boolean, Integer, and_, bindparam, select, update
 
-from authority import metrics
 from authority.approvals import requests as approvals
 from authority.context import Services
+from authority.domain_events import ExchangeIssued
 from authority.errors import InvalidGrant
 from authority.policy.checks import AgentFacts, DelegationFacts, ToolCall, ToolFacts
 from authority.policy.reasons import Reason
@@ -116,7 +116,7 @@ async def issue(
     refused = await _spend_and_record(services, record, spend, rows, uses, approval_row)
     if refused is not None:
         return await recording.after_denial(services, record, refused)
-    metrics.of(services).exchange("issued", agent.id)
+    await services.events.publish(ExchangeIssued(agent.id))
     return Issued(
         access_token=token,
         token_type="DPoP" if jkt else "Bearer",

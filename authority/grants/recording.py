@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, literal, select
 
-from authority import containment, metrics
 from authority.context import Services
+from authority.domain_events import ExchangeDenied
 from authority.errors import AuthorityError
 from authority.ledger.entries import COLUMNS as ENTRY_COLUMNS
 from authority.ledger.entries import INSERT as INSERT_ENTRY
@@ -211,16 +211,13 @@ async def deny(services: Services, record: GrantRecord, reason: Reason, now: int
 
 
 async def after_denial(services: Services, record: GrantRecord, reason: Reason) -> Denied:
-    """Once a denied grant is committed: count it, and let containment weigh it."""
+    """Once a denied grant is committed: tell who counts it (metrics, containment)."""
     log.info("exchange denied: %s (agent=%s)", reason.value, record.agent_id)
-    metrics.of(services).exchange("denied", record.agent_id)
-    if record.attestation_claimed and record.agent_id is not None and record.owner_id is not None:
-        # Only an attestation's first use counts against its agent (containment).
-        await containment.note_denial(
-            services,
-            agent_id=record.agent_id,
-            owner_id=record.owner_id,
-            reason=reason,
-            first_use=None,
-        )
+    # Only an attestation's first use counts against its agent (containment).
+    attributable = (
+        record.attestation_claimed and record.agent_id is not None and record.owner_id is not None
+    )
+    await services.events.publish(
+        ExchangeDenied(record.agent_id, record.owner_id, reason, attributable=attributable)
+    )
     return Denied(reason, error_for(reason, client_assertion=record.client_assertion))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authority import domain_events
 from authority.context import Services
 from authority.errors import InvalidGrant, InvalidRequest, UnsupportedTokenType
 from authority.revocations import events
@@ -139,7 +140,7 @@ async def revoke(services: Services, request: RevocationRequest) -> Revoked:
         return Revoked(None)  # already revoked: nothing more to do
     event = await _revoke(services, client, token, now)
     if event is not None:
-        await events.publish(services, [event])
+        await services.events.publish(domain_events.Revoked((event,)))
     return Revoked(event)
 
 

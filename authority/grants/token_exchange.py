@@ -32,10 +32,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from authority import metrics
 from authority.approvals import requests as approvals
-from authority.approvals import webhooks
 from authority.context import Services
+from authority.domain_events import ApprovalRequested, ExchangePending
 from authority.policy.checks import Deny, NeedsApproval, ToolCall
 from authority.policy.reasons import Reason
 from authority.storage import replay
@@ -240,24 +239,21 @@ async def request_approval(
             )
     if refused is not None:
         return await after_denial(services, record, refused)
-    metrics.of(services).exchange("pending", agent.id)
-    metrics.of(services).approvals.labels("requested").inc()
-    webhooks.notify(
-        services,
-        agent.owner_id,
-        webhooks.APPROVAL_REQUESTED,
-        {
-            "approval_id": row_id,
-            "agent_id": agent.id,
-            "delegation_id": delegation.id,
-            "intent": delegation.intent,
-            "tool": call.tool,
-            "resource": call.resource,
-            "action": call.action,
-            "audience": call.audience,
-            "reason": reason.value,
-            "expires_at": now + settings.approval_lifetime,
-        },
+    await services.events.publish(ExchangePending(agent.id))
+    await services.events.publish(
+        ApprovalRequested(
+            owner_id=agent.owner_id,
+            approval_id=row_id,
+            agent_id=agent.id,
+            delegation_id=delegation.id,
+            intent=delegation.intent,
+            tool=call.tool,
+            resource=call.resource,
+            action=call.action,
+            audience=call.audience,
+            reason=reason.value,
+            expires_at=now + settings.approval_lifetime,
+        )
     )
     return Pending(
         auth_req_id=auth_req_id,

@@ -44,7 +44,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from authority import metrics
 from authority.context import Services
 from authority.ledger.entries import Entry, append_many
 from authority.policy.reasons import Reason
@@ -52,7 +51,6 @@ from authority.storage.schema import agents, containment_cascades, delegations, 
 
 log = logging.getLogger("authority.containment")
 
-_TASKS = "kill_cascades"
 #: The refusals containment causes: the owner, then the agent or the delegation stopped.
 _CONTAINED = (Reason.OWNER_INACTIVE, Reason.AGENT_INACTIVE, Reason.DELEGATION_REVOKED)
 
@@ -309,10 +307,10 @@ def start(services: Services, cascade_ids: list[int]) -> asyncio.Task[Stopped]:
             stopped = await run(services, cascade_id)
             total.quarantined.extend(stopped.quarantined)
             total.revoked.extend(stopped.revoked)
-        metrics.of(services).kill_cascade.observe(time.perf_counter() - started)
+        services.metrics.kill_cascade.observe(time.perf_counter() - started)
         return total
 
-    tasks: set[asyncio.Task[Stopped]] = services.extras.setdefault(_TASKS, set())
+    tasks = services.cascades
     task = asyncio.create_task(go())
     tasks.add(task)
     task.add_done_callback(tasks.discard)
@@ -331,14 +329,14 @@ def resume_unfinished(services: Services) -> None:
         except Exception:  # the owners stay contained; the next start-up or kill retries
             log.exception("kill switch cascades not resumed")
 
-    tasks: set[asyncio.Task[Any]] = services.extras.setdefault(_TASKS, set())
+    tasks = services.cascades
     task = asyncio.create_task(go())
     tasks.add(task)
     task.add_done_callback(tasks.discard)
 
 
 async def shutdown(services: Services) -> None:
-    tasks: set[asyncio.Task[Any]] = services.extras.get(_TASKS, set())
+    tasks = services.cascades
     for task in list(tasks):
         task.cancel()
     for task in list(tasks):

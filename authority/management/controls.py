@@ -38,18 +38,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import StringConstraints
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority import metrics
 from authority.context import Services
-from authority.errors import Conflict, InsufficientScope, NotFound
+from authority.errors import NotFound
 from authority.ledger.entries import append
 from authority.revocations import events
-from authority.storage.schema import agents, api_keys, owners
+from authority.storage.schema import agents, owners
 
-from . import cascade, records
-from .agents import NOT_FOUND, Agent
+from . import cascade, lifecycle, records
+from .agents import Agent
 from .agents import _agent as agent_view
 from .auth import WRITERS, Principal, may_see_owner, require_role, sees_all
 from .inputs import Body, Description
@@ -94,74 +92,21 @@ def _visible(principal: Principal) -> list[Any]:
     return [] if sees_all(principal) else [agents.c.owner_id == principal.owner_id]
 
 
-async def _locked_agent(conn: AsyncConnection, principal: Principal, agent_id: str) -> Any:
-    return await records.fetch(
-        conn, agents, agent_id, NOT_FOUND, _visible(principal), for_update=True
-    )
-
-
 async def quarantine(
     services: Services, principal: Principal, agent_id: str, body: QuarantineBody
 ) -> Agent:
     """Quarantine now. Quarantining a quarantined agent changes nothing, except that an
     admin takes over an owner's quarantine, so that only an admin can lift it."""
     require_role(principal, *WRITERS)
-    now = services.now()
-    event: events.RevocationEvent | None = None
-    async with services.engine.begin() as conn:
-        row = await _locked_agent(conn, principal, agent_id)
-        if row.status == "retired":
-            raise Conflict("The agent is retired.")
-        was_active = row.status == "active"
-        takes_over = (
-            row.status == "quarantined"
-            and principal.role == "admin"
-            and not await _quarantined_by_admin(conn, row.quarantined_by)
-        )
-        if was_active or takes_over:
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == agent_id)
-                .values(
-                    status="quarantined",
-                    status_reason=body.reason,
-                    quarantined_by=principal.key_id,
-                    updated_at=now,
-                )
-            )
-            await append(
-                conn,
-                kind="agent_quarantined",
-                version=1,
-                created_at=now,
-                record={
-                    "agent_id": agent_id,
-                    "owner_id": row.owner_id,
-                    "actor": principal.key_id,
-                    "reason": body.reason,
-                },
-            )
-            owner_id = row.owner_id
-            row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
-        if was_active:
-            event = await events.record(
-                conn,
-                kind="agent",
-                now=now,
-                expires_at=events.cascade_expiry(services.settings, now),
-                agent_id=agent_id,
-                owner_id=owner_id,
-            )
-    if event is not None:
-        await events.publish(services, [event])
+    row = await lifecycle.quarantine(
+        services,
+        agent_id,
+        actor=principal.key_id,
+        reason=body.reason,
+        overrides=principal.role == "admin",
+        scope=_visible(principal),
+    )
     return agent_view(row)
-
-
-async def _quarantined_by_admin(conn: AsyncConnection, key_id: str | None) -> bool:
-    if key_id is None:
-        return False
-    role = (await conn.execute(select(api_keys.c.role).where(api_keys.c.id == key_id))).scalar()
-    return role == "admin"
 
 
 async def release(
@@ -169,32 +114,14 @@ async def release(
 ) -> Agent:
     """Lift a quarantine; releasing an active agent changes nothing."""
     require_role(principal, *WRITERS)
-    now = services.now()
-    async with services.engine.begin() as conn:
-        row = await _locked_agent(conn, principal, agent_id)
-        if row.status == "retired":
-            raise Conflict("The agent is retired.")
-        if row.status == "quarantined":
-            if principal.role != "admin" and await _quarantined_by_admin(conn, row.quarantined_by):
-                raise InsufficientScope("An administrator's quarantine is lifted by an admin.")
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == agent_id)
-                .values(status="active", status_reason=None, quarantined_by=None, updated_at=now)
-            )
-            await append(
-                conn,
-                kind="agent_released",
-                version=1,
-                created_at=now,
-                record={
-                    "agent_id": agent_id,
-                    "owner_id": row.owner_id,
-                    "actor": principal.key_id,
-                    "reason": body.reason,
-                },
-            )
-        row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
+    row = await lifecycle.release(
+        services,
+        agent_id,
+        actor=principal.key_id,
+        reason=body.reason,
+        lifts_admin_quarantine=principal.role == "admin",
+        scope=_visible(principal),
+    )
     return agent_view(row)
 
 
@@ -236,9 +163,7 @@ async def kill(services: Services, principal: Principal, owner_id: str, body: Ki
             expires_at=events.cascade_expiry(services.settings, now),
             owner_id=owner_id,
         )
-    metrics.of(services).kill_time_to_contain.observe(
-        time.perf_counter() - metrics.request_started()
-    )
+    services.metrics.kill_time_to_contain.observe(time.perf_counter() - metrics.request_started())
     await events.publish(services, [event])
     # One entry per object as well (written by the cascade), so that an auditor
     # following one delegation or one agent through the ledger sees how it ended.

@@ -66,7 +66,6 @@ from .events import RevocationEvent
 
 log = logging.getLogger("authority.revocations.feed")
 
-EXTRAS_KEY = "revocation_feed"
 EVENT_NAME = FEED_EVENT_REVOCATION
 READY_NAME = FEED_EVENT_READY
 RETRY_MS = 1000
@@ -195,19 +194,12 @@ class FeedHub:
 
 
 async def hub(services: Services) -> FeedHub:
-    """This instance's hub, started on first use."""
-    current = services.extras.get(EXTRAS_KEY)
-    if not isinstance(current, FeedHub):
-        current = FeedHub(services)
-        services.extras[EXTRAS_KEY] = current
+    """This instance's hub (made by ``authority.app``), started on first use."""
+    current = services.revocation_feed
+    if not isinstance(current, FeedHub):  # wired by authority.app; nothing else is
+        raise TypeError("the revocation feed hub is not wired")
     await current.start()
     return current
-
-
-async def shutdown(services: Services) -> None:
-    current = services.extras.pop(EXTRAS_KEY, None)
-    if isinstance(current, FeedHub):
-        await current.close()
 
 
 def _wanted(event: RevocationEvent, server_id: str, now: int, settings: Settings) -> bool:

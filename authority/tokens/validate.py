@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
@@ -22,25 +21,12 @@ from joserfc.errors import JoseError
 from authority.context import Services
 from authority.tokens.inbound import JWTRejected, UnverifiedJWT, require_int, require_str
 from authority.tokens.jose import registry
+from authority.tokens.own import OwnToken as OwnToken  # re-exported: its home before
 
 
 @functools.lru_cache(maxsize=8)
 def _registry(alg: str) -> Any:
     return registry([alg])
-
-
-@dataclass(frozen=True, slots=True)
-class OwnToken:
-    """A JWT this authority signed: signature, algorithm, typ and issuer verified.
-
-    Its ``exp`` is NOT checked here: introspection answers an expired token as inactive
-    and revocation ignores it, each in its own words.
-    """
-
-    typ: str
-    claims: Mapping[str, Any]
-    jti: str
-    exp: int
 
 
 #: Most signature checks a verification cache keeps before it starts over.

@@ -13,7 +13,6 @@ import pytest
 
 from authority.app import create_app
 from authority.context import Services
-from authority.endpoints import limits
 from authority.settings import Settings
 from tests.revocation_support import FEED, basic, serving
 from tests.support import World
@@ -74,7 +73,7 @@ async def test_a_slow_body_is_cut_off_after_the_configured_bound(services: Servi
     "settings", [{"body_read_timeout": 300, "max_body_uploads_per_client": 2}], indirect=True
 )
 async def test_one_address_cannot_hold_more_slow_bodies_than_the_cap(services: Services) -> None:
-    uploads = limits.counter(services, limits.UPLOADS)
+    uploads = services.open_items.uploads
     async with serving(create_app(services.settings, services=services)) as base:
         async with slow_upload(base), slow_upload(base):
             await until(lambda: uploads.open.get("127.0.0.1") == 2)
@@ -116,7 +115,7 @@ async def test_feed_streams_are_capped_per_address_and_per_server(
                     "error_description": description,
                 }
             # Both streams closed: a new one is served again.
-            await until(lambda: not limits.counter(services, limits.SERVER_STREAMS).open)
-            await until(lambda: not limits.counter(services, limits.CLIENT_STREAMS).open)
+            await until(lambda: not services.open_items.server_streams.open)
+            await until(lambda: not services.open_items.client_streams.open)
             async with http.stream("GET", FEED, headers=auth) as again:
                 assert again.status_code == 200

@@ -293,3 +293,18 @@ def test_only_the_app_chooses_a_port_implementation() -> None:
         and not _within(i.source, "authority.storage.memory")
     ]
     assert not bad, _violations("a storage implementation chosen outside app.py:", bad)
+
+
+#: What acts on a decision's outcome: it subscribes to the domain events (wired by
+#: ``authority.app``); the decision path publishes and imports none of it.
+SIDE_EFFECTS = ("authority.containment", "authority.approvals.webhooks", "authority.metrics")
+
+
+def test_the_grants_import_none_of_the_side_effects() -> None:
+    bad = [
+        i
+        for i in _imports()
+        if _within(i.source, "authority.grants")
+        and any(_within(i.target, effect) for effect in SIDE_EFFECTS)
+    ]
+    assert not bad, _violations("the decision path imports a side effect:", bad)

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from authority import metrics
 from authority.context import Services
 from authority.sdk.feed import MalformedEvent, RevocationEvent
 from authority.sdk.revocations import FeedFollower, RevocationList
@@ -238,4 +237,4 @@ async def test_a_client_hanging_up_mid_body_is_counted_not_an_error(
     assert [r.levelno for r in caplog.records if "disconnected" in r.getMessage()] == [
         logging.DEBUG
     ]
-    assert metrics.of(services).client_disconnects._value.get() == 1
+    assert services.metrics.client_disconnects._value.get() == 1

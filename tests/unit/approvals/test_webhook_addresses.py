@@ -14,7 +14,6 @@ import httpcore
 import httpx
 import pytest
 
-from authority import metrics
 from authority.approvals import webhooks
 from authority.approvals.webhook_addresses import (
     AddressRefused,
@@ -22,7 +21,7 @@ from authority.approvals.webhook_addresses import (
     PinnedTransport,
     public,
 )
-from authority.approvals.webhooks import EXTRAS_KEY, Dispatcher
+from authority.approvals.webhooks import Dispatcher
 from authority.clock import FrozenClock
 from tests.support import World
 
@@ -173,12 +172,12 @@ async def test_a_name_that_rebinds_after_the_check_reaches_only_the_checked_addr
     resolver = Rebinding(first=["127.0.0.2"], later=["127.0.0.1"])
     settings = settings_factory(webhook_allow_http=True)
     async with world_with(settings, clock) as world:
-        world.services.extras[EXTRAS_KEY] = Dispatcher(
+        world.services.webhooks = Dispatcher(
             world.services, resolve=resolver, acceptable=lambda a: a == "127.0.0.2"
         )
         await register(world, f"http://localhost:{checked.port}/hook")
         assert webhooks.notify(world.services, world.owner_id, "approval.requested", {"n": 1})
-        counter = metrics.of(world.services).webhooks
+        counter = world.services.metrics.webhooks
         await wait_until(lambda: counter.labels("delivered")._value.get() == 1, "not delivered")
         assert len(checked.requests) == 1
         assert f"host: localhost:{checked.port}".encode() in checked.requests[0].lower()
@@ -197,10 +196,10 @@ async def test_one_non_public_address_among_public_ones_refuses_the_name(
     resolver = Rebinding(first=["8.8.8.8", "::ffff:127.0.0.1"], later=[])
     settings = settings_factory(webhook_allow_http=True)
     async with world_with(settings, clock) as world:
-        world.services.extras[EXTRAS_KEY] = Dispatcher(world.services, resolve=resolver)
+        world.services.webhooks = Dispatcher(world.services, resolve=resolver)
         await register(world, f"http://localhost:{private.port}/hook")
         assert webhooks.notify(world.services, world.owner_id, "approval.requested", {"n": 1})
-        counter = metrics.of(world.services).webhooks
+        counter = world.services.metrics.webhooks
         await wait_until(lambda: counter.labels("refused")._value.get() == 1, "not refused")
         assert private.requests == [] and checked.requests == []
 

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority import metrics
 from authority.clock import FrozenClock
 from authority.sdk.webhooks import WebhookVerificationError, verify_webhook
 from authority.storage.schema import owners
@@ -99,7 +98,7 @@ def sign_by_hand(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
 
 
 async def wait_for_metric(world: World, outcome: str, value: float) -> None:
-    counter = metrics.of(world.services).webhooks
+    counter = world.services.metrics.webhooks
     deadline = time.monotonic() + 10
     while counter.labels(outcome)._value.get() < value:
         if time.monotonic() > deadline:
@@ -208,7 +207,7 @@ async def test_a_failing_receiver_is_retried_with_the_same_id_then_given_up(
         await wait_for_metric(world, "failed", 1)
         ids = {headers["webhook-id"] for headers, _ in receiver.received}
         assert len(ids) == 1 and len(receiver.received) == 3
-        assert metrics.of(world.services).webhooks.labels("retried")._value.get() == 2
+        assert world.services.metrics.webhooks.labels("retried")._value.get() == 2
 
 
 async def test_a_receiver_that_hangs_does_not_hold_up_exchanges(
@@ -244,7 +243,7 @@ async def test_a_full_queue_drops_notices_not_exchanges(
         await receiver.arrived.wait()  # the one worker holds the first notice
         for _ in range(3):
             await ask_pending(world)  # one waits in the queue, two are dropped
-        assert metrics.of(world.services).webhooks.labels("dropped")._value.get() == 2
+        assert world.services.metrics.webhooks.labels("dropped")._value.get() == 2
         assert receiver.gate is not None
         receiver.gate.set()
         await receiver.wait_for(2)

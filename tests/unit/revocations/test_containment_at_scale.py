@@ -92,10 +92,10 @@ async def unfinished(world: World) -> int:
 async def resume(world: World) -> None:
     """What start-up does after a crash, waited for."""
     cascade.resume_unfinished(world.services)
-    tasks = set(world.services.extras.get("kill_cascades", set()))
+    tasks = set(world.services.cascades)
     while tasks:
         await asyncio.gather(*tasks)
-        tasks = set(world.services.extras.get("kill_cascades", set()))
+        tasks = set(world.services.cascades)
 
 
 async def verify_ledger(world: World, client: httpx.AsyncClient) -> int:
