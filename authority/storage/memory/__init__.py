@@ -15,6 +15,11 @@ from typing import Any
 Rows = dict[str, dict[str, Any]]
 
 
+def column(row: dict[str, Any] | None, name: str) -> Any:
+    """A row's column, or None for no row (an outer join's missing side)."""
+    return None if row is None else row.get(name)
+
+
 @dataclass
 class Tables:
     owners: Rows = field(default_factory=dict)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from authority.storage.introspection import IntrospectionFacts
 
 from . import Tables
-
-
-def _get(row: dict[str, Any] | None, column: str) -> Any:
-    return None if row is None else row.get(column)
+from . import column as _get
 
 
 class MemoryIntrospectionStore:

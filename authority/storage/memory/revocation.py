@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from authority.ledger.entries import entry_row
 from authority.storage.revocation import Reason, RevocationFacts, TokenRevoked
 
 from . import Tables
-
-
-def _get(row: dict[str, Any] | None, column: str) -> Any:
-    return None if row is None else row.get(column)
+from . import column as _get
 
 
 class MemoryRevocationStore:
