@@ -18,15 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -39,7 +35,7 @@ from authority.context import Services
 from authority.settings import Settings
 from authority.storage.database import migrate
 from authority.storage.schema import agents, delegations
-from tests.revocation_support import free_port
+from tests.processes import authority_processes
 from tests.support import AgentKey, World
 
 PG_ADMIN_URL = os.environ.get(
@@ -103,79 +99,6 @@ async def bulk_delegations(services: Services, owner_id: str, template_id: str, 
             await conn.execute(delegations.insert(), rows[start_at : start_at + 2000])
 
 
-def environment(settings: Settings, data_dir: Path) -> dict[str, str]:
-    """One instance's settings, from the environment (as a deployment sets them)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORITY_")}
-    assert settings.database_url is not None
-    assert settings.redis_url is not None
-    env.update(
-        AUTHORITY_CONFIG_FILE=os.devnull,
-        AUTHORITY_ISSUER=settings.issuer,
-        AUTHORITY_DATABASE_URL=settings.database_url,
-        AUTHORITY_REDIS_URL=settings.redis_url,
-        AUTHORITY_REDIS_PREFIX=settings.redis_prefix,
-        AUTHORITY_SECRET_KEY=settings.secret_key or "",
-        AUTHORITY_DATA_DIR=str(data_dir),
-        AUTHORITY_AUTO_MIGRATE="false",
-        AUTHORITY_CONTAINMENT_THRESHOLD=str(settings.containment_threshold),
-        AUTHORITY_LOG_LEVEL="warning",
-    )
-    return env
-
-
-@contextlib.contextmanager
-def instances(settings: Settings, data_dir: Path, count: int) -> Iterator[list[str]]:
-    """``count`` authority processes (uvicorn) on loopback ports; stopped on exit."""
-    urls, running = [], []
-    try:
-        for i in range(count):
-            port = free_port()
-            own_dir = data_dir / f"instance-{i + 1}"
-            own_dir.mkdir()
-            command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "authority.asgi:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ]
-            running.append(
-                subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                    command, env=environment(settings, own_dir), cwd=Path(__file__).parents[1]
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        for url, process in zip(urls, running, strict=True):
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError("an authority process exited")
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("an authority process did not start")
-                time.sleep(0.1)
-        yield urls
-    finally:
-        for process in running:
-            process.terminate()
-        for process in running:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def metric(exposition: str, name: str) -> float:
     """The value of one sample (no labels) in a Prometheus text exposition."""
     for line in exposition.splitlines():
@@ -191,7 +114,15 @@ async def run(settings: Settings, n: int, duration: float) -> None:
     local = build_services(settings, clock=SystemClock())
     await start(local)
     stopped_local = False
-    with tempfile.TemporaryDirectory() as data_dir, instances(settings, Path(data_dir), 2) as urls:
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        authority_processes(
+            settings,
+            Path(data_dir),
+            2,
+            AUTHORITY_CONTAINMENT_THRESHOLD=str(settings.containment_threshold),
+        ) as urls,
+    ):
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         c1 = httpx.AsyncClient(base_url=urls[0], timeout=60, limits=limits)
         c2 = httpx.AsyncClient(base_url=urls[1], timeout=60)

@@ -9,9 +9,6 @@ revocation made on A within a second.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,79 +20,25 @@ from authority.clock import FrozenClock
 from authority.context import Services
 from authority.sdk.feed import RevocationEvent, RevocationFeed
 from authority.settings import Settings
-from tests.revocation_support import FEED, free_port, introspect, revoke_as_server
+from tests.processes import authority_processes
+from tests.revocation_support import FEED, introspect, revoke_as_server
 from tests.support import World
 
 pytestmark = pytest.mark.slow
 
 
-def _environment(settings: Settings, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORITY_")}
-    assert settings.database_url is not None and settings.redis_url is not None
-    env.update(
-        AUTHORITY_CONFIG_FILE=os.devnull,
-        AUTHORITY_ISSUER=settings.issuer,
-        AUTHORITY_DATABASE_URL=settings.database_url,
-        AUTHORITY_REDIS_URL=settings.redis_url,
-        AUTHORITY_REDIS_PREFIX=settings.redis_prefix,
-        AUTHORITY_REDIS_TIMEOUT="1.0",  # a loaded test machine is not an outage
-        AUTHORITY_SECRET_KEY=settings.secret_key or "",
-        AUTHORITY_DATA_DIR=str(data_dir),
-        AUTHORITY_AUTO_MIGRATE="false",
-        AUTHORITY_REVOCATION_FEED_POLL_INTERVAL="30",  # so only pub/sub is fast
-        AUTHORITY_LOG_LEVEL="warning",
-    )
-    return env
-
-
 @pytest.fixture
 def processes(settings: Settings, services: Services, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Start A and B (after ``services`` has made the signing keys); stop them after."""
-    urls, running = [], []
-    for name in ("a", "b"):
-        port = free_port()
-        data_dir = tmp_path / name
-        data_dir.mkdir()
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "authority.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        running.append(
-            subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                command, env=_environment(settings, data_dir), cwd=Path(__file__).parents[2]
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        for url, process in zip(urls, running, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, "the authority process exited"
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the authority process did not start"
-                time.sleep(0.1)
-        yield urls[0], urls[1]
-    finally:
-        for process in running:
-            process.terminate()
-        for process in running:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with authority_processes(
+        settings,
+        tmp_path,
+        2,
+        start_within=30,
+        AUTHORITY_REDIS_TIMEOUT="1.0",  # a loaded test machine is not an outage
+        AUTHORITY_REVOCATION_FEED_POLL_INTERVAL="30",  # so only pub/sub is fast
+    ) as (a, b):
+        yield a, b
 
 
 @pytest.fixture
