@@ -71,12 +71,12 @@ from authority import metrics
 from authority.context import Services
 from authority.domain_events import AgentContained, ExchangeDenied, InactiveTokenPresented
 from authority.errors import AuthorityError
-from authority.ledger.entries import append
 from authority.management import lifecycle
 from authority.management.autonomy import record_change
 from authority.policy.reasons import Reason
 from authority.storage.hot import Claim, HotStateUnavailable
 from authority.storage.schema import agents, ledger_entries
+from authority.storage.sql.ledger import append
 
 from . import containment_window as window
 

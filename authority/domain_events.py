@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authority.policy.reasons import Reason
-from authority.revocations.events import RevocationEvent
+from authority.storage.events import RevocationEvent
 from authority.storage.hot import Claim
 
 

@@ -34,10 +34,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from authority.app import build_services, start, stop
 from authority.context import Services
 from authority.ledger import store
-from authority.ledger.entries import append
 from authority.settings import Settings
 from authority.storage.database import migrate
 from authority.storage.schema import grants
+from authority.storage.sql.ledger import append
 
 PG_ADMIN_URL = os.environ.get(
     "AUTHORITY_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

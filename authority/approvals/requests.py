@@ -31,10 +31,10 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
-from authority.ledger.entries import append
 from authority.secrets import new_secret
 from authority.storage.driver import Executes, Transaction
 from authority.storage.schema import approvals
+from authority.storage.sql.ledger import append
 
 AUTH_REQ_PREFIX: Final = "ar"
 ID_PREFIX: Final = "apr"

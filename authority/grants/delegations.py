@@ -22,17 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from authority import protocol
 from authority.context import Services
 from authority.errors import InsufficientScope, InvalidRequest, NotFound
-from authority.ledger.entries import append
 from authority.management.auth import Principal
 from authority.management.inputs import Body, Description
 from authority.management.paging import Page, PageRequest, fetch_page
 from authority.management.records import valid_id
 from authority.policy.checks import ScopeEntry
 from authority.policy.patterns import wildcards
-from authority.revocations.events import RevocationEvent, cascade_expiry, publish
-from authority.revocations.events import record as record_event
+from authority.revocations.events import cascade_expiry, publish
 from authority.secrets import new_id
+from authority.storage.events import RevocationEvent
 from authority.storage.schema import agents, delegations, tools
+from authority.storage.sql.events import record as record_event
+from authority.storage.sql.ledger import append
 from authority.tokens.inbound import key_set
 
 DELEGATION_TYP = protocol.DELEGATION_TYP

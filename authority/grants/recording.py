@@ -18,8 +18,6 @@ from sqlalchemy import bindparam, literal, select
 from authority.context import Services
 from authority.domain_events import ExchangeDenied
 from authority.errors import AuthorityError
-from authority.ledger.entries import COLUMNS as ENTRY_COLUMNS
-from authority.ledger.entries import INSERT as INSERT_ENTRY
 from authority.ledger.entries import entry_row
 from authority.policy.checks import ToolCall
 from authority.policy.reasons import Reason, error_for
@@ -28,6 +26,8 @@ from authority.storage import replay
 from authority.storage.driver import Executes
 from authority.storage.replay import SingleUse
 from authority.storage.schema import grants, ledger_entries
+from authority.storage.sql.ledger import COLUMNS as ENTRY_COLUMNS
+from authority.storage.sql.ledger import INSERT as INSERT_ENTRY
 
 log = logging.getLogger("authority.exchange")
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from authority import domain_events
 from authority.context import Services
 from authority.errors import InvalidGrant, InvalidRequest, UnsupportedTokenType
-from authority.revocations import events
+from authority.storage.events import RevocationEvent
 from authority.storage.revocation import RevocationFacts
 from authority.tokens.access_token import AT_TYP
 from authority.tokens.inbound import JWTRejected, UnverifiedJWT, peek
@@ -66,7 +66,7 @@ class RevocationRequest:
 class Revoked:
     """What the request changed: the event written, or None when nothing changed."""
 
-    event: events.RevocationEvent | None
+    event: RevocationEvent | None
 
 
 def _classify(services: Services, raw: str) -> tuple[OwnToken | None, bool]:
@@ -146,7 +146,7 @@ async def revoke(services: Services, request: RevocationRequest) -> Revoked:
 
 async def _revoke(
     services: Services, client: AuthenticatedClient, token: OwnToken, now: int
-) -> events.RevocationEvent | None:
+) -> RevocationEvent | None:
     expires_at = token.exp + services.settings.clock_skew
     revoked = await services.revocation_store.revoke(
         token.jti,
@@ -157,7 +157,7 @@ async def _revoke(
     )
     if revoked is None:
         return None  # a concurrent revocation of the same token won
-    return events.RevocationEvent(
+    return RevocationEvent(
         id=revoked.event_id,
         kind="token",
         time=now,

@@ -22,10 +22,12 @@ from sqlalchemy.sql import ColumnElement
 
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest
-from authority.ledger.entries import append
 from authority.revocations import events
 from authority.secrets import new_id
+from authority.storage.events import RevocationEvent
 from authority.storage.schema import agents
+from authority.storage.sql import events as sql_events
+from authority.storage.sql.ledger import append
 from authority.tokens.jwks import validate_public_jwks
 
 from . import autonomy, owners, paging, records
@@ -229,7 +231,7 @@ async def retire(services: Services, principal: Principal, agent_id: str) -> Age
         row = await records.fetch(
             conn, agents, agent_id, NOT_FOUND, _visible(principal), for_update=True
         )
-        event: events.RevocationEvent | None = None
+        event: RevocationEvent | None = None
         if row.status != "retired":
             now = services.now()
             await conn.execute(
@@ -246,7 +248,7 @@ async def retire(services: Services, principal: Principal, agent_id: str) -> Age
             )
             # Introspection refuses its tokens at once (it reads the agent's status); the
             # feed tells resource servers that verify locally.
-            event = await events.record(
+            event = await sql_events.record(
                 conn,
                 kind="agent",
                 now=now,

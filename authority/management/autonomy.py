@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from authority.ledger.entries import append
+from authority.storage.sql.ledger import append
 
 from .inputs import Body, Description
 

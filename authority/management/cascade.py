@@ -45,9 +45,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
-from authority.ledger.entries import Entry, append_many
+from authority.ledger.entries import Entry
 from authority.policy.reasons import Reason
 from authority.storage.schema import agents, containment_cascades, delegations, grants, owners
+from authority.storage.sql.ledger import append_many
 
 log = logging.getLogger("authority.containment")
 

@@ -5,7 +5,7 @@ live), resource servers (the audiences and how they authenticate), API keys (who
 change any of it), agents' public keys (who may exchange) and owners' webhooks (where
 approval requests go) decide what an exchange may get. Every change to them is a
 ``registry_changed`` entry (``authority.ledger.schemas.RegistryChangedV1``), appended by
-``authority.ledger.entries.append`` in the transaction that makes the change, so the
+``authority.storage.sql.ledger.append`` in the transaction that makes the change, so the
 change and its entry commit together or not at all, and a refused request writes
 neither.
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from authority.ledger.entries import append
 from authority.storage.driver import Executes
+from authority.storage.sql.ledger import append
 from authority.tokens.jwks import key_set
 
 KIND = "registry_changed"

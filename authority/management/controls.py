@@ -42,9 +42,10 @@ from pydantic import StringConstraints
 from authority import metrics
 from authority.context import Services
 from authority.errors import NotFound
-from authority.ledger.entries import append
 from authority.revocations import events
 from authority.storage.schema import agents, owners
+from authority.storage.sql import events as sql_events
+from authority.storage.sql.ledger import append
 
 from . import cascade, lifecycle, records
 from .agents import Agent
@@ -156,7 +157,7 @@ async def kill(services: Services, principal: Principal, owner_id: str, body: Ki
                 "agent_count": agent_count,
             },
         )
-        event = await events.record(
+        event = await sql_events.record(
             conn,
             kind="owner",
             now=now,

@@ -20,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from authority.context import Services
 from authority.domain_events import Revoked
 from authority.errors import Conflict, InsufficientScope
-from authority.ledger.entries import append
 from authority.revocations import events
+from authority.storage.events import RevocationEvent
 from authority.storage.schema import agents, api_keys
+from authority.storage.sql import events as sql_events
+from authority.storage.sql.ledger import append
 
 from . import records
 from .agents import NOT_FOUND
@@ -44,7 +46,7 @@ async def quarantine(
     ``scope``: the rows the actor may see (another owner's agent is 404).
     """
     now = services.now()
-    event: events.RevocationEvent | None = None
+    event: RevocationEvent | None = None
     async with services.engine.begin() as conn:
         row = await records.fetch(conn, agents, agent_id, NOT_FOUND, scope, for_update=True)
         if row.status == "retired":
@@ -81,7 +83,7 @@ async def quarantine(
             owner_id = row.owner_id
             row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
         if was_active:
-            event = await events.record(
+            event = await sql_events.record(
                 conn,
                 kind="agent",
                 now=now,

@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
 from authority.errors import Conflict, NotFound
-from authority.ledger.entries import append
 from authority.revocations import events
 from authority.secrets import new_id
+from authority.storage.events import RevocationEvent
 from authority.storage.schema import api_keys, owners
+from authority.storage.sql import events as sql_events
+from authority.storage.sql.ledger import append
 
 from . import paging, records
 from .auth import ADMIN, READERS, SEE_ALL, WRITERS, Principal, may_see_owner, require_role
@@ -126,7 +128,7 @@ async def retire(services: Services, principal: Principal, owner_id: str) -> Own
     require_role(principal, *ADMIN)
     async with records.write(services, NOT_FOUND) as conn:
         row = await records.fetch(conn, owners, owner_id, NOT_FOUND, for_update=True)
-        event: events.RevocationEvent | None = None
+        event: RevocationEvent | None = None
         if row.status != "retired":
             now = services.now()
             await conn.execute(
@@ -146,7 +148,7 @@ async def retire(services: Services, principal: Principal, owner_id: str) -> Own
                 created_at=now,
                 record={"owner_id": owner_id, "actor": principal.key_id},
             )
-            event = await events.record(
+            event = await sql_events.record(
                 conn,
                 kind="owner",
                 now=now,

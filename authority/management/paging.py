@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, and_, or_, select
+from sqlalchemy import Table
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from authority.context import Services
 from authority.errors import InvalidRequest
+from authority.storage.sql.records import page
 
 T = TypeVar("T")
 
@@ -94,17 +95,5 @@ async def fetch_page(
     where: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[Sequence[Row[Any]], str | None]:
     """One page of ``table`` rows matching ``where``, and the cursor of the next page."""
-    created_at, row_id = table.c.created_at, table.c.id
-    query = select(table).where(*where)
-    if request.after is not None:
-        after_time, after_id = request.after
-        query = query.where(
-            or_(created_at > after_time, and_(created_at == after_time, row_id > after_id))
-        )
-    query = query.order_by(created_at, row_id).limit(request.limit + 1)
-    rows = (await conn.execute(query)).all()
-    if len(rows) <= request.limit:
-        return rows, None
-    rows = rows[: request.limit]
-    last = rows[-1]
-    return rows, encode_cursor(services, kind, last.created_at, last.id)
+    rows, last = await page(conn, table, limit=request.limit, after=request.after, where=where)
+    return rows, None if last is None else encode_cursor(services, kind, *last)

@@ -22,7 +22,9 @@ from authority.context import Services
 from authority.errors import Conflict, InvalidRequest
 from authority.revocations import events
 from authority.secrets import new_id
+from authority.storage.events import RevocationEvent
 from authority.storage.schema import resource_servers, tools
+from authority.storage.sql import events as sql_events
 
 from . import changes as registry_changes
 from . import paging, records
@@ -230,7 +232,7 @@ async def update_tool(
 async def retire(services: Services, principal: Principal, tool_id: str) -> Tool:
     """Retire the tool: no new token is ever issued for it; retiring twice changes nothing."""
     require_role(principal, *ADMIN)
-    retirement: list[events.RevocationEvent] = []
+    retirement: list[RevocationEvent] = []
     async with records.write(services, NOT_FOUND) as conn:
         row = await records.fetch(conn, tools, tool_id, NOT_FOUND, for_update=True)
         if row.status != "retired":
@@ -253,7 +255,7 @@ async def retire(services: Services, principal: Principal, tool_id: str) -> Tool
             # already issued for the tool are refused there too, not only at introspection.
             # The event is the transaction's last statement (revocations.events.record).
             retirement.append(
-                await events.record(
+                await sql_events.record(
                     conn,
                     kind="tool",
                     now=now,

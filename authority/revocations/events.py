@@ -57,11 +57,10 @@ token through, sending it costs only privacy.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -70,99 +69,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
 from authority.settings import Settings
+from authority.storage.events import RevocationEvent
 from authority.storage.hot import HotStateUnavailable
 from authority.storage.schema import delegations, grants, resource_servers, revocation_events, tools
 
 log = logging.getLogger("authority.revocations")
 
-Kind = Literal["token", "delegation", "agent", "owner", "tool"]
 #: The hot-state pub/sub channel every instance's feed listens on.
 CHANNEL = "revocations"
-
-_ADVISORY_LOCK = int.from_bytes(
-    hashlib.sha256(b"authority.revocation_events").digest()[:8], "big", signed=True
-)
-
-
-@dataclass(frozen=True, slots=True)
-class RevocationEvent:
-    id: int
-    kind: str
-    time: int
-    expires_at: int | None
-    jti: str | None = None
-    delegation_id: str | None = None
-    agent_id: str | None = None
-    owner_id: str | None = None
-    tool: str | None = None
-    #: The ids of the resource servers the event concerns (see the module docstring); None
-    #: for every server. Never sent: it is how the feed filters, not part of the event.
-    servers: frozenset[str] | None = None
-
-    def concerns(self, server_id: str) -> bool:
-        return self.servers is None or server_id in self.servers
-
-    def as_json(self) -> dict[str, Any]:
-        """The event as the feed sends it: absent members are omitted, not null."""
-        members = {
-            "id": self.id,
-            "kind": self.kind,
-            "time": self.time,
-            "expires_at": self.expires_at,
-            "jti": self.jti,
-            "delegation_id": self.delegation_id,
-            "agent_id": self.agent_id,
-            "owner_id": self.owner_id,
-            "tool": self.tool,
-        }
-        return {name: value for name, value in members.items() if value is not None}
 
 
 def cascade_expiry(settings: Settings, now: int) -> int:
     """When a delegation, agent or owner event stops mattering: every token issued before
     it has expired by then (no token lives longer than the server's cap)."""
     return now + settings.access_token_max_lifetime + settings.clock_skew
-
-
-async def record(
-    conn: AsyncConnection,
-    *,
-    kind: Kind,
-    now: int,
-    expires_at: int | None,
-    jti: str | None = None,
-    delegation_id: str | None = None,
-    agent_id: str | None = None,
-    owner_id: str | None = None,
-    tool: str | None = None,
-) -> RevocationEvent:
-    """Insert one event in the caller's transaction; call it as the last statement."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK)))
-    values = {
-        "created_at": now,
-        "kind": kind,
-        "jti": jti,
-        "delegation_id": delegation_id,
-        "agent_id": agent_id,
-        "owner_id": owner_id,
-        "expires_at": expires_at,
-        "tool": tool,
-    }
-    result = await conn.execute(
-        revocation_events.insert().values(**values).returning(revocation_events.c.id)
-    )
-    return RevocationEvent(
-        id=int(result.scalar_one()),
-        kind=kind,
-        time=now,
-        expires_at=expires_at,
-        jti=jti,
-        delegation_id=delegation_id,
-        agent_id=agent_id,
-        owner_id=owner_id,
-        tool=tool,
-    )
 
 
 async def publish(services: Services, events: Sequence[RevocationEvent]) -> None:

@@ -60,9 +60,9 @@ import orjson
 from authority.context import Services
 from authority.protocol import FEED_EVENT_READY, FEED_EVENT_REVOCATION
 from authority.settings import Settings
+from authority.storage.events import RevocationEvent
 
 from . import events
-from .events import RevocationEvent
 
 log = logging.getLogger("authority.revocations.feed")
 

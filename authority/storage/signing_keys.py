@@ -14,8 +14,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from authority.ledger import entries as ledger
 from authority.storage.schema import signing_keys
+from authority.storage.sql import ledger
 from authority.tokens.keys import KeyInfo, Purpose, Status, StoredKey
 
 _ADVISORY_LOCK = int.from_bytes(

@@ -12,10 +12,10 @@ from __future__ import annotations
 from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authority.ledger.entries import append
-from authority.revocations import events
 from authority.storage.revocation import Reason, RevocationFacts, TokenRevoked
 from authority.storage.schema import agents, grants, resource_servers
+from authority.storage.sql import events
+from authority.storage.sql.ledger import append
 
 from .columns import SERVER_COLUMNS
 

@@ -6,9 +6,9 @@ import httpx
 
 from authority.context import Services
 from authority.ledger import store
-from authority.ledger.entries import append
 from authority.ledger.schemas import LATEST
 from authority.management.api_keys import issue_operator_key
+from authority.storage.sql.ledger import append
 
 from .records import EXAMPLES, grant
 

@@ -11,10 +11,11 @@ from authority.clock import FrozenClock
 from authority.context import Services
 from authority.ledger import store
 from authority.ledger.checkpoints import ledger_keyset, verify_checkpoint
-from authority.ledger.entries import MalformedEntry, append
+from authority.ledger.entries import MalformedEntry
 from authority.ledger.merkle import MemoryTree, verify_consistency, verify_inclusion
 from authority.ledger.sequencer import ADVISORY_LOCK_KEY, Sequencer
 from authority.storage.schema import ledger_checkpoints, ledger_entries, ledger_leaves
+from authority.storage.sql.ledger import append
 
 from .records import grant
 

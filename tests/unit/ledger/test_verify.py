@@ -23,10 +23,10 @@ from authority.ledger.checkpoints import (
     ledger_keyset,
 )
 from authority.ledger.cli import verify_sources
-from authority.ledger.entries import append
 from authority.ledger.merkle import leaf_hash
 from authority.ledger.schemas import LATEST, build_body, canonical_json
 from authority.ledger.verify import State, VerificationFailed, verify_export
+from authority.storage.sql.ledger import append
 
 from .conftest import StaticSigner
 from .ledgerdata import auditor_headers, fetch_checkpoints, fetch_export, populate

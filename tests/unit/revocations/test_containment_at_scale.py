@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from authority.ledger.checkpoints import ledger_keyset
-from authority.ledger.entries import MalformedEntry, append_many
+from authority.ledger.entries import MalformedEntry
 from authority.ledger.verify import verify_export
 from authority.management import cascade
 from authority.settings import Settings
@@ -21,6 +21,7 @@ from authority.storage.schema import (
     ledger_entries,
     owners,
 )
+from authority.storage.sql.ledger import append_many
 from tests.revocation_support import is_active, issue
 from tests.support import AgentKey, World
 from tests.unit.ledger.ledgerdata import auditor_headers, fetch_checkpoints, fetch_export

@@ -8,6 +8,8 @@ import pytest
 
 from authority.context import Services
 from authority.revocations import events
+from authority.storage.events import RevocationEvent
+from authority.storage.sql import events as sql_events
 
 
 async def test_a_later_writer_waits_for_the_earlier_ones_commit(
@@ -17,11 +19,13 @@ async def test_a_later_writer_waits_for_the_earlier_ones_commit(
         pytest.skip("SQLite has one writer at a time: ids commit in order by construction")
     first = await services.engine.connect()
     transaction = await first.begin()
-    early = await events.record(first, kind="agent", now=1, expires_at=2, agent_id="agt_1")
+    early = await sql_events.record(first, kind="agent", now=1, expires_at=2, agent_id="agt_1")
 
-    async def later() -> events.RevocationEvent:
+    async def later() -> RevocationEvent:
         async with services.engine.begin() as conn:
-            return await events.record(conn, kind="agent", now=1, expires_at=2, agent_id="agt_2")
+            return await sql_events.record(
+                conn, kind="agent", now=1, expires_at=2, agent_id="agt_2"
+            )
 
     task = asyncio.create_task(later())
     await asyncio.sleep(0.3)
@@ -40,7 +44,7 @@ async def test_a_later_writer_waits_for_the_earlier_ones_commit(
 
 
 async def test_event_json_omits_absent_members() -> None:
-    event = events.RevocationEvent(id=3, kind="owner", time=10, expires_at=75, owner_id="own_1")
+    event = RevocationEvent(id=3, kind="owner", time=10, expires_at=75, owner_id="own_1")
     assert event.as_json() == {
         "id": 3,
         "kind": "owner",

@@ -12,6 +12,7 @@ from authority.revocations import events
 from authority.sdk.feed import MalformedEvent, RevocationEvent
 from authority.sdk.revocations import RevocationList
 from authority.sdk.verifier import VerifiedToken
+from authority.storage.events import RevocationEvent as ServerEvent
 from tests.revocation_support import add_server, is_active, issue
 from tests.support import World
 from tests.unit.grants.test_spend_recheck import retire_tool
@@ -36,7 +37,7 @@ def _verified(token: str) -> VerifiedToken:
     )
 
 
-async def _feed_for(world: World, server_id: str) -> list[events.RevocationEvent]:
+async def _feed_for(world: World, server_id: str) -> list[ServerEvent]:
     """What a resource server that starts now is sent: every live event concerning it."""
     services = world.services
     async with services.reader.connect() as conn:
@@ -46,7 +47,7 @@ async def _feed_for(world: World, server_id: str) -> list[events.RevocationEvent
     return [event for event in batch if event.concerns(server_id)]
 
 
-def _local_list(feed: list[events.RevocationEvent], now: int) -> RevocationList:
+def _local_list(feed: list[ServerEvent], now: int) -> RevocationList:
     revoked = RevocationList()
     for event in feed:
         # Through the SDK's own parser, exactly as the feed's JSON arrives.

@@ -21,9 +21,9 @@ from sqlalchemy.engine import Row
 from authority.app import build_services, start, stop
 from authority.clock import FrozenClock
 from authority.context import Services
-from authority.ledger import entries
 from authority.settings import Settings
 from authority.storage.schema import ledger_entries, signing_keys
+from authority.storage.sql import ledger as sql_ledger
 from authority.tokens.jose import TOKEN_SIGNING_ALGORITHMS
 from authority.tokens.keyring import Keyring, KeyringNotLoaded, RotationPending
 from authority.tokens.keys import KeyringError, StoredKey
@@ -371,7 +371,7 @@ async def test_a_rotation_that_cannot_be_recorded_does_not_happen(
         raise RuntimeError("ledger unavailable")
 
     before = await statuses(services)
-    monkeypatch.setattr(entries, "append", failing_append)
+    monkeypatch.setattr(sql_ledger, "append", failing_append)
     with pytest.raises(RuntimeError):
         await services.keyring.rotate("token", actor="test")
     assert await statuses(services) == before
