@@ -68,6 +68,11 @@ CLAIM_ACTOR: Final = "act"  # RFC 8693 §4.1
 CLAIM_CONFIRMATION: Final = "cnf"  # RFC 7800 §3.1; ``jkt`` member per RFC 9449 §6.1
 CLAIM_DELEGATION_ID: Final = "delegation_id"
 CLAIM_INTENT: Final = "intent"
+#: Members of a ``tool_call`` detail beyond tool, resource and action: the call's
+#: arguments as the agent asks (a JSON object), and their digest as the token carries it
+#: (``authority.sdk.arguments``).
+DETAIL_ARGUMENTS: Final = "arguments"
+DETAIL_ARGUMENTS_DIGEST: Final = "arguments_digest"
 
 # --- JWS algorithms -----------------------------------------------------------------------
 #: What agents may sign attestations and DPoP proofs with (asymmetric only; RFC 8725 §3.2).
