@@ -20,13 +20,12 @@ without client credentials that means refusal.
 A request to a path no route declares is refused (403) unless listed in ``public``.
 Refusals are RFC 6750 §3 / RFC 9449 §7.1 challenges in ``WWW-Authenticate``, each naming
 the resource's RFC 9728 metadata (``resource_metadata``), which is served without a token
-(``authority.sdk.resource_metadata``).
+(``authority.sdk.resource_metadata``). The checks themselves are
+``authority.sdk.enforcement.TokenGate``, which the gateway shares.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,18 +35,23 @@ import httpx
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authority import protocol
-from authority.protocol import DPOP_ALGORITHMS
-from authority.sdk.feed import basic_auth
+from authority.sdk.enforcement import Refusal, TokenGate, challenge, refusal_body
+from authority.sdk.enforcement import credentials as _credentials
+from authority.sdk.enforcement import request_url as _request_url
 from authority.sdk.resource_metadata import ResourceMetadata
 from authority.sdk.revocations import FeedFollower
-from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier, VerifiedToken
+from authority.sdk.verifier import TokenVerifier, VerifiedToken
 
-__all__ = ["AuthorityMiddleware", "ToolRoute", "token_of"]
+# ``_credentials`` and ``_request_url`` keep their old names for the fuzz targets.
+__all__ = [
+    "AuthorityMiddleware",
+    "Refusal",
+    "ToolRoute",
+    "_credentials",
+    "_request_url",
+    "token_of",
+]
 
-log = logging.getLogger("authority.sdk.middleware")
-
-REALM = "authority"
 STATE_KEY = "authority_token"
 
 
@@ -72,12 +76,6 @@ class ToolRoute:
         return None if found is None else found.groupdict()
 
 
-class Refusal(Exception):
-    def __init__(self, status: int, error: str | None, description: str, dpop: bool) -> None:
-        super().__init__(description)
-        self.status, self.error, self.description, self.dpop = status, error, description, dpop
-
-
 class AuthorityMiddleware:
     def __init__(
         self,
@@ -94,8 +92,6 @@ class AuthorityMiddleware:
         leeway: int = 5,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import time
-
         self.app = app
         self.issuer = issuer.rstrip("/")
         self.audience = audience
@@ -103,24 +99,29 @@ class AuthorityMiddleware:
         self.public = frozenset(public)
         self.http = http or httpx.AsyncClient(timeout=5.0)
         self._owns_http = http is None
-        self._auth = (
-            basic_auth(client_id, client_secret)
-            if client_id is not None and client_secret is not None
-            else None
+        self.gate = TokenGate(
+            issuer=self.issuer,
+            audience=audience,
+            http=self.http,
+            client_id=client_id,
+            client_secret=client_secret,
+            use_feed=use_feed,
+            leeway=leeway,
+            clock=clock,
         )
-        now = clock or time.time
-        self.verifier = TokenVerifier(
-            self.issuer, audience, JWKSCache(self.issuer, self.http), leeway=leeway, clock=now
-        )
-        self.feed = (
-            FeedFollower(
-                self.issuer + protocol.REVOCATION_FEED_PATH, self.http, auth=self._auth, clock=now
-            )
-            if use_feed and self._auth is not None
-            else None
-        )
-        self._introspection_endpoint: str | None = None
-        self.resource_metadata = ResourceMetadata.for_resource(audience, self.issuer)
+        self.resource_metadata: ResourceMetadata | None = self.gate.resource_metadata
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        return self.gate.verifier
+
+    @property
+    def feed(self) -> FeedFollower | None:
+        return self.gate.feed
+
+    @feed.setter
+    def feed(self, follower: FeedFollower | None) -> None:
+        self.gate.feed = follower
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -150,11 +151,10 @@ class AuthorityMiddleware:
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def wrapped_receive() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.startup" and self.feed is not None:
-                self.feed.start()
+            if message["type"] == "lifespan.startup":
+                self.gate.start()
             elif message["type"] == "lifespan.shutdown":
-                if self.feed is not None:
-                    await self.feed.stop()
+                await self.gate.stop()
                 if self._owns_http:
                     await self.http.aclose()
             return message
@@ -171,97 +171,25 @@ class AuthorityMiddleware:
         else:
             raise Refusal(403, "insufficient_scope", "No tool is declared for this route.", False)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        scheme, token = _credentials(headers.get("authorization"))
-        dpop = scheme == "dpop"
-        if token is None:
-            raise Refusal(401, None, "A per-call access token is required.", dpop)
-        url = _request_url(scope, headers)
-        try:
-            verified = await self.verifier.verify(
-                token, scheme=scheme, method=method, url=url, dpop_proof=headers.get("dpop")
-            )
-        except TokenInvalid as exc:
-            log.info("token refused: %s", exc.reason)
-            raise Refusal(401, "invalid_token", "The access token is invalid.", dpop) from None
+        presented = self.gate.presented(headers)
+        verified = await self.gate.verify(
+            presented, method=method, url=_request_url(scope, headers)
+        )
         resource = route.resource.format(**params)
-        if (verified.tool, verified.action, verified.resource) != (
-            route.tool,
-            route.action,
-            resource,
-        ):
-            raise Refusal(403, "insufficient_scope", "The token is for another tool call.", dpop)
-        if route.introspect or self.feed is None or not self.feed.healthy:
-            if not await self._introspect(token):
-                raise Refusal(401, "invalid_token", "The access token is not active.", dpop)
-        elif self.feed.revoked.revokes(verified):
-            raise Refusal(401, "invalid_token", "The access token has been revoked.", dpop)
+        self.gate.check_call(verified, route.tool, resource, route.action, dpop=presented.dpop)
+        await self.gate.check_live(verified, introspect=route.introspect, dpop=presented.dpop)
         return verified
-
-    async def _introspect(self, token: str) -> bool:
-        if self._auth is None:
-            return False  # no way to ask: fail closed
-        try:
-            if self._introspection_endpoint is None:
-                metadata = (
-                    await self.http.get(self.issuer + protocol.OAUTH_AUTHORIZATION_SERVER_PATH)
-                ).json()
-                self._introspection_endpoint = str(metadata["introspection_endpoint"])
-            response = await self.http.post(
-                self._introspection_endpoint, data={"token": token}, auth=self._auth
-            )
-            answer = response.json()
-            return (
-                response.status_code == 200
-                and isinstance(answer, dict)
-                and answer.get("active") is True
-            )
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            return False  # the authority cannot be asked: fail closed
-
-
-def _credentials(header: str | None) -> tuple[str, str | None]:
-    if header is None:
-        return "bearer", None
-    scheme, _, value = header.partition(" ")
-    scheme = scheme.lower()
-    if scheme not in ("bearer", "dpop") or not value.strip():
-        return "bearer", None
-    return scheme, value.strip()
-
-
-def _request_url(scope: Scope, headers: dict[str, str]) -> str:
-    scheme = str(scope.get("scheme", "http"))
-    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-    host = headers.get("host")
-    if host is None:
-        server = scope.get("server") or ("localhost", 80)
-        host = f"{server[0]}:{server[1]}"
-    return f"{scheme}://{host}{scope.get('root_path', '')}{scope['path']}"
 
 
 async def _refuse(send: Send, refusal: Refusal, metadata: ResourceMetadata | None) -> None:
-    challenge = f'{"DPoP" if refusal.dpop else "Bearer"} realm="{REALM}"'
-    if refusal.error is not None:
-        challenge += f', error="{refusal.error}", error_description="{refusal.description}"'
-    if refusal.dpop:
-        # RFC 9449 §7.1: algs names what a proof may be signed with, the same list the
-        # authority's metadata advertises as dpop_signing_alg_values_supported.
-        challenge += f', algs="{" ".join(DPOP_ALGORITHMS)}"'
-    if metadata is not None:
-        # MCP authorization: "MCP servers MUST use the HTTP header WWW-Authenticate when
-        # returning a 401 Unauthorized to indicate the location of the resource server
-        # metadata URL as described in RFC9728 Section 5.1"; on a 403 it helps as much.
-        challenge += ", " + metadata.challenge_parameter()
-    body = json.dumps(
-        {"error": refusal.error or "invalid_request", "error_description": refusal.description}
-    ).encode()
+    body = refusal_body(refusal)
     await send(
         {
             "type": "http.response.start",
             "status": refusal.status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"www-authenticate", challenge.encode()),
+                (b"www-authenticate", challenge(refusal, metadata).encode()),
                 (b"cache-control", b"no-store"),
                 (b"content-length", str(len(body)).encode()),
             ],

@@ -44,6 +44,11 @@ class TokenInvalid(Exception):
         self.reason = reason
 
 
+class KeysUnavailable(TokenInvalid):
+    """The issuer's keys cannot be read now: the token can be neither trusted nor refused
+    as forged (an enforcement point may answer "try again" rather than "invalid")."""
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
     """An access token whose signature, issuer, audience, lifetime and binding all hold."""
@@ -78,6 +83,7 @@ class JWKSCache:
         self._keys: dict[str, Any] = {}
         self._jwks_uri: str | None = None
         self._last_fetch = float("-inf")
+        self._fetch_failed = False
         self._min_refresh = min_refresh
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -95,6 +101,7 @@ class JWKSCache:
         keys = KeySet.import_key_set(response.json())
         self._keys = {str(k.kid): k for k in keys.keys if k.kid}
         self._last_fetch = self._clock()
+        self._fetch_failed = False
 
     async def key(self, kid: str) -> Any:
         key = self._keys.get(kid)
@@ -109,9 +116,13 @@ class JWKSCache:
                     # The keys cannot be read now: this token cannot be verified (401),
                     # and the next unknown kid tries again after min_refresh.
                     self._last_fetch = self._clock()
-                    raise TokenInvalid("jwks unavailable") from None
+                    self._fetch_failed = True
+                    raise KeysUnavailable("jwks unavailable") from None
                 key = self._keys.get(kid)
         if key is None:
+            if self._fetch_failed:
+                # The last attempt to read the keys failed: unknown, not known-bad.
+                raise KeysUnavailable("jwks unavailable")
             raise TokenInvalid("unknown kid")
         return key
 
