@@ -107,6 +107,7 @@ def _registrars() -> list[Registrar]:
     and the ``authority`` script build the same parser."""
     from authority.approvals.cli import register as approvals
     from authority.demo import register as demo
+    from authority.gateway.cli import register as gateway
     from authority.ledger.cli import register as ledger
     from authority.management.cli import register as admin
     from authority.management.controls_cli import register as control
@@ -119,6 +120,7 @@ def _registrars() -> list[Registrar]:
         control,
         demo,
         approvals,
+        gateway,
     ]
 
 

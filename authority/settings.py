@@ -142,7 +142,12 @@ def load_settings(**overrides: object) -> Settings:
     known = {f"AUTHORITY_{name.upper()}" for name in Settings.model_fields} | {
         "AUTHORITY_CONFIG_FILE"
     }
-    unknown = sorted(k for k in os.environ if k.startswith("AUTHORITY_") and k not in known)
+    # AUTHORITY_GATEWAY_* configure ``authority gateway`` (authority.gateway.config).
+    unknown = sorted(
+        k
+        for k in os.environ
+        if k.startswith("AUTHORITY_") and k not in known and not k.startswith("AUTHORITY_GATEWAY_")
+    )
     if unknown:
         raise ConfigError("invalid configuration: unknown setting " + ", ".join(unknown))
     try:

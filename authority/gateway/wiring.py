@@ -1,0 +1,152 @@
+"""``build_gateway(settings)``: the one place where the gateway's parts are chosen and wired.
+
+Each upstream gets its own ``TokenGate`` (its audience ``<public_url>/u/<name>``, its own
+feed and introspection credentials), its credential and its handler; all share one HTTP
+client towards the authority and one towards the upstreams. The three seams of
+``gateway.contracts`` are passed in (``seams``) or built from the configuration's
+``masking``, ``blocking`` and ``recording`` tables by ``build_seams``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from authority.gateway.app import Gateway, Handler
+from authority.gateway.calls import RecorderState, Seams, Upstream
+from authority.gateway.config import SESSION_ACTION, GatewayConfigError, GatewaySettings
+from authority.gateway.config import Upstream as UpstreamConfig
+from authority.gateway.credentials import UpstreamCredential
+from authority.gateway.http_upstream import HttpUpstream
+from authority.gateway.mcp_upstream import McpUpstream
+from authority.sdk.enforcement import TokenGate
+from authority.sdk.resource_metadata import WELL_KNOWN, ResourceMetadata
+
+#: The RFC 9728 §2 extension member that tells clients (``authority.sdk.mcp``) which
+#: per-call token each request needs: see docs/gateway.md.
+CALLS_MEMBER = "authority_calls"
+
+
+def build_seams(settings: GatewaySettings) -> Seams:
+    """The masking policy, command rules and recorder the configuration names.
+
+    Their implementations (``gateway.masking``, ``gateway.blocking``,
+    ``gateway.recorder``) are not part of this build yet: a configuration that names one
+    is refused rather than run without it.
+    """
+    missing = [
+        name
+        for name, table in (
+            ("masking", settings.masking),
+            ("blocking", settings.blocking),
+            ("recording", settings.recording),
+        )
+        if table is not None
+    ]
+    if missing:
+        raise GatewayConfigError(
+            "this build has no implementation for: "
+            + ", ".join(missing)
+            + " (remove the table, or pass the seams to build_gateway)"
+        )
+    return Seams()
+
+
+def calls_document(config: UpstreamConfig) -> dict[str, Any]:
+    """What each request to this upstream needs a token for (the metadata extension)."""
+    if config.kind == "http":
+        return {
+            "kind": "http",
+            "routes": [
+                {
+                    "method": r.method.upper(),
+                    "path": r.path,
+                    "tool": r.tool,
+                    "resource": r.resource,
+                    "action": r.action,
+                    "bind_arguments": r.bind_arguments,
+                }
+                for r in config.routes
+            ],
+        }
+
+    def table(calls: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: {"tool": c.tool, "resource": c.resource, "action": c.action}
+            for name, c in calls.items()
+        }
+
+    return {
+        "kind": "mcp",
+        "session": {"tool": config.session, "resource": config.name, "action": SESSION_ACTION},
+        "tools": table(config.tools),
+        "prompts": table(config.prompts),
+        "resources": table(config.resources),
+    }
+
+
+def _metadata(settings: GatewaySettings, config: UpstreamConfig) -> ResourceMetadata:
+    audience = settings.audience(config)
+    base = ResourceMetadata.for_resource(audience, settings.issuer)
+    if base is None:
+        raise GatewayConfigError(f"upstream {config.name}: {audience} is no resource URL")
+    document = {**base.document, CALLS_MEMBER: calls_document(config)}
+    # Only the path-suffixed document (RFC 9728 §3.1): the bare well-known URL would be
+    # ambiguous between upstreams.
+    paths = frozenset({WELL_KNOWN + config.mount})
+    return dataclasses.replace(base, document=document, paths=paths)
+
+
+def build_gateway(
+    settings: GatewaySettings,
+    *,
+    seams: Seams | None = None,
+    authority_http: httpx.AsyncClient | None = None,
+    upstream_http: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Gateway:
+    """The gateway for ``settings``; ``GatewayConfigError`` if it cannot be built."""
+    seams = seams if seams is not None else build_seams(settings)
+    owned: list[httpx.AsyncClient] = []
+    if authority_http is None:
+        authority_http = httpx.AsyncClient(timeout=settings.authority_timeout)
+        owned.append(authority_http)
+    if upstream_http is None:
+        timeout = httpx.Timeout(settings.upstream_timeout, read=settings.upstream_read_timeout)
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        upstream_http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        owned.append(upstream_http)
+    recording = RecorderState(seams.recorder)
+    handlers: list[Handler] = []
+    for config in settings.upstreams:
+        try:
+            secret = config.client_secret.read().get_secret_value()
+            credential = UpstreamCredential(config.credential, upstream_http)
+        except ValueError as exc:
+            raise GatewayConfigError(f"upstream {config.name}: {exc}") from None
+        gate = TokenGate(
+            issuer=settings.issuer,
+            audience=settings.audience(config),
+            http=authority_http,
+            client_id=config.client_id,
+            client_secret=secret,
+            leeway=settings.leeway,
+            clock=clock,
+            feed_max_silence=settings.feed_max_silence,
+            unavailable_status=503,
+        )
+        upstream = Upstream(
+            config=config,
+            settings=settings,
+            gate=gate,
+            metadata=_metadata(settings, config),
+            credential=credential,
+            http=upstream_http,
+            seams=seams,
+            recording=recording,
+        )
+        handlers.append(HttpUpstream(upstream) if config.kind == "http" else McpUpstream(upstream))
+    return Gateway(handlers, clients=owned)
