@@ -31,6 +31,10 @@ server MUST return an introspection response with the "active" field set to "fal
   it (``IntrospectionStore.consume``: in SQL one conditional UPDATE), so exactly one
   introspection across all instances says yes.
 
+An active answer also carries ``delegation_scope``: the entries of the token's delegation
+for the tools the caller hosts (none of another server's), which the gateway uses to show
+an agent only the tools its delegation covers.
+
 Cost: one SQL round trip and one hot-state round trip (the per-client rate window and,
 for ``private_key_jwt``, the assertion's jti), plus the consuming UPDATE for single-use
 tokens. The header and claims are checked in memory before any I/O. A hot-state or database
@@ -41,6 +45,7 @@ failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -137,12 +142,26 @@ def _is_active(row: Any, token: OwnToken, digest: str, audience: str | None, now
     )
 
 
-def active_answer(token: OwnToken) -> dict[str, Any]:
+def _scope_for_caller(row: Any) -> list[Any]:
+    """The delegation's scope entries for the caller's own tools (RFC 7662 §2.2 allows
+    service-specific members): a gateway shows an agent the tools its delegation covers
+    there, and learns nothing of what the delegation grants on other servers."""
+    try:
+        scope = json.loads(row.delegation_scope) if row.delegation_scope else []
+    except ValueError:
+        return []
+    own = set(row.rs_tools.split(",")) if row.rs_tools else set()
+    return [e for e in scope if isinstance(e, dict) and e.get("tool") in own]
+
+
+def active_answer(token: OwnToken, row: Any = None) -> dict[str, Any]:
     claims = token.claims
     answer: dict[str, Any] = {"active": True}
     for name in _ANSWERED_CLAIMS:
         if name in claims:
             answer[name] = claims[name]
+    if row is not None:
+        answer["delegation_scope"] = _scope_for_caller(row)
     # RFC 7662 §2.2 token_type; RFC 9449 §6.2: "DPoP" for a token bound with cnf.jkt.
     cnf = claims.get("cnf")
     answer["token_type"] = "DPoP" if isinstance(cnf, Mapping) and "jkt" in cnf else "Bearer"
@@ -180,4 +199,4 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
     # The first active introspection of a single-use token wins; every other loses.
     if row.single_use and not await services.introspection_store.consume(token.jti, now):
         return INACTIVE
-    return active_answer(token)
+    return active_answer(token, row)

@@ -46,6 +46,11 @@ class IntrospectionFacts:
     owner_status: str | None
     tool_status: str | None
     tool_server_id: str | None
+    #: The delegation's scope (its JSON text) and the names of the calling server's
+    #: active tools (comma-separated): what an active answer may tell the caller of the
+    #: delegation, its own tools only.
+    delegation_scope: str | None = None
+    rs_tools: str | None = None
 
 
 class IntrospectionStore(Protocol):

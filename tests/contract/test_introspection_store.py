@@ -40,7 +40,70 @@ async def test_lookup_by_digest_returns_the_joined_facts(store: Store) -> None:
         "owner_status": "active",
         "tool_status": "active",
         "tool_server_id": s.server_id,
+        "delegation_scope": "[]",
+        "rs_tools": s.tool,
     }
+
+
+async def test_rs_tools_are_the_callers_active_tools_only(store: Store) -> None:
+    s = await seed(store)
+    stamps = {"created_at": NOW - 100, "updated_at": NOW - 100}
+    common = {
+        "actions": '["read"]',
+        "read_actions": '["read"]',
+        "risk_tier": 0,
+        "approval_required": False,
+        "single_use": False,
+        "dpop_required": False,
+        **stamps,
+    }
+    await store.insert(
+        "resource_servers",
+        {
+            "id": "rs_other",
+            "name": "other",
+            "audience": "https://other.example",
+            "auth_method": "client_secret_basic",
+            "secret_hash": "cd" * 32,
+            "status": "active",
+            **stamps,
+        },
+    )
+    await store.insert(
+        "tools",
+        {
+            "id": "tool_2",
+            "name": "files.write",
+            "resource_server_id": s.server_id,
+            "status": "active",
+            **common,
+        },
+    )
+    await store.insert(
+        "tools",
+        {
+            "id": "tool_3",
+            "name": "files.old",
+            "resource_server_id": s.server_id,
+            "status": "retired",
+            **common,
+        },
+    )
+    await store.insert(
+        "tools",
+        {
+            "id": "tool_4",
+            "name": "mail.send",
+            "resource_server_id": "rs_other",
+            "status": "active",
+            **common,
+        },
+    )
+    facts = await store.introspection.lookup(s.server_id, s.digest)
+    assert facts.rs_tools is not None
+    assert sorted(facts.rs_tools.split(",")) == sorted([s.tool, "files.write"])
+    other = await store.introspection.lookup("rs_other", s.digest)
+    assert other.rs_tools == "mail.send"
 
 
 def _grant_part(facts: IntrospectionFacts) -> dict[str, object]:

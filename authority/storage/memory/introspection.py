@@ -44,6 +44,13 @@ class MemoryIntrospectionStore:
             owner_status=_get(owner, "status"),
             tool_status=_get(tool, "status"),
             tool_server_id=_get(tool, "resource_server_id"),
+            delegation_scope=_get(delegation, "scope"),
+            rs_tools=",".join(
+                str(row["name"])
+                for row in tables.tools.values()
+                if row.get("resource_server_id") == client_id and row.get("status") == "active"
+            )
+            or None,
         )
 
     async def consume(self, jti: str, now: int) -> bool:

@@ -8,7 +8,12 @@ conditional UPDATE, so exactly one introspection across all instances wins it.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, literal, select, update
+from typing import Any
+
+from sqlalchemy import String, bindparam, literal, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from authority.storage.driver import Driver
 from authority.storage.introspection import IntrospectionFacts
@@ -17,6 +22,34 @@ from authority.storage.schema import agents, delegations, grants, owners, resour
 from .columns import SERVER_COLUMNS
 
 _ONE = select(literal(1).label("one")).subquery("one")
+
+
+class _names(FunctionElement[str]):
+    """Tool names joined by commas (which a tool name never holds), in each dialect's
+    words; the separator is inline, for the driver's positional statements."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_names, "sqlite")
+def _names_sqlite(element: _names, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"
+
+
+@compiles(_names, "postgresql")
+def _names_postgresql(element: _names, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ',')"
+
+
+_OWN_TOOLS = tools.alias("own_tools")
+#: The caller's active tools, a scalar subquery of the same statement: still one round trip.
+_SERVER_TOOLS = (
+    select(_names(_OWN_TOOLS.c.name))
+    .where(_OWN_TOOLS.c.resource_server_id == bindparam("client_id"))
+    .where(_OWN_TOOLS.c.status == literal("active"))
+    .scalar_subquery()
+)
 #: Built once: the caller's registration and the token's grant with everything it hangs on.
 #: The tool joins on its unique name: still one round trip, one row.
 _QUERY = select(
@@ -38,6 +71,8 @@ _QUERY = select(
     owners.c.status.label("owner_status"),
     tools.c.status.label("tool_status"),
     tools.c.resource_server_id.label("tool_server_id"),
+    delegations.c.scope.label("delegation_scope"),
+    _SERVER_TOOLS.label("rs_tools"),
 ).select_from(
     _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
     .outerjoin(grants, grants.c.token_hash == bindparam("token_hash"))
