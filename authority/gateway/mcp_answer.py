@@ -10,6 +10,7 @@ upstream's RFC 9728 metadata.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -146,6 +147,12 @@ class Answer:
                     await self._send_event(send, event)
             except (httpx.HTTPError, EventTooLarge):
                 outcome = "upstream_error"
+            except asyncio.CancelledError:
+                # The agent closed the stream: the call is over all the same.
+                self.call.response = self.tap.recorded()
+                self._count()
+                await self.call.finish("forwarded", status)
+                raise
             await send({"type": "http.response.body", "body": b""})
         else:
             parts: list[bytes] = []

@@ -55,6 +55,7 @@ from authority.gateway.streams import (
     read_whole,
     request_headers,
     send_simple,
+    until_disconnect,
 )
 from authority.sdk.arguments import matches
 from authority.sdk.enforcement import Refusal
@@ -80,7 +81,7 @@ class McpUpstream:
         if method == "POST":
             await self._post(scope, receive, send)
         elif method in ("GET", "DELETE"):
-            await self._session_request(scope, send, method)
+            await self._session_request(scope, receive, send, method)
         else:
             await send_simple(send, 405, b"", [(b"allow", b"GET, POST, DELETE")])
 
@@ -107,7 +108,7 @@ class McpUpstream:
         except RpcRefusal as refusal:
             await self._refuse(send, refusal, call, message)
             return
-        await self._forward(scope, send, call, "POST", body, message, coverage)
+        await self._forward(scope, receive, send, call, "POST", body, message, coverage)
 
     async def _authorise(
         self, scope: Scope, headers: Mapping[str, str], message: Message, call: CallLog
@@ -171,7 +172,9 @@ class McpUpstream:
             raise rpc(refusal, message.id) from None
 
     # --- GET (the session's stream) and DELETE (its end) ------------------------------
-    async def _session_request(self, scope: Scope, send: Send, method: str) -> None:
+    async def _session_request(
+        self, scope: Scope, receive: Receive, send: Send, method: str
+    ) -> None:
         upstream = self.upstream
         call = CallLog(upstream, "mcp", method, "session")
         headers = header_map(scope)
@@ -194,12 +197,13 @@ class McpUpstream:
         except RpcRefusal as refusal:
             await self._refuse(send, refusal, call, None)
             return
-        await self._forward(scope, send, call, method, None, None, None)
+        await self._forward(scope, receive, send, call, method, None, None, None)
 
     # --- forwarding -----------------------------------------------------------------
     async def _forward(
         self,
         scope: Scope,
+        receive: Receive,
         send: Send,
         call: CallLog,
         method: str,
@@ -223,7 +227,8 @@ class McpUpstream:
             await self._refuse(send, refusal, call, message, outcome="upstream_error")
             return
         try:
-            await Answer(self.upstream, call, message, coverage).relay(send, response)
+            relay = Answer(self.upstream, call, message, coverage).relay(send, response)
+            await until_disconnect(receive, relay)
         finally:
             await response.aclose()
 

@@ -13,9 +13,11 @@ chunks included, holding back only as many bytes as the longest secret could sti
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from typing import Any
 
 from authority.gateway.contracts import RecordedBody
@@ -176,3 +178,27 @@ async def send_simple(
     all_headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def until_disconnect(receive: Receive, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` (a relay whose request body is already read) until it ends or the agent
+    goes away; then the upstream's answer is dropped (closing an answer's stream is how a
+    2026-07-28 client cancels its request, and a handshake-era stream must not outlive
+    its reader)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    relay = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (relay, watch):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    if relay.done() and not relay.cancelled():
+        relay.result()

@@ -164,8 +164,13 @@ class GatewayCalls:
     def __init__(self, agent: AgentClient, *, http: httpx.AsyncClient | None = None) -> None:
         self.agent = agent
         self._http = http or httpx.AsyncClient(timeout=10.0)
+        self._owns_http = http is None
         self._maps: dict[str, CallMap] = {}
         self._approved: dict[tuple[str, str, str, str | None], AccessToken] = {}
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
 
     def provide(self, token: AccessToken) -> None:
         """An approved token (``AgentClient.wait_for_approval``), used by the call it names."""
@@ -236,6 +241,9 @@ class GatewayAuth(httpx2.Auth):
     def provide(self, token: AccessToken) -> None:
         self.calls.provide(token)
 
+    async def aclose(self) -> None:
+        await self.calls.aclose()
+
     def sync_auth_flow(
         self, request: httpx2.Request
     ) -> Generator[httpx2.Request, httpx2.Response, None]:
@@ -259,6 +267,9 @@ class GatewayAuthHttpx(httpx.Auth):
 
     def provide(self, token: AccessToken) -> None:
         self.calls.provide(token)
+
+    async def aclose(self) -> None:
+        await self.calls.aclose()
 
     def sync_auth_flow(
         self, request: httpx.Request
