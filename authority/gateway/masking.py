@@ -14,11 +14,12 @@ Implements ``MaskingPolicy``, ``JsonMasker`` and ``StreamMasker`` of
 ``default`` applies to every call (and to calls that name no tool); omitted, it is every
 detector and no field. A tool's rules replace the default member by member: a member it
 gives (``fields``, ``detectors``) replaces the default's, a member it omits is the
-default's. Field paths: ``$`` (optional), ``.name`` or ``["name"]``, ``.*`` (any
-member), ``[N]``, ``[*]`` (any element), ``..name`` (a member of that name at any
-depth). A matched value, whatever its type, becomes ``"[masked:field]"``; detected text
-becomes ``[masked:<detector>]`` (``gateway.detectors``: what each one catches and what
-it does not). ``counts`` say what fired, by ``field:<path>`` or detector, never a value.
+default's. Field paths (``gateway.paths``): ``$`` (optional), ``.name`` or
+``["name"]``, ``.*`` (any member), ``[N]``, ``[*]`` (any element), ``..name`` (a member
+of that name at any depth). A matched value, whatever its type, becomes
+``"[masked:field]"``; detected text becomes ``[masked:<detector>]``
+(``gateway.detectors``: what each one catches and what it does not). ``counts`` say
+what fired, by ``field:<path>`` or detector, never a value.
 
 JSON (``JsonMasker``): field rules first, then every string value (and every integer
 that is a whole card number) through the detectors. Object keys are not masked. Values
@@ -35,7 +36,6 @@ bytes as they come and holds only what could be the start of its END line.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import detectors as found
 from .contracts import JsonMasker, MaskingPolicy, StreamMasker
 from .detectors import DETECTORS, PEM, PEM_END, PEM_END_REACH, REACH, Detector, replacement
+from .paths import Path, State, advance, parse_path
 
 #: JSON nesting walked; deeper values are masked whole.
 MAX_DEPTH: Final = 128
@@ -60,54 +61,6 @@ ToolName = Annotated[str, Field(min_length=1, max_length=200)]
 
 class MaskingConfigError(ValueError):
     """The masking configuration cannot be used; the message names every problem."""
-
-
-# --- field paths --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Step:
-    kind: Literal["key", "any_key", "index", "any_index", "descend"]
-    name: str | None = None
-    index: int | None = None
-
-
-_NAME = re.compile(r"[^.\[\]\s\"']+")
-_STEP = re.compile(
-    r"""\.\.(?P<descend>[^.\[\]\s"']+)|\.(?P<star>\*)(?![^.\[])|\.(?P<key>[^.\[\]\s"']+)"""
-    r"""|\[(?P<index>[0-9]{1,9})\]|\[(?P<all>\*)\]|\["(?P<dq>[^"\\]*)"\]|\['(?P<sq>[^'\\]*)'\]"""
-)
-
-
-def parse_path(text: str) -> tuple[Step, ...]:
-    """A field path's steps; ``ValueError`` says where it stops making sense."""
-    rest = text[1:] if text.startswith("$") else text
-    if rest and _NAME.match(rest) is not None and not rest.startswith("*"):
-        rest = "." + rest  # "items[*].card" reads as "$.items[*].card"
-    steps: list[Step] = []
-    position = len(text) - len(rest)
-    while rest:
-        match = _STEP.match(rest)
-        if match is None:
-            raise ValueError(f"field path {text!r}: cannot read it from position {position}")
-        groups = match.groupdict()
-        if groups["descend"] is not None:
-            steps.append(Step("descend", name=groups["descend"]))
-        elif groups["key"] is not None:
-            steps.append(Step("key", name=groups["key"]))
-        elif groups["dq"] is not None or groups["sq"] is not None:
-            steps.append(
-                Step("key", name=groups["dq"] if groups["dq"] is not None else groups["sq"])
-            )
-        elif groups["star"] is not None:
-            steps.append(Step("any_key"))
-        elif groups["index"] is not None:
-            steps.append(Step("index", index=int(groups["index"])))
-        else:
-            steps.append(Step("any_index"))
-        position += match.end()
-        rest = rest[match.end() :]
-    if not steps:
-        raise ValueError(f"field path {text!r}: names no field (a path cannot mask everything)")
-    return tuple(steps)
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -247,10 +200,7 @@ class DetectorStream:
 @dataclass(frozen=True, slots=True)
 class _Field:
     text: str
-    steps: tuple[Step, ...]
-
-
-State = tuple[int, int]  # (field, step)
+    steps: Path
 
 
 class _Json:
@@ -258,6 +208,7 @@ class _Json:
 
     def __init__(self, fields: Sequence[_Field], chosen: Sequence[Detector]) -> None:
         self._fields = tuple(fields)
+        self._paths = tuple(f.steps for f in fields)
         self._chosen = tuple(chosen)
         self._cards = any(d.name == "card" for d in chosen)
         self._counts: Counter[str] = Counter()
@@ -279,11 +230,12 @@ class _Json:
             return replacement(DEPTH)
         if isinstance(value, dict):
             return {
-                k: self._value(v, self._advance(states, key=k), depth + 1) for k, v in value.items()
+                k: self._value(v, advance(self._paths, states, key=k), depth + 1)
+                for k, v in value.items()
             }
         if isinstance(value, list):
             return [
-                self._value(v, self._advance(states, index=i), depth + 1)
+                self._value(v, advance(self._paths, states, index=i), depth + 1)
                 for i, v in enumerate(value)
             ]
         if isinstance(value, str):
@@ -292,28 +244,6 @@ class _Json:
             self._counts["card"] += 1
             return replacement("card")
         return value
-
-    def _advance(
-        self, states: frozenset[State], *, key: str | None = None, index: int | None = None
-    ) -> frozenset[State]:
-        following: set[State] = set()
-        for field, at in states:
-            steps = self._fields[field].steps
-            if at >= len(steps):
-                continue
-            step = steps[at]
-            if step.kind == "descend":
-                following.add((field, at))  # still looking, deeper down
-                if key is not None and key == step.name:
-                    following.add((field, at + 1))
-            elif (
-                (step.kind == "key" and key is not None and key == step.name)
-                or (step.kind == "any_key" and key is not None)
-                or (step.kind == "index" and index is not None and index == step.index)
-                or (step.kind == "any_index" and index is not None)
-            ):
-                following.add((field, at + 1))
-        return frozenset(following)
 
 
 @dataclass(frozen=True, slots=True)

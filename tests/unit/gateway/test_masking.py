@@ -17,9 +17,9 @@ from authority.gateway.masking import (
     DetectorStream,
     MaskingConfigError,
     mask_text,
-    parse_path,
     policy_from_config,
 )
+from authority.gateway.paths import parse_path
 
 from .secrets_strategies import FILLER, SEPARATOR, cards, formatted, ibans, secrets
 
@@ -362,8 +362,8 @@ def test_object_keys_are_not_masked() -> None:
     ("config", "says"),
     [
         ({"default": {"detectors": ["e-mail"]}}, "default.detectors.0: Input should be"),
-        ({"tools": {"t": {"fields": ["$.a["]}}}, "tools.t.fields: Value error, field path '$.a['"),
-        ({"tools": {"t": {"fields": ["$"]}}}, "names no field"),
+        ({"tools": {"t": {"fields": ["$.a["]}}}, "tools.t.fields: Value error, path '$.a['"),
+        ({"tools": {"t": {"fields": ["$"]}}}, "names no member"),
         ({"tools": {"t": {"fields": "$.a"}}}, "tools.t.fields: Input should be a valid list"),
         ({"tools": {"t": {"field": ["$.a"]}}}, "tools.t.field: Extra inputs are not permitted"),
         ({"tool": {}}, "tool: Extra inputs are not permitted"),
