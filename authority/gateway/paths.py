@@ -37,8 +37,11 @@ _STEP = re.compile(
 MAX_DEPTH: Final = 128
 
 
-def parse_path(text: str) -> Path:
-    """A path's steps; ``ValueError`` says where it stops making sense."""
+def parse_path(text: str, *, root: bool = False) -> Path:
+    """A path's steps; ``ValueError`` says where it stops making sense.
+
+    ``$`` alone (no steps: the whole value) only with ``root``.
+    """
     rest = text[1:] if text.startswith("$") else text
     position = len(text) - len(rest)
     if rest and _NAME.match(rest) is not None and not rest.startswith("*"):
@@ -65,7 +68,7 @@ def parse_path(text: str) -> Path:
             steps.append(Step("any_index"))
         position += match.end()
         rest = rest[match.end() :]
-    if not steps:
+    if not steps and not root:
         raise ValueError(f"path {text!r}: names no member (a path must name what it selects)")
     return tuple(steps)
 
