@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from authority import protocol
-from authority.sdk.arguments import PREFIX, UncanonicalArguments, canonical, digest
+from authority.sdk.arguments import PREFIX, UncanonicalArguments, canonical, digest_of_canonical
 
 ARGUMENTS: Final = protocol.DETAIL_ARGUMENTS
 ARGUMENTS_DIGEST: Final = protocol.DETAIL_ARGUMENTS_DIGEST
@@ -97,7 +97,7 @@ def bind(detail: Mapping[str, Any], *, max_bytes: int) -> BoundArguments | None:
         raise ArgumentsRejected(UNCANONICAL) from None
     if len(form) > max_bytes:
         raise ArgumentsRejected(too_large(max_bytes))
-    computed = digest(arguments)
+    computed = digest_of_canonical(form)
     if stated is not None and not hmac.compare_digest(computed, stated):
         raise ArgumentsRejected(DISAGREE)
     return BoundArguments(computed, arguments)
