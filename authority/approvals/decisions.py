@@ -60,6 +60,10 @@ class Approval:
     decided_at: int | None
     decided_by: str | None
     decision_reason: str | None
+    # The exact arguments the call will be sent with (JSON, as the agent sent them) and
+    # the digest the token will carry; both None for a call that bound no arguments.
+    arguments: dict[str, Any] | None = None
+    arguments_digest: str | None = None
 
 
 def view(row: Any, now: int) -> Approval:
@@ -84,6 +88,8 @@ def view(row: Any, now: int) -> Approval:
         decided_at=row.decided_at,
         decided_by=row.decided_by,
         decision_reason=row.decision_reason,
+        arguments=dict(call.arguments) if call.arguments is not None else None,
+        arguments_digest=call.arguments_digest,
     )
 
 

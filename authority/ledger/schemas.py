@@ -37,7 +37,7 @@ from .control_entries import (
     OwnerRetiredV1,
     TokenRevokedV1,
 )
-from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1
+from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2
 from .record import Record
 from .registry_entries import KeyRotatedV1, RegistryChangedV1
 
@@ -54,6 +54,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
     (model.kind, model.version): model
     for model in (
         GrantV1,
+        GrantV2,
         TokenRevokedV1,
         DelegationCreatedV1,
         DelegationRevokedV1,
