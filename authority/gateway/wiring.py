@@ -31,28 +31,30 @@ CALLS_MEMBER = "authority_calls"
 
 
 def build_seams(settings: GatewaySettings) -> Seams:
-    """The masking policy, command rules and recorder the configuration names.
+    """The masking policy and command rules the configuration names (``gateway.masking``,
+    ``gateway.blocking``), and its recorder.
 
-    Their implementations (``gateway.masking``, ``gateway.blocking``,
-    ``gateway.recorder``) are not part of this build yet: a configuration that names one
-    is refused rather than run without it.
+    The recorder's implementation (``gateway.recorder``) is not part of this build yet: a
+    configuration with a ``recording`` table is refused rather than run unrecorded.
     """
-    missing = [
-        name
-        for name, table in (
-            ("masking", settings.masking),
-            ("blocking", settings.blocking),
-            ("recording", settings.recording),
-        )
-        if table is not None
-    ]
-    if missing:
+    from authority.gateway import blocking, masking
+
+    if settings.recording is not None:
         raise GatewayConfigError(
-            "this build has no implementation for: "
-            + ", ".join(missing)
-            + " (remove the table, or pass the seams to build_gateway)"
+            "this build has no recorder: remove the recording table, or pass the seams "
+            "to build_gateway"
         )
-    return Seams()
+    try:
+        return Seams(
+            masking=masking.policy_from_config(settings.masking)
+            if settings.masking is not None
+            else None,
+            commands=blocking.policy_from_config(settings.blocking)
+            if settings.blocking is not None
+            else None,
+        )
+    except ValueError as exc:  # MaskingConfigError, BlockingConfigError
+        raise GatewayConfigError(str(exc)) from None
 
 
 def calls_document(config: UpstreamConfig) -> dict[str, Any]:

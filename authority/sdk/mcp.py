@@ -64,7 +64,9 @@ class Call:
     tool: str
     resource: str
     action: str
-    arguments: Any = None  # None: a token without arguments (session, plain routes)
+    #: The JSON object the token is bound to; None for a token without arguments (the
+    #: session, routes that bind none).
+    arguments: Mapping[str, Any] | None = None
 
     def key(self) -> tuple[str, str, str, str | None]:
         bound = None if self.arguments is None else digest(self.arguments)
@@ -154,6 +156,8 @@ class CallMap:
                     arguments = json.loads(body) if body else {}
                 except (ValueError, RecursionError):
                     return None
+                if not isinstance(arguments, dict):
+                    return None
             return Call(str(route["tool"]), resource, str(route["action"]), arguments)
         return None
 
@@ -220,9 +224,12 @@ class GatewayCalls:
             return {}
         token = self._approved.pop(call.key(), None)
         if token is None:
-            extra: dict[str, Any] = {} if call.arguments is None else {"arguments": call.arguments}
             token = await self.agent.token(
-                call.tool, call.resource, call.action, audience=call_map.resource, **extra
+                call.tool,
+                call.resource,
+                call.action,
+                audience=call_map.resource,
+                arguments=call.arguments,
             )
         headers = {"Authorization": f"{token.token_type} {token.value}"}
         if token.token_type == "DPoP":

@@ -207,7 +207,7 @@ class Stack:
     async def delegate(self) -> None:
         covered = [*MCP_REGISTRY[:-1], *HTTP_REGISTRY[:-1]]
         await self.world.delegate(
-            scope=[{"tool": t, "resources": ["*"], "actions": a} for t, a in covered],
+            scope=[{"tool": t, "resources": ["**"], "actions": a} for t, a in covered],
             intent="triage the tracker",
         )
         self.agent = agent_client(self.world, self.issuer)
