@@ -80,7 +80,9 @@ async def test_unknown_keys_are_503_and_nothing_forwarded(stack: Stack) -> None:
     await stack.proxy.down()
     async with stack.gateway(wait_ready=False, authority_timeout=0.5):
         refused = await echo(stack, value)
+        again = await echo(stack, value)  # within the keys' refresh interval: still unknown
     assert refused.status_code == 503
+    assert again.status_code == 503
     assert stack.api_seen.arrivals == []
 
 

@@ -137,6 +137,16 @@ async def test_a_session_token_calls_no_tool(stack: Stack, gateway: Gateway) -> 
     assert stack.mcp_seen.arrivals == []
 
 
+async def test_a_call_token_opens_no_session(stack: Stack, gateway: Gateway) -> None:
+    value = await token(
+        stack, "tracker.issues.create", "acme/web", "create", arguments={"repo": "acme/web"}
+    )
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": _meta()}}
+    response = await post(stack, body, value, **{"Mcp-Method": "tools/list"})
+    assert response.status_code == 403
+    assert stack.mcp_seen.arrivals == []
+
+
 # --- calls: the token binds the call's arguments ----------------------------------------
 @needs_arguments
 async def test_a_permitted_call_runs_with_the_upstream_credential_only(
