@@ -17,9 +17,18 @@ With a DPoP key each request also carries a proof (RFC 9449). The mapping comes 
 upstream's RFC 9728 metadata, member ``authority_calls`` (docs/gateway.md), fetched once;
 its ``authorization_servers`` must name the agent's own issuer, or no token is sent.
 
-A call that needs the owner's approval raises ``ApprovalPending`` out of the request;
-once ``AgentClient.wait_for_approval`` returns the approved token, ``provide()`` it and
-make the same call again.
+A call that needs the owner's approval raises ``ApprovalPending`` out of the request. The
+``mcp`` client runs its requests in a task group, so it leaves ``async with Client(...)``
+inside an ``ExceptionGroup``; catch it with ``except* ApprovalPending`` (``pending_approval``
+finds it in the group), and once ``AgentClient.wait_for_approval`` returns the approved
+token, ``provide()`` it and make the same call again::
+
+    try:
+        async with Client(transport) as client:
+            await client.call_tool("deploy", {"env": "prod"})
+    except* ApprovalPending as group:
+        token = await agent.wait_for_approval(pending_approval(group))
+        auth.provide(token)  # the same call, with the owner's approval
 """
 
 from __future__ import annotations
@@ -34,10 +43,10 @@ from urllib.parse import urlsplit
 import httpx
 import httpx2
 
-from authority.sdk.agent import AccessToken, AgentClient
+from authority.sdk.agent import AccessToken, AgentClient, ApprovalPending
 from authority.sdk.arguments import digest
 
-__all__ = ["CallMap", "GatewayAuth", "GatewayAuthHttpx", "GatewayCalls"]
+__all__ = ["CallMap", "GatewayAuth", "GatewayAuthHttpx", "GatewayCalls", "pending_approval"]
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 CALLS_MEMBER = "authority_calls"
@@ -160,6 +169,18 @@ class CallMap:
                     return None
             return Call(str(route["tool"]), resource, str(route["action"]), arguments)
         return None
+
+
+def pending_approval(error: BaseException) -> ApprovalPending | None:
+    """The ``ApprovalPending`` in ``error`` or in the (nested) exception group it is."""
+    if isinstance(error, ApprovalPending):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = pending_approval(inner)
+            if found is not None:
+                return found
+    return None
 
 
 class GatewayCalls:

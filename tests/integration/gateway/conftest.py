@@ -84,7 +84,7 @@ async def authority_proxy() -> AsyncIterator[Proxy]:
 @pytest.fixture
 def settings(settings_factory: Any, authority_proxy: Proxy) -> Settings:
     issuer = f"http://127.0.0.1:{authority_proxy.port}"
-    result: Settings = settings_factory(issuer=issuer)
+    result: Settings = settings_factory(issuer=issuer, approval_poll_interval=1)
     return result
 
 
@@ -118,6 +118,7 @@ MCP_TOOLS = {
     "run_job": McpCall(tool="tracker.jobs.run", action="run", resource="jobs"),
     "shell": McpCall(tool="tracker.shell", action="exec", resource="host"),
     "echo_headers": McpCall(tool="tracker.debug", action="read", resource="headers"),
+    "deploy": McpCall(tool="tracker.deploy", action="run", resource="{env}"),
 }
 HTTP_ROUTES = (
     HttpRoute(
@@ -144,8 +145,11 @@ MCP_REGISTRY = [
     ("tracker.jobs.run", ["run"]),
     ("tracker.shell", ["exec"]),
     ("tracker.debug", ["read"]),
+    ("tracker.deploy", ["run"]),
     ("tracker.repos.delete", ["delete"]),
 ]
+#: Tools whose every call the owner approves.
+APPROVED = frozenset({"tracker.deploy"})
 HTTP_REGISTRY = [
     ("api.issues.create", ["create"]),
     ("api.echo", ["read"]),
@@ -200,6 +204,7 @@ class Stack:
                         "actions": actions,
                         "read_actions": actions if actions in (["read"], ["connect"]) else [],
                         "risk_tier": 0 if actions == ["connect"] else 1,
+                        "approval_required": name in APPROVED,
                     },
                 )
         await self.delegate()
@@ -263,10 +268,14 @@ class Stack:
 
     @contextlib.asynccontextmanager
     async def mcp(
-        self, *, mode: Any = "auto", agent: AgentClient | None = None
+        self,
+        *,
+        mode: Any = "auto",
+        agent: AgentClient | None = None,
+        auth: GatewayAuth | None = None,
     ) -> AsyncIterator[Client]:
         assert self.agent is not None
-        auth = GatewayAuth(agent or self.agent)
+        auth = auth or GatewayAuth(agent or self.agent)
         try:
             async with (
                 httpx2.AsyncClient(auth=auth, timeout=30) as http,

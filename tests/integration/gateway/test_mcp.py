@@ -55,7 +55,7 @@ async def test_lists_show_only_what_the_delegation_covers(
     async with stack.mcp(mode=mode) as client:
         listed = {tool.name for tool in (await client.list_tools()).tools}
     # delete_repo is mapped but not delegated; unmapped is declared nowhere.
-    assert listed == {"create_issue", "read_config", "run_job", "shell", "echo_headers"}
+    assert listed == {"create_issue", "read_config", "run_job", "shell", "echo_headers", "deploy"}
     assert stack.mcp_seen.calls("tools/list")  # the upstream listed everything
     assert all(
         a.headers["authorization"] == f"Bearer {MCP_CREDENTIAL}" for a in stack.mcp_seen.arrivals
@@ -304,3 +304,35 @@ async def asyncio_sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_a_call_awaiting_approval_raises_approval_pending_then_runs(
+    stack: Stack, gateway: Gateway
+) -> None:
+    from authority.sdk import ApprovalPending
+    from authority.sdk.mcp import GatewayAuth, pending_approval
+
+    assert stack.agent is not None
+    auth = GatewayAuth(stack.agent)
+    pending: ApprovalPending | None = None
+    try:
+        try:
+            async with stack.mcp(auth=auth) as client:
+                await client.call_tool("deploy", {"env": "prod"})
+        except* ApprovalPending as raised:
+            pending = pending_approval(raised)
+        assert pending is not None
+        assert stack.mcp_seen.calls("tools/call") == []
+        world = stack.world
+        listed = await world.client.get("/v1/approvals", headers=world.auth(world.owner_key))
+        (approval,) = listed.json()["items"]
+        approved = await world.client.post(
+            f"/v1/approvals/{approval['id']}/approve", headers=world.auth(world.owner_key)
+        )
+        assert approved.status_code == 200, approved.text
+        auth.provide(await stack.agent.wait_for_approval(pending))
+        async with stack.mcp(auth=auth) as client:
+            result = await client.call_tool("deploy", {"env": "prod"})
+        assert result.content[0].text == "deployed to prod"  # type: ignore[union-attr]
+    finally:
+        await auth.aclose()

@@ -130,6 +130,11 @@ def mcp_server() -> MCPServer:
         return json.dumps(headers)
 
     @server.tool()
+    def deploy(env: str) -> str:
+        """Deploy (the owner approves each call)."""
+        return f"deployed to {env}"
+
+    @server.tool()
     def unmapped(x: int) -> int:
         """A tool the gateway declares nothing for."""
         return x
