@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import httpx
+import httpx2
 
 from authority.gateway.calls import Upstream
 from authority.gateway.config import MOUNT
@@ -30,7 +31,10 @@ class Handler(Protocol):
 
 class Gateway:
     def __init__(
-        self, handlers: Sequence[Handler], *, clients: Sequence[httpx.AsyncClient] = ()
+        self,
+        handlers: Sequence[Handler],
+        *,
+        clients: Sequence[httpx.AsyncClient | httpx2.AsyncClient] = (),
     ) -> None:
         self.handlers: Mapping[str, Handler] = {h.upstream.name: h for h in handlers}
         self._clients = list(clients)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
+import httpx2
 
 from authority.gateway.config import GatewaySettings
 from authority.gateway.config import Upstream as UpstreamConfig
@@ -71,7 +71,7 @@ class Upstream:
     gate: TokenGate
     metadata: ResourceMetadata
     credential: UpstreamCredential
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
     seams: Seams
     recording: RecorderState
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote_plus
 
-import httpx
+import httpx2
 
 from authority.gateway.config import Credential
 
@@ -35,7 +35,7 @@ class UpstreamCredential:
     def __init__(
         self,
         config: Credential,
-        http: httpx.AsyncClient,
+        http: httpx2.AsyncClient,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -100,13 +100,13 @@ class UpstreamCredential:
         if config.resource:
             form["resource"] = config.resource
         # RFC 6749 §2.3.1: client_secret_basic, both parts form-urlencoded first.
-        auth = httpx.BasicAuth(quote_plus(config.client_id), quote_plus(self._secret))
+        auth = httpx2.BasicAuth(quote_plus(config.client_id), quote_plus(self._secret))
         try:
             response = await self._http.post(config.token_url, data=form, auth=auth)
             body = response.json()
             token = body["access_token"]
             lifetime = float(body.get("expires_in", 300))
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except (httpx2.HTTPError, ValueError, KeyError, TypeError):
             raise UpstreamCredentialUnavailable from None
         if response.status_code != 200 or not isinstance(token, str) or not token:
             raise UpstreamCredentialUnavailable

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 
 from authority.gateway.calls import (
     UNRECORDED,
@@ -160,7 +160,7 @@ class HttpUpstream:
                 headers.append(credential)
             request = upstream.http.build_request(method, url, headers=headers, content=content)
             response = await upstream.http.send(request, stream=True)
-        except (httpx.HTTPError, UpstreamCredentialUnavailable) as exc:
+        except (httpx2.HTTPError, UpstreamCredentialUnavailable) as exc:
             log.warning("upstream %s unreachable: %s", upstream.name, type(exc).__name__)
             call.request = request_tap.recorded()
             await self.refuse(send, bad_gateway(), call, outcome="upstream_error")
@@ -168,7 +168,7 @@ class HttpUpstream:
         call.request = request_tap.recorded()
         await self._answer(send, call, response)
 
-    async def _answer(self, send: Send, call: CallLog, response: httpx.Response) -> None:
+    async def _answer(self, send: Send, call: CallLog, response: httpx2.Response) -> None:
         upstream = self.upstream
         scrubber = upstream.scrubber()
         masking = upstream.seams.masking
@@ -192,7 +192,7 @@ class HttpUpstream:
                         await send(
                             {"type": "http.response.body", "body": tap.feed(out), "more_body": True}
                         )
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 outcome = "upstream_error"
             rest = scrubber.finish()
             if masker is not None:

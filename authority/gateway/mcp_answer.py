@@ -14,7 +14,7 @@ import asyncio
 import json
 from typing import Any
 
-import httpx
+import httpx2
 
 from authority.gateway.calls import UNRECORDED, CallLog, Upstream
 from authority.gateway.coverage import Coverage
@@ -131,7 +131,7 @@ class Answer:
         out = json.dumps(self.transform(value), separators=(",", ":")).encode()
         return self.scrubber.whole(out)
 
-    async def relay(self, send: Send, response: httpx.Response) -> None:
+    async def relay(self, send: Send, response: httpx2.Response) -> None:
         status = response.status_code
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         headers = response_headers(response.headers.multi_items(), self.scrubber, drop=_DROP_BACK)
@@ -145,7 +145,7 @@ class Answer:
                         await self._send_event(send, event)
                 for event in events.rest():
                     await self._send_event(send, event)
-            except (httpx.HTTPError, EventTooLarge):
+            except (httpx2.HTTPError, EventTooLarge):
                 outcome = "upstream_error"
             except asyncio.CancelledError:
                 # The agent closed the stream: the call is over all the same.
@@ -163,7 +163,7 @@ class Answer:
                     if size > self.limit:
                         raise EventTooLarge
                     parts.append(chunk)
-            except (httpx.HTTPError, EventTooLarge):
+            except (httpx2.HTTPError, EventTooLarge):
                 refusal = RpcRefusal(502, UNAVAILABLE, "The upstream's answer was not read.")
                 await refuse(
                     self.upstream, send, refusal, self.call, self.message, outcome="upstream_error"

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 
 from authority.gateway.calls import (
     UNRECORDED,
@@ -221,7 +221,7 @@ class McpUpstream:
                 method, upstream.config.url, headers=headers, content=body
             )
             response = await upstream.http.send(request, stream=True)
-        except (httpx.HTTPError, UpstreamCredentialUnavailable) as exc:
+        except (httpx2.HTTPError, UpstreamCredentialUnavailable) as exc:
             log.warning("upstream %s unreachable: %s", upstream.name, type(exc).__name__)
             refusal = RpcRefusal(502, UNAVAILABLE, "The upstream did not answer.")
             await self._refuse(send, refusal, call, message, outcome="upstream_error")

@@ -1,4 +1,4 @@
-"""Bytes through the gateway: ASGI in, httpx out, and back, without holding whole bodies.
+"""Bytes through the gateway: ASGI in, httpx2 out, and back, without holding whole bodies.
 
 Headers: RFC 9110 §7.6.1 hop-by-hop fields (``Connection`` and every field it names,
 ``Keep-Alive``, ``Proxy-*``, ``TE``, ``Trailer``, ``Transfer-Encoding``, ``Upgrade``) are

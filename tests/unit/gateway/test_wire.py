@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -175,13 +175,13 @@ async def test_the_oauth_credential_is_fetched_once_until_it_nears_expiry() -> N
     grants: list[dict[str, str]] = []
     now = [1000.0]
 
-    def token_endpoint(request: httpx.Request) -> httpx.Response:
+    def token_endpoint(request: httpx2.Request) -> httpx2.Response:
         form = dict(x.split("=") for x in request.content.decode().split("&"))
         grants.append(form)
         assert request.headers["authorization"].startswith("Basic ")
-        return httpx.Response(200, json={"access_token": f"at-{len(grants)}", "expires_in": 120})
+        return httpx2.Response(200, json={"access_token": f"at-{len(grants)}", "expires_in": 120})
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint))
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(token_endpoint))
     config = Credential(
         type="oauth2",
         client_id="gateway",
@@ -201,7 +201,9 @@ async def test_the_oauth_credential_is_fetched_once_until_it_nears_expiry() -> N
 
 
 async def test_a_token_endpoint_that_refuses_forwards_nothing() -> None:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(401, json={})))
+    http = httpx2.AsyncClient(
+        transport=httpx2.MockTransport(lambda r: httpx2.Response(401, json={}))
+    )
     config = Credential(
         type="oauth2",
         client_id="g",
@@ -215,6 +217,6 @@ async def test_a_token_endpoint_that_refuses_forwards_nothing() -> None:
 
 def test_basic_credentials_and_their_echoes() -> None:
     config = Credential(type="basic", username="bot", secret=SecretRef(value="pw-123456"))
-    credential = UpstreamCredential(config, httpx.AsyncClient())
+    credential = UpstreamCredential(config, httpx2.AsyncClient())
     encoded = base64.b64encode(b"bot:pw-123456")
     assert set(credential.secrets()) == {b"pw-123456", encoded}
