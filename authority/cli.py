@@ -107,6 +107,7 @@ def _registrars() -> list[Registrar]:
     and the ``authority`` script build the same parser."""
     from authority.approvals.cli import register as approvals
     from authority.demo import register as demo
+    from authority.demo_gateway import register as demo_gateway
     from authority.gateway.cli import register as gateway
     from authority.ledger.cli import register as ledger
     from authority.management.cli import register as admin
@@ -119,6 +120,7 @@ def _registrars() -> list[Registrar]:
         ledger,
         control,
         demo,
+        demo_gateway,  # after demo: it adds --gateway to the demo command
         approvals,
         gateway,
     ]

@@ -17,7 +17,7 @@ async def _issue(request: Request) -> JSONResponse:
 
 http_app = Starlette(routes=[Route("/repos/{org}/{repo}/issues/1", _issue, methods=["GET"])])
 
-_server = MCPServer("bench")
+_server = MCPServer("bench", log_level="WARNING")
 
 
 @_server.tool()

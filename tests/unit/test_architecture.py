@@ -30,7 +30,7 @@ STARLETTE_ALLOWED = (
 )
 
 #: Who may import ``authority.app``: the programs that start the authority, nothing it runs.
-APP_IMPORTERS = ("authority.asgi", "authority.cli", "authority.demo")
+APP_IMPORTERS = ("authority.asgi", "authority.cli", "authority.demo", "authority.demo_gateway")
 
 
 @dataclass(frozen=True, slots=True)
