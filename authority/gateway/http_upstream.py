@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote_to_bytes
 
 import httpx2
 
@@ -51,6 +52,10 @@ from authority.sdk.middleware import ToolRoute
 log = logging.getLogger("authority.gateway.http")
 
 NO_ROUTE = Refusal(403, "insufficient_scope", "No tool is declared for this route.", False)
+BAD_PATH = Refusal(400, "invalid_request", "The request path is not in normal form.", False)
+#: Encoded separators and dot segments: the path an upstream would act on after
+#: decoding or normalising (RFC 3986 §5.2.4) could be another route than the one checked.
+_ENCODED = (b"%2f", b"%5c", b"%2e", b"%00")
 BAD_BODY = Refusal(400, "invalid_request", "The body is not the call's JSON arguments.", False)
 
 
@@ -78,6 +83,8 @@ class HttpUpstream:
         try:
             if self.upstream.recording.down:
                 raise UNRECORDED
+            if not _normal(scope, path, self.upstream.config.mount):
+                raise BAD_PATH
             body = await self._authorise(scope, receive, call, method, path)
         except Refusal as refusal:
             await self.refuse(send, refusal, call)
@@ -120,6 +127,13 @@ class HttpUpstream:
         await upstream.gate.check_live(token, introspect=route.introspect, dpop=presented.dpop)
         return body
 
+    def _upstream_path(self, scope: Scope, path: str) -> str:
+        """The path as the agent sent it (its percent-encoding kept), less the mount."""
+        raw = scope.get("raw_path")
+        if not isinstance(raw, bytes):
+            return quote(path, safe="/:@!$&'()*+,;=-._~")
+        return raw.decode("latin-1")[len(self.upstream.config.mount) :]
+
     def _route(self, method: str, path: str) -> tuple[ToolRoute, bool, dict[str, str]]:
         for route, bind in self.routes:
             params = route.match(method, path)
@@ -139,7 +153,7 @@ class HttpUpstream:
     ) -> None:
         upstream = self.upstream
         settings = upstream.settings
-        url = upstream.config.url + path
+        url = upstream.config.url + self._upstream_path(scope, path)
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         headers = request_headers(scope, drop=[upstream.credential.header_name or ""])
@@ -224,3 +238,25 @@ class HttpUpstream:
         tap.feed(body)
         call.response = tap.recorded()
         await call.finish(outcome, refusal.status)
+
+
+def _normal(scope: Scope, path: str, mount: str) -> bool:
+    """No dot segment, no empty segment, no encoded separator, dot or NUL, and the raw
+    path is the mount and then the path: what is matched against the routes is what the
+    upstream receives."""
+    segments = path.split("/")[1:]
+    if any(s in ("", ".", "..") for s in segments[:-1]) or (
+        segments and segments[-1] in (".", "..")
+    ):
+        return False
+    if "\x00" in path or "\\" in path:
+        return False
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return True
+    if not raw.startswith(mount.encode("ascii")) or any(t in raw.lower() for t in _ENCODED):
+        return False
+    try:
+        return unquote_to_bytes(raw).decode("utf-8") == str(scope["path"])
+    except UnicodeDecodeError:
+        return False

@@ -187,3 +187,19 @@ async def test_a_bound_body_must_be_the_tokens_arguments(stack: Stack, gateway: 
         await auth.aclose()
     assert created.status_code == 201, created.text
     assert created.json() == {"created": "acme/web", "title": "Crash"}
+
+
+async def test_a_path_that_could_change_on_its_way_is_refused(
+    stack: Stack, gateway: Gateway
+) -> None:
+    value = await token(stack, "api.run", "..", "run")
+    async with httpx.AsyncClient(timeout=10) as http:
+        for path in ("/run/%2e%2e", "/run/a%2fb", "//run/x", "/run/%2E%2e"):
+            response = await http.post(stack.api_url + path, headers=bearer(value))
+            assert response.status_code == 400, path
+        fine = await http.post(
+            stack.api_url + "/run/rm%20-i",
+            headers=bearer(await token(stack, "api.run", "rm -i", "run")),
+        )
+    assert fine.json() == {"ran": "rm -i"}
+    assert [a.path for a in stack.api_seen.arrivals] == ["/run/rm -i"]
