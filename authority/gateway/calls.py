@@ -29,6 +29,7 @@ from authority.gateway.contracts import (
     RecorderUnavailable,
 )
 from authority.gateway.credentials import UpstreamCredential
+from authority.gateway.sessions import SessionBinding
 from authority.gateway.streams import Scrubber
 from authority.sdk.enforcement import Refusal, TokenGate, VerifiedToken
 from authority.sdk.resource_metadata import ResourceMetadata
@@ -74,6 +75,7 @@ class Upstream:
     http: httpx2.AsyncClient
     seams: Seams
     recording: RecorderState
+    sessions: SessionBinding = field(default_factory=SessionBinding)
 
     @property
     def name(self) -> str:

@@ -214,6 +214,9 @@ class GatewaySettings(BaseSettings):
         description="Largest JSON-RPC message, SSE event or bound HTTP body read whole.",
     )
     record_head_bytes: int = Field(4096, ge=0, description="Bytes of each body kept in a record.")
+    #: The key that binds handshake-era MCP session ids to a delegation; the same on
+    #: every instance that may see the same sessions (default: one per process).
+    session_key: SecretRef | None = None
     #: Configuration of the masking policy, the command rules and the recorder; read by
     #: ``authority.gateway.wiring.build_gateway``.
     masking: dict[str, Any] | None = None

@@ -194,7 +194,10 @@ class HttpUpstream:
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": response_headers(response.headers.multi_items(), scrubber),
+                    # The upstream's own challenges concern the gateway's credential.
+                    "headers": response_headers(
+                        response.headers.multi_items(), scrubber, drop=("www-authenticate",)
+                    ),
                 }
             )
             try:

@@ -31,9 +31,11 @@ from authority.gateway.jsonrpc import (
     SseEvents,
     error_body,
 )
+from authority.gateway.sessions import HEADER
 from authority.gateway.streams import Send, Tap, response_headers, send_simple
 from authority.sdk.enforcement import Refusal, challenge
 
+SESSION_HEADER = HEADER.encode()
 _CODES = {401: UNAUTHORIZED, 403: FORBIDDEN}
 #: The upstream's own challenges concern the gateway's credential, not the agent.
 _DROP_BACK = ("www-authenticate",)
@@ -135,6 +137,15 @@ class Answer:
         status = response.status_code
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         headers = response_headers(response.headers.multi_items(), self.scrubber, drop=_DROP_BACK)
+        if self.call.token is not None:
+            # The agent gets the session id bound to its delegation (gateway.sessions).
+            delegation = self.call.token.delegation_id
+            headers = [
+                (k, self.upstream.sessions.wrap(v.decode("latin-1"), delegation).encode("latin-1"))
+                if k == SESSION_HEADER
+                else (k, v)
+                for k, v in headers
+            ]
         outcome: Any = "forwarded"
         if kind == "text/event-stream":
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -37,6 +37,7 @@ from authority.gateway.jsonrpc import (
     CALLS,
     HEADER_MISMATCH,
     INTERNAL_ERROR,
+    INVALID_REQUEST,
     LISTS,
     UNAVAILABLE,
     Message,
@@ -45,6 +46,7 @@ from authority.gateway.jsonrpc import (
     decode_header_value,
 )
 from authority.gateway.mcp_answer import Answer, refuse, rpc
+from authority.gateway.sessions import HEADER as SESSION_HEADER
 from authority.gateway.streams import (
     Receive,
     Scope,
@@ -212,7 +214,18 @@ class McpUpstream:
         coverage: Coverage | None,
     ) -> None:
         upstream = self.upstream
-        headers = request_headers(scope, drop=[upstream.credential.header_name or ""])
+        drop = [upstream.credential.header_name or "", SESSION_HEADER]
+        headers = request_headers(scope, drop=drop)
+        token = call.token
+        assert token is not None  # nothing is forwarded without an accepted token
+        presented = header_map(scope).get(SESSION_HEADER)
+        if presented is not None:
+            session = upstream.sessions.unwrap(presented, token.delegation_id)
+            if session is None:
+                unknown = RpcRefusal(404, INVALID_REQUEST, "Session not found.")
+                await self._refuse(send, unknown, call, message)
+                return
+            headers.append((SESSION_HEADER, session))
         try:
             credential = await upstream.credential.header()
             if credential is not None:

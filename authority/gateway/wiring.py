@@ -23,6 +23,7 @@ from authority.gateway.config import Upstream as UpstreamConfig
 from authority.gateway.credentials import UpstreamCredential
 from authority.gateway.http_upstream import HttpUpstream
 from authority.gateway.mcp_upstream import McpUpstream
+from authority.gateway.sessions import SessionBinding
 from authority.sdk.enforcement import TokenGate
 from authority.sdk.resource_metadata import WELL_KNOWN, ResourceMetadata
 
@@ -125,6 +126,11 @@ def build_gateway(
         upstream_http = httpx2.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
         owned.append(upstream_http)
     recording = RecorderState(seams.recorder)
+    try:
+        key = settings.session_key.read().get_secret_value() if settings.session_key else None
+    except ValueError as exc:
+        raise GatewayConfigError(f"session_key: {exc}") from None
+    sessions = SessionBinding(key.encode() if key else None)
     handlers: list[Handler] = []
     for config in settings.upstreams:
         try:
@@ -152,6 +158,7 @@ def build_gateway(
             http=upstream_http,
             seams=seams,
             recording=recording,
+            sessions=sessions,
         )
         handlers.append(HttpUpstream(upstream) if config.kind == "http" else McpUpstream(upstream))
     return Gateway(handlers, clients=owned)

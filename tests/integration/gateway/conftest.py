@@ -215,6 +215,8 @@ class Stack:
             scope=[{"tool": t, "resources": ["**"], "actions": a} for t, a in covered],
             intent="triage the tracker",
         )
+        if self.agent is not None:
+            await self.agent.aclose()
         self.agent = agent_client(self.world, self.issuer)
 
     def settings(self, **overrides: Any) -> GatewaySettings:

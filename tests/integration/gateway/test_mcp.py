@@ -24,7 +24,7 @@ needs_arguments = pytest.mark.skipif(
     not BINDS_ARGUMENTS, reason="the exchange does not bind arguments in this build"
 )
 MODERN = {"MCP-Protocol-Version": "2026-07-28"}
-ACCEPT = {"Accept": "application/json, text/event-stream"}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def _meta() -> dict[str, Any]:
@@ -40,8 +40,10 @@ async def token(stack: Stack, tool: str, resource: str, action: str, **kw: Any) 
     return issued.value
 
 
-async def post(stack: Stack, body: Any, value: str | None, **headers: str) -> httpx.Response:
-    all_headers = {**ACCEPT, **MODERN, **headers}
+async def post(
+    stack: Stack, body: Any, value: str | None, *, modern: bool = True, **headers: str
+) -> httpx.Response:
+    all_headers = {**ACCEPT, **(MODERN if modern else {}), **headers}
     if value is not None:
         all_headers["Authorization"] = f"Bearer {value}"
     async with httpx.AsyncClient(timeout=10) as http:
@@ -336,3 +338,41 @@ async def test_a_call_awaiting_approval_raises_approval_pending_then_runs(
         assert result.content[0].text == "deployed to prod"  # type: ignore[union-attr]
     finally:
         await auth.aclose()
+
+
+async def test_a_handshake_session_is_bound_to_the_delegation_that_opened_it(
+    stack: Stack, gateway: Gateway
+) -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"},
+        },
+    }
+    legacy = {"MCP-Protocol-Version": "2025-11-25"}
+    session = await token(stack, "mcp.session.tracker", "tracker", "connect")
+    opened = await post(stack, initialize, session, modern=False)
+    assert opened.status_code == 200, opened.text
+    wrapped = opened.headers["mcp-session-id"]
+    assert "." in wrapped  # the upstream's id, bound to this delegation
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    mine = await token(stack, "mcp.session.tracker", "tracker", "connect")
+    ok = await post(stack, listing, mine, **legacy, **{"Mcp-Session-Id": wrapped})
+    assert ok.status_code == 200
+    arrived = len(stack.mcp_seen.arrivals)
+    # Another delegation (a new one of the same agent) cannot ride the session...
+    await stack.delegate()
+    other = await token(stack, "mcp.session.tracker", "tracker", "connect")
+    refused = await post(stack, listing, other, **legacy, **{"Mcp-Session-Id": wrapped})
+    assert refused.status_code == 404
+    # ...nor anyone name the upstream's own id.
+    raw_id = wrapped.rpartition(".")[0]
+    bare = await post(stack, listing, other, **legacy, **{"Mcp-Session-Id": raw_id})
+    assert bare.status_code == 404
+    assert len(stack.mcp_seen.arrivals) == arrived
+    forwarded = stack.mcp_seen.arrivals[1].headers["mcp-session-id"]
+    assert forwarded == raw_id  # the upstream saw its own id
