@@ -40,10 +40,14 @@ async def token(stack: Stack, tool: str, resource: str, action: str, **kw: Any) 
     return issued.value
 
 
-async def post(
-    stack: Stack, body: Any, value: str | None, *, modern: bool = True, **headers: str
+async def post(stack: Stack, body: Any, value: str | None, **headers: str) -> httpx.Response:
+    return await send(stack, body, value, {**MODERN, **headers})
+
+
+async def send(
+    stack: Stack, body: Any, value: str | None, headers: dict[str, str]
 ) -> httpx.Response:
-    all_headers = {**ACCEPT, **(MODERN if modern else {}), **headers}
+    all_headers = {**ACCEPT, **headers}
     if value is not None:
         all_headers["Authorization"] = f"Bearer {value}"
     async with httpx.AsyncClient(timeout=10) as http:
@@ -355,7 +359,7 @@ async def test_a_handshake_session_is_bound_to_the_delegation_that_opened_it(
     }
     legacy = {"MCP-Protocol-Version": "2025-11-25"}
     session = await token(stack, "mcp.session.tracker", "tracker", "connect")
-    opened = await post(stack, initialize, session, modern=False)
+    opened = await send(stack, initialize, session, {})  # the handshake names no version
     assert opened.status_code == 200, opened.text
     wrapped = opened.headers["mcp-session-id"]
     assert "." in wrapped  # the upstream's id, bound to this delegation
