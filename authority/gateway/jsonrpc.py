@@ -11,7 +11,6 @@ standard's interpretation rules delimit them, each at most ``limit`` bytes.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -140,7 +139,7 @@ def decode_header_value(value: str) -> str | None:
         if base64.b64encode(decoded).decode("ascii") != payload:
             return None
         return decoded.decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, a non-ASCII payload, UnicodeDecodeError
         return None
 
 

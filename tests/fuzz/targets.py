@@ -320,6 +320,33 @@ def middleware(data: bytes) -> None:
         _LOOP.run_until_complete(_middleware()._authorise(scope))
 
 
+def gateway_messages(data: bytes) -> None:
+    """One POST body, SSE bytes and a routing header as the gateway reads them."""
+    from authority.gateway.jsonrpc import (
+        EventTooLarge,
+        RpcRefusal,
+        SseEvents,
+        classify,
+        decode_header_value,
+    )
+    from authority.gateway.streams import Scrubber
+
+    with contextlib.suppress(RpcRefusal):
+        message = classify(data)
+        _ = (message.callee, message.arguments)
+    events = SseEvents(4096)
+    with contextlib.suppress(EventTooLarge):
+        for half in (data[: len(data) // 2], data[len(data) // 2 :]):
+            for event in events.feed(half):
+                event.with_data(b"{}")
+        list(events.rest())
+    decode_header_value(data.decode("latin-1"))
+    scrubber = Scrubber([data[:8]] if len(data) >= 8 else [])
+    out = scrubber.feed(data[:3]) + scrubber.feed(data[3:]) + scrubber.finish()
+    if len(data) >= 8 and data[:8] in out and data[:8] not in b"[redacted]":
+        raise AssertionError("a secret passed the scrubber")
+
+
 TARGETS: dict[str, Target] = {
     "jwt_peek": jwt_peek,
     "attestation": attestation,
@@ -333,4 +360,5 @@ TARGETS: dict[str, Target] = {
     "ledger_checkpoints": ledger_checkpoints,
     "feed": feed,
     "middleware": middleware,
+    "gateway_messages": gateway_messages,
 }

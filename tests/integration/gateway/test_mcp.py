@@ -120,6 +120,25 @@ async def test_a_routing_header_that_disagrees_with_the_body_is_refused(
     response = await post(stack, body, session, **{"Mcp-Method": "tools/call"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32020
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "create_issue", "arguments": {"repo": "acme/web"}, "_meta": _meta()},
+    }
+    headers = {**ACCEPT, **MODERN, "Mcp-Method": "tools/call", "Authorization": f"Bearer {session}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        # A base64 form whose payload is not ASCII: no match, and no error either.
+        odd = await http.post(
+            stack.mcp_url,
+            content=json.dumps(call),
+            headers=[
+                *((k.encode(), v.encode()) for k, v in headers.items()),
+                (b"Mcp-Name", b"=?base64?\xe9?="),
+            ],
+        )
+    assert odd.status_code == 400
+    assert odd.json()["error"]["code"] == -32020
     assert stack.mcp_seen.arrivals == []
 
 
