@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services demo bench fuzz clean
+.PHONY: run test lint typecheck pytest services demo bench bench-gateway fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ demo: $(STAMP)
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.load
+
+bench-gateway: $(STAMP)
+	$(BIN)/python -m bench.gateway
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -36,7 +36,6 @@ from authority.gateway.credentials import UpstreamCredentialUnavailable
 from authority.gateway.jsonrpc import (
     CALLS,
     HEADER_MISMATCH,
-    INTERNAL_ERROR,
     INVALID_REQUEST,
     LISTS,
     UNAVAILABLE,
@@ -99,7 +98,7 @@ class McpUpstream:
             try:
                 body = tap.feed(await read_whole(receive, upstream.settings.max_message_bytes))
             except TooLarge:
-                raise RpcRefusal(413, INTERNAL_ERROR, "The message is too large.") from None
+                raise RpcRefusal(413, INVALID_REQUEST, "The message is too large.") from None
             call.request = tap.recorded()
             message = classify(body)
             call.method = message.method or "response"

@@ -399,3 +399,41 @@ async def test_a_handshake_session_is_bound_to_the_delegation_that_opened_it(
     assert len(stack.mcp_seen.arrivals) == arrived
     forwarded = stack.mcp_seen.arrivals[1].headers["mcp-session-id"]
     assert forwarded == raw_id  # the upstream saw its own id
+
+
+async def test_dpop_bound_tokens_through_an_unmodified_client(
+    stack: Stack, gateway: Gateway
+) -> None:
+    from tests.integration.gateway.conftest import agent_client
+
+    agent = agent_client(stack.world, stack.issuer, dpop=True)
+    try:
+        async with stack.mcp(agent=agent) as client:
+            result = await client.call_tool("create_issue", {"repo": "acme/web", "title": "DPoP"})
+        assert result.content[0].text == "created acme/web: DPoP"  # type: ignore[union-attr]
+        arrived = stack.mcp_seen.calls("tools/call")[0]
+        assert arrived["params"]["arguments"]["title"] == "DPoP"
+        # No proof travels upstream, and the token was bound: a copy without one is refused.
+        assert all("dpop" not in a.headers for a in stack.mcp_seen.arrivals)
+        issued = await agent.token(
+            "tracker.issues.create",
+            "acme/web",
+            "create",
+            audience=stack.mcp_url,
+            arguments={"repo": "acme/web", "title": "again"},
+        )
+        assert issued.token_type == "DPoP"
+        call = {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {
+                "name": "create_issue",
+                "arguments": {"repo": "acme/web", "title": "again"},
+                "_meta": _meta(),
+            },
+        }
+        stolen = await post(stack, call, issued.value, **{"Mcp-Method": "tools/call"})
+        assert stolen.status_code == 401
+    finally:
+        await agent.aclose()
