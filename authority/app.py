@@ -33,8 +33,8 @@ from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
-from authority.storage.signing_keys import SqlKeyStore
 from authority.storage.sql.introspection import SqlIntrospectionStore
+from authority.storage.sql.keys import SqlKeyStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.tokens.keyring import Keyring
 
