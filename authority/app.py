@@ -34,6 +34,7 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
+from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
 from authority.storage.sql.ledger_reader import SqlLedgerReader
@@ -105,6 +106,7 @@ def build_services(
         revocation_store=SqlRevocationStore(engine, autocommit),
         ledger_reader=SqlLedgerReader(autocommit),
         sequencer_store=SqlSequencerStore(engine),
+        event_reader=SqlEventReader(autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

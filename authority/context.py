@@ -24,6 +24,7 @@ from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.driver import Driver
+from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
 from authority.storage.ledger_reader import LedgerReader
@@ -67,6 +68,7 @@ class Services:
     revocation_store: RevocationStore
     ledger_reader: LedgerReader
     sequencer_store: SequencerStore
+    event_reader: EventReader
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
