@@ -31,11 +31,15 @@ from authority.settings import Settings
 from authority.storage.database import make_engine, migrate, reader
 from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
+from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
-from authority.storage.signing_keys import SqlKeyStore
+from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
+from authority.storage.sql.keys import SqlKeyStore
+from authority.storage.sql.ledger_reader import SqlLedgerReader
 from authority.storage.sql.revocation import SqlRevocationStore
+from authority.storage.sql.sequencer import SqlSequencerStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -100,6 +104,9 @@ def build_services(
         keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         introspection_store=SqlIntrospectionStore(sql),
         revocation_store=SqlRevocationStore(engine, autocommit),
+        ledger_reader=SqlLedgerReader(autocommit),
+        sequencer_store=SqlSequencerStore(engine),
+        event_reader=SqlEventReader(autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
@@ -138,6 +145,24 @@ async def operator_services(settings: Settings, *, keys: bool) -> AsyncIterator[
             await services.engine.dispose()
 
 
+@contextlib.asynccontextmanager
+async def ledger_reader(settings: Settings) -> AsyncIterator[LedgerReader]:
+    """The ledger's read port for ``authority ledger export``, on a pool of its own.
+
+    Nothing else: no keyring, no hot state, no secret key and no migration; an export
+    reads what the database holds, as it is.
+    """
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=1,
+        transaction_timeout=settings.ledger_straggler_window / 5,
+    )
+    try:
+        yield SqlLedgerReader(reader(engine))
+    finally:
+        await engine.dispose()
+
+
 async def start(services: Services) -> None:
     """Connect and load what every request needs, once."""
     if services.settings.is_embedded:
@@ -161,7 +186,7 @@ async def start(services: Services) -> None:
 def ledger_sequencer(services: Services) -> Sequencer:
     settings = services.settings
     return Sequencer(
-        services.engine,
+        services.sequencer_store,
         services.keyring,
         services.clock,
         issuer=settings.issuer,

@@ -24,10 +24,13 @@ from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.driver import Driver
+from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
+from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.revocation import RevocationStore
+from authority.storage.sequencer import SequencerStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
 
@@ -63,6 +66,9 @@ class Services:
     # The flows' storage ports (authority.storage), chosen by app.build_services.
     introspection_store: IntrospectionStore
     revocation_store: RevocationStore
+    ledger_reader: LedgerReader
+    sequencer_store: SequencerStore
+    event_reader: EventReader
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer

@@ -21,15 +21,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from .checkpoints import encode_hash, ledger_keyset
+from .store import export_line
 from .verify import (
     State,
     VerificationFailed,
@@ -38,6 +40,14 @@ from .verify import (
     prepare_checkpoints,
     verify_lines,
 )
+
+if TYPE_CHECKING:
+    from authority.settings import Settings
+    from authority.storage.ledger_reader import LedgerReader
+
+#: Opens the ledger's read port for one export (``authority.app.ledger_reader``, passed in
+#: by ``authority.cli``, so that this module never imports what wires it).
+OpenLedger = Callable[["Settings"], AbstractAsyncContextManager["LedgerReader"]]
 
 KEYS_PATH = "/v1/ledger/keys"
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
@@ -238,52 +248,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # --- export from this instance's database -----------------------------------------------------
 async def _export(args: argparse.Namespace) -> str:
-    from sqlalchemy import select
-
     from authority.settings import load_settings
-    from authority.storage.database import make_engine
-    from authority.storage.schema import signing_keys
-
-    from . import store
 
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
-    engine = make_engine(
-        settings.sqlalchemy_url,
-        pool_size=1,
-        transaction_timeout=settings.ledger_straggler_window / 5,
-    )
-    try:
-        async with engine.connect() as conn:
-            latest = await store.latest_checkpoint(conn)
-            size = 0 if latest is None else latest.tree_size
-            if args.checkpoints is not None:
-                # Up to the exported size: a checkpoint sequenced meanwhile would sign
-                # entries the export does not hold.
-                rows = await store.list_checkpoints(conn, after=None, limit=size + 1, up_to=size)
-                with open(args.checkpoints, "wb") as out:  # noqa: ASYNC230
-                    for row in rows:
-                        out.write(orjson.dumps({"tree_size": row.tree_size, "signed": row.signed}))
-                        out.write(b"\n")
-            if args.keys is not None:
-                keys = await conn.execute(
-                    select(signing_keys.c.public_jwk).where(signing_keys.c.purpose == "ledger")
-                )
-                jwks = {"keys": [orjson.loads(value) for value in keys.scalars()]}
-                data = orjson.dumps(jwks, option=orjson.OPT_INDENT_2)
-                Path(args.keys).write_bytes(data)  # noqa: ASYNC240
+    opened: AbstractAsyncContextManager[LedgerReader] = args.open_ledger(settings)
+    async with opened as ledger:
+        latest = await ledger.latest_checkpoint()
+        size = 0 if latest is None else latest.tree_size
+        if args.checkpoints is not None:
+            # Up to the exported size: a checkpoint sequenced meanwhile would sign
+            # entries the export does not hold.
+            rows = await ledger.checkpoints(after=None, limit=size + 1, up_to=size)
+            with open(args.checkpoints, "wb") as out:  # noqa: ASYNC230
+                for row in rows:
+                    out.write(orjson.dumps({"tree_size": row.tree_size, "signed": row.signed}))
+                    out.write(b"\n")
+        if args.keys is not None:
+            jwks = {"keys": [orjson.loads(value) for value in await ledger.ledger_keys()]}
+            data = orjson.dumps(jwks, option=orjson.OPT_INDENT_2)
+            Path(args.keys).write_bytes(data)  # noqa: ASYNC240
         # A one-shot command: blocking writes to a local file are what it is for.
         out_file = sys.stdout.buffer if args.out is None else open(args.out, "wb")  # noqa: ASYNC230, SIM115
         try:
-            async for entry in store.export_entries(engine, start=0, end=size):
-                out_file.write(store.export_line(entry))
+            async for entry in ledger.export(start=0, end=size):
+                out_file.write(export_line(entry))
         finally:
             if args.out is not None:
                 out_file.close()
-    finally:
-        await engine.dispose()
     return f"exported {size} entries (the latest checkpoint's tree size)"
 
 
@@ -292,8 +286,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], *, open_ledger: OpenLedger
+) -> None:
+    """``open_ledger`` opens the ledger's read port for ``export`` (``authority.cli``)."""
     ledger = sub.add_parser("ledger", help="export and verify the tamper-evident ledger")
+    ledger.set_defaults(open_ledger=open_ledger)
     commands = ledger.add_subparsers(dest="ledger_command", required=True)
 
     verify = commands.add_parser(

@@ -1,4 +1,4 @@
-"""The SQL schema: the source of truth. Alembic (authority/migrations) owns its history.
+"""The SQL schema: the source of truth. Alembic (authority/storage/migrations) owns its history.
 
 Times are integer Unix seconds, the unit of JWT claims, identical on SQLite and
 PostgreSQL. JSON documents are stored as text in canonical form.

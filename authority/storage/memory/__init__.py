@@ -9,6 +9,7 @@ transaction is.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,18 @@ class Tables:
     tools: Rows = field(default_factory=dict)
     resource_servers: Rows = field(default_factory=dict)
     grants: Rows = field(default_factory=dict)
-    #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``).
+    #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``);
+    #: an entry's id is its position plus one, drawn in commit order as on SQLite.
     ledger_entries: list[dict[str, Any]] = field(default_factory=list)
+    #: The tree: ``ledger_leaves`` rows by leaf index, the hashes of ``ledger_nodes`` by
+    #: (level, node_index), and ``ledger_checkpoints`` rows by increasing tree size.
+    ledger_leaves: list[dict[str, Any]] = field(default_factory=list)
+    ledger_nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    ledger_checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    #: One sequencer at a time over these tables (PostgreSQL's advisory lock in SQL).
+    sequencer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: ``signing_keys`` rows by kid.
+    signing_keys: Rows = field(default_factory=dict)
     #: Recorded revocation events, ``revocation_events`` rows; ids count from 1.
     revocation_events: list[dict[str, Any]] = field(default_factory=list)
 
