@@ -28,7 +28,7 @@ from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
-from authority.storage.database import make_engine, migrate, reader
+from authority.storage.database import downgrade, make_engine, migrate, reader
 from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
@@ -57,6 +57,19 @@ from .endpoints import (
 )
 from .endpoints import metrics as metrics_endpoint
 from .endpoints.http import error_response
+
+__all__ = [
+    "build_services",
+    "create_app",
+    "downgrade",
+    "ledger_reader",
+    "ledger_sequencer",
+    "migrate",
+    "operator_services",
+    "routes",
+    "start",
+    "stop",
+]
 
 log = logging.getLogger("authority")
 

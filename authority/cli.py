@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.should_auto_migrate:
         # Once, before any worker starts, so workers never race to migrate.
-        from authority.storage.database import migrate
+        from authority.app import migrate
 
         asyncio.run(migrate(settings.sqlalchemy_url))
     print(f"authority serving {settings.issuer} on http://{settings.host}:{settings.port}")
@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # --- migrate --------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from authority.storage.database import downgrade, migrate
+    from authority.app import downgrade, migrate
 
     settings = _settings(args)
     if args.revision.startswith("-") or args.downgrade:

@@ -345,13 +345,8 @@ NOT_YET_PORTED = (
     "authority.management.tools",
     # Containment.
     "authority.containment",
-    # No port yet: ``Services`` carries the engine and the driver for the modules above;
-    # the guard turns the driver's and SQLAlchemy's failures into 503; the readiness
-    # probe runs ``SELECT 1``; ``authority serve`` and ``authority migrate`` migrate.
+    # ``Services`` carries the engine and the driver for the modules above.
     "authority.context",
-    "authority.endpoints.guard",
-    "authority.endpoints.health",
-    "authority.cli",
 )
 #: What only ``storage/`` (and the wiring) may import.
 SQL_INSIDE_STORAGE = (
