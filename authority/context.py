@@ -23,6 +23,7 @@ from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
@@ -63,6 +64,7 @@ class Services:
     # The flows' storage ports (authority.storage), chosen by app.build_services.
     introspection_store: IntrospectionStore
     revocation_store: RevocationStore
+    delegation_store: DelegationStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
