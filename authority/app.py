@@ -34,6 +34,7 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
 from authority.storage.signing_keys import SqlKeyStore
+from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
 from authority.storage.sql.delegations import SqlDelegationStore
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.revocation import SqlRevocationStore
@@ -102,6 +103,7 @@ def build_services(
         introspection_store=SqlIntrospectionStore(sql),
         revocation_store=SqlRevocationStore(engine, autocommit),
         delegation_store=SqlDelegationStore(engine),
+        approval_decision_store=SqlApprovalDecisionStore(engine),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

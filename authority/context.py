@@ -23,6 +23,7 @@ from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.approval_decisions import ApprovalDecisionStore
 from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
 from authority.storage.hot import HotState
@@ -65,6 +66,7 @@ class Services:
     introspection_store: IntrospectionStore
     revocation_store: RevocationStore
     delegation_store: DelegationStore
+    approval_decision_store: ApprovalDecisionStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
