@@ -38,6 +38,7 @@ from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
 from authority.storage.sql.delegations import SqlDelegationStore
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.revocation import SqlRevocationStore
+from authority.storage.sql.webhooks import SqlWebhookStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -104,6 +105,7 @@ def build_services(
         revocation_store=SqlRevocationStore(engine, autocommit),
         delegation_store=SqlDelegationStore(engine),
         approval_decision_store=SqlApprovalDecisionStore(engine),
+        webhook_store=SqlWebhookStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

@@ -30,6 +30,7 @@ from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
 from authority.storage.replay import Sweeper
 from authority.storage.revocation import RevocationStore
+from authority.storage.webhooks import WebhookStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
 
@@ -67,6 +68,7 @@ class Services:
     revocation_store: RevocationStore
     delegation_store: DelegationStore
     approval_decision_store: ApprovalDecisionStore
+    webhook_store: WebhookStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
