@@ -24,6 +24,7 @@ from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.approval_decisions import ApprovalDecisionStore
+from authority.storage.controls import ControlsStore
 from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
 from authority.storage.hot import HotState
@@ -69,6 +70,7 @@ class Services:
     delegation_store: DelegationStore
     approval_decision_store: ApprovalDecisionStore
     webhook_store: WebhookStore
+    controls_store: ControlsStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
