@@ -35,6 +35,7 @@ from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
 from authority.storage.signing_keys import SqlKeyStore
 from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
+from authority.storage.sql.containment import SqlContainmentStore
 from authority.storage.sql.controls import SqlControlsStore
 from authority.storage.sql.delegations import SqlDelegationStore
 from authority.storage.sql.introspection import SqlIntrospectionStore
@@ -108,6 +109,7 @@ def build_services(
         approval_decision_store=SqlApprovalDecisionStore(engine),
         webhook_store=SqlWebhookStore(engine, autocommit),
         controls_store=SqlControlsStore(engine, autocommit),
+        containment_store=SqlContainmentStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

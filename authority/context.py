@@ -24,6 +24,7 @@ from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.approval_decisions import ApprovalDecisionStore
+from authority.storage.containment import ContainmentStore
 from authority.storage.controls import ControlsStore
 from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
@@ -71,6 +72,7 @@ class Services:
     approval_decision_store: ApprovalDecisionStore
     webhook_store: WebhookStore
     controls_store: ControlsStore
+    containment_store: ContainmentStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer

@@ -255,7 +255,17 @@ def test_no_module_is_longer_than_the_limit() -> None:
 
 
 #: The flows whose storage is a port (``authority.storage``): they see it, never SQL.
-PORTED_FLOWS = ("authority.grants.introspection", "authority.grants.revocation")
+PORTED_FLOWS = (
+    "authority.grants.introspection",
+    "authority.grants.revocation",
+    "authority.grants.delegations",
+    "authority.approvals.decisions",
+    "authority.approvals.webhooks",
+    "authority.approvals.webhook_registration",
+    "authority.management.controls",
+    "authority.management.cascade",
+    "authority.containment",
+)
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
     "authority.storage.schema",
