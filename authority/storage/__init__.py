@@ -17,5 +17,14 @@ Layout, one module per port and implementation:
 
 Each port has one contract suite (``tests/contract/``) that every implementation passes.
 
-Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009).
+Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``delegations``,
+``approval_decisions``, ``webhooks``, ``controls`` (the kill switch and its cascade) and
+``containment``.
+
+Where what a write records depends on what its transaction reads under a lock (the
+agent a delegation is for, the owner's webhook before the change, the objects a batch
+of the kill's cascade stops), the port takes a plain function of those values from the
+flow: it checks them (raising the flow's error, which writes nothing) and returns the
+ledger entries, so the rules and the entries stay the flow's and the transaction stays
+one.
 """
