@@ -88,7 +88,7 @@ class Killed:
     refused_since: int
 
 
-async def _visible(services: Services, principal: Principal, agent_id: str) -> None:
+async def _check_visible(services: Services, principal: Principal, agent_id: str) -> None:
     """Another owner's agent does not exist for an owner (404); whose an agent is never
     changes, so this holds for the change that follows."""
     if sees_all(principal):
@@ -106,7 +106,7 @@ async def quarantine(
     """Quarantine now. Quarantining a quarantined agent changes nothing, except that an
     admin takes over an owner's quarantine, so that only an admin can lift it."""
     require_role(principal, *WRITERS)
-    await _visible(services, principal, agent_id)
+    await _check_visible(services, principal, agent_id)
     row = await lifecycle.quarantine(
         services,
         agent_id,
@@ -122,7 +122,7 @@ async def release(
 ) -> Agent:
     """Lift a quarantine; releasing an active agent changes nothing."""
     require_role(principal, *WRITERS)
-    await _visible(services, principal, agent_id)
+    await _check_visible(services, principal, agent_id)
     row = await lifecycle.release(
         services,
         agent_id,
