@@ -34,12 +34,17 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
+from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
+from authority.storage.sql.containment import SqlContainmentStore
+from authority.storage.sql.controls import SqlControlsStore
+from authority.storage.sql.delegations import SqlDelegationStore
 from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
 from authority.storage.sql.ledger_reader import SqlLedgerReader
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.storage.sql.sequencer import SqlSequencerStore
+from authority.storage.sql.webhooks import SqlWebhookStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -120,6 +125,11 @@ def build_services(
         ledger_reader=SqlLedgerReader(autocommit),
         sequencer_store=SqlSequencerStore(engine),
         event_reader=SqlEventReader(autocommit),
+        delegation_store=SqlDelegationStore(engine),
+        approval_decision_store=SqlApprovalDecisionStore(engine),
+        webhook_store=SqlWebhookStore(engine, autocommit),
+        controls_store=SqlControlsStore(engine, autocommit),
+        containment_store=SqlContainmentStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

@@ -23,6 +23,10 @@ from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.approval_decisions import ApprovalDecisionStore
+from authority.storage.containment import ContainmentStore
+from authority.storage.controls import ControlsStore
+from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
 from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
@@ -31,6 +35,7 @@ from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.revocation import RevocationStore
 from authority.storage.sequencer import SequencerStore
+from authority.storage.webhooks import WebhookStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
 
@@ -69,6 +74,11 @@ class Services:
     ledger_reader: LedgerReader
     sequencer_store: SequencerStore
     event_reader: EventReader
+    delegation_store: DelegationStore
+    approval_decision_store: ApprovalDecisionStore
+    webhook_store: WebhookStore
+    controls_store: ControlsStore
+    containment_store: ContainmentStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer

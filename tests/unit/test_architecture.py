@@ -265,6 +265,13 @@ PORTED_FLOWS = (
     "authority.revocations.events",
     "authority.revocations.feed",
     "authority.endpoints.feed",
+    "authority.grants.delegations",
+    "authority.approvals.decisions",
+    "authority.approvals.webhooks",
+    "authority.approvals.webhook_registration",
+    "authority.management.controls",
+    "authority.management.cascade",
+    "authority.containment",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
@@ -320,31 +327,23 @@ WIRING = ("authority.app",)
 NOT_YET_PORTED = (
     # The exchange's units.
     "authority.grants.client_auth",
-    "authority.grants.delegations",
     "authority.grants.issuance",
     "authority.grants.loading",
     "authority.grants.recording",
     # Approvals.
-    "authority.approvals.decisions",
     "authority.approvals.requests",
-    "authority.approvals.webhook_registration",
-    "authority.approvals.webhooks",
     # The registries and the management API.
     "authority.management.agents",
     "authority.management.api_keys",
     "authority.management.auth",
     "authority.management.autonomy",
-    "authority.management.cascade",
     "authority.management.changes",
-    "authority.management.controls",
     "authority.management.lifecycle",
     "authority.management.owners",
     "authority.management.paging",
     "authority.management.records",
     "authority.management.resource_servers",
     "authority.management.tools",
-    # Containment.
-    "authority.containment",
     # ``Services`` carries the engine and the driver for the modules above.
     "authority.context",
 )
