@@ -25,6 +25,8 @@ from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.recordings.sealing import HeadSealer
+from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
@@ -35,6 +37,7 @@ from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
 from authority.storage.signing_keys import SqlKeyStore
 from authority.storage.sql.introspection import SqlIntrospectionStore
+from authority.storage.sql.recordings import SqlRecordingStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.tokens.keyring import Keyring
 
@@ -48,6 +51,7 @@ from .endpoints import (
     introspection,
     ledger,
     management,
+    recordings,
     revocation,
     token,
 )
@@ -100,9 +104,11 @@ def build_services(
         keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         introspection_store=SqlIntrospectionStore(sql),
         revocation_store=SqlRevocationStore(engine, autocommit),
+        recording_store=SqlRecordingStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
+        recording_sealer=HeadSealer(secret_key),
     )
     # Idle until first used: the webhook workers start with the first event, the feed's
     # hub with the first stream.
@@ -153,6 +159,9 @@ async def start(services: Services) -> None:
         services.sql, services.clock, interval=services.settings.used_jti_sweep_interval
     )
     services.jti_sweeper.start()
+    sweeper = RecordingSweeper(services)
+    sweeper.start()
+    services.recording_sweeper = sweeper
     # A kill switch's owner stays contained until its cascade finishes: finish the ones
     # a stopped or crashed process left behind.
     cascade.resume_unfinished(services)
@@ -181,6 +190,8 @@ async def stop(services: Services) -> None:
         await services.sequencer.stop()
     if services.jti_sweeper is not None:
         await services.jti_sweeper.stop()
+    if services.recording_sweeper is not None:
+        await services.recording_sweeper.close()
     await services.keyring.stop_refresh()
     await services.hot.close()
     await services.sql.close()
@@ -201,6 +212,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *feed.routes,
         *controls.routes,
         *approvals.routes,
+        *recordings.routes,
         *metrics_endpoint.routes,
     ]
 

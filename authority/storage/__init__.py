@@ -17,5 +17,6 @@ Layout, one module per port and implementation:
 
 Each port has one contract suite (``tests/contract/``) that every implementation passes.
 
-Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009).
+Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``recordings`` (the
+gateway's call records).
 """

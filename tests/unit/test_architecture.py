@@ -255,7 +255,13 @@ def test_no_module_is_longer_than_the_limit() -> None:
 
 
 #: The flows whose storage is a port (``authority.storage``): they see it, never SQL.
-PORTED_FLOWS = ("authority.grants.introspection", "authority.grants.revocation")
+PORTED_FLOWS = (
+    "authority.grants.introspection",
+    "authority.grants.revocation",
+    "authority.recordings.submit",
+    "authority.recordings.audit",
+    "authority.recordings.sweeper",
+)
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
     "authority.storage.schema",
@@ -304,14 +310,21 @@ def test_only_the_app_chooses_a_port_implementation() -> None:
 
 #: What acts on a decision's outcome: it subscribes to the domain events (wired by
 #: ``authority.app``); the decision path publishes and imports none of it.
-SIDE_EFFECTS = ("authority.containment", "authority.approvals.webhooks", "authority.metrics")
+SIDE_EFFECTS = (
+    "authority.containment",
+    "authority.containment_calls",
+    "authority.approvals.webhooks",
+    "authority.metrics",
+)
+#: What decides, and publishes what it decided: the grants, and the gateway's call records.
+DECISION_PATH = ("authority.grants", "authority.recordings")
 
 
 def test_the_grants_import_none_of_the_side_effects() -> None:
     bad = [
         i
         for i in _imports()
-        if _within(i.source, "authority.grants")
+        if any(_within(i.source, path) for path in DECISION_PATH)
         and any(_within(i.target, effect) for effect in SIDE_EFFECTS)
     ]
     assert not bad, _violations("the decision path imports a side effect:", bad)
