@@ -18,7 +18,7 @@ from authority.gateway.recorder import AuthorityRecorder, RecorderBounds, docume
 from authority.settings import Settings
 from authority.storage.schema import call_recordings, ledger_entries
 from tests.revocation_support import Proxy, add_server, serving
-from tests.support import ISSUER, World
+from tests.support import ISSUER, AgentKey, World
 from tests.unit.recordings.support import auditor, b64url, digest, issued_jti
 
 BODY = b'{"jsonrpc":"2.0","method":"tools/call","params":{"name":"github.issues.create"}}'
@@ -252,6 +252,33 @@ async def test_wrong_credentials_are_retried_not_dropped(
         assert await recorder.close() == 1  # the record never taken is lost, and said so
         await http.aclose()
     assert await stored(world) == 0
+
+
+async def test_a_refused_assertion_is_retried_not_dropped(
+    world: World, switch: Switch, mono: Clock
+) -> None:
+    """``invalid_client`` in a 400 (an assertion, in the body) is about the gateway's
+    credentials, not the record: retried, and in time the calls stop."""
+    server = await add_server(world, "https://keyed.example", method="private_key_jwt")
+    stranger = AgentKey()  # not the key the server registered
+    http = httpx.AsyncClient(transport=switch)
+    recorder = AuthorityRecorder(
+        ISSUER,
+        client_id=server.id,
+        assertion=lambda: stranger.attestation(server.id, world.clock.now()),
+        bounds=RecorderBounds(max_outage=5.0, retry_base=0.01, retry_max=0.02, drain_timeout=0.1),
+        http=http,
+        clock=mono,
+    )
+    try:
+        await recorder.record(call(None))
+        await eventually(lambda: recorder.retries >= 3)
+        assert recorder.rejected == 0 and recorder.pending == 1
+        mono.now += 5
+        assert not recorder.available
+    finally:
+        assert await recorder.close() == 1
+        await http.aclose()
 
 
 async def test_a_refused_record_is_dropped_and_the_calls_go_on(

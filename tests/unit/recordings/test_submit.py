@@ -10,6 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from authority.context import Services
+from authority.errors import InvalidGrant
+from authority.grants.client_auth import AuthenticatedClient
+from authority.recordings.submission import CallIn, Checked
+from authority.recordings.submit import _check_grant
+from authority.storage.recordings import SubmissionFacts
 from authority.storage.schema import call_recordings, ledger_entries
 from tests.revocation_support import add_server, basic, client_assertion
 from tests.support import World
@@ -201,7 +206,10 @@ async def test_a_token_for_another_server_is_refused(world: World) -> None:
     }
     unknown = await submit(world, call("jti-that-was-never-issued"))
     assert unknown.status_code == 400
-    assert unknown.json()["error"] == "invalid_grant"
+    assert unknown.json() == {
+        "error": "invalid_grant",
+        "error_description": "The call's jti names no token this authority issued.",
+    }
     assert await nothing_stored(world.services)
 
 
@@ -337,3 +345,15 @@ async def test_the_heads_are_sealed_at_rest(world: World, backend: str, tmp_path
 def database_files(data_dir: Path) -> dict[str, bytes]:
     """The SQLite file and its write-ahead log, wherever the rows are now."""
     return {p.name: p.read_bytes() for p in data_dir.iterdir() if p.name.startswith("authority.db")}
+
+
+def test_only_an_issued_grant_vouches_for_a_call() -> None:
+    """A grant row that was not issued (denied, pending) names no token, whatever else
+    it says: even one for this server's audience."""
+
+    audience = "https://tools.example"
+    facts = SubmissionFacts(*([None] * 6), "grt_1", "denied", audience, *([None] * 6))
+    client = AuthenticatedClient("rs_1", "resource_server", audience, None)
+    record = Checked(CallIn.model_validate(call("jti-1")), None, None)
+    with pytest.raises(InvalidGrant, match="names no token"):
+        _check_grant(client, facts, record)
