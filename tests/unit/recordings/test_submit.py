@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -350,9 +351,10 @@ def database_files(data_dir: Path) -> dict[str, bytes]:
 def test_only_an_issued_grant_vouches_for_a_call() -> None:
     """A grant row that was not issued (denied, pending) names no token, whatever else
     it says: even one for this server's audience."""
-
     audience = "https://tools.example"
-    facts = SubmissionFacts(*([None] * 6), "grt_1", "denied", audience, *([None] * 6))
+    names = [f.name for f in dataclasses.fields(SubmissionFacts)]
+    facts = SubmissionFacts(**dict.fromkeys(names))
+    facts = dataclasses.replace(facts, grant_id="grt_1", decision="denied", grant_audience=audience)
     client = AuthenticatedClient("rs_1", "resource_server", audience, None)
     record = Checked(CallIn.model_validate(call("jti-1")), None, None)
     with pytest.raises(InvalidGrant, match="names no token"):
