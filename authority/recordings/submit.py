@@ -9,7 +9,9 @@ JSON body: ``submission``). Then:
   introspection, applied to what the server says it let through); anything else is
   ``invalid_grant`` and nothing is stored. A call without a token is a refused one;
 * the agent, owner, delegation, tool, resource and action of the entry are the grant's,
-  never the gateway's word; a record that names others is refused;
+  never the gateway's word; a record that names others is refused. A refused call with
+  no token names no agent, owner or delegation; its tool, resource and action, if any,
+  are what the gateway says was asked for;
 * the ``gateway_call`` entry (digests and sizes of the bodies and of the heads, never a
   body) and the sealed heads are written in one transaction (``storage.recordings``):
   both or neither. A resubmission (same server, same ``submission_id``: a retry whose
