@@ -25,6 +25,8 @@ from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.recordings.sealing import HeadSealer
+from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
@@ -42,6 +44,7 @@ from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
 from authority.storage.sql.ledger_reader import SqlLedgerReader
+from authority.storage.sql.recordings import SqlRecordingStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.storage.sql.sequencer import SqlSequencerStore
 from authority.storage.sql.webhooks import SqlWebhookStore
@@ -57,6 +60,7 @@ from .endpoints import (
     introspection,
     ledger,
     management,
+    recordings,
     revocation,
     token,
 )
@@ -130,9 +134,11 @@ def build_services(
         webhook_store=SqlWebhookStore(engine, autocommit),
         controls_store=SqlControlsStore(engine, autocommit),
         containment_store=SqlContainmentStore(engine, autocommit),
+        recording_store=SqlRecordingStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
+        recording_sealer=HeadSealer(secret_key),
     )
     # Idle until first used: the webhook workers start with the first event, the feed's
     # hub with the first stream.
@@ -201,6 +207,9 @@ async def start(services: Services) -> None:
         services.sql, services.clock, interval=services.settings.used_jti_sweep_interval
     )
     services.jti_sweeper.start()
+    sweeper = RecordingSweeper(services)
+    sweeper.start()
+    services.recording_sweeper = sweeper
     # A kill switch's owner stays contained until its cascade finishes: finish the ones
     # a stopped or crashed process left behind.
     cascade.resume_unfinished(services)
@@ -229,6 +238,8 @@ async def stop(services: Services) -> None:
         await services.sequencer.stop()
     if services.jti_sweeper is not None:
         await services.jti_sweeper.stop()
+    if services.recording_sweeper is not None:
+        await services.recording_sweeper.close()
     await services.keyring.stop_refresh()
     await services.hot.close()
     await services.sql.close()
@@ -249,6 +260,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *feed.routes,
         *controls.routes,
         *approvals.routes,
+        *recordings.routes,
         *metrics_endpoint.routes,
     ]
 

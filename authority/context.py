@@ -21,6 +21,7 @@ from authority.counters import OpenItems
 from authority.ledger.sequencer import Sequencer
 from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
+from authority.recordings.sealing import HeadSealer
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.approval_decisions import ApprovalDecisionStore
@@ -32,6 +33,7 @@ from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
 from authority.storage.ledger_reader import LedgerReader
+from authority.storage.recordings import RecordingStore
 from authority.storage.replay import Sweeper
 from authority.storage.revocation import RevocationStore
 from authority.storage.sequencer import SequencerStore
@@ -79,9 +81,12 @@ class Services:
     webhook_store: WebhookStore
     controls_store: ControlsStore
     containment_store: ContainmentStore
+    recording_store: RecordingStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
+    # Seals and opens the heads of recorded calls (recordings.sealing).
+    recording_sealer: HeadSealer
     # What happens after a decision (authority.domain_events), subscribed in authority.app.
     events: EventBus = field(default_factory=EventBus)
     # Made by app.build_services, which they need to be made (the types that would import
@@ -98,6 +103,8 @@ class Services:
     sequencer: Sequencer | None = None
     # Deletes spent JWT ids once their JWTs have expired (storage.replay); started by start().
     jti_sweeper: Sweeper | None = None
+    # Deletes recorded heads past their retention (recordings.sweeper); started by start().
+    recording_sweeper: Background | None = None
 
     def now(self) -> int:
         return int(self.clock.now())

@@ -3,7 +3,8 @@
 ``verify`` reads each input from a file or from the authority's ledger API (an http(s)
 URL, with the auditor's API key from ``--api-key-file``). It prints one line and exits 0
 when everything verifies, 1 naming the first bad index when something does not, and 2
-when an input cannot be read at all.
+when an input cannot be read at all. With ``--recordings`` it also checks call recordings
+(the auditor API's JSON of one or more) against their entries (``verify_recordings``).
 
 Only entries a signed checkpoint covers count as verified. Entries after the newest
 checkpoint (an unsigned tail) fail the run (exit 1); with ``--allow-unsigned-tail`` the
@@ -40,6 +41,7 @@ from .verify import (
     prepare_checkpoints,
     verify_lines,
 )
+from .verify_recordings import RecordingsCheck, UnreadableRecordings, parse_recordings
 
 if TYPE_CHECKING:
     from authority.settings import Settings
@@ -166,6 +168,16 @@ async def export_lines(source: str, client: httpx.AsyncClient) -> AsyncIterator[
         raise InputError(f"{source}: {type(exc).__name__}") from None
 
 
+async def load_recordings(source: str | None, client: httpx.AsyncClient) -> RecordingsCheck | None:
+    if source is None:
+        return None
+    document = await _get_json(client, source) if _is_url(source) else _read_json_file(source)
+    try:
+        return RecordingsCheck(parse_recordings(document))
+    except UnreadableRecordings as exc:
+        raise InputError(f"{source}: {exc}") from None
+
+
 async def verify_sources(
     *,
     export: str,
@@ -174,12 +186,14 @@ async def verify_sources(
     state_path: Path | None,
     client: httpx.AsyncClient,
     allow_unsigned_tail: bool = False,
+    recordings: str | None = None,
 ) -> str:
     """Verify; return the success line, or raise ``VerificationFailed`` / ``InputError``."""
     try:
         state = State.load(state_path) if state_path is not None else None
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    calls = await load_recordings(recordings, client)
     keyset = await load_keys(keys, checkpoints, client)
     items = await load_checkpoints(checkpoints, client, state)
     points, prepared = prepare_checkpoints(items, keyset)
@@ -191,7 +205,9 @@ async def verify_sources(
         prepared,
         state=state,
         allow_unsigned_tail=allow_unsigned_tail,
+        observe=None if calls is None else calls.observe,
     )
+    checked = None if calls is None else calls.finish(report)
     latest = report.latest
     if latest is None:  # verify_lines refuses an export with no valid checkpoint
         raise VerificationFailed(0, "no valid checkpoint")
@@ -202,6 +218,8 @@ async def verify_sources(
         f"tree size {latest.tree_size}, root {encode_hash(latest.root_hash)}, "
         f"signed by {latest.kid} at {latest.iat}"
     )
+    if checked is not None:
+        summary += f"; {checked[0]} recordings verified ({checked[1]} past retention: entry only)"
     if report.unverified:
         summary += (
             f"; UNVERIFIED: {report.unverified} entries after tree size {report.entries} "
@@ -232,6 +250,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 state_path=args.state,
                 client=client,
                 allow_unsigned_tail=args.allow_unsigned_tail,
+                recordings=args.recordings,
             )
 
     try:
@@ -312,6 +331,11 @@ def register(
         "--allow-unsigned-tail",
         action="store_true",
         help="accept entries after the newest checkpoint (reported as unverified; exit 0)",
+    )
+    verify.add_argument(
+        "--recordings",
+        metavar="FILE|URL",
+        help="call recordings (the auditor API's JSON) to check against their entries",
     )
     verify.set_defaults(func=cmd_verify)
 

@@ -21,8 +21,8 @@ Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_
 (the ledger API and its export), ``sequencer`` (the ledger's tree positions and
 checkpoints), ``event_reader`` (the revocation feed), ``keys`` (the keyring's, whose
 Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage), ``delegations``,
-``approval_decisions``, ``webhooks``, ``controls`` (the kill switch and its cascade) and
-``containment``.
+``approval_decisions``, ``webhooks``, ``controls`` (the kill switch and its cascade),
+``containment`` and ``recordings`` (the gateway's call records).
 
 Besides the ports, ``storage/sql/`` holds the SQL blocks every writer shares within its
 own transaction: ``ledger`` (appending an entry: so the ledger ports' SQL is

@@ -272,6 +272,9 @@ PORTED_FLOWS = (
     "authority.management.controls",
     "authority.management.cascade",
     "authority.containment",
+    "authority.recordings.submit",
+    "authority.recordings.audit",
+    "authority.recordings.sweeper",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
@@ -382,14 +385,21 @@ def test_not_yet_ported_names_only_modules_that_still_reach_sql() -> None:
 
 #: What acts on a decision's outcome: it subscribes to the domain events (wired by
 #: ``authority.app``); the decision path publishes and imports none of it.
-SIDE_EFFECTS = ("authority.containment", "authority.approvals.webhooks", "authority.metrics")
+SIDE_EFFECTS = (
+    "authority.containment",
+    "authority.containment_calls",
+    "authority.approvals.webhooks",
+    "authority.metrics",
+)
+#: What decides, and publishes what it decided: the grants, and the gateway's call records.
+DECISION_PATH = ("authority.grants", "authority.recordings")
 
 
 def test_the_grants_import_none_of_the_side_effects() -> None:
     bad = [
         i
         for i in _imports()
-        if _within(i.source, "authority.grants")
+        if any(_within(i.source, path) for path in DECISION_PATH)
         and any(_within(i.target, effect) for effect in SIDE_EFFECTS)
     ]
     assert not bad, _violations("the decision path imports a side effect:", bad)

@@ -50,6 +50,9 @@ class Tables:
     signing_keys: Rows = field(default_factory=dict)
     #: Recorded revocation events, ``revocation_events`` rows; ids count from 1.
     revocation_events: list[dict[str, Any]] = field(default_factory=list)
+    #: Call recordings, ``call_recordings`` rows by id; ``entry_id`` is the position of
+    #: the call's entry in ``ledger_entries``, from 1.
+    call_recordings: Rows = field(default_factory=dict)
 
     def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
         """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""
