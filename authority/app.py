@@ -34,12 +34,17 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
+from authority.storage.sql.agents import SqlAgentStore
+from authority.storage.sql.api_keys import SqlApiKeyStore
 from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
 from authority.storage.sql.ledger_reader import SqlLedgerReader
+from authority.storage.sql.owners import SqlOwnerStore
+from authority.storage.sql.resource_servers import SqlResourceServerStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.storage.sql.sequencer import SqlSequencerStore
+from authority.storage.sql.tools import SqlToolStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -107,6 +112,11 @@ def build_services(
         ledger_reader=SqlLedgerReader(autocommit),
         sequencer_store=SqlSequencerStore(engine),
         event_reader=SqlEventReader(autocommit),
+        owner_store=SqlOwnerStore(engine),
+        agent_store=SqlAgentStore(engine),
+        api_key_store=SqlApiKeyStore(engine),
+        resource_server_store=SqlResourceServerStore(engine),
+        tool_store=SqlToolStore(engine),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

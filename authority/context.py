@@ -23,14 +23,19 @@ from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.agents import AgentStore
+from authority.storage.api_keys import ApiKeyStore
 from authority.storage.driver import Driver
 from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
 from authority.storage.ledger_reader import LedgerReader
+from authority.storage.owners import OwnerStore
 from authority.storage.replay import Sweeper
+from authority.storage.resource_servers import ResourceServerStore
 from authority.storage.revocation import RevocationStore
 from authority.storage.sequencer import SequencerStore
+from authority.storage.tools import ToolStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
 
@@ -69,6 +74,12 @@ class Services:
     ledger_reader: LedgerReader
     sequencer_store: SequencerStore
     event_reader: EventReader
+    # The registries of the management API (authority.management).
+    owner_store: OwnerStore
+    agent_store: AgentStore
+    api_key_store: ApiKeyStore
+    resource_server_store: ResourceServerStore
+    tool_store: ToolStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
