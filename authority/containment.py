@@ -72,11 +72,11 @@ from authority.context import Services
 from authority.domain_events import AgentContained, ExchangeDenied, InactiveTokenPresented
 from authority.errors import AuthorityError
 from authority.management import lifecycle
-from authority.management.autonomy import record_change
+from authority.management.autonomy import change_entry
 from authority.policy.reasons import Reason
 from authority.storage.hot import Claim, HotStateUnavailable
 from authority.storage.schema import agents, ledger_entries
-from authority.storage.sql.ledger import append
+from authority.storage.sql.ledger import append, append_many
 
 from . import containment_window as window
 
@@ -365,8 +365,7 @@ async def _record(
                 .where(agents.c.id == agent_id)
                 .values(autonomy_level=level - 1, updated_at=now)
             )
-            await record_change(
-                conn,
+            demotion = change_entry(
                 agent_id=agent_id,
                 owner_id=owner_id,
                 previous=level,
@@ -375,6 +374,7 @@ async def _record(
                 reason=f"contained {earlier + 1} times within {settings.containment_memory} s",
                 now=now,
             )
+            await append_many(conn, [demotion])
             level -= 1
             demoted = True
         await append(

@@ -20,11 +20,12 @@ from sqlalchemy.sql import ColumnElement
 
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest
-from authority.management import paging, records
+from authority.management import paging
 from authority.management.auth import READERS, Principal, Role, require_role, sees_all
 from authority.management.inputs import Body as InputBody
 from authority.management.inputs import Description
 from authority.storage.schema import approvals
+from authority.storage.sql import records
 
 from .requests import CallRequest, record_decision
 
@@ -121,8 +122,10 @@ async def list_approvals(
     if agent_id is not None:
         where.append(approvals.c.agent_id == agent_id)
     async with services.engine.connect() as conn:
-        rows, cursor = await paging.fetch_page(conn, services, KIND, approvals, request, where)
-    return paging.Page([view(r, now) for r in rows], cursor)
+        rows, last = await records.page(
+            conn, approvals, limit=request.limit, after=request.after, where=where
+        )
+    return paging.Page([view(r, now) for r in rows], paging.cursor_after(services, KIND, last))
 
 
 async def get(services: Services, principal: Principal, approval_id: str) -> Approval:

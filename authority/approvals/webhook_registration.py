@@ -20,10 +20,11 @@ from sqlalchemy import update
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest, NotFound
 from authority.management import changes as registry_changes
-from authority.management import records
 from authority.management.auth import READERS, WRITERS, Principal, may_see_owner, require_role
 from authority.management.inputs import Body
 from authority.storage.schema import owners
+from authority.storage.sql import records
+from authority.storage.sql.ledger import append_many
 
 from .webhook_signing import new_secret
 
@@ -99,8 +100,7 @@ async def set_webhook(
                 updated_at=now,
             )
         )
-        await registry_changes.record(
-            conn,
+        entry = registry_changes.entry(
             now=now,
             actor=principal.key_id,
             object_type="webhook",
@@ -109,6 +109,7 @@ async def set_webhook(
             changes=_url_record(url),
             owner_id=owner_id,
         )
+        await append_many(conn, [entry])
     return IssuedWebhook(Webhook(owner_id, url, now), secret)
 
 
@@ -143,8 +144,7 @@ async def delete_webhook(services: Services, principal: Principal, owner_id: str
             .values(webhook_url=None, webhook_secret=None, webhook_updated_at=now, updated_at=now)
         )
         if row.webhook_url is not None:
-            await registry_changes.record(
-                conn,
+            entry = registry_changes.entry(
                 now=now,
                 actor=principal.key_id,
                 object_type="webhook",
@@ -152,4 +152,5 @@ async def delete_webhook(services: Services, principal: Principal, owner_id: str
                 change="deleted",
                 owner_id=owner_id,
             )
+            await append_many(conn, [entry])
     return Webhook(owner_id, None, now)

@@ -24,7 +24,7 @@ from authority.context import Services
 from authority.errors import InsufficientScope, InvalidRequest, NotFound
 from authority.management.auth import Principal
 from authority.management.inputs import Body, Description
-from authority.management.paging import Page, PageRequest, fetch_page
+from authority.management.paging import Page, PageRequest, cursor_after
 from authority.management.records import valid_id
 from authority.policy.checks import ScopeEntry
 from authority.policy.patterns import wildcards
@@ -34,6 +34,7 @@ from authority.storage.events import RevocationEvent
 from authority.storage.schema import agents, delegations, tools
 from authority.storage.sql.events import record as record_event
 from authority.storage.sql.ledger import append
+from authority.storage.sql.records import page
 from authority.tokens.inbound import key_set
 
 DELEGATION_TYP = protocol.DELEGATION_TYP
@@ -259,8 +260,10 @@ async def list_page(
             raise InvalidRequest("The agent_id parameter is invalid.")
         where.append(delegations.c.agent_id == agent_id)
     async with services.engine.connect() as conn:
-        rows, next_cursor = await fetch_page(conn, services, KIND, delegations, request, where)
-    return Page([render(r) for r in rows], next_cursor)
+        rows, last = await page(
+            conn, delegations, limit=request.limit, after=request.after, where=where
+        )
+    return Page([render(r) for r in rows], cursor_after(services, KIND, last))
 
 
 async def revoke(

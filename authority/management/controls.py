@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import StringConstraints
 
@@ -43,11 +43,12 @@ from authority import metrics
 from authority.context import Services
 from authority.errors import NotFound
 from authority.revocations import events
-from authority.storage.schema import agents, owners
+from authority.storage.schema import owners
 from authority.storage.sql import events as sql_events
+from authority.storage.sql import records
 from authority.storage.sql.ledger import append
 
-from . import cascade, lifecycle, records
+from . import cascade, lifecycle
 from .agents import Agent
 from .agents import _agent as agent_view
 from .auth import WRITERS, Principal, may_see_owner, require_role, sees_all
@@ -89,8 +90,9 @@ class Killed:
     refused_since: int
 
 
-def _visible(principal: Principal) -> list[Any]:
-    return [] if sees_all(principal) else [agents.c.owner_id == principal.owner_id]
+def _visible(principal: Principal) -> str | None:
+    """The owner whose agents the principal may see; None for every owner's."""
+    return None if sees_all(principal) else principal.owner_id
 
 
 async def quarantine(

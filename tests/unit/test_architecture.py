@@ -265,6 +265,17 @@ PORTED_FLOWS = (
     "authority.revocations.events",
     "authority.revocations.feed",
     "authority.endpoints.feed",
+    "authority.management.agents",
+    "authority.management.api_keys",
+    "authority.management.auth",
+    "authority.management.autonomy",
+    "authority.management.changes",
+    "authority.management.lifecycle",
+    "authority.management.owners",
+    "authority.management.paging",
+    "authority.management.records",
+    "authority.management.resource_servers",
+    "authority.management.tools",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
@@ -329,20 +340,9 @@ NOT_YET_PORTED = (
     "authority.approvals.requests",
     "authority.approvals.webhook_registration",
     "authority.approvals.webhooks",
-    # The registries and the management API.
-    "authority.management.agents",
-    "authority.management.api_keys",
-    "authority.management.auth",
-    "authority.management.autonomy",
+    # The management API's kill switch and controls.
     "authority.management.cascade",
-    "authority.management.changes",
     "authority.management.controls",
-    "authority.management.lifecycle",
-    "authority.management.owners",
-    "authority.management.paging",
-    "authority.management.records",
-    "authority.management.resource_servers",
-    "authority.management.tools",
     # Containment.
     "authority.containment",
     # No port yet: ``Services`` carries the engine and the driver for the modules above;
