@@ -19,8 +19,11 @@ Each port has one contract suite (``tests/contract/``) that every implementation
 
 Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_reader``
 (the ledger API and its export), ``sequencer`` (the ledger's tree positions and
-checkpoints), ``event_reader`` (the revocation feed), and ``keys`` (the keyring's, whose
-Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage).
+checkpoints), ``event_reader`` (the revocation feed), ``keys`` (the keyring's, whose
+Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage), and the
+management registries ``owners``, ``agents``, ``api_keys``, ``resource_servers`` and
+``tools``, which share ``registry`` (a row replaced only if it is still the one read, a
+taken name as a value).
 
 Besides the ports, ``storage/sql/`` holds the SQL blocks every writer shares within its
 own transaction: ``ledger`` (appending an entry: so the ledger ports' SQL is
