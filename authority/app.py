@@ -40,6 +40,8 @@ from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
 from authority.storage.sql.containment import SqlContainmentStore
 from authority.storage.sql.controls import SqlControlsStore
 from authority.storage.sql.delegations import SqlDelegationStore
+from authority.storage.sql.agents import SqlAgentStore
+from authority.storage.sql.api_keys import SqlApiKeyStore
 from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
@@ -48,6 +50,11 @@ from authority.storage.sql.recordings import SqlRecordingStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.storage.sql.sequencer import SqlSequencerStore
 from authority.storage.sql.webhooks import SqlWebhookStore
+from authority.storage.sql.owners import SqlOwnerStore
+from authority.storage.sql.resource_servers import SqlResourceServerStore
+from authority.storage.sql.revocation import SqlRevocationStore
+from authority.storage.sql.sequencer import SqlSequencerStore
+from authority.storage.sql.tools import SqlToolStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -135,6 +142,11 @@ def build_services(
         controls_store=SqlControlsStore(engine, autocommit),
         containment_store=SqlContainmentStore(engine, autocommit),
         recording_store=SqlRecordingStore(engine, autocommit),
+        owner_store=SqlOwnerStore(engine),
+        agent_store=SqlAgentStore(engine),
+        api_key_store=SqlApiKeyStore(engine),
+        resource_server_store=SqlResourceServerStore(engine),
+        tool_store=SqlToolStore(engine),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

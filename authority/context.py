@@ -28,16 +28,21 @@ from authority.storage.approval_decisions import ApprovalDecisionStore
 from authority.storage.containment import ContainmentStore
 from authority.storage.controls import ControlsStore
 from authority.storage.delegations import DelegationStore
+from authority.storage.agents import AgentStore
+from authority.storage.api_keys import ApiKeyStore
 from authority.storage.driver import Driver
 from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.recordings import RecordingStore
+from authority.storage.owners import OwnerStore
 from authority.storage.replay import Sweeper
+from authority.storage.resource_servers import ResourceServerStore
 from authority.storage.revocation import RevocationStore
 from authority.storage.sequencer import SequencerStore
 from authority.storage.webhooks import WebhookStore
+from authority.storage.tools import ToolStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
 
@@ -82,6 +87,12 @@ class Services:
     controls_store: ControlsStore
     containment_store: ContainmentStore
     recording_store: RecordingStore
+    # The registries of the management API (authority.management).
+    owner_store: OwnerStore
+    agent_store: AgentStore
+    api_key_store: ApiKeyStore
+    resource_server_store: ResourceServerStore
+    tool_store: ToolStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer

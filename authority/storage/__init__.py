@@ -22,7 +22,10 @@ Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_
 checkpoints), ``event_reader`` (the revocation feed), ``keys`` (the keyring's, whose
 Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage), ``delegations``,
 ``approval_decisions``, ``webhooks``, ``controls`` (the kill switch and its cascade),
-``containment`` and ``recordings`` (the gateway's call records).
+``containment``, ``recordings`` (the gateway's call records), and the management
+registries ``owners``, ``agents``, ``api_keys``, ``resource_servers`` and ``tools``, which
+share ``registry`` (a row replaced only if it is still the one read, a taken name as a
+value).
 
 Besides the ports, ``storage/sql/`` holds the SQL blocks every writer shares within its
 own transaction: ``ledger`` (appending an entry: so the ledger ports' SQL is

@@ -275,6 +275,17 @@ PORTED_FLOWS = (
     "authority.recordings.submit",
     "authority.recordings.audit",
     "authority.recordings.sweeper",
+    "authority.management.agents",
+    "authority.management.api_keys",
+    "authority.management.auth",
+    "authority.management.autonomy",
+    "authority.management.changes",
+    "authority.management.lifecycle",
+    "authority.management.owners",
+    "authority.management.paging",
+    "authority.management.records",
+    "authority.management.resource_servers",
+    "authority.management.tools",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
@@ -335,18 +346,6 @@ NOT_YET_PORTED = (
     "authority.grants.recording",
     # Approvals.
     "authority.approvals.requests",
-    # The registries and the management API.
-    "authority.management.agents",
-    "authority.management.api_keys",
-    "authority.management.auth",
-    "authority.management.autonomy",
-    "authority.management.changes",
-    "authority.management.lifecycle",
-    "authority.management.owners",
-    "authority.management.paging",
-    "authority.management.records",
-    "authority.management.resource_servers",
-    "authority.management.tools",
     # ``Services`` carries the engine and the driver for the modules above.
     "authority.context",
 )

@@ -36,6 +36,8 @@ class Tables:
     approvals: Rows = field(default_factory=dict)
     #: The kill switch's cascades, ``containment_cascades`` rows; ids count from 1.
     containment_cascades: list[dict[str, Any]] = field(default_factory=list)
+    #: The management API's keys; ``key_hash`` is a column like the others.
+    api_keys: Rows = field(default_factory=dict)
     #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``);
     #: an entry's id is its position plus one, drawn in commit order as on SQLite.
     ledger_entries: list[dict[str, Any]] = field(default_factory=list)
