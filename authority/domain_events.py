@@ -93,6 +93,23 @@ class InactiveTokenPresented:
 
 
 @dataclass(frozen=True, slots=True)
+class CallBlocked:
+    """A gateway blocked a call made with one of the agent's tokens (its record committed).
+
+    ``jti``: the token's, whose grant is the agent's and was issued for ``gateway``, the
+    resource server that blocked the call by its command rule ``rule``.
+    """
+
+    call_id: str
+    jti: str
+    agent_id: str
+    owner_id: str
+    gateway: str
+    rule: str
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
 class AgentContained:
     """Containment quarantined an agent (committed, in force everywhere)."""
 

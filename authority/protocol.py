@@ -34,6 +34,10 @@ LEDGER_CHECKPOINTS_PATH: Final = "/v1/ledger/checkpoints"
 LEDGER_INCLUSION_PROOF_PATH: Final = "/v1/ledger/proofs/inclusion"
 LEDGER_CONSISTENCY_PROOF_PATH: Final = "/v1/ledger/proofs/consistency"
 LEDGER_KEYS_PATH: Final = "/v1/ledger/keys"  # every ledger key ever used (a JWK Set)
+#: Where a gateway (a registered resource server) submits the record of each call.
+GATEWAY_CALLS_PATH: Final = "/v1/gateway/calls"
+#: The auditor's call recordings: ``/{call_id}``, or listed by ``?jti=`` or ``?grant=``.
+RECORDINGS_PATH: Final = "/v1/recordings"
 
 # --- grant, token and assertion types -----------------------------------------------------
 #: RFC 8693 §2.1.

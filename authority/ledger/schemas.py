@@ -13,8 +13,8 @@ A schema, once released, never changes: a new member or meaning is a new version
 every old version stays registered here so that old entries keep verifying.
 
 The models live by family (``grant_entries``, ``control_entries``, ``registry_entries``,
-on the base in ``record``); this module is the one registry of kinds and versions, and
-the canonical form every body is written and checked in.
+``gateway_entries``, on the base in ``record``); this module is the one registry of kinds
+and versions, and the canonical form every body is written and checked in.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .control_entries import (
     OwnerRetiredV1,
     TokenRevokedV1,
 )
+from .gateway_entries import GatewayCallV1
 from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2
 from .record import Record
 from .registry_entries import KeyRotatedV1, RegistryChangedV1
@@ -70,6 +71,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         AgentContainedV1,
         KeyRotatedV1,
         RegistryChangedV1,
+        GatewayCallV1,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

@@ -178,6 +178,7 @@ def _body_models() -> list[type[Body]]:
         importlib.import_module(f"authority.management.{module.name}")
     importlib.import_module("authority.grants.delegations")
     importlib.import_module("authority.approvals.webhooks")
+    importlib.import_module("authority.recordings.submission")
     found: list[type[Body]] = []
     todo = list(Body.__subclasses__())
     while todo:
@@ -258,6 +259,28 @@ def ledger_checkpoints(data: bytes) -> None:
 
         prepare_checkpoints(checkpoint_items(document), keys)
     except (ValueError, RecursionError, VerificationFailed):
+        pass
+
+
+# --- call records (the gateway's) and the recordings an auditor verifies ---------------------
+def call_records(data: bytes) -> None:
+    """A gateway's call record as the authority reads it, and a recordings document as
+    ``authority ledger verify --recordings`` does."""
+    from authority.endpoints.http import parse_json_object
+    from authority.ledger.verify import Report
+    from authority.ledger.verify_recordings import (
+        RecordingsCheck,
+        UnreadableRecordings,
+        parse_recordings,
+    )
+    from authority.recordings.submission import checked
+
+    with contextlib.suppress(AuthorityError):
+        checked(parse_json_object(data), 1024)
+    try:
+        check = RecordingsCheck(parse_recordings(json.loads(data)))
+        check.finish(Report(entries=1_000_000))
+    except (ValueError, RecursionError, UnreadableRecordings, VerificationFailed):
         pass
 
 
@@ -358,6 +381,7 @@ TARGETS: dict[str, Target] = {
     "cursor": cursor,
     "ledger_export": ledger_export,
     "ledger_checkpoints": ledger_checkpoints,
+    "call_records": call_records,
     "feed": feed,
     "middleware": middleware,
     "gateway_messages": gateway_messages,
