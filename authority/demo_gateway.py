@@ -5,14 +5,17 @@ an MCP server built with the ``mcp`` package (Streamable HTTP, which accepts onl
 gateway's own credential), and the gateway in front of it. An admin registers the
 gateway's upstream and its tools, an owner delegates one tool on one repository, and the
 agent, with the official MCP client and the SDK's ``GatewayAuth``, lists the tools (it is
-shown only what it may call), makes a call inside the delegation, is refused a call on
-another repository, and cannot replay the token of its call with other arguments.
+shown only what it may call), makes a call inside the delegation and reads a customer
+whose card number the gateway masks, is refused a call on another repository, and cannot
+replay the token of its call with other arguments. The gateway records every call at the
+authority, and an auditor reads the recording of the first call back.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import tempfile
 from collections.abc import Callable
@@ -28,11 +31,12 @@ from authority.context import Services
 from authority.demo import _free_port, _Steps, cmd_demo, serve
 from authority.gateway.config import Credential, GatewaySettings, McpCall, SecretRef, Upstream
 from authority.gateway.wiring import build_gateway
-from authority.management.api_keys import bootstrap
+from authority.management.api_keys import bootstrap, issue_operator_key
 from authority.sdk import AgentClient, AuthorityClientError
 from authority.settings import Settings
 
 TOOL = "tracker.issues.create"
+READ = "tracker.customers.read"
 SESSION = "mcp.session.tracker"
 UPSTREAM_CREDENTIAL = "demo-upstream-credential-0123456789"
 
@@ -45,8 +49,10 @@ class GatewayDemoResult:
 
     listed: list[str] = field(default_factory=list)
     called: str | None = None
+    masked: str | None = None
     refused_outside: str | None = None
     replayed_status: int | None = None
+    recorded: dict[str, Any] = field(default_factory=dict)
 
 
 def tracker_app() -> Any:
@@ -64,6 +70,11 @@ def tracker_app() -> Any:
     def delete_repo(repo: str) -> str:
         """Delete a repository."""
         return f"deleted {repo}"
+
+    @server.tool()
+    def customer(name: str) -> str:
+        """A customer's record, card number and all."""
+        return f"{name}: card 4111 1111 1111 1111, plan gold"
 
     inner = server.streamable_http_app(streamable_http_path="/mcp")
 
@@ -113,7 +124,7 @@ async def run_gateway_demo(
             server = await call(
                 "/v1/resource-servers", admin, {"name": "tracker via gateway", "audience": audience}
             )
-            for name, action in ((SESSION, "connect"), (TOOL, "create")):
+            for name, action in ((SESSION, "connect"), (TOOL, "create"), (READ, "read")):
                 await call(
                     "/v1/tools",
                     admin,
@@ -127,7 +138,7 @@ async def run_gateway_demo(
                 )
             step(
                 f"Admin registers the MCP server behind the gateway as {audience} "
-                f"(its tools {TOOL} and the session tool {SESSION})."
+                f"(its tools {TOOL}, {READ} and the session tool {SESSION})."
             )
             owner = await call("/v1/owners", admin, {"name": "Ada"})
             owner_key = (await call(f"/v1/owners/{owner['id']}/api-keys", admin, {}))["api_key"]
@@ -150,6 +161,7 @@ async def run_gateway_demo(
                     "scope": [
                         {"tool": SESSION, "resources": ["tracker"], "actions": ["connect"]},
                         {"tool": TOOL, "resources": ["acme/web"], "actions": ["create"]},
+                        {"tool": READ, "resources": ["customers/*"], "actions": ["read"]},
                     ],
                     "expires_in": 3600,
                 },
@@ -175,14 +187,17 @@ async def run_gateway_demo(
                             "delete_repo": McpCall(
                                 tool="tracker.repos.delete", action="delete", resource="{repo}"
                             ),
+                            "customer": McpCall(
+                                tool=READ, action="read", resource="customers/{name}"
+                            ),
                         },
                     ),
                 ),
+                # The configuration's tables choose the seams (gateway.wiring.build_seams):
+                # card numbers masked in every answer, every call recorded at the authority.
+                masking={"default": {"detectors": ["card"]}},
+                recording={},
             )
-            # Masking and the call recordings plug in here: the configuration's masking
-            # and blocking tables (authority.gateway.masking, .blocking) or
-            # build_gateway(seams=Seams(masking=..., recorder=...)); the auditor's view of
-            # the recordings comes with authority.gateway.recorder.
             gateway_app = build_gateway(gateway_settings)
             async with serve(tracker_app(), mcp_port), serve(gateway_app, gw_port):
                 feed = gateway_app.upstream("tracker").gate.feed
@@ -207,6 +222,9 @@ async def run_gateway_demo(
                         f"Agent calls create_issue on acme/web with a per-call token: "
                         f"{result.called}"
                     )
+                    seen = await client.call_tool("customer", {"name": "Grace"})
+                    result.masked = str(getattr(seen.content[0], "text", ""))
+                    step(f"Agent reads a customer; the gateway masks the card: {result.masked}")
                 try:
                     await agent_client.token(
                         TOOL,
@@ -230,7 +248,40 @@ async def run_gateway_demo(
                 )
                 await auth.aclose()
                 await agent_client.aclose()
+                recorder = gateway_app.recorder
+                flush = getattr(recorder, "flush", None)
+                if callable(flush):
+                    await asyncio.wait_for(flush(), 10)
+            auditor = (await issue_operator_key(services, "auditor", "demo auditor")).secret
+            result.recorded = await _recording(http, auditor, _jti(token.value))
+            step(
+                "Auditor reads the gateway's recording of that replay: "
+                f"{result.recorded.get('outcome')}, {result.recorded.get('tool')} on "
+                f"{result.recorded.get('resource')}, HTTP {result.recorded.get('status')}"
+            )
     return result
+
+
+def _jti(token: str) -> str:
+    """The ``jti`` of one of our own tokens (read, not verified: we minted it)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["jti"])
+
+
+async def _recording(http: httpx.AsyncClient, auditor: str, jti: str) -> dict[str, Any]:
+    """The call record of the recording of token ``jti`` (the auditor's API)."""
+    response = await http.get(
+        "/v1/recordings", params={"jti": jti}, headers={"Authorization": f"Bearer {auditor}"}
+    )
+    response.raise_for_status()
+    items = response.json()["items"]
+    if not items:
+        return {}
+    body = items[0]["entry"]["body"]
+    entry = json.loads(body) if isinstance(body, str) else body
+    record: dict[str, Any] = entry.get("record", entry)
+    return record
 
 
 async def _raw_call(url: str, token: str, name: str, arguments: dict[str, Any]) -> httpx.Response:

@@ -35,9 +35,13 @@ class Gateway:
         handlers: Sequence[Handler],
         *,
         clients: Sequence[httpx.AsyncClient | httpx2.AsyncClient] = (),
+        recorder: object = None,
     ) -> None:
         self.handlers: Mapping[str, Handler] = {h.upstream.name: h for h in handlers}
         self._clients = list(clients)
+        #: Started and closed with the gateway when it has ``start``/``close`` (the
+        #: AuthorityRecorder's queue and workers).
+        self.recorder = recorder
 
     def upstream(self, name: str) -> Upstream:
         return self.handlers[name].upstream
@@ -79,8 +83,14 @@ class Gateway:
     async def start(self) -> None:
         for handler in self.handlers.values():
             handler.upstream.gate.start()
+        start = getattr(self.recorder, "start", None)
+        if callable(start):
+            start()
 
     async def stop(self) -> None:
+        close = getattr(self.recorder, "close", None)
+        if callable(close):
+            await close()  # the backlog gets its drain time before the clients go
         for handler in self.handlers.values():
             await handler.upstream.gate.stop()
         for client in self._clients:

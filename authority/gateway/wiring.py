@@ -4,13 +4,14 @@ Each upstream gets its own ``TokenGate`` (its audience ``<public_url>/u/<name>``
 feed and introspection credentials), its credential and its handler; all share one HTTP
 client towards the authority and one towards the upstreams. The three seams of
 ``gateway.contracts`` are passed in (``seams``) or built from the configuration's
-``masking``, ``blocking`` and ``recording`` tables by ``build_seams``.
+``masking``, ``blocking`` and ``recording`` tables by ``build_seams``: the masking
+policy, the command rules and one ``AuthorityRecorder`` per upstream.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -20,9 +21,11 @@ from authority.gateway.app import Gateway, Handler
 from authority.gateway.calls import RecorderState, Seams, Upstream
 from authority.gateway.config import SESSION_ACTION, GatewayConfigError, GatewaySettings
 from authority.gateway.config import Upstream as UpstreamConfig
+from authority.gateway.contracts import CallRecord, RecorderUnavailable
 from authority.gateway.credentials import UpstreamCredential
 from authority.gateway.http_upstream import HttpUpstream
 from authority.gateway.mcp_upstream import McpUpstream
+from authority.gateway.recorder import AuthorityRecorder, RecorderBounds
 from authority.gateway.sessions import SessionBinding
 from authority.sdk.enforcement import TokenGate
 from authority.sdk.resource_metadata import WELL_KNOWN, ResourceMetadata
@@ -32,20 +35,64 @@ from authority.sdk.resource_metadata import WELL_KNOWN, ResourceMetadata
 CALLS_MEMBER = "authority_calls"
 
 
-def build_seams(settings: GatewaySettings) -> Seams:
-    """The masking policy and command rules the configuration names (``gateway.masking``,
-    ``gateway.blocking``), and its recorder.
+class UpstreamRecorders:
+    """One ``AuthorityRecorder`` per upstream: each submits its calls with that upstream's
+    own registration, since the authority takes a call's record only from the resource
+    server its token was for (``recordings.submit``)."""
 
-    The recorder's implementation (``gateway.recorder``) is not part of this build yet: a
-    configuration with a ``recording`` table is refused rather than run unrecorded.
-    """
+    def __init__(self, by_upstream: Mapping[str, AuthorityRecorder]) -> None:
+        self._by_upstream = dict(by_upstream)
+
+    async def record(self, call: CallRecord) -> None:
+        recorder = self._by_upstream.get(call.upstream)
+        if recorder is None:
+            raise RecorderUnavailable("no recorder for this upstream")
+        await recorder.record(call)
+
+    def start(self) -> None:
+        for recorder in self._by_upstream.values():
+            recorder.start()
+
+    async def flush(self) -> None:
+        for recorder in self._by_upstream.values():
+            await recorder.flush()
+
+    async def close(self) -> None:
+        for recorder in self._by_upstream.values():
+            await recorder.close()
+
+
+def build_recorder(settings: GatewaySettings) -> UpstreamRecorders:
+    """The recorder of the ``recording`` table: its members are ``RecorderBounds``'s
+    (``queue_size``, ``max_outage``, ``workers``, ``timeout``, ...); ``{}`` is every default."""
+    table = settings.recording or {}
+    known = {f.name for f in dataclasses.fields(RecorderBounds)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise GatewayConfigError("recording: unknown member " + ", ".join(unknown))
+    try:
+        bounds = RecorderBounds(**table)
+        return UpstreamRecorders(
+            {
+                u.name: AuthorityRecorder(
+                    settings.issuer,
+                    client_id=u.client_id,
+                    client_secret=u.client_secret.read().get_secret_value(),
+                    bounds=bounds,
+                )
+                for u in settings.upstreams
+            }
+        )
+    except (TypeError, ValueError) as exc:
+        raise GatewayConfigError(f"recording: {exc}") from None
+
+
+def build_seams(settings: GatewaySettings) -> Seams:
+    """The masking policy, command rules and recorder the configuration's ``masking``,
+    ``blocking`` and ``recording`` tables name (``gateway.masking``, ``gateway.blocking``,
+    ``gateway.recorder``); a table left out is no seam."""
     from authority.gateway import blocking, masking
 
-    if settings.recording is not None:
-        raise GatewayConfigError(
-            "this build has no recorder: remove the recording table, or pass the seams "
-            "to build_gateway"
-        )
     try:
         return Seams(
             masking=masking.policy_from_config(settings.masking)
@@ -54,6 +101,7 @@ def build_seams(settings: GatewaySettings) -> Seams:
             commands=blocking.policy_from_config(settings.blocking)
             if settings.blocking is not None
             else None,
+            recorder=build_recorder(settings) if settings.recording is not None else None,
         )
     except ValueError as exc:  # MaskingConfigError, BlockingConfigError
         raise GatewayConfigError(str(exc)) from None
@@ -161,4 +209,4 @@ def build_gateway(
             sessions=sessions,
         )
         handlers.append(HttpUpstream(upstream) if config.kind == "http" else McpUpstream(upstream))
-    return Gateway(handlers, clients=owned)
+    return Gateway(handlers, clients=owned, recorder=seams.recorder)

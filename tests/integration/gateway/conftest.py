@@ -253,8 +253,12 @@ class Stack:
         return GatewaySettings(**values)
 
     @contextlib.asynccontextmanager
-    async def gateway(self, *, wait_ready: bool = True, **overrides: Any) -> AsyncIterator[Gateway]:
-        seams = Seams(recorder=self.recorder, masking=FakeMasking(), commands=self.commands)
+    async def gateway(
+        self, *, wait_ready: bool = True, seams: Seams | None = None, **overrides: Any
+    ) -> AsyncIterator[Gateway]:
+        seams = seams or Seams(
+            recorder=self.recorder, masking=FakeMasking(), commands=self.commands
+        )
         app = build_gateway(self.settings(**overrides), seams=seams)
         try:
             async with serve_on(app, self.gateway_port, lifespan="on"):

@@ -158,17 +158,21 @@ def test_a_secret_is_one_reference() -> None:
         SecretRef(env="A", value="b")
 
 
-def test_seams_come_from_the_configuration_and_a_recorder_is_refused_until_built() -> None:
+def test_seams_come_from_the_configuration() -> None:
+    from authority.gateway.wiring import UpstreamRecorders, build_seams
+
     base: dict[str, Any] = {"issuer": "https://a.example", "public_url": "https://g.example"}
-    masked = build_gateway(
+    seams = build_seams(
         GatewaySettings(
             **base,
             masking={"default": {"detectors": ["email"]}},
             blocking={"default": [{"name": "no-rm", "path": "$..command", "deny": ["rm -rf"]}]},
+            recording={"max_outage": 5},
         )
     )
-    assert masked.handlers == {}
-    with pytest.raises(GatewayConfigError, match="recorder"):
+    assert seams.masking is not None and seams.commands is not None
+    assert isinstance(seams.recorder, UpstreamRecorders)
+    with pytest.raises(GatewayConfigError, match="unknown member store"):
         build_gateway(GatewaySettings(**base, recording={"store": "x"}))
     with pytest.raises(GatewayConfigError):
         build_gateway(GatewaySettings(**base, masking={"default": {"detectors": ["nope"]}}))
@@ -185,4 +189,4 @@ def test_the_cli_refuses_a_configuration_it_cannot_run(
         '[recording]\nstore = "sql"\n'
     )
     assert main(["gateway", "--config", str(path)]) == 2
-    assert "recorder" in capsys.readouterr().err
+    assert "recording: unknown member store" in capsys.readouterr().err
