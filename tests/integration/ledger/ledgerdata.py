@@ -9,8 +9,7 @@ from authority.ledger import store
 from authority.ledger.schemas import LATEST
 from authority.management.api_keys import issue_operator_key
 from authority.storage.sql.ledger import append
-
-from .records import EXAMPLES, grant
+from tests.unit.ledger.records import EXAMPLES, grant
 
 
 async def populate(services: Services, count: int = 30, every: int = 3) -> int:

@@ -9,10 +9,9 @@ import pytest
 
 from authority.management import cascade
 from authority.settings import Settings
+from tests.integration.postgres.conftest import Instance
+from tests.integration.revocations.test_containment_at_scale import second_agent
 from tests.support import World
-from tests.unit.revocations.test_containment_at_scale import second_agent
-
-from .conftest import Instance
 
 POOL = 2
 
@@ -26,7 +25,7 @@ def settings(settings_factory: Any) -> Settings:
 async def test_a_kill_does_not_stall_another_owners_exchange(
     world: World, instance_b: Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.unit.revocations.test_controls import other_owner_world
+    from tests.integration.revocations.test_controls import other_owner_world
 
     fleet = [world] + [await second_agent(world, f"agent-{i}") for i in range(POOL * 2)]
     bystander = await other_owner_world(world)

@@ -27,10 +27,10 @@ from authority.ledger.merkle import leaf_hash
 from authority.ledger.schemas import LATEST, build_body, canonical_json
 from authority.ledger.verify import State, VerificationFailed, verify_export
 from authority.storage.sql.ledger import append
+from tests.unit.ledger.records import grant
 
 from .conftest import StaticSigner
 from .ledgerdata import auditor_headers, fetch_checkpoints, fetch_export, populate
-from .records import grant
 
 EVERY = 3  # a checkpoint every 3 entries
 

@@ -17,8 +17,8 @@ from starlette.routing import Route
 from authority.sdk.middleware import AuthorityMiddleware
 from authority.sdk.resource_metadata import ResourceMetadata
 from authority.tokens.jose import AGENT_ALGORITHMS
+from tests.integration.sdk.test_middleware import ISSUES, token
 from tests.support import ISSUER, RS_AUDIENCE, AgentKey, World
-from tests.unit.sdk.test_middleware import ISSUES, token
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 

@@ -16,8 +16,7 @@ from authority.ledger.merkle import MemoryTree, verify_consistency, verify_inclu
 from authority.ledger.sequencer import ADVISORY_LOCK_KEY, Sequencer
 from authority.storage.schema import ledger_checkpoints, ledger_entries, ledger_leaves
 from authority.storage.sql.ledger import append
-
-from .records import grant
+from tests.unit.ledger.records import grant
 
 
 async def add(services: Services, first: int, count: int) -> None:

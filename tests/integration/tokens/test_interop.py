@@ -32,9 +32,9 @@ from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier
 from authority.settings import Settings
 from authority.tokens.jose import DPOP_ALGORITHMS, TOKEN_SIGNING_ALGORITHMS, registry
 from authority.tokens.keys import RSA_MIN_BITS
+from tests.integration.sdk.test_middleware import tool_server
+from tests.integration.tokens.test_keyring import instance, promote
 from tests.support import ISSUER, RS_AUDIENCE, World
-from tests.unit.sdk.test_middleware import tool_server
-from tests.unit.tokens.test_keyring import instance, promote
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

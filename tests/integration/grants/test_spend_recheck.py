@@ -17,8 +17,8 @@ from sqlalchemy import text, update
 
 from authority.grants import loading
 from authority.storage.schema import tools
+from tests.integration.grants.test_token_exchange import grant_rows, last_grant
 from tests.support import AgentKey, World
-from tests.unit.grants.test_token_exchange import grant_rows, last_grant
 
 Change = Callable[[World], Awaitable[None]]
 

@@ -17,10 +17,10 @@ from authority.storage import replay
 from authority.storage.hot import MemoryHotState, RedisHotState
 from authority.storage.schema import used_jtis
 from tests.conftest import _drop_redis_prefix
+from tests.integration.approvals.support import ask_pending, error_of, poll, with_risky_tool
+from tests.integration.grants.test_token_exchange import grant_rows, last_grant
 from tests.revocation_support import INTROSPECT, add_server, client_assertion
 from tests.support import AgentKey, World
-from tests.unit.approvals.support import ask_pending, error_of, poll, with_risky_tool
-from tests.unit.grants.test_token_exchange import grant_rows, last_grant
 
 
 async def forget_hot_state(services: Services) -> None:

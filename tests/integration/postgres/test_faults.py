@@ -22,7 +22,7 @@ from authority.app import build_services, create_app, start, stop
 from authority.clock import FrozenClock
 from authority.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.integration.conftest import Instance
+from tests.integration.postgres.conftest import Instance
 from tests.revocation_support import (
     FEED,
     Proxy,

@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from authority.context import Services
 from authority.endpoints import management
+from tests.integration.management.conftest import dump
 from tests.support import World
-from tests.unit.management.conftest import dump
 
 MARKER = "MARKER9c1e"
 #: Routes anyone may read: the ledger's public keys.
@@ -89,7 +89,7 @@ def bad_requests(method: str, template: str) -> Iterator[Bad]:
 
 @pytest.fixture
 async def ids(world: World) -> dict[str, str]:
-    from tests.unit.approvals.support import ask_pending, only_approval, with_risky_tool
+    from tests.integration.approvals.support import ask_pending, only_approval, with_risky_tool
 
     await with_risky_tool(world)
     await ask_pending(world)

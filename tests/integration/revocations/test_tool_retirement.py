@@ -13,9 +13,9 @@ from authority.sdk.feed import MalformedEvent, RevocationEvent
 from authority.sdk.revocations import RevocationList
 from authority.sdk.verifier import VerifiedToken
 from authority.storage.events import RevocationEvent as ServerEvent
+from tests.integration.grants.test_spend_recheck import retire_tool
 from tests.revocation_support import add_server, is_active, issue
 from tests.support import World
-from tests.unit.grants.test_spend_recheck import retire_tool
 
 
 def _verified(token: str) -> VerifiedToken:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from authority.storage.schema import delegations, grants
-from tests.integration.conftest import Instance
+from tests.integration.postgres.conftest import Instance
 from tests.revocation_support import (
     FEED,
     introspect,

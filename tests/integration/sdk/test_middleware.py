@@ -18,9 +18,9 @@ from authority.sdk.agent import AgentClient
 from authority.sdk.feed import basic_auth
 from authority.sdk.middleware import AuthorityMiddleware, ToolRoute, token_of
 from authority.sdk.revocations import FeedFollower
+from tests.integration.sdk.test_agent_client import sdk_client
 from tests.revocation_support import FEED, serving
 from tests.support import ISSUER, RS_AUDIENCE, World
-from tests.unit.sdk.test_agent_client import sdk_client
 
 ISSUES = ToolRoute(
     "POST",

@@ -22,9 +22,9 @@ from authority.storage.schema import (
     owners,
 )
 from authority.storage.sql.ledger import append_many
+from tests.integration.ledger.ledgerdata import auditor_headers, fetch_checkpoints, fetch_export
 from tests.revocation_support import is_active, issue
 from tests.support import AgentKey, World
-from tests.unit.ledger.ledgerdata import auditor_headers, fetch_checkpoints, fetch_export
 
 from .test_controls import entries, kill
 

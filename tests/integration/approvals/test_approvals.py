@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 
 from authority.clock import FrozenClock
 from authority.storage.schema import approvals, grants
+from tests.integration.grants.test_token_exchange import verify_with_discovery
 from tests.revocation_support import is_active
 from tests.support import RS_AUDIENCE, AgentKey, World
-from tests.unit.grants.test_token_exchange import verify_with_discovery
 
 from .support import (
     RISKY_TOOL,

@@ -102,7 +102,7 @@ async def test_a_call_needing_approval_is_collected_once_approved(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from authority.sdk import ApprovalPending
-    from tests.unit.approvals.support import RISKY_TOOL, with_risky_tool
+    from tests.integration.approvals.support import RISKY_TOOL, with_risky_tool
 
     await with_risky_tool(world)
     client = sdk_client(world)
@@ -139,7 +139,7 @@ async def test_a_denied_approval_raises_access_denied(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from authority.sdk import ApprovalPending
-    from tests.unit.approvals.support import RISKY_TOOL, with_risky_tool
+    from tests.integration.approvals.support import RISKY_TOOL, with_risky_tool
 
     await with_risky_tool(world)
     client = sdk_client(world)
