@@ -1,4 +1,7 @@
-"""Fixtures for the management API: keys of each role, owners, agents' keys, table dumps."""
+"""Fixtures for the management API: keys of each role, owners, agents' keys, table dumps.
+
+The agents' public keys are made by ``tests.unit.management.keys`` (re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -7,31 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy import select
 
 from authority.context import Services
 from authority.management import api_keys
 from authority.storage.schema import metadata
+from tests.unit.management.keys import ed25519_jwk, p256_jwk, rsa_jwk
+
+__all__ = ["Keys", "Owner", "bearer", "dump", "ed25519_jwk", "jwks", "keys", "p256_jwk", "rsa_jwk"]
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def ed25519_jwk(kid: str = "k1", **extra: Any) -> dict[str, Any]:
-    jwk: dict[str, Any] = OKPKey.generate_key("Ed25519").as_dict(private=False)
-    return {**jwk, "kid": kid, **extra}
-
-
-def p256_jwk(kid: str = "e1", **extra: Any) -> dict[str, Any]:
-    jwk: dict[str, Any] = ECKey.generate_key("P-256").as_dict(private=False)
-    return {**jwk, "kid": kid, **extra}
-
-
-def rsa_jwk(kid: str = "r1", bits: int = 2048, **extra: Any) -> dict[str, Any]:
-    jwk: dict[str, Any] = RSAKey.generate_key(bits).as_dict(private=False)
-    return {**jwk, "kid": kid, **extra}
 
 
 def jwks(*keys: dict[str, Any]) -> dict[str, Any]:
