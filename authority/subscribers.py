@@ -77,6 +77,9 @@ def wire(services: Services) -> None:
                 "audience": event.audience,
                 "reason": event.reason,
                 "expires_at": event.expires_at,
+                # JSON, as everything in the payload: shown as data, never as markup.
+                "arguments": dict(event.arguments) if event.arguments is not None else None,
+                "arguments_digest": event.arguments_digest,
             },
         )
 

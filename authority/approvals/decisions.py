@@ -13,7 +13,7 @@ naming the API key that decided, in one transaction (``storage.approval_decision
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest, NotFound
@@ -58,6 +58,10 @@ class Approval:
     decided_at: int | None
     decided_by: str | None
     decision_reason: str | None
+    # The exact arguments the call will be sent with (JSON, as the agent sent them) and
+    # the digest the token will carry; both None for a call that bound no arguments.
+    arguments: dict[str, Any] | None = None
+    arguments_digest: str | None = None
 
 
 def view(row: StoredApproval, now: int) -> Approval:
@@ -82,6 +86,8 @@ def view(row: StoredApproval, now: int) -> Approval:
         decided_at=row.decided_at,
         decided_by=row.decided_by,
         decision_reason=row.decision_reason,
+        arguments=dict(call.arguments) if call.arguments is not None else None,
+        arguments_digest=call.arguments_digest,
     )
 
 

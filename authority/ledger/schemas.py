@@ -38,7 +38,7 @@ from .control_entries import (
     TokenRevokedV1,
 )
 from .gateway_entries import GatewayCallV1
-from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1
+from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2
 from .record import Record
 from .registry_entries import KeyRotatedV1, RegistryChangedV1
 
@@ -55,6 +55,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
     (model.kind, model.version): model
     for model in (
         GrantV1,
+        GrantV2,
         TokenRevokedV1,
         DelegationCreatedV1,
         DelegationRevokedV1,

@@ -18,7 +18,14 @@ from typing import Any, Final
 
 import rfc8785
 
-__all__ = ["PREFIX", "UncanonicalArguments", "canonical", "digest", "matches"]
+__all__ = [
+    "PREFIX",
+    "UncanonicalArguments",
+    "canonical",
+    "digest",
+    "digest_of_canonical",
+    "matches",
+]
 
 PREFIX: Final = "sha-256:"
 
@@ -38,7 +45,12 @@ def canonical(arguments: Any) -> bytes:
 
 def digest(arguments: Any) -> str:
     """``sha-256:`` + base64url (no padding) of the SHA-256 of ``canonical(arguments)``."""
-    raw = hashlib.sha256(canonical(arguments)).digest()
+    return digest_of_canonical(canonical(arguments))
+
+
+def digest_of_canonical(form: bytes) -> str:
+    """The digest of arguments already in their canonical form (``canonical``)."""
+    raw = hashlib.sha256(form).digest()
     return PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 

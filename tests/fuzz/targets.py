@@ -162,7 +162,7 @@ def authorization_details(data: bytes) -> None:
 
     details, _, resource = data.partition(b"\x00")
     with contextlib.suppress(AuthorityError):
-        parse_tool_call(_text(details), _text(resource))
+        parse_tool_call(_text(details), _text(resource), max_arguments_bytes=16 * 1024)
     pattern, _, name = _text(resource).partition("\x01")
     resource_matches(pattern, name)
 
