@@ -25,17 +25,34 @@ from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.recordings.sealing import HeadSealer
+from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
-from authority.storage.database import make_engine, migrate, reader
+from authority.storage.database import downgrade, make_engine, migrate, reader
 from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
+from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
-from authority.storage.signing_keys import SqlKeyStore
+from authority.storage.sql.agents import SqlAgentStore
+from authority.storage.sql.api_keys import SqlApiKeyStore
+from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
+from authority.storage.sql.containment import SqlContainmentStore
+from authority.storage.sql.controls import SqlControlsStore
+from authority.storage.sql.delegations import SqlDelegationStore
+from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
+from authority.storage.sql.keys import SqlKeyStore
+from authority.storage.sql.ledger_reader import SqlLedgerReader
+from authority.storage.sql.owners import SqlOwnerStore
+from authority.storage.sql.recordings import SqlRecordingStore
+from authority.storage.sql.resource_servers import SqlResourceServerStore
 from authority.storage.sql.revocation import SqlRevocationStore
+from authority.storage.sql.sequencer import SqlSequencerStore
+from authority.storage.sql.tools import SqlToolStore
+from authority.storage.sql.webhooks import SqlWebhookStore
 from authority.tokens.keyring import Keyring
 
 from .endpoints import (
@@ -48,11 +65,25 @@ from .endpoints import (
     introspection,
     ledger,
     management,
+    recordings,
     revocation,
     token,
 )
 from .endpoints import metrics as metrics_endpoint
 from .endpoints.http import error_response
+
+__all__ = [
+    "build_services",
+    "create_app",
+    "downgrade",
+    "ledger_reader",
+    "ledger_sequencer",
+    "migrate",
+    "operator_services",
+    "routes",
+    "start",
+    "stop",
+]
 
 log = logging.getLogger("authority")
 
@@ -100,9 +131,24 @@ def build_services(
         keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         introspection_store=SqlIntrospectionStore(sql),
         revocation_store=SqlRevocationStore(engine, autocommit),
+        ledger_reader=SqlLedgerReader(autocommit),
+        sequencer_store=SqlSequencerStore(engine),
+        event_reader=SqlEventReader(autocommit),
+        delegation_store=SqlDelegationStore(engine),
+        approval_decision_store=SqlApprovalDecisionStore(engine),
+        webhook_store=SqlWebhookStore(engine, autocommit),
+        controls_store=SqlControlsStore(engine, autocommit),
+        containment_store=SqlContainmentStore(engine, autocommit),
+        recording_store=SqlRecordingStore(engine, autocommit),
+        owner_store=SqlOwnerStore(engine),
+        agent_store=SqlAgentStore(engine),
+        api_key_store=SqlApiKeyStore(engine),
+        resource_server_store=SqlResourceServerStore(engine),
+        tool_store=SqlToolStore(engine),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
+        recording_sealer=HeadSealer(secret_key),
     )
     # Idle until first used: the webhook workers start with the first event, the feed's
     # hub with the first stream.
@@ -138,6 +184,24 @@ async def operator_services(settings: Settings, *, keys: bool) -> AsyncIterator[
             await services.engine.dispose()
 
 
+@contextlib.asynccontextmanager
+async def ledger_reader(settings: Settings) -> AsyncIterator[LedgerReader]:
+    """The ledger's read port for ``authority ledger export``, on a pool of its own.
+
+    Nothing else: no keyring, no hot state, no secret key and no migration; an export
+    reads what the database holds, as it is.
+    """
+    engine = make_engine(
+        settings.sqlalchemy_url,
+        pool_size=1,
+        transaction_timeout=settings.ledger_straggler_window / 5,
+    )
+    try:
+        yield SqlLedgerReader(reader(engine))
+    finally:
+        await engine.dispose()
+
+
 async def start(services: Services) -> None:
     """Connect and load what every request needs, once."""
     if services.settings.is_embedded:
@@ -153,6 +217,9 @@ async def start(services: Services) -> None:
         services.sql, services.clock, interval=services.settings.used_jti_sweep_interval
     )
     services.jti_sweeper.start()
+    sweeper = RecordingSweeper(services)
+    sweeper.start()
+    services.recording_sweeper = sweeper
     # A kill switch's owner stays contained until its cascade finishes: finish the ones
     # a stopped or crashed process left behind.
     cascade.resume_unfinished(services)
@@ -161,7 +228,7 @@ async def start(services: Services) -> None:
 def ledger_sequencer(services: Services) -> Sequencer:
     settings = services.settings
     return Sequencer(
-        services.engine,
+        services.sequencer_store,
         services.keyring,
         services.clock,
         issuer=settings.issuer,
@@ -181,6 +248,8 @@ async def stop(services: Services) -> None:
         await services.sequencer.stop()
     if services.jti_sweeper is not None:
         await services.jti_sweeper.stop()
+    if services.recording_sweeper is not None:
+        await services.recording_sweeper.close()
     await services.keyring.stop_refresh()
     await services.hot.close()
     await services.sql.close()
@@ -201,6 +270,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *feed.routes,
         *controls.routes,
         *approvals.routes,
+        *recordings.routes,
         *metrics_endpoint.routes,
     ]
 

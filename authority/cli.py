@@ -16,6 +16,7 @@ from authority.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from authority.context import Services
+    from authority.storage.ledger_reader import LedgerReader
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -45,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.should_auto_migrate:
         # Once, before any worker starts, so workers never race to migrate.
-        from authority.storage.database import migrate
+        from authority.app import migrate
 
         asyncio.run(migrate(settings.sqlalchemy_url))
     print(f"authority serving {settings.issuer} on http://{settings.host}:{settings.port}")
@@ -64,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # --- migrate --------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from authority.storage.database import downgrade, migrate
+    from authority.app import downgrade, migrate
 
     settings = _settings(args)
     if args.revision.startswith("-") or args.downgrade:
@@ -115,7 +116,7 @@ def _registrars() -> list[Registrar]:
     return [
         functools.partial(admin, open_services=functools.partial(_operator_services, keys=False)),
         functools.partial(keys, open_services=functools.partial(_operator_services, keys=True)),
-        ledger,
+        functools.partial(ledger, open_ledger=_ledger_reader),
         control,
         demo,
         approvals,
@@ -130,6 +131,15 @@ async def _operator_services(settings: Settings, *, keys: bool) -> AsyncIterator
 
     async with operator_services(settings, keys=keys) as services:
         yield services
+
+
+@contextlib.asynccontextmanager
+async def _ledger_reader(settings: Settings) -> AsyncIterator[LedgerReader]:
+    """``authority.app.ledger_reader``, imported when the export runs."""
+    from authority.app import ledger_reader
+
+    async with ledger_reader(settings) as reader:
+        yield reader
 
 
 def main(argv: Sequence[str] | None = None) -> int:

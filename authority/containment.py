@@ -64,19 +64,15 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import SQLAlchemyError
-
 from authority import metrics
 from authority.context import Services
 from authority.domain_events import AgentContained, ExchangeDenied, InactiveTokenPresented
 from authority.errors import AuthorityError
+from authority.ledger.entries import Entry
 from authority.management import lifecycle
-from authority.management.autonomy import record_change
 from authority.policy.reasons import Reason
+from authority.storage.containment import Account, History, NotRecorded
 from authority.storage.hot import Claim, HotStateUnavailable
-from authority.storage.schema import agents, ledger_entries
-from authority.storage.sql.ledger import append
 
 from . import containment_window as window
 
@@ -265,11 +261,7 @@ async def contain(
     if not await services.hot.claim(lock, _LOCK_TTL):
         return False  # another request (on any instance) is containing it right now
     try:
-        async with services.reader.connect() as conn:
-            status = (
-                await conn.execute(select(agents.c.status).where(agents.c.id == agent_id))
-            ).scalar()
-        if status != "active":
+        if await services.containment_store.agent_status(agent_id) != "active":
             return False
         reason = (
             f"automatic containment: {count:.0f} violations within "
@@ -291,7 +283,7 @@ async def contain(
             level, containments, demoted = await _record(
                 services, agent_id, owner_id, trigger, count
             )
-        except (SQLAlchemyError, OSError) as exc:
+        except NotRecorded as exc:
             # The quarantine (with its reason) is committed and in the ledger already; only
             # the figures and the demotion are missing. The request that triggered it
             # still gets its own answer.
@@ -338,60 +330,56 @@ async def _record(
     """
     settings = services.settings
     now = services.now()
-    async with services.engine.begin() as conn:
-        row = (
-            await conn.execute(
-                select(agents.c.autonomy_level, agents.c.status, agents.c.quarantined_by)
-                .where(agents.c.id == agent_id)
-                .with_for_update()
-            )
-        ).one()
-        earlier = int(
-            (
-                await conn.execute(
-                    select(func.count()).where(
-                        ledger_entries.c.kind == "agent_contained",
-                        ledger_entries.c.agent_id == agent_id,
-                        ledger_entries.c.created_at >= now - settings.containment_memory,
-                    )
-                )
-            ).scalar_one()
-        )
-        level = int(row.autonomy_level)
-        demoted = False
+
+    def account(history: History) -> Account:
+        level, earlier = history.autonomy_level, history.earlier
+        entries: list[Entry] = []
+        lowered: int | None = None
         if earlier >= 1 and level > 0:
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == agent_id)
-                .values(autonomy_level=level - 1, updated_at=now)
+            lowered = level - 1
+            entries.append(
+                (
+                    "autonomy_changed",
+                    2,
+                    now,
+                    {
+                        "agent_id": agent_id,
+                        "owner_id": owner_id,
+                        "previous_level": level,
+                        "level": lowered,
+                        "actor": ACTOR,
+                        "reason": (
+                            f"contained {earlier + 1} times within {settings.containment_memory} s"
+                        ),
+                    },
+                )
             )
-            await record_change(
-                conn,
-                agent_id=agent_id,
-                owner_id=owner_id,
-                previous=level,
-                level=level - 1,
-                actor=ACTOR,
-                reason=f"contained {earlier + 1} times within {settings.containment_memory} s",
-                now=now,
+        entries.append(
+            (
+                "agent_contained",
+                1,
+                now,
+                {
+                    "agent_id": agent_id,
+                    "owner_id": owner_id,
+                    "actor": ACTOR,
+                    "violations": round(count),
+                    "window": settings.containment_window,
+                    "threshold": settings.containment_threshold,
+                    "trigger": trigger,
+                    "containments": earlier + 1,
+                    "autonomy_level": level if lowered is None else lowered,
+                },
             )
-            level -= 1
-            demoted = True
-        await append(
-            conn,
-            kind="agent_contained",
-            version=1,
-            created_at=now,
-            record={
-                "agent_id": agent_id,
-                "owner_id": owner_id,
-                "actor": ACTOR,
-                "violations": round(count),
-                "window": settings.containment_window,
-                "threshold": settings.containment_threshold,
-                "trigger": trigger,
-                "containments": earlier + 1,
-                "autonomy_level": level,
-            },
         )
-    return level, earlier + 1, demoted
+        return Account(lowered, entries)
+
+    recorded = await services.containment_store.record(
+        agent_id, since=now - settings.containment_memory, now=now, decide=account
+    )
+    if recorded is None:
+        raise NotRecorded("the agent is gone")
+    history, written = recorded
+    lowered = written.autonomy_level
+    level = history.autonomy_level if lowered is None else lowered
+    return level, history.earlier + 1, lowered is not None

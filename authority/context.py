@@ -21,13 +21,28 @@ from authority.counters import OpenItems
 from authority.ledger.sequencer import Sequencer
 from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
+from authority.recordings.sealing import HeadSealer
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.agents import AgentStore
+from authority.storage.api_keys import ApiKeyStore
+from authority.storage.approval_decisions import ApprovalDecisionStore
+from authority.storage.containment import ContainmentStore
+from authority.storage.controls import ControlsStore
+from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
+from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
+from authority.storage.ledger_reader import LedgerReader
+from authority.storage.owners import OwnerStore
+from authority.storage.recordings import RecordingStore
 from authority.storage.replay import Sweeper
+from authority.storage.resource_servers import ResourceServerStore
 from authority.storage.revocation import RevocationStore
+from authority.storage.sequencer import SequencerStore
+from authority.storage.tools import ToolStore
+from authority.storage.webhooks import WebhookStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
 
@@ -63,9 +78,26 @@ class Services:
     # The flows' storage ports (authority.storage), chosen by app.build_services.
     introspection_store: IntrospectionStore
     revocation_store: RevocationStore
+    ledger_reader: LedgerReader
+    sequencer_store: SequencerStore
+    event_reader: EventReader
+    delegation_store: DelegationStore
+    approval_decision_store: ApprovalDecisionStore
+    webhook_store: WebhookStore
+    controls_store: ControlsStore
+    containment_store: ContainmentStore
+    recording_store: RecordingStore
+    # The registries of the management API (authority.management).
+    owner_store: OwnerStore
+    agent_store: AgentStore
+    api_key_store: ApiKeyStore
+    resource_server_store: ResourceServerStore
+    tool_store: ToolStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
+    # Seals and opens the heads of recorded calls (recordings.sealing).
+    recording_sealer: HeadSealer
     # What happens after a decision (authority.domain_events), subscribed in authority.app.
     events: EventBus = field(default_factory=EventBus)
     # Made by app.build_services, which they need to be made (the types that would import
@@ -82,6 +114,8 @@ class Services:
     sequencer: Sequencer | None = None
     # Deletes spent JWT ids once their JWTs have expired (storage.replay); started by start().
     jti_sweeper: Sweeper | None = None
+    # Deletes recorded heads past their retention (recordings.sweeper); started by start().
+    recording_sweeper: Background | None = None
 
     def now(self) -> int:
         return int(self.clock.now())

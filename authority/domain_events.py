@@ -9,7 +9,7 @@ The grants publish; containment, webhooks, metrics and the revocation feed subsc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from authority.policy.reasons import Reason
@@ -61,6 +61,9 @@ class ApprovalRequested:
     audience: str
     reason: str
     expires_at: int
+    # The exact arguments the owner is asked to approve, when the agent sent them.
+    arguments_digest: str | None = None
+    arguments: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,23 @@ class InactiveTokenPresented:
     exp: int
     token_hash: str
     audience: str | None
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallBlocked:
+    """A gateway blocked a call made with one of the agent's tokens (its record committed).
+
+    ``jti``: the token's, whose grant is the agent's and was issued for ``gateway``, the
+    resource server that blocked the call by its command rule ``rule``.
+    """
+
+    call_id: str
+    jti: str
+    agent_id: str
+    owner_id: str
+    gateway: str
+    rule: str
     now: int
 
 

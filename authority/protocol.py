@@ -34,6 +34,10 @@ LEDGER_CHECKPOINTS_PATH: Final = "/v1/ledger/checkpoints"
 LEDGER_INCLUSION_PROOF_PATH: Final = "/v1/ledger/proofs/inclusion"
 LEDGER_CONSISTENCY_PROOF_PATH: Final = "/v1/ledger/proofs/consistency"
 LEDGER_KEYS_PATH: Final = "/v1/ledger/keys"  # every ledger key ever used (a JWK Set)
+#: Where a gateway (a registered resource server) submits the record of each call.
+GATEWAY_CALLS_PATH: Final = "/v1/gateway/calls"
+#: The auditor's call recordings: ``/{call_id}``, or listed by ``?jti=`` or ``?grant=``.
+RECORDINGS_PATH: Final = "/v1/recordings"
 
 # --- grant, token and assertion types -----------------------------------------------------
 #: RFC 8693 §2.1.
@@ -68,6 +72,11 @@ CLAIM_ACTOR: Final = "act"  # RFC 8693 §4.1
 CLAIM_CONFIRMATION: Final = "cnf"  # RFC 7800 §3.1; ``jkt`` member per RFC 9449 §6.1
 CLAIM_DELEGATION_ID: Final = "delegation_id"
 CLAIM_INTENT: Final = "intent"
+#: Members of a ``tool_call`` detail beyond tool, resource and action: the call's
+#: arguments as the agent asks (a JSON object), and their digest as the token carries it
+#: (``authority.sdk.arguments``).
+DETAIL_ARGUMENTS: Final = "arguments"
+DETAIL_ARGUMENTS_DIGEST: Final = "arguments_digest"
 
 # --- JWS algorithms -----------------------------------------------------------------------
 #: What agents may sign attestations and DPoP proofs with (asymmetric only; RFC 8725 §3.2).

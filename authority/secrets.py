@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 SECRET_BYTES = 32  # 256 bits
+
+# Every id ``new_id`` makes matches; anything else cannot name a stored object.
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 def new_id(prefix: str) -> str:
     """A random, URL-safe, prefixed identifier (``agt_...``): 128 bits, not guessable."""
     return f"{prefix}_{secrets.token_hex(16)}"
+
+
+def valid_id(value: str) -> bool:
+    """Whether ``value`` can be an id this authority made (checked before any lookup)."""
+    return _ID.match(value) is not None
 
 
 def new_secret(prefix: str) -> str:

@@ -4,9 +4,9 @@ Every limit, lifetime and skew used by the handlers is a field of ``Settings``, 
 default documented in README.md. Invalid values fail at start-up with the setting's name.
 
 ``Settings`` is one class, read once; its fields are declared by group in
-``settings_storage``, ``settings_tokens``, ``settings_http`` and ``settings_operations``
-(bases of it that read nothing themselves), so that each group's rules sit next to its
-fields. The rules across groups, and where values come from, are here.
+``settings_storage``, ``settings_tokens``, ``settings_http``, ``settings_operations`` and
+``settings_recording`` (bases of it that read nothing themselves), so that each group's
+rules sit next to its fields. The rules across groups, and where values come from, are here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from authority.settings_http import HttpSettings
 from authority.settings_operations import OperationsSettings
+from authority.settings_recording import RecordingSettings
 from authority.settings_storage import StorageSettings
 from authority.settings_tokens import TokenSettings
 
@@ -58,8 +59,10 @@ class _IdentitySettings(BaseModel):
 
 # pydantic lists the fields of the bases furthest in the MRO first: the groups are named
 # last to first so that ``model_fields`` (and the README's table) keeps the order of a
-# reader going through the settings: identity, storage, tokens, HTTP, operations, serving.
+# reader going through the settings: identity, storage, tokens, HTTP, operations,
+# recording, serving.
 class Settings(
+    RecordingSettings,
     OperationsSettings,
     HttpSettings,
     TokenSettings,

@@ -21,6 +21,13 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body, bytes (413)."
     )
+    authorization_details_max_arguments_bytes: int = Field(
+        16 * 1024,
+        ge=2,
+        le=1024 * 1024,
+        description="Largest tool_call arguments an exchange may bind, bytes of their RFC 8785 "
+        "canonical form (else invalid_authorization_details).",
+    )
     body_read_timeout: float = Field(
         10.0,
         gt=0,

@@ -7,13 +7,14 @@ before containment weighs it, as it was before the two were decoupled.
 
 from __future__ import annotations
 
-from authority import containment
+from authority import containment, containment_calls
 from authority.approvals import webhooks
 from authority.context import Services
 from authority.domain_events import (
     AgentContained,
     ApprovalRedeemed,
     ApprovalRequested,
+    CallBlocked,
     ExchangeDenied,
     ExchangeIssued,
     ExchangePending,
@@ -52,8 +53,12 @@ def wire(services: Services) -> None:
     async def on_inactive_token(event: InactiveTokenPresented) -> None:
         await containment.on_inactive_token(services, event)
 
+    async def on_call_blocked(event: CallBlocked) -> None:
+        await containment_calls.on_call_blocked(services, event)
+
     bus.subscribe(ExchangeDenied, on_denial, propagate=True)
     bus.subscribe(InactiveTokenPresented, on_inactive_token, propagate=True)
+    bus.subscribe(CallBlocked, on_call_blocked, propagate=True)
 
     # Webhooks: queued at once; a notice never fails the request that caused it.
     def approval_requested(event: ApprovalRequested) -> None:
@@ -72,6 +77,9 @@ def wire(services: Services) -> None:
                 "audience": event.audience,
                 "reason": event.reason,
                 "expires_at": event.expires_at,
+                # JSON, as everything in the payload: shown as data, never as markup.
+                "arguments": dict(event.arguments) if event.arguments is not None else None,
+                "arguments_digest": event.arguments_digest,
             },
         )
 

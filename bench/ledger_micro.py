@@ -117,13 +117,12 @@ async def bench(settings: Settings, entries: int) -> None:
             )
 
         # Everything appended above is one backlog.
-        async with services.engine.connect() as conn:
-            before = await store.tree_size(conn)
+        ledger = services.ledger_reader
+        before = await ledger.tree_size()
         started = time.perf_counter()
         await sequencer.run_once()
         elapsed = time.perf_counter() - started
-        async with services.engine.connect() as conn:
-            size = await store.tree_size(conn)
+        size = await ledger.tree_size()
         sequenced = size - before
         print(
             f"  sequencing a backlog of {sequenced} entries: "
@@ -143,16 +142,15 @@ async def bench(settings: Settings, entries: int) -> None:
             f"{1000 * spent / rounds:6.2f} ms per round with its checkpoint"
         )
 
-        async with services.engine.connect() as conn:
-            size = await store.tree_size(conn)
-            started = time.perf_counter()
-            for i in range(200):
-                await store.inclusion_proof(conn, (i * 7919) % size, size)
-            inclusion = (time.perf_counter() - started) / 200
-            started = time.perf_counter()
-            for i in range(200):
-                await store.consistency_proof(conn, 1 + (i * 104729) % (size - 1), size)
-            consistency = (time.perf_counter() - started) / 200
+        size = await ledger.tree_size()
+        started = time.perf_counter()
+        for i in range(200):
+            await store.inclusion_proof(ledger, (i * 7919) % size, size)
+        inclusion = (time.perf_counter() - started) / 200
+        started = time.perf_counter()
+        for i in range(200):
+            await store.consistency_proof(ledger, 1 + (i * 104729) % (size - 1), size)
+        consistency = (time.perf_counter() - started) / 200
         print(
             f"  proofs on {size} leaves: inclusion {1000 * inclusion:.2f} ms, "
             f"consistency {1000 * consistency:.2f} ms"

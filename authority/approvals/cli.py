@@ -14,6 +14,7 @@ with exit status 1 (refused by the API) or 2 (cannot reach it or read the key).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,15 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
 
 def _line(item: dict[str, Any]) -> str:
     fields = ("id", "status", "agent_id", "tool", "action", "resource", "intent", "expires_at")
-    return "\t".join(str(item.get(name, "")).replace("\t", " ") for name in fields)
+    values = [str(item.get(name, "")).replace("\t", " ") for name in fields]
+    # The arguments as compact ASCII JSON: exactly what will be sent, with every control
+    # character escaped, so nothing an agent sends can act on the owner's terminal.
+    arguments = item.get("arguments")
+    if arguments is not None:
+        values.append(
+            json.dumps(arguments, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+        )
+    return "\t".join(values)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -7,26 +7,24 @@ owner's behalf. An admin may deny (taking away is always safe); an auditor only 
 
 Each decision is one conditional UPDATE (only a request still pending and unexpired can
 be decided, so two decisions cannot both win) with its ``approval_decided`` ledger entry
-naming the API key that decided, in one transaction.
+naming the API key that decided, in one transaction (``storage.approval_decisions``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
-
-from sqlalchemy import update
-from sqlalchemy.sql import ColumnElement
+from typing import Any, Final, Literal, cast
 
 from authority.context import Services
-from authority.errors import Conflict, InvalidRequest
+from authority.errors import Conflict, InvalidRequest, NotFound
+from authority.ledger.entries import Entry
 from authority.management import paging, records
 from authority.management.auth import READERS, Principal, Role, require_role, sees_all
 from authority.management.inputs import Body as InputBody
 from authority.management.inputs import Description
-from authority.storage.schema import approvals
+from authority.storage.approval_decisions import Status, StoredApproval
 
-from .requests import CallRequest, record_decision
+from .requests import CallRequest
 
 KIND: Final = "approvals"
 NOT_FOUND: Final = "No such approval."
@@ -60,9 +58,13 @@ class Approval:
     decided_at: int | None
     decided_by: str | None
     decision_reason: str | None
+    # The exact arguments the call will be sent with (JSON, as the agent sent them) and
+    # the digest the token will carry; both None for a call that bound no arguments.
+    arguments: dict[str, Any] | None = None
+    arguments_digest: str | None = None
 
 
-def view(row: Any, now: int) -> Approval:
+def view(row: StoredApproval, now: int) -> Approval:
     call = CallRequest.from_json(row.request)
     status = row.status
     if status in ("pending", "approved") and row.expires_at <= now:
@@ -84,21 +86,14 @@ def view(row: Any, now: int) -> Approval:
         decided_at=row.decided_at,
         decided_by=row.decided_by,
         decision_reason=row.decision_reason,
+        arguments=dict(call.arguments) if call.arguments is not None else None,
+        arguments_digest=call.arguments_digest,
     )
 
 
-def _visible(principal: Principal) -> list[ColumnElement[bool]]:
-    return [] if sees_all(principal) else [approvals.c.owner_id == principal.owner_id]
-
-
-def _status_filter(status: str, now: int) -> list[ColumnElement[bool]]:
-    if status == "all":
-        return []
-    if status == "expired":
-        return [approvals.c.status.in_(("pending", "approved")), approvals.c.expires_at <= now]
-    if status in ("pending", "approved"):
-        return [approvals.c.status == status, approvals.c.expires_at > now]
-    return [approvals.c.status == status]
+def _visible(principal: Principal) -> str | None:
+    """The owner whose approvals the principal sees; None: every owner's."""
+    return None if sees_all(principal) else principal.owner_id
 
 
 async def list_approvals(
@@ -117,18 +112,30 @@ async def list_approvals(
     if agent_id is not None and not records.valid_id(agent_id):
         raise InvalidRequest("The agent_id parameter is invalid.")
     now = services.now()
-    where = [*_visible(principal), *_status_filter(status, now)]
-    if agent_id is not None:
-        where.append(approvals.c.agent_id == agent_id)
-    async with services.engine.connect() as conn:
-        rows, cursor = await paging.fetch_page(conn, services, KIND, approvals, request, where)
+    rows, last = await services.approval_decision_store.page(
+        owner_id=_visible(principal),
+        status=cast(Status, status),
+        agent_id=agent_id,
+        now=now,
+        limit=request.limit,
+        after=request.after,
+    )
+    cursor = None if last is None else paging.encode_cursor(services, KIND, *last)
     return paging.Page([view(r, now) for r in rows], cursor)
+
+
+async def _find(services: Services, principal: Principal, approval_id: str) -> StoredApproval:
+    row = None
+    if records.valid_id(approval_id):
+        row = await services.approval_decision_store.get(approval_id, _visible(principal))
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return row
 
 
 async def get(services: Services, principal: Principal, approval_id: str) -> Approval:
     require_role(principal, *READERS)
-    async with services.engine.connect() as conn:
-        row = await records.fetch(conn, approvals, approval_id, NOT_FOUND, _visible(principal))
+    row = await _find(services, principal, approval_id)
     return view(row, services.now())
 
 
@@ -154,30 +161,41 @@ async def _decide(
     reason: str | None,
 ) -> Approval:
     now = services.now()
-    async with services.engine.begin() as conn:
-        row = await records.fetch(conn, approvals, approval_id, NOT_FOUND, _visible(principal))
-        changed = (
-            await conn.execute(
-                update(approvals)
-                .where(
-                    approvals.c.id == approval_id,
-                    approvals.c.status == "pending",
-                    approvals.c.expires_at > now,
-                )
-                .values(
-                    status=decision,
-                    decided_at=now,
-                    decided_by=principal.key_id,
-                    decision_reason=reason,
-                )
-                .returning(approvals.c.id)
-            )
-        ).first()
-        if changed is None:
-            raise Conflict("The approval is no longer pending.")
-        await record_decision(
-            conn, row, decision=decision, actor=principal.key_id, reason=reason, now=now
-        )
-        row = await records.fetch(conn, approvals, approval_id, NOT_FOUND)
+    # What the entry names (the owner, agent, delegation and call) never changes.
+    row = await _find(services, principal, approval_id)
+    decided = await services.approval_decision_store.decide(
+        approval_id,
+        decision=decision,
+        now=now,
+        actor=principal.key_id,
+        reason=reason,
+        entry=decided_entry(row, decision=decision, actor=principal.key_id, reason=reason, now=now),
+    )
+    if decided is None:
+        raise Conflict("The approval is no longer pending.")
     services.metrics.approvals.labels(decision).inc()
-    return view(row, now)
+    return view(decided, now)
+
+
+def decided_entry(
+    row: StoredApproval, *, decision: str, actor: str, reason: str | None, now: int
+) -> Entry:
+    """The ``approval_decided`` ledger entry of a decision on ``row``."""
+    call = CallRequest.from_json(row.request)
+    return (
+        "approval_decided",
+        2,
+        now,
+        {
+            "approval_id": row.id,
+            "decision": decision,
+            "owner_id": row.owner_id,
+            "agent_id": row.agent_id,
+            "delegation_id": row.delegation_id,
+            "tool": call.tool,
+            "resource": call.resource,
+            "action": call.action,
+            "actor": actor,
+            "reason": reason,
+        },
+    )

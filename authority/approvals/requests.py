@@ -23,7 +23,8 @@ been issued. A row past ``expires_at`` that was not used is expired, whatever it
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -31,6 +32,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
+from authority.policy.checks import ToolCall
 from authority.secrets import new_secret
 from authority.storage.driver import Executes, Transaction
 from authority.storage.schema import approvals
@@ -56,8 +58,19 @@ class CallRequest:
     intent: str
     lifetime: int
     jkt: str | None  # the DPoP key the agent asked the token to be bound to, if any
+    # The exact arguments the owner approves (shown to them), and the digest the token
+    # will carry (policy.arguments); absent from rows of calls that bound none.
+    arguments_digest: str | None = None
+    arguments: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def tool_call(self) -> ToolCall:
+        """The call approved: the one the token is issued for, arguments included."""
+        return ToolCall(
+            self.tool, self.resource, self.action, self.arguments_digest, self.arguments
+        )
 
     def to_json(self) -> str:
+        bound = {"arguments_digest": self.arguments_digest, "arguments": self.arguments}
         return orjson.dumps(
             {
                 "tool": self.tool,
@@ -67,6 +80,7 @@ class CallRequest:
                 "intent": self.intent,
                 "lifetime": self.lifetime,
                 "jkt": self.jkt,
+                **{name: value for name, value in bound.items() if value is not None},
             },
             option=orjson.OPT_SORT_KEYS,
         ).decode()
@@ -82,6 +96,8 @@ class CallRequest:
             intent=value["intent"],
             lifetime=int(value["lifetime"]),
             jkt=value.get("jkt"),
+            arguments_digest=value.get("arguments_digest"),
+            arguments=value.get("arguments"),
         )
 
 

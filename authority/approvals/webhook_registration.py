@@ -2,28 +2,29 @@
 
 https only (``webhook_allow_http`` for development), no credentials or fragment; a new
 secret every time, shown once. Every change is a ``registry_changed`` ledger entry in
-the same transaction (``authority.management.changes``), which records the URL's origin
-and the SHA-256 of the whole URL, never the URL itself (a path can carry a capability,
-as many chat webhooks' do) and never the secret.
+the same transaction (``authority.management.changes``; ``storage.webhooks``), which
+records the URL's origin and the SHA-256 of the whole URL, never the URL itself (a path
+can carry a capability, as many chat webhooks' do) and never the secret.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import StringConstraints
-from sqlalchemy import update
 
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest, NotFound
+from authority.ledger.entries import Entry
 from authority.management import changes as registry_changes
 from authority.management import records
 from authority.management.auth import READERS, WRITERS, Principal, may_see_owner, require_role
 from authority.management.inputs import Body
-from authority.storage.schema import owners
+from authority.storage.webhooks import OwnerWebhook
 
 from .webhook_signing import new_secret
 
@@ -70,13 +71,41 @@ def check_url(services: Services, url: str) -> str:
     return url
 
 
-async def _open_owner(conn: Any, principal: Principal, owner_id: str) -> Any:
-    if not may_see_owner(principal, owner_id):
+def _visible(principal: Principal, owner_id: str) -> None:
+    if not may_see_owner(principal, owner_id) or not records.valid_id(owner_id):
         raise NotFound(NOT_FOUND)
-    row = await records.fetch(conn, owners, owner_id, NOT_FOUND, for_update=True)
-    if row.status == "retired":
+
+
+def _open(owner: OwnerWebhook) -> None:
+    """What a change needs of the owner, checked on its locked row."""
+    if owner.owner_status == "retired":
         raise Conflict("The owner is retired.")
-    return row
+
+
+def _entry(
+    principal: Principal,
+    owner_id: str,
+    change: Literal["created", "updated", "deleted"],
+    now: int,
+    changes: Mapping[str, str] | None = None,
+) -> Entry:
+    """The change's ``registry_changed`` entry (``management.changes``)."""
+    return (
+        registry_changes.KIND,
+        registry_changes.VERSION,
+        now,
+        {
+            "object_type": "webhook",
+            "object_id": owner_id,
+            "change": change,
+            "changes": dict(changes or {}),
+            "keys": None,
+            "owner_id": owner_id,
+            "agent_id": None,
+            "tool": None,
+            "actor": principal.key_id,
+        },
+    )
 
 
 async def set_webhook(
@@ -87,28 +116,22 @@ async def set_webhook(
     url = check_url(services, body.url)
     secret = new_secret()
     now = services.now()
-    async with services.engine.begin() as conn:
-        row = await _open_owner(conn, principal, owner_id)
-        await conn.execute(
-            update(owners)
-            .where(owners.c.id == owner_id)
-            .values(
-                webhook_url=url,
-                webhook_secret=services.webhook_sealer.seal(secret, owner_id=owner_id),
-                webhook_updated_at=now,
-                updated_at=now,
-            )
-        )
-        await registry_changes.record(
-            conn,
-            now=now,
-            actor=principal.key_id,
-            object_type="webhook",
-            object_id=owner_id,
-            change="created" if row.webhook_url is None else "updated",
-            changes=_url_record(url),
-            owner_id=owner_id,
-        )
+    _visible(principal, owner_id)
+
+    def change(owner: OwnerWebhook) -> Entry:
+        _open(owner)
+        kind: Literal["created", "updated"] = "created" if owner.url is None else "updated"
+        return _entry(principal, owner_id, kind, now, _url_record(url))
+
+    registered = await services.webhook_store.register(
+        owner_id,
+        url=url,
+        sealed_secret=services.webhook_sealer.seal(secret, owner_id=owner_id),
+        now=now,
+        change=change,
+    )
+    if registered is None:
+        raise NotFound(NOT_FOUND)
     return IssuedWebhook(Webhook(owner_id, url, now), secret)
 
 
@@ -123,33 +146,24 @@ def _url_record(url: str) -> dict[str, str]:
 
 async def get_webhook(services: Services, principal: Principal, owner_id: str) -> Webhook:
     require_role(principal, *READERS)
-    if not may_see_owner(principal, owner_id):
+    _visible(principal, owner_id)
+    owner = await services.webhook_store.get(owner_id)
+    if owner is None:
         raise NotFound(NOT_FOUND)
-    async with services.engine.connect() as conn:
-        row = await records.fetch(conn, owners, owner_id, NOT_FOUND)
-    if row.webhook_url is None:
+    if owner.url is None:
         raise NotFound("The owner has no webhook.")
-    return Webhook(owner_id, row.webhook_url, row.webhook_updated_at)
+    return Webhook(owner_id, owner.url, owner.updated_at)
 
 
 async def delete_webhook(services: Services, principal: Principal, owner_id: str) -> Webhook:
     require_role(principal, *WRITERS)
     now = services.now()
-    async with services.engine.begin() as conn:
-        row = await _open_owner(conn, principal, owner_id)
-        await conn.execute(
-            update(owners)
-            .where(owners.c.id == owner_id)
-            .values(webhook_url=None, webhook_secret=None, webhook_updated_at=now, updated_at=now)
-        )
-        if row.webhook_url is not None:
-            await registry_changes.record(
-                conn,
-                now=now,
-                actor=principal.key_id,
-                object_type="webhook",
-                object_id=owner_id,
-                change="deleted",
-                owner_id=owner_id,
-            )
+    _visible(principal, owner_id)
+
+    def change(owner: OwnerWebhook) -> Entry | None:
+        _open(owner)
+        return None if owner.url is None else _entry(principal, owner_id, "deleted", now)
+
+    if await services.webhook_store.remove(owner_id, now=now, change=change) is None:
+        raise NotFound(NOT_FOUND)
     return Webhook(owner_id, None, now)

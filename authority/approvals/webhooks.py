@@ -45,11 +45,9 @@ from typing import Any, Final
 
 import httpx
 import orjson
-from sqlalchemy import select
 
 from authority.context import Services
 from authority.secrets import new_id
-from authority.storage.schema import owners
 
 from .webhook_addresses import (
     Acceptable,
@@ -198,17 +196,10 @@ class Dispatcher:
     async def _deliver(self, item: Event) -> bool | None:
         """True: delivered; False: retry; None: nothing to deliver to (no URL any more)."""
         services = self._services
-        async with services.reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(owners.c.webhook_url, owners.c.webhook_secret).where(
-                        owners.c.id == item.owner_id
-                    )
-                )
-            ).first()
-        if row is None or row.webhook_url is None or row.webhook_secret is None:
+        row = await services.webhook_store.target(item.owner_id)
+        if row is None or row.url is None or row.sealed_secret is None:
             return None
-        secret = services.webhook_sealer.open(row.webhook_secret, owner_id=item.owner_id)
+        secret = services.webhook_sealer.open(row.sealed_secret, owner_id=item.owner_id)
         if secret is None:
             log.warning("webhook secret of %s does not open; not delivered", item.owner_id)
             return None
@@ -216,7 +207,7 @@ class Dispatcher:
             return None
         sent = headers(secret, item.msg_id, services.now(), item.body)
         try:
-            response = await self._client.post(row.webhook_url, content=item.body, headers=sent)
+            response = await self._client.post(row.url, content=item.body, headers=sent)
         except AddressRefused as exc:  # raised by PinnedBackend before any connection
             log.warning("webhook of %s not delivered: %s", item.owner_id, exc)
             services.metrics.webhooks.labels("refused").inc()

@@ -88,10 +88,11 @@ async def revocation_feed(request: Request) -> Response:
     hub = await feed.hub(services)
     settings = services.settings
     # Read the first page here, so that a database failure is a 503, not a dead stream.
-    async with services.reader.connect() as conn:
-        ready_at = await events.last_id(conn)
-        after = 0 if last_event_id is None else last_event_id
-        backlog = await events.read_after(conn, after, feed.PAGE, settings=settings, live_at=now)
+    ready_at = await services.event_reader.last_id()
+    after = 0 if last_event_id is None else last_event_id
+    backlog = await events.read_after(
+        services.event_reader, after, feed.PAGE, settings=settings, live_at=now
+    )
     if last_event_id is None:
         # A subscriber without a position starts with every event still live (see
         # events.is_live), not at the instance's tail: a resource server that (re)starts

@@ -6,21 +6,15 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
 
 from authority.errors import AuthorityError, TemporarilyUnavailable
-from authority.storage.driver import UNAVAILABLE
-from authority.storage.hot import HotStateUnavailable
+from authority.storage.failures import HotStateUnavailable, database_unavailable
 
 from .http import error_response, render_unexpected
 
 log = logging.getLogger("authority.http")
-
-#: The engine's and the driver's ways of saying the database cannot answer now.
-_DATABASE_DOWN: tuple[type[BaseException], ...] = (OperationalError, PoolTimeout, *UNAVAILABLE)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -41,15 +35,10 @@ def endpoint(handler: Handler) -> Handler:
         except HotStateUnavailable as exc:
             log.warning("hot state unavailable: %s", exc)
             return error_response(TemporarilyUnavailable())
-        except _DATABASE_DOWN as exc:
-            log.warning("database unavailable: %s", type(exc).__name__)
-            return error_response(TemporarilyUnavailable())
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                log.warning("database connection lost")
-                return error_response(TemporarilyUnavailable())
-            return render_unexpected(exc)
         except Exception as exc:
+            if database_unavailable(exc):
+                log.warning("database unavailable: %s", type(exc).__name__)
+                return error_response(TemporarilyUnavailable())
             return render_unexpected(exc)
 
     return wrapped

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from authority.context import Services
+from authority.storage.readiness import database_answers
 
 from .http import json_response
 
@@ -26,8 +26,7 @@ async def readyz(request: Request) -> Response:
     checks: dict[str, str] = {}
 
     async def database() -> None:
-        async with services.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await database_answers(services.engine)
 
     for name, probe in (("database", database), ("hot_state", services.hot.ping)):
         try:

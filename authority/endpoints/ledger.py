@@ -1,7 +1,8 @@
 """The auditor's ledger API (RFC 9162 §5 in JSON): entries, export, checkpoints, proofs, keys.
 
-HTTP only: authenticate an auditor or admin API key (RFC 6750), parse the query, call one
-function of ``authority.ledger.store``, render JSON. Hashes are unpadded base64url.
+HTTP only: authenticate an auditor or admin API key (RFC 6750), parse the query, read
+through the ledger's port (``storage.ledger_reader``) or compute a proof over it
+(``authority.ledger.store``), render JSON. Hashes are unpadded base64url.
 
 * ``GET /v1/ledger/entries``: sequenced entries, filtered, paged by leaf index.
 * ``GET /v1/ledger/export``: JSON Lines ``{"leaf_index", "leaf_hash", "body"}``, streamed
@@ -35,6 +36,7 @@ from authority.ledger.checkpoints import encode_hash
 from authority.ledger.merkle import MAX_TREE_SIZE
 from authority.ledger.schemas import KINDS
 from authority.management.auth import Role
+from authority.storage.ledger_reader import Checkpoint, EntryFilter, SequencedEntry
 
 from . import paths
 from .guard import endpoint
@@ -117,7 +119,7 @@ def _limit(request: Request, services: Services) -> int:
     return min(value, services.settings.page_size_max)
 
 
-def _filters(request: Request) -> store.EntryFilter:
+def _filters(request: Request) -> EntryFilter:
     decision, kind = _text(request, "decision"), _text(request, "kind")
     if decision is not None and decision not in DECISIONS:
         raise InvalidRequest("The decision parameter is not a known decision.")
@@ -126,7 +128,7 @@ def _filters(request: Request) -> store.EntryFilter:
     since, until = _time(request, "since"), _time(request, "until")
     if since is not None and until is not None and since > until:
         raise InvalidRequest("The since parameter is after until.")
-    return store.EntryFilter(
+    return EntryFilter(
         agent_id=_text(request, "agent"),
         owner_id=_text(request, "owner"),
         delegation_id=_text(request, "delegation"),
@@ -139,7 +141,7 @@ def _filters(request: Request) -> store.EntryFilter:
 
 
 # --- rendering ------------------------------------------------------------------------------
-def _checkpoint(row: store.CheckpointRow) -> dict[str, Any]:
+def _checkpoint(row: Checkpoint) -> dict[str, Any]:
     return {
         "tree_size": row.tree_size,
         "root_hash": encode_hash(row.root_hash),
@@ -149,7 +151,7 @@ def _checkpoint(row: store.CheckpointRow) -> dict[str, Any]:
     }
 
 
-def _entry(entry: store.SequencedEntry) -> dict[str, Any]:
+def _entry(entry: SequencedEntry) -> dict[str, Any]:
     return {
         "leaf_index": entry.leaf_index,
         "leaf_hash": encode_hash(entry.leaf_hash),
@@ -164,8 +166,7 @@ async def list_entries(request: Request) -> Response:
     filters = _filters(request)
     limit = _limit(request, services)
     after = _count(request, "cursor")
-    async with services.engine.connect() as conn:
-        rows = await store.list_entries(conn, filters, after=after, limit=limit + 1)
+    rows = await services.ledger_reader.entries(filters, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return json_response(
@@ -182,17 +183,17 @@ async def export(request: Request) -> Response:
     services = await _auditor(request, ("start", "end"))
     start = _count(request, "start") or 0
     end = _count(request, "end")
-    async with services.engine.connect() as conn:
-        if end is None:
-            latest = await store.latest_checkpoint(conn)
-            end = 0 if latest is None else latest.tree_size
-        elif end > await store.tree_size(conn):
-            raise InvalidRequest("The end parameter is beyond the ledger's tree size.")
+    ledger = services.ledger_reader
+    if end is None:
+        latest = await ledger.latest_checkpoint()
+        end = 0 if latest is None else latest.tree_size
+    elif end > await ledger.tree_size():
+        raise InvalidRequest("The end parameter is beyond the ledger's tree size.")
     if start > end:
         raise InvalidRequest("The start parameter is after end.")
 
     async def lines() -> AsyncIterator[bytes]:
-        async for entry in store.export_entries(services.engine, start=start, end=end):
+        async for entry in ledger.export(start=start, end=end):
             yield store.export_line(entry)
 
     return StreamingResponse(
@@ -205,8 +206,7 @@ async def export(request: Request) -> Response:
 @endpoint
 async def latest_checkpoint(request: Request) -> Response:
     services = await _auditor(request, ())
-    async with services.engine.connect() as conn:
-        row = await store.latest_checkpoint(conn)
+    row = await services.ledger_reader.latest_checkpoint()
     if row is None:
         raise NotFound("The ledger has no checkpoint yet.")
     return json_response(_checkpoint(row), headers=NO_STORE)
@@ -217,8 +217,7 @@ async def list_checkpoints(request: Request) -> Response:
     services = await _auditor(request, PAGING)
     limit = _limit(request, services)
     after = _count(request, "cursor")
-    async with services.engine.connect() as conn:
-        rows = await store.list_checkpoints(conn, after=after, limit=limit + 1)
+    rows = await services.ledger_reader.checkpoints(after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return json_response(
@@ -237,11 +236,10 @@ async def inclusion_proof(request: Request) -> Response:
     size = _required_count(request, "tree_size", minimum=1)
     if index >= size:
         raise InvalidRequest("The leaf_index must be below tree_size.")
-    async with services.engine.connect() as conn:
-        try:
-            proof = await store.inclusion_proof(conn, index, size)
-        except store.NoSuchTreeSize:
-            raise InvalidRequest("The tree_size is beyond the ledger's tree size.") from None
+    try:
+        proof = await store.inclusion_proof(services.ledger_reader, index, size)
+    except store.NoSuchTreeSize:
+        raise InvalidRequest("The tree_size is beyond the ledger's tree size.") from None
     return json_response(
         {
             "leaf_index": proof.leaf_index,
@@ -261,11 +259,10 @@ async def consistency_proof(request: Request) -> Response:
     second = _required_count(request, "second", minimum=1)
     if first > second:
         raise InvalidRequest("The first tree size must not exceed the second.")
-    async with services.engine.connect() as conn:
-        try:
-            proof = await store.consistency_proof(conn, first, second)
-        except store.NoSuchTreeSize:
-            raise InvalidRequest("The second tree size is beyond the ledger's.") from None
+    try:
+        proof = await store.consistency_proof(services.ledger_reader, first, second)
+    except store.NoSuchTreeSize:
+        raise InvalidRequest("The second tree size is beyond the ledger's.") from None
     return json_response(
         {
             "first": proof.first,

@@ -25,6 +25,8 @@ LEDGER_CHECKPOINTS: Final = protocol.LEDGER_CHECKPOINTS_PATH
 LEDGER_INCLUSION_PROOF: Final = protocol.LEDGER_INCLUSION_PROOF_PATH
 LEDGER_CONSISTENCY_PROOF: Final = protocol.LEDGER_CONSISTENCY_PROOF_PATH
 LEDGER_KEYS: Final = protocol.LEDGER_KEYS_PATH
+GATEWAY_CALLS: Final = protocol.GATEWAY_CALLS_PATH
+RECORDINGS: Final = protocol.RECORDINGS_PATH
 
 ALL: Final[frozenset[str]] = frozenset(
     {
@@ -42,5 +44,7 @@ ALL: Final[frozenset[str]] = frozenset(
         LEDGER_INCLUSION_PROOF,
         LEDGER_CONSISTENCY_PROOF,
         LEDGER_KEYS,
+        GATEWAY_CALLS,
+        RECORDINGS,
     }
 )

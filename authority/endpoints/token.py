@@ -41,6 +41,7 @@ from authority.grants.issuance import Issued
 from authority.grants.recording import Denied
 from authority.grants.token_exchange import ExchangeRequest, exchange
 from authority.metadata import GRANT_CIBA, GRANT_TOKEN_EXCHANGE
+from authority.policy.arguments import ARGUMENTS, ARGUMENTS_DIGEST, ArgumentsRejected, bind
 from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
 
@@ -57,15 +58,19 @@ JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # RFC 8707 §2 lets resource repeat; it is parsed as a list and then held to exactly one.
 REPEATABLE = frozenset({"resource", "audience"})
 MAX_TEXT = 2048
-_TOOL_CALL_FIELDS = {"type", "tool", "resource", "action", "locations"}
+_TOOL_CALL_FIELDS = {"type", "tool", "resource", "action", "locations", ARGUMENTS, ARGUMENTS_DIGEST}
 
 
 def _text(value: Any, limit: int = MAX_TEXT) -> bool:
     return isinstance(value, str) and 0 < len(value) <= limit and value.isprintable()
 
 
-def parse_tool_call(raw: str, resource: str) -> ToolCall:
-    """RFC 9396 §2: a JSON array; here exactly one ``tool_call`` object."""
+def parse_tool_call(raw: str, resource: str, *, max_arguments_bytes: int) -> ToolCall:
+    """RFC 9396 §2: a JSON array; here exactly one ``tool_call`` object.
+
+    Its optional ``arguments`` / ``arguments_digest`` bind the call's arguments
+    (``policy.arguments``), at most ``max_arguments_bytes`` in their canonical form.
+    """
     invalid = InvalidAuthorizationDetails
     try:
         value = json.loads(raw)
@@ -85,7 +90,17 @@ def parse_tool_call(raw: str, resource: str) -> ToolCall:
     locations = detail.get("locations")
     if locations is not None and locations != [resource]:
         raise invalid("The tool_call locations must be exactly the requested resource.")
-    return ToolCall(tool=detail["tool"], resource=detail["resource"], action=detail["action"])
+    try:
+        bound = bind(detail, max_bytes=max_arguments_bytes)
+    except ArgumentsRejected as exc:
+        raise invalid(str(exc)) from None
+    return ToolCall(
+        tool=detail["tool"],
+        resource=detail["resource"],
+        action=detail["action"],
+        arguments_digest=bound.digest if bound is not None else None,
+        arguments=bound.arguments if bound is not None else None,
+    )
 
 
 def _one_resource(form: Form) -> str:
@@ -180,7 +195,11 @@ def parse_exchange(services: Services, request: Request, form: Form) -> Exchange
         raise InvalidScope("Use authorization_details to name the call; scope is not supported.")
     _no_authorization_header(request)
     resource = _one_resource(form)
-    call = parse_tool_call(form.require("authorization_details"), resource)
+    call = parse_tool_call(
+        form.require("authorization_details"),
+        resource,
+        max_arguments_bytes=services.settings.authorization_details_max_arguments_bytes,
+    )
     attestation = _assertion(form)
     client_id = form.get("client_id")
     lifetime = _lifetime(form)

@@ -51,7 +51,7 @@ from authority.errors import (
     InvalidGrant,
     SlowDown,
 )
-from authority.policy.checks import Deny, ToolCall
+from authority.policy.checks import Deny
 from authority.policy.reasons import Reason, error_for
 from authority.storage import replay
 
@@ -137,7 +137,7 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         # malformed poll (the approval stays open), not a refusal.
         raise InvalidDPoPProof("Send a DPoP proof by the key the token was asked for with.")
     record = GrantRecord(
-        call=ToolCall(tool=call.tool, resource=call.resource, action=call.action),
+        call=call.tool_call(),
         audience=call.audience,
         client_assertion=presented.via_client_assertion,
         agent_id=authenticated.agent.id,
@@ -193,7 +193,7 @@ def _recheck(
     call_facts = facts(
         services,
         loaded,
-        ToolCall(tool=call.tool, resource=call.resource, action=call.action),
+        call.tool_call(),
         audience=call.audience,
         lifetime=call.lifetime,
         # What the token will be bound to, not whether this poll carried a proof: a call

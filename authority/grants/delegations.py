@@ -10,30 +10,25 @@ The row in SQL is the truth: revoking it stops every exchange on the next reques
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
-from sqlalchemy import select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority import protocol
 from authority.context import Services
 from authority.errors import InsufficientScope, InvalidRequest, NotFound
+from authority.ledger.entries import Entry
 from authority.management.auth import Principal
 from authority.management.inputs import Body, Description
-from authority.management.paging import Page, PageRequest, fetch_page
+from authority.management.paging import Page, PageRequest, encode_cursor
 from authority.management.records import valid_id
 from authority.policy.checks import ScopeEntry
 from authority.policy.patterns import wildcards
 from authority.revocations.events import cascade_expiry, publish
 from authority.secrets import new_id
-from authority.storage.events import RevocationEvent
-from authority.storage.schema import agents, delegations, tools
-from authority.storage.sql.events import record as record_event
-from authority.storage.sql.ledger import append
+from authority.storage.delegations import Delegation, Grantee, NewDelegation, ScopedTool
 from authority.tokens.inbound import key_set
 
 DELEGATION_TYP = protocol.DELEGATION_TYP
@@ -84,7 +79,7 @@ def scope_from_json(text: str) -> tuple[ScopeEntry, ...]:
     )
 
 
-def render(row: Row[Any]) -> dict[str, Any]:
+def render(row: Delegation) -> dict[str, Any]:
     return {
         "id": row.id,
         "owner_id": row.owner_id,
@@ -124,6 +119,7 @@ async def create(services: Services, principal: Principal, body: CreateDelegatio
     if principal.role != "owner" or principal.owner_id is None:
         # A delegation is the owner's own act; an admin cannot grant on their behalf.
         raise InsufficientScope("Only an owner can delegate to their agents.")
+    owner_id = principal.owner_id
     settings = services.settings
     if body.expires_in > settings.delegation_max_lifetime:
         raise InvalidRequest("The expires_in field exceeds the maximum delegation lifetime.")
@@ -136,32 +132,15 @@ async def create(services: Services, principal: Principal, body: CreateDelegatio
     if len(set(tool_names)) != len(tool_names):
         raise InvalidRequest("The scope field names a tool more than once.")
     now = services.now()
-    async with services.engine.begin() as conn:
-        agent = (
-            await conn.execute(
-                select(agents.c.id, agents.c.status, agents.c.jwks)
-                .where(agents.c.id == body.agent_id, agents.c.owner_id == principal.owner_id)
-                # FOR SHARE on PostgreSQL: a kill switch running now either commits first
-                # (the agent is quarantined and refused here) or waits for this
-                # delegation to commit and then revokes it with the owner's others.
-                .with_for_update(read=True)
-            )
-        ).first()
-        if agent is None:
-            raise NotFound("No such agent.")
+    delegation_id = new_id("dlg")
+    expires_at = now + body.expires_in
+
+    def grant(agent: Grantee, known: Mapping[str, ScopedTool]) -> NewDelegation:
+        """The checks on what is stored while the delegation is written (the agent held
+        against a kill switch), and the row and entry they allow."""
         if agent.status != "active":
             raise InvalidRequest("The agent is not active.")
         jkt = _bound_key_thumbprint(agent.jwks, body.key_id)
-        known = {
-            row.name: row
-            for row in (
-                await conn.execute(
-                    select(tools.c.name, tools.c.actions, tools.c.status).where(
-                        tools.c.name.in_(tool_names)
-                    )
-                )
-            ).all()
-        }
         for entry in body.scope:
             tool = known.get(entry.tool)
             if tool is None or tool.status != "active":
@@ -176,31 +155,30 @@ async def create(services: Services, principal: Principal, body: CreateDelegatio
             }
             for e in body.scope
         ]
-        delegation_id = new_id("dlg")
-        expires_at = now + body.expires_in
-        values = {
-            "id": delegation_id,
-            "owner_id": principal.owner_id,
-            "agent_id": body.agent_id,
-            "intent": body.intent,
-            "scope": json.dumps(scope, separators=(",", ":")),
-            "cnf_jkt": jkt,
-            "expires_at": expires_at,
-            "max_calls": body.max_calls,
-            "rate_per_minute": body.rate_per_minute,
-            "calls_used": 0,
-            "status": "active",
-            "created_at": now,
-        }
-        await conn.execute(delegations.insert().values(**values))
-        await append(
-            conn,
-            kind="delegation_created",
-            version=1,
+        row = Delegation(
+            id=delegation_id,
+            owner_id=owner_id,
+            agent_id=body.agent_id,
+            intent=body.intent,
+            scope=json.dumps(scope, separators=(",", ":")),
+            cnf_jkt=jkt,
+            expires_at=expires_at,
+            max_calls=body.max_calls,
+            rate_per_minute=body.rate_per_minute,
+            calls_used=0,
+            status="active",
+            revoked_at=None,
+            revoked_by=None,
+            revoked_reason=None,
             created_at=now,
-            record={
+        )
+        created: Entry = (
+            "delegation_created",
+            1,
+            now,
+            {
                 "delegation_id": delegation_id,
-                "owner_id": principal.owner_id,
+                "owner_id": owner_id,
                 "agent_id": body.agent_id,
                 "intent": body.intent,
                 "scope": scope,
@@ -211,40 +189,36 @@ async def create(services: Services, principal: Principal, body: CreateDelegatio
                 "actor": principal.key_id,
             },
         )
-        query = select(delegations).where(delegations.c.id == delegation_id)
-        row = (await conn.execute(query)).one()
+        return NewDelegation(row, created)
+
+    row = await services.delegation_store.create(owner_id, body.agent_id, tool_names, grant)
+    if row is None:
+        raise NotFound("No such agent.")
     credential = services.keyring.sign(
         {
             "iss": settings.issuer,
             "aud": settings.issuer,
-            "sub": principal.owner_id,
+            "sub": owner_id,
             "client_id": body.agent_id,
             "jti": delegation_id,
             "iat": now,
             "exp": expires_at,
-            "cnf": {"jkt": jkt},
+            "cnf": {"jkt": row.cnf_jkt},
         },
         typ=DELEGATION_TYP,
     )
     return Created(render(row), credential)
 
 
-def _visible(principal: Principal) -> list[Any]:
-    """Owners see only their own delegations; admins and auditors see all."""
-    if principal.role == "owner":
-        return [delegations.c.owner_id == principal.owner_id]
-    return []
+def _visible(principal: Principal) -> str | None:
+    """Owners see only their own delegations (their id); admins and auditors see all."""
+    return principal.owner_id if principal.role == "owner" else None
 
 
 async def get(services: Services, principal: Principal, delegation_id: str) -> dict[str, Any]:
     if not valid_id(delegation_id):
         raise NotFound("No such delegation.")
-    async with services.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(delegations).where(delegations.c.id == delegation_id, *_visible(principal))
-            )
-        ).first()
+    row = await services.delegation_store.get(delegation_id, _visible(principal))
     if row is None:
         raise NotFound("No such delegation.")
     return render(row)
@@ -253,13 +227,12 @@ async def get(services: Services, principal: Principal, delegation_id: str) -> d
 async def list_page(
     services: Services, principal: Principal, request: PageRequest, agent_id: str | None
 ) -> Page[dict[str, Any]]:
-    where = _visible(principal)
-    if agent_id is not None:
-        if not valid_id(agent_id):
-            raise InvalidRequest("The agent_id parameter is invalid.")
-        where.append(delegations.c.agent_id == agent_id)
-    async with services.engine.connect() as conn:
-        rows, next_cursor = await fetch_page(conn, services, KIND, delegations, request, where)
+    if agent_id is not None and not valid_id(agent_id):
+        raise InvalidRequest("The agent_id parameter is invalid.")
+    rows, last = await services.delegation_store.page(
+        owner_id=_visible(principal), agent_id=agent_id, limit=request.limit, after=request.after
+    )
+    next_cursor = None if last is None else encode_cursor(services, KIND, *last)
     return Page([render(r) for r in rows], next_cursor)
 
 
@@ -268,81 +241,46 @@ async def revoke(
 ) -> dict[str, Any]:
     """Revoke now. Every token issued under it is inactive from the next request on.
 
-    The conditional UPDATE takes the row lock the exchange's own UPDATE takes, so once
-    this returns no exchange under the delegation can succeed (see token_exchange).
+    The store's conditional UPDATE takes the row lock the exchange's own UPDATE takes, so
+    once this returns no exchange under the delegation can succeed (see token_exchange).
     """
     if principal.role == "auditor":
         raise InsufficientScope("Auditors cannot revoke delegations.")
     if not valid_id(delegation_id):
         raise NotFound("No such delegation.")
-    now = services.now()
-    event: RevocationEvent | None = None
-    async with services.engine.begin() as conn:
-        result = await conn.execute(
-            update(delegations)
-            .where(delegations.c.id == delegation_id, *_visible(principal))
-            .where(delegations.c.status == "active")
-            .values(
-                status="revoked",
-                revoked_at=now,
-                revoked_by=principal.key_id,
-                revoked_reason=body.reason,
-            )
-            .returning(delegations.c.owner_id, delegations.c.agent_id)
-        )
-        changed = result.first()
-        if changed is not None:
-            await record_delegation_revoked(
-                conn,
-                now=now,
-                delegation_id=delegation_id,
-                owner_id=changed.owner_id,
-                agent_id=changed.agent_id,
-                actor=principal.key_id,
-                reason=body.reason,
-            )
-        row = (
-            await conn.execute(
-                select(delegations).where(delegations.c.id == delegation_id, *_visible(principal))
-            )
-        ).first()
-        if changed is not None:
-            # The feed's event, as the transaction's last statement (revocations.events).
-            event = await record_event(
-                conn,
-                kind="delegation",
-                now=now,
-                expires_at=cascade_expiry(services.settings, now),
-                delegation_id=delegation_id,
-                owner_id=changed.owner_id,
-                agent_id=changed.agent_id,
-            )
-    if event is not None:
-        await publish(services, [event])
-    if row is None:
+    store = services.delegation_store
+    visible = _visible(principal)
+    # Whose it is never changes: the entry is written from what is stored now.
+    found = await store.get(delegation_id, visible)
+    if found is None:
         raise NotFound("No such delegation.")
-    return render(row)
+    now = services.now()
+    revoked = await store.revoke(
+        delegation_id,
+        visible,
+        now=now,
+        actor=principal.key_id,
+        reason=body.reason,
+        entry=revoked_entry(found, now=now, actor=principal.key_id, reason=body.reason),
+        event_expires_at=cascade_expiry(services.settings, now),
+    )
+    if revoked is None:
+        raise NotFound("No such delegation.")
+    if revoked.event is not None:
+        await publish(services, [revoked.event])
+    return render(revoked.delegation)
 
 
-async def record_delegation_revoked(
-    conn: AsyncConnection,
-    *,
-    now: int,
-    delegation_id: str,
-    owner_id: str,
-    agent_id: str,
-    actor: str,
-    reason: str | None,
-) -> None:
-    await append(
-        conn,
-        kind="delegation_revoked",
-        version=1,
-        created_at=now,
-        record={
-            "delegation_id": delegation_id,
-            "owner_id": owner_id,
-            "agent_id": agent_id,
+def revoked_entry(delegation: Delegation, *, now: int, actor: str, reason: str | None) -> Entry:
+    """The ``delegation_revoked`` ledger entry of an owner's (or admin's) revocation."""
+    return (
+        "delegation_revoked",
+        1,
+        now,
+        {
+            "delegation_id": delegation.id,
+            "owner_id": delegation.owner_id,
+            "agent_id": delegation.agent_id,
             "actor": actor,
             "reason": reason,
         },

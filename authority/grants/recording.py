@@ -112,7 +112,9 @@ def grant_rows(
     ledger_record["grant_id"] = grant_id
     if approval_id is not None:
         ledger_record["approval_id"] = approval_id
-    entry = entry_row(kind="grant", version=1, created_at=now, record=ledger_record)
+    if record.call.arguments_digest is not None:
+        ledger_record["arguments_digest"] = record.call.arguments_digest
+    entry = entry_row(kind="grant", version=2, created_at=now, record=ledger_record)
     return GrantRows(values, entry)
 
 

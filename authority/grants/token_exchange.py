@@ -205,6 +205,8 @@ async def request_approval(
         intent=delegation.intent,
         lifetime=authorised.lifetime,
         jkt=authorised.jkt,
+        arguments_digest=authorised.call.arguments_digest,
+        arguments=authorised.call.arguments,
     )
     refused: Reason | None = None
     async with services.sql.transaction() as tx:
@@ -253,6 +255,8 @@ async def request_approval(
             audience=call.audience,
             reason=reason.value,
             expires_at=now + settings.approval_lifetime,
+            arguments_digest=call.arguments_digest,
+            arguments=call.arguments,
         )
     )
     return Pending(

@@ -3,7 +3,8 @@
 ``verify`` reads each input from a file or from the authority's ledger API (an http(s)
 URL, with the auditor's API key from ``--api-key-file``). It prints one line and exits 0
 when everything verifies, 1 naming the first bad index when something does not, and 2
-when an input cannot be read at all.
+when an input cannot be read at all. With ``--recordings`` it also checks call recordings
+(the auditor API's JSON of one or more) against their entries (``verify_recordings``).
 
 Only entries a signed checkpoint covers count as verified. Entries after the newest
 checkpoint (an unsigned tail) fail the run (exit 1); with ``--allow-unsigned-tail`` the
@@ -21,15 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from .checkpoints import encode_hash, ledger_keyset
+from .store import export_line
 from .verify import (
     State,
     VerificationFailed,
@@ -38,6 +41,15 @@ from .verify import (
     prepare_checkpoints,
     verify_lines,
 )
+from .verify_recordings import RecordingsCheck, UnreadableRecordings, parse_recordings
+
+if TYPE_CHECKING:
+    from authority.settings import Settings
+    from authority.storage.ledger_reader import LedgerReader
+
+#: Opens the ledger's read port for one export (``authority.app.ledger_reader``, passed in
+#: by ``authority.cli``, so that this module never imports what wires it).
+OpenLedger = Callable[["Settings"], AbstractAsyncContextManager["LedgerReader"]]
 
 KEYS_PATH = "/v1/ledger/keys"
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
@@ -156,6 +168,16 @@ async def export_lines(source: str, client: httpx.AsyncClient) -> AsyncIterator[
         raise InputError(f"{source}: {type(exc).__name__}") from None
 
 
+async def load_recordings(source: str | None, client: httpx.AsyncClient) -> RecordingsCheck | None:
+    if source is None:
+        return None
+    document = await _get_json(client, source) if _is_url(source) else _read_json_file(source)
+    try:
+        return RecordingsCheck(parse_recordings(document))
+    except UnreadableRecordings as exc:
+        raise InputError(f"{source}: {exc}") from None
+
+
 async def verify_sources(
     *,
     export: str,
@@ -164,12 +186,14 @@ async def verify_sources(
     state_path: Path | None,
     client: httpx.AsyncClient,
     allow_unsigned_tail: bool = False,
+    recordings: str | None = None,
 ) -> str:
     """Verify; return the success line, or raise ``VerificationFailed`` / ``InputError``."""
     try:
         state = State.load(state_path) if state_path is not None else None
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    calls = await load_recordings(recordings, client)
     keyset = await load_keys(keys, checkpoints, client)
     items = await load_checkpoints(checkpoints, client, state)
     points, prepared = prepare_checkpoints(items, keyset)
@@ -181,7 +205,9 @@ async def verify_sources(
         prepared,
         state=state,
         allow_unsigned_tail=allow_unsigned_tail,
+        observe=None if calls is None else calls.observe,
     )
+    checked = None if calls is None else calls.finish(report)
     latest = report.latest
     if latest is None:  # verify_lines refuses an export with no valid checkpoint
         raise VerificationFailed(0, "no valid checkpoint")
@@ -192,6 +218,8 @@ async def verify_sources(
         f"tree size {latest.tree_size}, root {encode_hash(latest.root_hash)}, "
         f"signed by {latest.kid} at {latest.iat}"
     )
+    if checked is not None:
+        summary += f"; {checked[0]} recordings verified ({checked[1]} past retention: entry only)"
     if report.unverified:
         summary += (
             f"; UNVERIFIED: {report.unverified} entries after tree size {report.entries} "
@@ -222,6 +250,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 state_path=args.state,
                 client=client,
                 allow_unsigned_tail=args.allow_unsigned_tail,
+                recordings=args.recordings,
             )
 
     try:
@@ -238,52 +267,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # --- export from this instance's database -----------------------------------------------------
 async def _export(args: argparse.Namespace) -> str:
-    from sqlalchemy import select
-
     from authority.settings import load_settings
-    from authority.storage.database import make_engine
-    from authority.storage.schema import signing_keys
-
-    from . import store
 
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
-    engine = make_engine(
-        settings.sqlalchemy_url,
-        pool_size=1,
-        transaction_timeout=settings.ledger_straggler_window / 5,
-    )
-    try:
-        async with engine.connect() as conn:
-            latest = await store.latest_checkpoint(conn)
-            size = 0 if latest is None else latest.tree_size
-            if args.checkpoints is not None:
-                # Up to the exported size: a checkpoint sequenced meanwhile would sign
-                # entries the export does not hold.
-                rows = await store.list_checkpoints(conn, after=None, limit=size + 1, up_to=size)
-                with open(args.checkpoints, "wb") as out:  # noqa: ASYNC230
-                    for row in rows:
-                        out.write(orjson.dumps({"tree_size": row.tree_size, "signed": row.signed}))
-                        out.write(b"\n")
-            if args.keys is not None:
-                keys = await conn.execute(
-                    select(signing_keys.c.public_jwk).where(signing_keys.c.purpose == "ledger")
-                )
-                jwks = {"keys": [orjson.loads(value) for value in keys.scalars()]}
-                data = orjson.dumps(jwks, option=orjson.OPT_INDENT_2)
-                Path(args.keys).write_bytes(data)  # noqa: ASYNC240
+    opened: AbstractAsyncContextManager[LedgerReader] = args.open_ledger(settings)
+    async with opened as ledger:
+        latest = await ledger.latest_checkpoint()
+        size = 0 if latest is None else latest.tree_size
+        if args.checkpoints is not None:
+            # Up to the exported size: a checkpoint sequenced meanwhile would sign
+            # entries the export does not hold.
+            rows = await ledger.checkpoints(after=None, limit=size + 1, up_to=size)
+            with open(args.checkpoints, "wb") as out:  # noqa: ASYNC230
+                for row in rows:
+                    out.write(orjson.dumps({"tree_size": row.tree_size, "signed": row.signed}))
+                    out.write(b"\n")
+        if args.keys is not None:
+            jwks = {"keys": [orjson.loads(value) for value in await ledger.ledger_keys()]}
+            data = orjson.dumps(jwks, option=orjson.OPT_INDENT_2)
+            Path(args.keys).write_bytes(data)  # noqa: ASYNC240
         # A one-shot command: blocking writes to a local file are what it is for.
         out_file = sys.stdout.buffer if args.out is None else open(args.out, "wb")  # noqa: ASYNC230, SIM115
         try:
-            async for entry in store.export_entries(engine, start=0, end=size):
-                out_file.write(store.export_line(entry))
+            async for entry in ledger.export(start=0, end=size):
+                out_file.write(export_line(entry))
         finally:
             if args.out is not None:
                 out_file.close()
-    finally:
-        await engine.dispose()
     return f"exported {size} entries (the latest checkpoint's tree size)"
 
 
@@ -292,8 +305,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], *, open_ledger: OpenLedger
+) -> None:
+    """``open_ledger`` opens the ledger's read port for ``export`` (``authority.cli``)."""
     ledger = sub.add_parser("ledger", help="export and verify the tamper-evident ledger")
+    ledger.set_defaults(open_ledger=open_ledger)
     commands = ledger.add_subparsers(dest="ledger_command", required=True)
 
     verify = commands.add_parser(
@@ -314,6 +331,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--allow-unsigned-tail",
         action="store_true",
         help="accept entries after the newest checkpoint (reported as unverified; exit 0)",
+    )
+    verify.add_argument(
+        "--recordings",
+        metavar="FILE|URL",
+        help="call recordings (the auditor API's JSON) to check against their entries",
     )
     verify.set_defaults(func=cmd_verify)
 

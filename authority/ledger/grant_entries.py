@@ -6,11 +6,29 @@ token": a grant names its approval, an approval names the call it decided.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from .record import Actor, Code, Hash, Id, Name, Record, Text, Time, Url
+
+#: ``sha-256:`` + 43 base64url characters (``authority.sdk.arguments``), never arguments.
+ArgumentsDigest = Annotated[str, Field(pattern=r"^sha-256:[A-Za-z0-9_-]{43}$")]
+
+
+def _check_decision(
+    decision: str, reason: str | None, jti: str | None, token: str | None, exp: int | None
+) -> None:
+    if decision == "issued":
+        if jti is None or token is None or exp is None:
+            raise ValueError("an issued grant names its jti, token_hash and expires_at")
+        if reason is not None:
+            raise ValueError("an issued grant has no reason")
+    else:
+        if reason is None:
+            raise ValueError("a denied or pending grant has a reason code")
+        if jti is not None or token is not None:
+            raise ValueError("only an issued grant names a token")
 
 
 # --- grants (RFC 8693 exchanges: every decision) ------------------------------------------
@@ -40,16 +58,38 @@ class GrantV1(Record):
 
     @model_validator(mode="after")
     def _decision_fields(self) -> GrantV1:
-        if self.decision == "issued":
-            if self.jti is None or self.token_hash is None or self.expires_at is None:
-                raise ValueError("an issued grant names its jti, token_hash and expires_at")
-            if self.reason is not None:
-                raise ValueError("an issued grant has no reason")
-        else:
-            if self.reason is None:
-                raise ValueError("a denied or pending grant has a reason code")
-            if self.jti is not None or self.token_hash is not None:
-                raise ValueError("only an issued grant names a token")
+        _check_decision(self.decision, self.reason, self.jti, self.token_hash, self.expires_at)
+        return self
+
+
+class GrantV2(Record):
+    """V1 and the digest of the call's arguments, when the agent bound them to the call."""
+
+    kind: ClassVar[str] = "grant"
+    version: ClassVar[int] = 2
+
+    grant_id: Id
+    decision: Literal["issued", "denied", "pending"]
+    reason: Code | None = None  # stable deny / approval reason code
+    agent_id: Id | None = None
+    owner_id: Id | None = None
+    delegation_id: Id | None = None
+    tool: Name | None = None
+    resource: Url | None = None
+    action: Name | None = None
+    audience: Url | None = None
+    intent: Text | None = None
+    jti: Hash | None = None
+    token_hash: Hash | None = None  # never the token itself
+    expires_at: Time | None = None
+    cnf_jkt: Hash | None = None
+    single_use: bool | None = None
+    approval_id: Id | None = None
+    arguments_digest: ArgumentsDigest | None = None  # never the arguments themselves
+
+    @model_validator(mode="after")
+    def _decision_fields(self) -> GrantV2:
+        _check_decision(self.decision, self.reason, self.jti, self.token_hash, self.expires_at)
         return self
 
 

@@ -13,8 +13,8 @@ A schema, once released, never changes: a new member or meaning is a new version
 every old version stays registered here so that old entries keep verifying.
 
 The models live by family (``grant_entries``, ``control_entries``, ``registry_entries``,
-on the base in ``record``); this module is the one registry of kinds and versions, and
-the canonical form every body is written and checked in.
+``gateway_entries``, on the base in ``record``); this module is the one registry of kinds
+and versions, and the canonical form every body is written and checked in.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from .control_entries import (
     OwnerRetiredV1,
     TokenRevokedV1,
 )
-from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1
+from .gateway_entries import GatewayCallV1
+from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2
 from .record import Record
 from .registry_entries import KeyRotatedV1, RegistryChangedV1
 
@@ -54,6 +55,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
     (model.kind, model.version): model
     for model in (
         GrantV1,
+        GrantV2,
         TokenRevokedV1,
         DelegationCreatedV1,
         DelegationRevokedV1,
@@ -69,6 +71,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         AgentContainedV1,
         KeyRotatedV1,
         RegistryChangedV1,
+        GatewayCallV1,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

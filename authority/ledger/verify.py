@@ -37,7 +37,7 @@ from __future__ import annotations
 import base64
 import os
 import tempfile
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,8 +215,13 @@ async def verify_lines(
     *,
     state: State | None = None,
     allow_unsigned_tail: bool = False,
+    observe: Callable[[int, str], None] | None = None,
 ) -> Report:
-    """Verify an export against checkpoints from ``prepare_checkpoints``."""
+    """Verify an export against checkpoints from ``prepare_checkpoints``.
+
+    ``observe`` is called with each line's leaf index and text once the line checked out
+    (``verify_recordings`` picks the entries it needs from it in the same pass).
+    """
     if not points:
         raise VerificationFailed(0, "no checkpoint was presented: nothing signs these entries")
     if (
@@ -300,6 +305,8 @@ async def verify_lines(
             leaf, kind = _leaf(index, text)
         except VerificationFailed as exc:
             raise VerificationFailed(exc.index, exc.message, line_number) from None
+        if observe is not None:
+            observe(index, text)
         pending[kind] = pending.get(kind, 0) + 1
         tree.append(leaf)
         index += 1

@@ -7,27 +7,24 @@ entries, so an owner cannot lift a quarantine by editing its agent. Retiring is 
 Registering an agent and changing its name, description or keys is a
 ``registry_changed`` ledger entry in the same transaction
 (``authority.management.changes``), the keys named by kid and thumbprint; a change of
-autonomy is its own ``autonomy_changed`` entry.
+autonomy is its own ``autonomy_changed`` entry. The rows are the agents port's
+(``authority.storage.agents``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
 
 from authority.context import Services
-from authority.errors import Conflict, InvalidRequest
+from authority.errors import Conflict, InvalidRequest, NotFound
+from authority.ledger.entries import Entry
 from authority.revocations import events
 from authority.secrets import new_id
-from authority.storage.events import RevocationEvent
-from authority.storage.schema import agents
-from authority.storage.sql import events as sql_events
-from authority.storage.sql.ledger import append
+from authority.storage.agents import AgentRow
+from authority.storage.registry import NewEvent, Stale, Taken, Written
 from authority.tokens.jwks import validate_public_jwks
 
 from . import autonomy, owners, paging, records
@@ -38,6 +35,7 @@ from .inputs import Body, Description, Name, require_changes
 KIND = "agents"
 NOT_FOUND = "No such agent."
 NAME_TAKEN = "The owner already has an agent with this name."
+RETIRED = "The agent is retired."
 
 AutonomyLevel = autonomy.Level
 
@@ -73,7 +71,7 @@ class Agent:
     updated_at: int
 
 
-def _agent(row: Any) -> Agent:
+def _agent(row: AgentRow) -> Agent:
     return Agent(
         id=row.id,
         owner_id=row.owner_id,
@@ -82,23 +80,29 @@ def _agent(row: Any) -> Agent:
         status=row.status,
         status_reason=row.status_reason,
         autonomy_level=row.autonomy_level,
-        jwks=records.load_json(row.jwks),
+        jwks=row.jwks,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
 
-def _visible(principal: Principal) -> list[ColumnElement[bool]]:
-    """The visibility rule: an owner sees its own agents only."""
-    return [] if sees_all(principal) else [agents.c.owner_id == principal.owner_id]
+def scope(principal: Principal) -> str | None:
+    """The visibility rule: an owner sees its own agents only (None: every owner's)."""
+    return None if sees_all(principal) else principal.owner_id
 
 
-async def _name_free(conn: AsyncConnection, owner_id: str, name: str) -> None:
-    taken = await conn.execute(
-        select(agents.c.id).where(agents.c.owner_id == owner_id, agents.c.name == name)
-    )
-    if taken.first() is not None:
-        raise Conflict(NAME_TAKEN)
+async def found(services: Services, agent_id: str, seen_by: str | None) -> AgentRow:
+    """The agent if it exists and is ``seen_by``'s (None: anyone's); else 404."""
+    row = await services.agent_store.get(agent_id, owner_id=seen_by)
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return row
+
+
+def _open(row: AgentRow) -> AgentRow:
+    if row.status == "retired":
+        raise Conflict(RETIRED)
+    return row
 
 
 async def create(services: Services, principal: Principal, body: AgentCreate) -> Agent:
@@ -114,58 +118,54 @@ async def create(services: Services, principal: Principal, body: AgentCreate) ->
     jwks = validate_public_jwks(body.jwks)
     now = services.now()
     agent_id = new_id("agt")
-    async with records.write(services, NAME_TAKEN) as conn:
-        await owners.check_open(conn, principal, owner_id)
-        await _name_free(conn, owner_id, body.name)
-        await conn.execute(
-            agents.insert().values(
-                id=agent_id,
-                owner_id=owner_id,
-                name=body.name,
-                description=body.description,
-                status="active",
-                autonomy_level=body.autonomy_level,
-                jwks=records.dump_json(jwks),
-                status_reason=None,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await registry_changes.record(
-            conn,
-            now=now,
-            actor=principal.key_id,
-            object_type="agent",
-            object_id=agent_id,
-            change="created",
-            changes={
-                "name": body.name,
-                "description": body.description,
-                "autonomy_level": body.autonomy_level,
-            },
-            keys=registry_changes.key_refs(jwks),
-            owner_id=owner_id,
-            agent_id=agent_id,
-        )
-        row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
-    return _agent(row)
+    await owners.check_open(services, principal, owner_id)
+    row = AgentRow(
+        id=agent_id,
+        owner_id=owner_id,
+        name=body.name,
+        description=body.description,
+        status="active",
+        status_reason=None,
+        quarantined_by=None,
+        autonomy_level=body.autonomy_level,
+        jwks=jwks,
+        created_at=now,
+        updated_at=now,
+    )
+    entry = registry_changes.entry(
+        now=now,
+        actor=principal.key_id,
+        object_type="agent",
+        object_id=agent_id,
+        change="created",
+        changes={
+            "name": body.name,
+            "description": body.description,
+            "autonomy_level": body.autonomy_level,
+        },
+        keys=registry_changes.key_refs(jwks),
+        owner_id=owner_id,
+        agent_id=agent_id,
+    )
+    created = await services.agent_store.create(row, [entry])
+    if isinstance(created, Taken):
+        raise Conflict(NAME_TAKEN)
+    return _agent(created)
 
 
 async def get(services: Services, principal: Principal, agent_id: str) -> Agent:
     require_role(principal, *READERS)
-    async with services.engine.connect() as conn:
-        return _agent(await records.fetch(conn, agents, agent_id, NOT_FOUND, _visible(principal)))
+    return _agent(await found(services, agent_id, scope(principal)))
 
 
 async def list_agents(
     services: Services, principal: Principal, request: paging.PageRequest
 ) -> paging.Page[Agent]:
     require_role(principal, *READERS)
-    async with services.engine.connect() as conn:
-        rows, cursor = await paging.fetch_page(
-            conn, services, KIND, agents, request, where=_visible(principal)
-        )
-    return paging.Page([_agent(r) for r in rows], cursor)
+    rows = await services.agent_store.page(
+        limit=request.limit, after=request.after, owner_id=scope(principal)
+    )
+    return paging.page_of(services, KIND, rows, _agent)
 
 
 async def update_agent(
@@ -175,91 +175,89 @@ async def update_agent(
     changes = require_changes(body)
     keys: list[dict[str, str]] | None = None
     if "jwks" in changes:
-        jwks = validate_public_jwks(changes["jwks"])
-        changes["jwks"] = records.dump_json(jwks)
-        keys = registry_changes.key_refs(jwks)
-    async with records.write(services, NAME_TAKEN) as conn:
-        row = await records.fetch(
-            conn, agents, agent_id, NOT_FOUND, _visible(principal), for_update=True
-        )
-        if row.status == "retired":
-            raise Conflict("The agent is retired.")
-        if "name" in changes and changes["name"] != row.name:
-            await _name_free(conn, row.owner_id, changes["name"])
-        changes["updated_at"] = services.now()
-        if changes.get("autonomy_level", row.autonomy_level) != row.autonomy_level:
+        changes["jwks"] = validate_public_jwks(changes["jwks"])
+        keys = registry_changes.key_refs(changes["jwks"])
+
+    async def attempt() -> Written[AgentRow] | Stale:
+        row = _open(await found(services, agent_id, scope(principal)))
+        now = services.now()
+        new = replace(row, **changes, updated_at=now)
+        entries: list[Entry] = []
+        if new.autonomy_level != row.autonomy_level:
             # Every change of autonomy is in the ledger, whichever route made it.
-            await autonomy.record_change(
-                conn,
-                agent_id=agent_id,
-                owner_id=row.owner_id,
-                previous=row.autonomy_level,
-                level=changes["autonomy_level"],
-                actor=principal.key_id,
-                reason=None,
-                now=changes["updated_at"],
+            entries.append(
+                autonomy.change_entry(
+                    agent_id=agent_id,
+                    owner_id=row.owner_id,
+                    previous=row.autonomy_level,
+                    level=new.autonomy_level,
+                    actor=principal.key_id,
+                    reason=None,
+                    now=now,
+                )
             )
-        await conn.execute(update(agents).where(agents.c.id == agent_id).values(**changes))
         # Autonomy has its entry above; the name, description and keys have this one.
         changed = registry_changes.differences(
             {name: changes[name] for name in ("name", "description") if name in changes},
-            row._mapping,
+            {"name": row.name, "description": row.description},
         )
-        if changes.get("jwks", row.jwks) == row.jwks:
-            keys = None
-        if changed or keys is not None:
-            await registry_changes.record(
-                conn,
-                now=changes["updated_at"],
-                actor=principal.key_id,
-                object_type="agent",
-                object_id=agent_id,
-                change="updated",
-                changes=changed,
-                keys=keys,
-                owner_id=row.owner_id,
-                agent_id=agent_id,
+        new_keys = None if records.same_json(new.jwks, row.jwks) else keys
+        if changed or new_keys is not None:
+            entries.append(
+                registry_changes.entry(
+                    now=now,
+                    actor=principal.key_id,
+                    object_type="agent",
+                    object_id=agent_id,
+                    change="updated",
+                    changes=changed,
+                    keys=new_keys,
+                    owner_id=row.owner_id,
+                    agent_id=agent_id,
+                )
             )
-        row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
-    return _agent(row)
+        written = await services.agent_store.replace(row, new, entries=entries)
+        if isinstance(written, Taken):
+            raise Conflict(NAME_TAKEN)
+        return written
+
+    return _agent((await records.until_written(attempt)).row)
 
 
 async def retire(services: Services, principal: Principal, agent_id: str) -> Agent:
     """Retire the agent for good; retiring twice changes nothing."""
     require_role(principal, *WRITERS)
-    async with records.write(services, NOT_FOUND) as conn:
-        row = await records.fetch(
-            conn, agents, agent_id, NOT_FOUND, _visible(principal), for_update=True
-        )
-        event: RevocationEvent | None = None
-        if row.status != "retired":
-            now = services.now()
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == agent_id)
-                .values(status="retired", updated_at=now)
-            )
-            await append(
-                conn,
-                kind="agent_retired",
-                version=1,
-                created_at=now,
-                record={"agent_id": agent_id, "owner_id": row.owner_id, "actor": principal.key_id},
-            )
+
+    async def attempt() -> Written[AgentRow] | Stale:
+        row = await found(services, agent_id, scope(principal))
+        if row.status == "retired":
+            return Written(row)
+        now = services.now()
+        record = {"agent_id": agent_id, "owner_id": row.owner_id, "actor": principal.key_id}
+        written = await services.agent_store.replace(
+            row,
+            replace(row, status="retired", updated_at=now),
+            entries=[("agent_retired", 1, now, record)],
             # Introspection refuses its tokens at once (it reads the agent's status); the
             # feed tells resource servers that verify locally.
-            event = await sql_events.record(
-                conn,
-                kind="agent",
-                now=now,
-                expires_at=events.cascade_expiry(services.settings, now),
-                agent_id=agent_id,
-                owner_id=row.owner_id,
-            )
-            row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
-    if event is not None:
-        await events.publish(services, [event])
-    return _agent(row)
+            events=[
+                NewEvent(
+                    kind="agent",
+                    time=now,
+                    expires_at=events.cascade_expiry(services.settings, now),
+                    agent_id=agent_id,
+                    owner_id=row.owner_id,
+                )
+            ],
+        )
+        if isinstance(written, Taken):  # the name is unchanged: cannot happen
+            raise Conflict(NOT_FOUND)
+        return written
+
+    written = await records.until_written(attempt)
+    if written.events:
+        await events.publish(services, written.events)
+    return _agent(written.row)
 
 
 async def set_autonomy_level(
@@ -267,27 +265,26 @@ async def set_autonomy_level(
 ) -> Agent:
     """Set the level; setting the level it has changes nothing and records nothing."""
     require_role(principal, *WRITERS)
-    visible = [] if sees_all(principal) else [agents.c.owner_id == principal.owner_id]
-    now = services.now()
-    async with services.engine.begin() as conn:
-        row = await records.fetch(conn, agents, agent_id, NOT_FOUND, visible, for_update=True)
-        if row.status == "retired":
-            raise Conflict("The agent is retired.")
-        if row.autonomy_level != body.level:
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == agent_id)
-                .values(autonomy_level=body.level, updated_at=now)
-            )
-            await autonomy.record_change(
-                conn,
-                agent_id=agent_id,
-                owner_id=row.owner_id,
-                previous=row.autonomy_level,
-                level=body.level,
-                actor=principal.key_id,
-                reason=body.reason,
-                now=now,
-            )
-        row = await records.fetch(conn, agents, agent_id, NOT_FOUND)
-    return _agent(row)
+
+    async def attempt() -> Written[AgentRow] | Stale:
+        row = _open(await found(services, agent_id, scope(principal)))
+        if row.autonomy_level == body.level:
+            return Written(row)
+        now = services.now()
+        entry = autonomy.change_entry(
+            agent_id=agent_id,
+            owner_id=row.owner_id,
+            previous=row.autonomy_level,
+            level=body.level,
+            actor=principal.key_id,
+            reason=body.reason,
+            now=now,
+        )
+        written = await services.agent_store.replace(
+            row, replace(row, autonomy_level=body.level, updated_at=now), entries=[entry]
+        )
+        if isinstance(written, Taken):  # the name is unchanged: cannot happen
+            raise Conflict(NOT_FOUND)
+        return written
+
+    return _agent((await records.until_written(attempt)).row)

@@ -5,24 +5,20 @@ is stored. Admin and auditor keys come from the CLI (``authority admin``) or an 
 owner keys from an admin or the owner itself. Revocation sets ``revoked_at`` and keeps
 the row, so who held which role, and when, stays answerable; and every creation and
 revocation is a ``registry_changed`` ledger entry in the same transaction
-(``authority.management.changes``), naming the key by its id, never its secret.
+(``authority.management.changes``), naming the key by its id, never its secret. The rows
+are the API keys port's (``authority.storage.api_keys``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
-
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from authority.context import Services
 from authority.errors import NotFound
 from authority.secrets import new_id, new_secret
-from authority.storage.schema import api_keys
-from authority.storage.schema import owners as owners_table
+from authority.storage.api_keys import KeyRow
+from authority.storage.registry import Stale, Written
 
 from . import changes as registry_changes
 from . import owners, paging, records
@@ -34,7 +30,6 @@ from .auth import (
     WRITERS,
     Principal,
     Role,
-    may_see_owner,
     require_role,
 )
 from .inputs import Body, Label
@@ -72,7 +67,7 @@ class IssuedKey:
     secret: str
 
 
-def _key(row: Any) -> ApiKey:
+def _key(row: KeyRow) -> ApiKey:
     return ApiKey(
         id=row.id,
         role=row.role,
@@ -84,7 +79,6 @@ def _key(row: Any) -> ApiKey:
 
 
 async def _insert(
-    conn: AsyncConnection,
     services: Services,
     role: Role,
     owner_id: str | None,
@@ -95,19 +89,10 @@ async def _insert(
     secret = new_secret(API_KEY_PREFIX)
     key_id = new_id("key")
     now = services.now()
-    await conn.execute(
-        api_keys.insert().values(
-            id=key_id,
-            key_hash=services.hasher.hash(secret),
-            role=role,
-            owner_id=owner_id,
-            label=label,
-            created_at=now,
-            revoked_at=None,
-        )
+    row = KeyRow(
+        id=key_id, role=role, owner_id=owner_id, label=label, created_at=now, revoked_at=None
     )
-    await registry_changes.record(
-        conn,
+    entry = registry_changes.entry(
         now=now,
         actor=actor,
         object_type="api_key",
@@ -116,8 +101,8 @@ async def _insert(
         changes={"role": role, "label": label},
         owner_id=owner_id,
     )
-    row = await records.fetch(conn, api_keys, key_id, NOT_FOUND)
-    return IssuedKey(_key(row), secret)
+    created = await services.api_key_store.create(row, services.hasher.hash(secret), [entry])
+    return IssuedKey(_key(created), secret)
 
 
 # --- operator keys (CLI) ----------------------------------------------------------------
@@ -133,15 +118,9 @@ async def bootstrap(
     actor: str = registry_changes.OPERATOR,
 ) -> IssuedKey:
     """The first admin key. Refused once an active admin key exists, unless ``force_new``."""
-    async with services.engine.begin() as conn:
-        existing = await conn.execute(
-            select(api_keys.c.id)
-            .where(api_keys.c.role == "admin", api_keys.c.revoked_at.is_(None))
-            .limit(1)
-        )
-        if existing.first() is not None and not force_new:
-            raise AdminKeyExists()
-        return await _insert(conn, services, "admin", None, label or "bootstrap", actor=actor)
+    if not force_new and await services.api_key_store.has_active_admin():
+        raise AdminKeyExists()
+    return await _insert(services, "admin", None, label or "bootstrap", actor=actor)
 
 
 async def issue_operator_key(
@@ -150,22 +129,18 @@ async def issue_operator_key(
     """An admin or auditor key, for the CLI (the operator already holds the machine)."""
     if role == "owner":
         raise ValueError("owner keys are issued under their owner")
-    async with services.engine.begin() as conn:
-        return await _insert(conn, services, role, None, label, actor=actor)
+    return await _insert(services, role, None, label, actor=actor)
 
 
 async def revoke_by_id(
     services: Services, key_id: str, *, actor: str = registry_changes.OPERATOR
 ) -> ApiKey:
     """Revoke any key by id, for the CLI."""
-    async with services.engine.begin() as conn:
-        return await _revoke(conn, services, key_id, (), actor=actor)
+    return await _revoke(services, key_id, None, actor=actor)
 
 
 async def all_keys(services: Services) -> list[ApiKey]:
-    async with services.engine.connect() as conn:
-        rows = await conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id))
-    return [_key(r) for r in rows]
+    return [_key(row) for row in await services.api_key_store.all()]
 
 
 # --- the API ------------------------------------------------------------------------------
@@ -173,15 +148,13 @@ async def create_for_owner(
     services: Services, principal: Principal, owner_id: str, body: OwnerKeyCreate
 ) -> IssuedKey:
     require_role(principal, *WRITERS)
-    async with services.engine.begin() as conn:
-        await owners.check_open(conn, principal, owner_id)
-        return await _insert(conn, services, "owner", owner_id, body.label, actor=principal.key_id)
+    await owners.check_open(services, principal, owner_id)
+    return await _insert(services, "owner", owner_id, body.label, actor=principal.key_id)
 
 
 async def create(services: Services, principal: Principal, body: KeyCreate) -> IssuedKey:
     require_role(principal, *ADMIN)
-    async with services.engine.begin() as conn:
-        return await _insert(conn, services, body.role, None, body.label, actor=principal.key_id)
+    return await _insert(services, body.role, None, body.label, actor=principal.key_id)
 
 
 async def list_keys(
@@ -192,23 +165,21 @@ async def list_keys(
 ) -> paging.Page[ApiKey]:
     """Keys of one owner, or (admin, auditor) every key."""
     require_role(principal, *(READERS if owner_id is not None else SEE_ALL))
-    async with services.engine.connect() as conn:
-        if owner_id is not None:
-            await _visible_owner(conn, principal, owner_id)
-        where = _of_owner(owner_id)
-        rows, cursor = await paging.fetch_page(conn, services, KIND, api_keys, request, where=where)
-    return paging.Page([_key(r) for r in rows], cursor)
+    if owner_id is not None:
+        await _visible_owner(services, principal, owner_id)
+    rows = await services.api_key_store.page(
+        limit=request.limit, after=request.after, owner_id=owner_id
+    )
+    return paging.page_of(services, KIND, rows, _key)
 
 
 async def get(
     services: Services, principal: Principal, key_id: str, owner_id: str | None = None
 ) -> ApiKey:
     require_role(principal, *(READERS if owner_id is not None else SEE_ALL))
-    async with services.engine.connect() as conn:
-        if owner_id is not None:
-            await _visible_owner(conn, principal, owner_id)
-        where = _of_owner(owner_id)
-        return _key(await records.fetch(conn, api_keys, key_id, NOT_FOUND, where))
+    if owner_id is not None:
+        await _visible_owner(services, principal, owner_id)
+    return _key(await _found(services, key_id, owner_id))
 
 
 async def revoke(
@@ -216,27 +187,26 @@ async def revoke(
 ) -> ApiKey:
     """Revoke a key (admin: any; owner: its own); revoking twice changes nothing."""
     require_role(principal, *(WRITERS if owner_id is not None else ADMIN))
-    async with services.engine.begin() as conn:
-        if owner_id is not None:
-            await _visible_owner(conn, principal, owner_id)
-        where = _of_owner(owner_id)
-        return await _revoke(conn, services, key_id, where, actor=principal.key_id)
+    if owner_id is not None:
+        await _visible_owner(services, principal, owner_id)
+    return await _revoke(services, key_id, owner_id, actor=principal.key_id)
 
 
-async def _revoke(
-    conn: AsyncConnection,
-    services: Services,
-    key_id: str,
-    where: Sequence[ColumnElement[bool]],
-    *,
-    actor: str,
-) -> ApiKey:
-    row = await records.fetch(conn, api_keys, key_id, NOT_FOUND, where, for_update=True)
-    if row.revoked_at is None:
+async def _found(services: Services, key_id: str, owner_id: str | None) -> KeyRow:
+    """The key, if it is ``owner_id``'s (None: anyone's); else 404."""
+    row = await services.api_key_store.get(key_id, owner_id=owner_id)
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return row
+
+
+async def _revoke(services: Services, key_id: str, owner_id: str | None, *, actor: str) -> ApiKey:
+    async def attempt() -> Written[KeyRow] | Stale:
+        row = await _found(services, key_id, owner_id)
+        if row.revoked_at is not None:
+            return Written(row)
         now = services.now()
-        await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now))
-        await registry_changes.record(
-            conn,
+        entry = registry_changes.entry(
             now=now,
             actor=actor,
             object_type="api_key",
@@ -245,15 +215,12 @@ async def _revoke(
             changes={"revoked_at": now},
             owner_id=row.owner_id,
         )
-        row = await records.fetch(conn, api_keys, key_id, NOT_FOUND)
-    return _key(row)
+        return await services.api_key_store.replace(
+            row, replace(row, revoked_at=now), entries=[entry]
+        )
+
+    return _key((await records.until_written(attempt)).row)
 
 
-async def _visible_owner(conn: AsyncConnection, principal: Principal, owner_id: str) -> None:
-    if not may_see_owner(principal, owner_id):
-        raise NotFound(owners.NOT_FOUND)
-    await records.fetch(conn, owners_table, owner_id, owners.NOT_FOUND)
-
-
-def _of_owner(owner_id: str | None) -> list[ColumnElement[bool]]:
-    return [api_keys.c.owner_id == owner_id] if owner_id is not None else []
+async def _visible_owner(services: Services, principal: Principal, owner_id: str) -> None:
+    await owners.visible(services, principal, owner_id)

@@ -16,13 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-from sqlalchemy import select
+from typing import Any, Literal, Protocol, cast
 
 from authority.context import Services
 from authority.errors import InsufficientScope, InvalidToken
-from authority.storage.schema import api_keys, owners
 
 Role = Literal["admin", "owner", "auditor"]
 
@@ -89,19 +86,13 @@ async def authenticate(request: _HasHeadersAndApp) -> Principal:
 
 async def principal_for_key(services: Services, api_key: str) -> Principal:
     """Look a presented key up by its keyed hash; revoked keys and retired owners fail."""
-    query = (
-        select(api_keys.c.id, api_keys.c.role, api_keys.c.owner_id, owners.c.status)
-        .select_from(api_keys.outerjoin(owners, api_keys.c.owner_id == owners.c.id))
-        .where(api_keys.c.key_hash == services.hasher.hash(api_key))
-        .where(api_keys.c.revoked_at.is_(None))
-    )
-    async with services.engine.connect() as conn:
-        row = (await conn.execute(query)).first()
-    if row is None:
+    holder = await services.api_key_store.holder(services.hasher.hash(api_key))
+    if holder is None:
         raise _invalid_token()
-    if row.role == "owner" and row.status == "retired":
+    if holder.role == "owner" and holder.owner_status == "retired":
         raise _invalid_token()
-    return Principal(key_id=row.id, role=row.role, owner_id=row.owner_id)
+    # The schema's constraint admits no other role.
+    return Principal(key_id=holder.key_id, role=cast(Role, holder.role), owner_id=holder.owner_id)
 
 
 def require_role(principal: Principal, *roles: Role) -> None:

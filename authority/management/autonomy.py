@@ -4,7 +4,7 @@ Level 0 reads only; above that, tools up to the agent's level of risk need no ap
 (``policy.checks.autonomy_covers_risk``). An owner (or an admin) sets the level
 explicitly, and the authority lowers it after repeated containments
 (``authority.containment``); every change is an ``autonomy_changed`` ledger entry naming
-who and why, written in the transaction that makes it (``record_change``, called by
+who and why, written in the transaction that makes it (``change_entry`` builds it for
 ``agents.set_autonomy_level``, ``agents.update_agent`` and the containment).
 """
 
@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from authority.storage.sql.ledger import append
+from authority.ledger.entries import Entry
 
 from .inputs import Body, Description
 
@@ -27,8 +26,7 @@ class AutonomyBody(Body):
     reason: Description | None = None
 
 
-async def record_change(
-    conn: AsyncConnection,
+def change_entry(
     *,
     agent_id: str,
     owner_id: str,
@@ -37,13 +35,13 @@ async def record_change(
     actor: str,
     reason: str | None,
     now: int,
-) -> None:
-    await append(
-        conn,
-        kind="autonomy_changed",
-        version=2,
-        created_at=now,
-        record={
+) -> Entry:
+    """The ``autonomy_changed`` entry of one change of level."""
+    return (
+        "autonomy_changed",
+        2,
+        now,
+        {
             "agent_id": agent_id,
             "owner_id": owner_id,
             "previous_level": previous,

@@ -4,10 +4,10 @@ Tools (whether a call needs approval, is single-use, needs DPoP, how long its to
 live), resource servers (the audiences and how they authenticate), API keys (who may
 change any of it), agents' public keys (who may exchange) and owners' webhooks (where
 approval requests go) decide what an exchange may get. Every change to them is a
-``registry_changed`` entry (``authority.ledger.schemas.RegistryChangedV1``), appended by
-``authority.storage.sql.ledger.append`` in the transaction that makes the change, so the
-change and its entry commit together or not at all, and a refused request writes
-neither.
+``registry_changed`` entry (``authority.ledger.schemas.RegistryChangedV1``), built here as
+a value (``entry``) and appended by the storage port in the transaction that makes the
+change, so the change and its entry commit together or not at all, and a refused request
+writes neither.
 
 An entry names who (the API key id), which object, and what changed: the fields set and
 their new values. Secrets never appear: not a client secret, API key or webhook secret
@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from authority.storage.driver import Executes
-from authority.storage.sql.ledger import append
+from authority.ledger.entries import Entry
 from authority.tokens.jwks import key_set
 
 KIND = "registry_changed"
@@ -42,8 +41,7 @@ def differences(given: Mapping[str, Any], current: Mapping[Any, Any]) -> dict[st
     return {name: value for name, value in given.items() if current.get(name) != value}
 
 
-async def record(
-    conn: Executes,
+def entry(
     *,
     now: int,
     actor: str,
@@ -55,14 +53,13 @@ async def record(
     owner_id: str | None = None,
     agent_id: str | None = None,
     tool: str | None = None,
-) -> None:
-    """Append the entry in the caller's transaction (see ``authority.ledger.entries``)."""
-    await append(
-        conn,
-        kind=KIND,
-        version=VERSION,
-        created_at=now,
-        record={
+) -> Entry:
+    """The entry of one change, for the port that makes it (``authority.ledger.entries``)."""
+    return (
+        KIND,
+        VERSION,
+        now,
+        {
             "object_type": object_type,
             "object_id": object_id,
             "change": change,

@@ -25,9 +25,10 @@ Who: an owner for their own agents (another owner's are 404), an admin for anyon
 auditors never.
 
 Lock order on PostgreSQL: the kill switch's containment locks only the owner row (and
-inserts its marker); see ``cascade`` for the batches. An exchange holds its agent and
-owner rows FOR SHARE and then updates its delegation row, so neither can wait for the
-other in a cycle, and the containment waits at most for the exchanges already spending.
+inserts its marker); see ``storage.sql.controls`` for the batches. An exchange holds its
+agent and owner rows FOR SHARE and then updates its delegation row, so neither can wait
+for the other in a cycle, and the containment waits at most for the exchanges already
+spending.
 """
 
 from __future__ import annotations
@@ -35,20 +36,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import StringConstraints
 
 from authority import metrics
 from authority.context import Services
 from authority.errors import NotFound
+from authority.ledger.entries import Entry
 from authority.revocations import events
-from authority.storage.schema import agents, owners
-from authority.storage.sql import events as sql_events
-from authority.storage.sql.ledger import append
 
 from . import cascade, lifecycle, records
-from .agents import Agent
+from .agents import NOT_FOUND, Agent
 from .agents import _agent as agent_view
 from .auth import WRITERS, Principal, may_see_owner, require_role, sees_all
 from .inputs import Body, Description
@@ -89,8 +88,16 @@ class Killed:
     refused_since: int
 
 
-def _visible(principal: Principal) -> list[Any]:
-    return [] if sees_all(principal) else [agents.c.owner_id == principal.owner_id]
+async def _check_visible(services: Services, principal: Principal, agent_id: str) -> None:
+    """Another owner's agent does not exist for an owner (404); whose an agent is never
+    changes, so this holds for the change that follows."""
+    if sees_all(principal):
+        return
+    owner_id = None
+    if records.valid_id(agent_id):
+        owner_id = await services.controls_store.agent_owner(agent_id)
+    if owner_id is None or owner_id != principal.owner_id:
+        raise NotFound(NOT_FOUND)
 
 
 async def quarantine(
@@ -99,13 +106,13 @@ async def quarantine(
     """Quarantine now. Quarantining a quarantined agent changes nothing, except that an
     admin takes over an owner's quarantine, so that only an admin can lift it."""
     require_role(principal, *WRITERS)
+    await _check_visible(services, principal, agent_id)
     row = await lifecycle.quarantine(
         services,
         agent_id,
         actor=principal.key_id,
         reason=body.reason,
         overrides=principal.role == "admin",
-        scope=_visible(principal),
     )
     return agent_view(row)
 
@@ -115,13 +122,13 @@ async def release(
 ) -> Agent:
     """Lift a quarantine; releasing an active agent changes nothing."""
     require_role(principal, *WRITERS)
+    await _check_visible(services, principal, agent_id)
     row = await lifecycle.release(
         services,
         agent_id,
         actor=principal.key_id,
         reason=body.reason,
         lifts_admin_quarantine=principal.role == "admin",
-        scope=_visible(principal),
     )
     return agent_view(row)
 
@@ -129,7 +136,7 @@ async def release(
 async def kill(services: Services, principal: Principal, owner_id: str, body: KillBody) -> Killed:
     """Contain the owner in one small commit, then stop each agent and delegation.
 
-    The first transaction suspends the owner (``cascade.contain``), writes the
+    The first transaction suspends the owner (``ControlsStore.kill``), writes the
     ``kill_switch`` entry and the owner's revocation event: from its commit every
     instance refuses the owner's next call. The cascade then revokes every active
     delegation and quarantines every active agent in bounded batches; the kill waits for
@@ -137,39 +144,40 @@ async def kill(services: Services, principal: Principal, owner_id: str, body: Ki
     of the owner a crash left unfinished, and answers with what it stopped.
     """
     require_role(principal, *WRITERS)
-    if not may_see_owner(principal, owner_id):
+    if not may_see_owner(principal, owner_id) or not records.valid_id(owner_id):
         raise NotFound("No such owner.")
     now = services.now()
-    async with services.engine.begin() as conn:
-        await records.fetch(conn, owners, owner_id, "No such owner.")
-        cascade_id, agent_count = await cascade.contain(
-            conn, owner_id=owner_id, actor=principal.key_id, reason=body.reason, now=now
-        )
-        await append(
-            conn,
-            kind="kill_switch",
-            version=1,
-            created_at=now,
-            record={
+
+    def entry(agent_count: int) -> Entry:
+        return (
+            "kill_switch",
+            1,
+            now,
+            {
                 "owner_id": owner_id,
                 "actor": principal.key_id,
                 "reason": body.reason,
                 "agent_count": agent_count,
             },
         )
-        event = await sql_events.record(
-            conn,
-            kind="owner",
-            now=now,
-            expires_at=events.cascade_expiry(services.settings, now),
-            owner_id=owner_id,
-        )
+
+    contained = await services.controls_store.kill(
+        owner_id,
+        actor=principal.key_id,
+        reason=body.reason,
+        now=now,
+        entry=entry,
+        event_expires_at=events.cascade_expiry(services.settings, now),
+    )
+    if contained is None:
+        raise NotFound("No such owner.")
+    event = contained.event
     services.metrics.kill_time_to_contain.observe(time.perf_counter() - metrics.request_started())
     await events.publish(services, [event])
     # One entry per object as well (written by the cascade), so that an auditor
     # following one delegation or one agent through the ledger sees how it ended.
     pending = await cascade.unfinished(services, owner_id)
-    stopped = await asyncio.shield(cascade.start(services, pending or [cascade_id]))
+    stopped = await asyncio.shield(cascade.start(services, pending or [contained.cascade_id]))
     return Killed(
         owner_id=owner_id,
         time=now,

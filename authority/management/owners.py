@@ -2,25 +2,20 @@
 
 An admin creates, lists and retires owners; an owner reads (and may rename) itself.
 Retiring is final and revokes the owner's API keys in the same transaction; the row stays,
-because grants and the ledger name it.
+because grants and the ledger name it. The rows are the owners port's
+(``authority.storage.owners``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from dataclasses import dataclass, replace
 
 from authority.context import Services
 from authority.errors import Conflict, NotFound
 from authority.revocations import events
 from authority.secrets import new_id
-from authority.storage.events import RevocationEvent
-from authority.storage.schema import api_keys, owners
-from authority.storage.sql import events as sql_events
-from authority.storage.sql.ledger import append
+from authority.storage.owners import OwnerRow
+from authority.storage.registry import NewEvent, Stale, Taken, Written
 
 from . import paging, records
 from .auth import ADMIN, READERS, SEE_ALL, WRITERS, Principal, may_see_owner, require_role
@@ -29,6 +24,7 @@ from .inputs import Body, Email, Name, require_changes
 KIND = "owners"
 NOT_FOUND = "No such owner."
 NAME_TAKEN = "An owner with this name already exists."
+RETIRED = "The owner is retired."
 
 
 class OwnerCreate(Body):
@@ -52,7 +48,7 @@ class Owner:
     updated_at: int
 
 
-def _owner(row: Any) -> Owner:
+def _owner(row: OwnerRow) -> Owner:
     return Owner(
         id=row.id,
         name=row.name,
@@ -63,43 +59,44 @@ def _owner(row: Any) -> Owner:
     )
 
 
+async def visible(services: Services, principal: Principal, owner_id: str) -> OwnerRow:
+    """The owner if it exists and the principal may see it; else 404."""
+    if not may_see_owner(principal, owner_id):
+        raise NotFound(NOT_FOUND)
+    row = await services.owner_store.get(owner_id)
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return row
+
+
 async def create(services: Services, principal: Principal, body: OwnerCreate) -> Owner:
     require_role(principal, *ADMIN)
     now = services.now()
-    owner_id = new_id("own")
-    async with records.write(services, NAME_TAKEN) as conn:
-        taken = await conn.execute(select(owners.c.id).where(owners.c.name == body.name))
-        if taken.first() is not None:
-            raise Conflict(NAME_TAKEN)
-        await conn.execute(
-            owners.insert().values(
-                id=owner_id,
-                name=body.name,
-                email=body.email,
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        row = await records.fetch(conn, owners, owner_id, NOT_FOUND)
-    return _owner(row)
+    row = OwnerRow(
+        id=new_id("own"),
+        name=body.name,
+        email=body.email,
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    created = await services.owner_store.create(row)
+    if isinstance(created, Taken):
+        raise Conflict(NAME_TAKEN)
+    return _owner(created)
 
 
 async def get(services: Services, principal: Principal, owner_id: str) -> Owner:
     require_role(principal, *READERS)
-    if not may_see_owner(principal, owner_id):
-        raise NotFound(NOT_FOUND)
-    async with services.engine.connect() as conn:
-        return _owner(await records.fetch(conn, owners, owner_id, NOT_FOUND))
+    return _owner(await visible(services, principal, owner_id))
 
 
 async def list_owners(
     services: Services, principal: Principal, request: paging.PageRequest
 ) -> paging.Page[Owner]:
     require_role(principal, *SEE_ALL)
-    async with services.engine.connect() as conn:
-        rows, cursor = await paging.fetch_page(conn, services, KIND, owners, request)
-    return paging.Page([_owner(r) for r in rows], cursor)
+    rows = await services.owner_store.page(limit=request.limit, after=request.after)
+    return paging.page_of(services, KIND, rows, _owner)
 
 
 async def update_owner(
@@ -107,64 +104,48 @@ async def update_owner(
 ) -> Owner:
     require_role(principal, *WRITERS)
     changes = require_changes(body)
-    if not may_see_owner(principal, owner_id):
-        raise NotFound(NOT_FOUND)
-    async with records.write(services, NAME_TAKEN) as conn:
-        row = await records.fetch(conn, owners, owner_id, NOT_FOUND, for_update=True)
+
+    async def attempt() -> Written[OwnerRow] | Stale:
+        row = await visible(services, principal, owner_id)
         if row.status == "retired":
-            raise Conflict("The owner is retired.")
-        if "name" in changes and changes["name"] != row.name:
-            taken = await conn.execute(select(owners.c.id).where(owners.c.name == changes["name"]))
-            if taken.first() is not None:
-                raise Conflict(NAME_TAKEN)
-        changes["updated_at"] = services.now()
-        await conn.execute(update(owners).where(owners.c.id == owner_id).values(**changes))
-        row = await records.fetch(conn, owners, owner_id, NOT_FOUND)
-    return _owner(row)
+            raise Conflict(RETIRED)
+        new = replace(row, **changes, updated_at=services.now())
+        written = await services.owner_store.replace(row, new)
+        if isinstance(written, Taken):
+            raise Conflict(NAME_TAKEN)
+        return written
+
+    return _owner((await records.until_written(attempt)).row)
 
 
 async def retire(services: Services, principal: Principal, owner_id: str) -> Owner:
     """Retire the owner and revoke its API keys; retiring twice changes nothing."""
     require_role(principal, *ADMIN)
-    async with records.write(services, NOT_FOUND) as conn:
-        row = await records.fetch(conn, owners, owner_id, NOT_FOUND, for_update=True)
-        event: RevocationEvent | None = None
-        if row.status != "retired":
-            now = services.now()
-            await conn.execute(
-                update(owners)
-                .where(owners.c.id == owner_id)
-                .values(status="retired", updated_at=now)
-            )
-            await conn.execute(
-                update(api_keys)
-                .where(api_keys.c.owner_id == owner_id, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            await append(
-                conn,
-                kind="owner_retired",
-                version=1,
-                created_at=now,
-                record={"owner_id": owner_id, "actor": principal.key_id},
-            )
-            event = await sql_events.record(
-                conn,
+
+    async def attempt() -> Written[OwnerRow] | Stale:
+        row = await visible(services, principal, owner_id)
+        if row.status == "retired":
+            return Written(row)
+        now = services.now()
+        return await services.owner_store.retire(
+            row,
+            replace(row, status="retired", updated_at=now),
+            entries=[("owner_retired", 1, now, {"owner_id": owner_id, "actor": principal.key_id})],
+            event=NewEvent(
                 kind="owner",
-                now=now,
+                time=now,
                 expires_at=events.cascade_expiry(services.settings, now),
                 owner_id=owner_id,
-            )
-            row = await records.fetch(conn, owners, owner_id, NOT_FOUND)
-    if event is not None:
-        await events.publish(services, [event])
-    return _owner(row)
+            ),
+        )
+
+    written = await records.until_written(attempt)
+    if written.events:
+        await events.publish(services, written.events)
+    return _owner(written.row)
 
 
-async def check_open(conn: AsyncConnection, principal: Principal, owner_id: str) -> None:
+async def check_open(services: Services, principal: Principal, owner_id: str) -> None:
     """404 unless ``owner_id`` exists and is visible to the principal; 409 if retired."""
-    if not may_see_owner(principal, owner_id):
-        raise NotFound(NOT_FOUND)
-    row = await records.fetch(conn, owners, owner_id, NOT_FOUND)
-    if row.status == "retired":
-        raise Conflict("The owner is retired.")
+    if (await visible(services, principal, owner_id)).status == "retired":
+        raise Conflict(RETIRED)

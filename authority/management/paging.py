@@ -11,31 +11,26 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import re
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-from sqlalchemy import Table
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
+from typing import Generic, TypeVar
 
 from authority.context import Services
 from authority.errors import InvalidRequest
-from authority.storage.sql.records import page
+from authority.secrets import valid_id
+from authority.storage.registry import Position, RowPage
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_CURSOR_LENGTH = 200
 _TAG_LENGTH = 32
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
     limit: int
-    after: tuple[int, str] | None  # (created_at, id) of the last row already seen
+    after: Position | None  # (created_at, id) of the last row already seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +61,7 @@ def decode_cursor(services: Services, kind: str, cursor: str) -> tuple[int, str]
     if not hmac.compare_digest(tag.encode(), _tag(services, kind, payload).encode()):
         raise invalid
     created_at, _, row_id = payload.partition(".")
-    if not created_at.isdigit() or not _ID.match(row_id):
+    if not created_at.isdigit() or not valid_id(row_id):
         raise invalid
     return int(created_at), row_id
 
@@ -86,14 +81,11 @@ def page_request(
     return PageRequest(size, after)
 
 
-async def fetch_page(
-    conn: AsyncConnection,
-    services: Services,
-    kind: str,
-    table: Table,
-    request: PageRequest,
-    where: Sequence[ColumnElement[bool]] = (),
-) -> tuple[Sequence[Row[Any]], str | None]:
-    """One page of ``table`` rows matching ``where``, and the cursor of the next page."""
-    rows, last = await page(conn, table, limit=request.limit, after=request.after, where=where)
-    return rows, None if last is None else encode_cursor(services, kind, *last)
+def cursor_after(services: Services, kind: str, last: Position | None) -> str | None:
+    """The cursor of the page after the row at ``last``; None when no row follows."""
+    return None if last is None else encode_cursor(services, kind, *last)
+
+
+def page_of(services: Services, kind: str, rows: RowPage[R], view: Callable[[R], T]) -> Page[T]:
+    """A port's page of ``kind`` rows as the API shows it, with the next page's cursor."""
+    return Page([view(row) for row in rows.rows], cursor_after(services, kind, rows.last))

@@ -11,23 +11,24 @@ issued carry it, and tools are bound to it.
 
 Every registration, change, secret rotation and retirement is a ``registry_changed``
 ledger entry in the same transaction (``authority.management.changes``); the secret is
-never in it, and a JWKS only as its keys' kids and thumbprints.
+never in it, and a JWKS only as its keys' kids and thumbprints. The rows are the resource
+servers port's (``authority.storage.resource_servers``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
-from authority.errors import Conflict, InvalidRequest
+from authority.errors import Conflict, InvalidRequest, NotFound
+from authority.ledger.entries import Entry
 from authority.secrets import new_id, new_secret
-from authority.storage.schema import resource_servers, tools
+from authority.storage.registry import Stale, Taken, Written
+from authority.storage.resource_servers import ServerRow
 from authority.tokens.jwks import validate_public_jwks
 
 from . import changes as registry_changes
@@ -39,6 +40,7 @@ KIND = "resource_servers"
 NOT_FOUND = "No such resource server."
 TAKEN = "A resource server with this name or audience already exists."
 SECRET_PREFIX = "rss"
+RETIRED = "The resource server is retired."
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
@@ -99,40 +101,45 @@ class IssuedSecret:
     client_secret: str | None
 
 
-def _server(row: Any) -> ResourceServer:
+def _server(row: ServerRow) -> ResourceServer:
     return ResourceServer(
         id=row.id,
         client_id=row.id,
         name=row.name,
         audience=row.audience,
         auth_method=row.auth_method,
-        jwks=records.load_json(row.jwks) if row.jwks is not None else None,
+        jwks=row.jwks,
         status=row.status,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
 
-async def _unique(
-    conn: AsyncConnection, *, name: str | None = None, audience: str | None = None
-) -> None:
-    for column, value in ((resource_servers.c.name, name), (resource_servers.c.audience, audience)):
-        if value is not None:
-            taken = await conn.execute(select(resource_servers.c.id).where(column == value))
-            if taken.first() is not None:
-                raise Conflict(TAKEN)
+async def found(services: Services, server_id: str, not_found: str = NOT_FOUND) -> ServerRow:
+    row = await services.resource_server_store.get(server_id)
+    if row is None:
+        raise NotFound(not_found)
+    return row
+
+
+async def _replace(
+    services: Services, row: ServerRow, new: ServerRow, entries: list[Entry]
+) -> Written[ServerRow] | Stale:
+    written = await services.resource_server_store.replace(row, new, entries=entries)
+    if isinstance(written, Taken):
+        raise Conflict(TAKEN)
+    return written
 
 
 async def create(services: Services, principal: Principal, body: ServerCreate) -> IssuedSecret:
     require_role(principal, *ADMIN)
     secret: str | None = None
-    jwks_text: str | None = None
+    jwks: dict[str, Any] | None = None
     keys: list[dict[str, str]] | None = None
     if body.auth_method == "private_key_jwt":
         if body.jwks is None:
             raise InvalidRequest("The jwks field is required for private_key_jwt.")
         jwks = validate_public_jwks(body.jwks)
-        jwks_text = records.dump_json(jwks)
         keys = registry_changes.key_refs(jwks)
     else:
         if body.jwks is not None:
@@ -140,48 +147,43 @@ async def create(services: Services, principal: Principal, body: ServerCreate) -
         secret = new_secret(SECRET_PREFIX)
     now = services.now()
     server_id = new_id("rs")
-    async with records.write(services, TAKEN) as conn:
-        await _unique(conn, name=body.name, audience=body.audience)
-        await conn.execute(
-            resource_servers.insert().values(
-                id=server_id,
-                name=body.name,
-                audience=body.audience,
-                auth_method=body.auth_method,
-                secret_hash=services.hasher.hash(secret) if secret is not None else None,
-                jwks=jwks_text,
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await registry_changes.record(
-            conn,
-            now=now,
-            actor=principal.key_id,
-            object_type="resource_server",
-            object_id=server_id,
-            change="created",
-            changes={"name": body.name, "audience": body.audience, "auth_method": body.auth_method},
-            keys=keys,
-        )
-        row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
-    return IssuedSecret(_server(row), secret)
+    row = ServerRow(
+        id=server_id,
+        name=body.name,
+        audience=body.audience,
+        auth_method=body.auth_method,
+        secret_hash=services.hasher.hash(secret) if secret is not None else None,
+        jwks=jwks,
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    entry = registry_changes.entry(
+        now=now,
+        actor=principal.key_id,
+        object_type="resource_server",
+        object_id=server_id,
+        change="created",
+        changes={"name": body.name, "audience": body.audience, "auth_method": body.auth_method},
+        keys=keys,
+    )
+    created = await services.resource_server_store.create(row, [entry])
+    if isinstance(created, Taken):
+        raise Conflict(TAKEN)
+    return IssuedSecret(_server(created), secret)
 
 
 async def get(services: Services, principal: Principal, server_id: str) -> ResourceServer:
     require_role(principal, *READERS)
-    async with services.engine.connect() as conn:
-        return _server(await records.fetch(conn, resource_servers, server_id, NOT_FOUND))
+    return _server(await found(services, server_id))
 
 
 async def list_servers(
     services: Services, principal: Principal, request: paging.PageRequest
 ) -> paging.Page[ResourceServer]:
     require_role(principal, *READERS)
-    async with services.engine.connect() as conn:
-        rows, cursor = await paging.fetch_page(conn, services, KIND, resource_servers, request)
-    return paging.Page([_server(r) for r in rows], cursor)
+    rows = await services.resource_server_store.page(limit=request.limit, after=request.after)
+    return paging.page_of(services, KIND, rows, _server)
 
 
 async def update_server(
@@ -191,67 +193,60 @@ async def update_server(
     changes = require_changes(body)
     keys: list[dict[str, str]] | None = None
     if "jwks" in changes:
-        jwks = validate_public_jwks(changes["jwks"])
-        changes["jwks"] = records.dump_json(jwks)
-        keys = registry_changes.key_refs(jwks)
-    async with records.write(services, TAKEN) as conn:
-        row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND, for_update=True)
+        changes["jwks"] = validate_public_jwks(changes["jwks"])
+        keys = registry_changes.key_refs(changes["jwks"])
+
+    async def attempt() -> Written[ServerRow] | Stale:
+        row = await found(services, server_id)
         if row.status == "retired":
-            raise Conflict("The resource server is retired.")
+            raise Conflict(RETIRED)
         if "jwks" in changes and row.auth_method != "private_key_jwt":
             raise InvalidRequest("The jwks field is only for private_key_jwt.")
-        if "name" in changes and changes["name"] != row.name:
-            await _unique(conn, name=changes["name"])
-        changed = registry_changes.differences(
-            {"name": changes.get("name", row.name)}, row._mapping
-        )
-        if changes.get("jwks", row.jwks) == row.jwks:
-            keys = None
-        changes["updated_at"] = services.now()
-        await conn.execute(
-            update(resource_servers).where(resource_servers.c.id == server_id).values(**changes)
-        )
-        if changed or keys is not None:
-            await registry_changes.record(
-                conn,
-                now=changes["updated_at"],
-                actor=principal.key_id,
-                object_type="resource_server",
-                object_id=server_id,
-                change="updated",
-                changes=changed,
-                keys=keys,
+        now = services.now()
+        new = replace(row, **changes, updated_at=now)
+        changed = registry_changes.differences({"name": new.name}, {"name": row.name})
+        new_keys = None if records.same_json(new.jwks, row.jwks) else keys
+        entries: list[Entry] = []
+        if changed or new_keys is not None:
+            entries.append(
+                registry_changes.entry(
+                    now=now,
+                    actor=principal.key_id,
+                    object_type="resource_server",
+                    object_id=server_id,
+                    change="updated",
+                    changes=changed,
+                    keys=new_keys,
+                )
             )
-        row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
-    return _server(row)
+        return await _replace(services, row, new, entries)
+
+    return _server((await records.until_written(attempt)).row)
 
 
 async def rotate_secret(services: Services, principal: Principal, server_id: str) -> IssuedSecret:
     """A new client secret; the previous one stops working with this transaction."""
     require_role(principal, *ADMIN)
     secret = new_secret(SECRET_PREFIX)
-    async with records.write(services, TAKEN) as conn:
-        row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND, for_update=True)
+
+    async def attempt() -> Written[ServerRow] | Stale:
+        row = await found(services, server_id)
         if row.status == "retired":
-            raise Conflict("The resource server is retired.")
+            raise Conflict(RETIRED)
         if row.auth_method not in SECRET_METHODS:
             raise Conflict("The resource server authenticates with private_key_jwt.")
         now = services.now()
-        await conn.execute(
-            update(resource_servers)
-            .where(resource_servers.c.id == server_id)
-            .values(secret_hash=services.hasher.hash(secret), updated_at=now)
-        )
-        await registry_changes.record(
-            conn,
+        new = replace(row, secret_hash=services.hasher.hash(secret), updated_at=now)
+        entry = registry_changes.entry(
             now=now,
             actor=principal.key_id,
             object_type="resource_server",
             object_id=server_id,
             change="secret_rotated",
         )
-        row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
-    return IssuedSecret(_server(row), secret)
+        return await _replace(services, row, new, [entry])
+
+    return IssuedSecret(_server((await records.until_written(attempt)).row), secret)
 
 
 async def retire(services: Services, principal: Principal, server_id: str) -> ResourceServer:
@@ -260,30 +255,23 @@ async def retire(services: Services, principal: Principal, server_id: str) -> Re
     Retiring the tools first is explicit: the admin sees which tools stop working.
     """
     require_role(principal, *ADMIN)
-    async with records.write(services, TAKEN) as conn:
-        row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND, for_update=True)
-        if row.status != "retired":
-            hosted = await conn.execute(
-                select(tools.c.id)
-                .where(tools.c.resource_server_id == server_id, tools.c.status == "active")
-                .limit(1)
-            )
-            if hosted.first() is not None:
-                raise Conflict("The resource server still hosts active tools.")
-            now = services.now()
-            await conn.execute(
-                update(resource_servers)
-                .where(resource_servers.c.id == server_id)
-                .values(status="retired", secret_hash=None, updated_at=now)
-            )
-            await registry_changes.record(
-                conn,
-                now=now,
-                actor=principal.key_id,
-                object_type="resource_server",
-                object_id=server_id,
-                change="retired",
-                changes={"status": "retired"},
-            )
-            row = await records.fetch(conn, resource_servers, server_id, NOT_FOUND)
-    return _server(row)
+
+    async def attempt() -> Written[ServerRow] | Stale:
+        row = await found(services, server_id)
+        if row.status == "retired":
+            return Written(row)
+        if await services.resource_server_store.hosts_active_tools(server_id):
+            raise Conflict("The resource server still hosts active tools.")
+        now = services.now()
+        new = replace(row, status="retired", secret_hash=None, updated_at=now)
+        entry = registry_changes.entry(
+            now=now,
+            actor=principal.key_id,
+            object_type="resource_server",
+            object_id=server_id,
+            change="retired",
+            changes={"status": "retired"},
+        )
+        return await _replace(services, row, new, [entry])
+
+    return _server((await records.until_written(attempt)).row)

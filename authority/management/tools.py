@@ -7,33 +7,35 @@ changing either would silently change what existing delegations allow.
 
 Every registration, change and retirement is a ``registry_changed`` ledger entry in the
 same transaction (``authority.management.changes``): an admin cannot switch
-``approval_required`` off and back on unseen.
+``approval_required`` off and back on unseen. The rows are the tool registry port's
+(``authority.storage.tools``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, replace
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
-from sqlalchemy import select, update
 
 from authority.context import Services
-from authority.errors import Conflict, InvalidRequest
+from authority.errors import Conflict, InvalidRequest, NotFound
+from authority.ledger.entries import Entry
 from authority.revocations import events
 from authority.secrets import new_id
-from authority.storage.events import RevocationEvent
-from authority.storage.schema import resource_servers, tools
-from authority.storage.sql import events as sql_events
+from authority.storage.registry import NewEvent, Stale, Taken, Written
+from authority.storage.tools import ToolRow
 
 from . import changes as registry_changes
 from . import paging, records
 from .auth import ADMIN, READERS, Principal, require_role
 from .inputs import Body, Description, require_changes
+from .resource_servers import found as found_server
 
 KIND = "tools"
 NOT_FOUND = "No such tool."
 NAME_TAKEN = "A tool with this name already exists."
+RETIRED = "The tool is retired."
 MAX_ACTIONS = 64
 
 # Dotted lower-case segments: ``github.issues.create``.
@@ -94,14 +96,14 @@ class Tool:
     updated_at: int
 
 
-def _tool(row: Any) -> Tool:
+def _tool(row: ToolRow) -> Tool:
     return Tool(
         id=row.id,
         name=row.name,
         description=row.description,
         resource_server_id=row.resource_server_id,
-        actions=records.load_json(row.actions),
-        read_actions=records.load_json(row.read_actions),
+        actions=row.actions,
+        read_actions=row.read_actions,
         risk_tier=row.risk_tier,
         approval_required=row.approval_required,
         single_use=row.single_use,
@@ -111,6 +113,13 @@ def _tool(row: Any) -> Tool:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+async def _found(services: Services, tool_id: str) -> ToolRow:
+    row = await services.tool_store.get(tool_id)
+    if row is None:
+        raise NotFound(NOT_FOUND)
+    return row
 
 
 def _check_actions(actions: list[str], read_actions: list[str]) -> None:
@@ -135,60 +144,51 @@ async def create(services: Services, principal: Principal, body: ToolCreate) -> 
     _check_lifetime(services, body.max_token_lifetime)
     now = services.now()
     tool_id = new_id("tool")
-    async with records.write(services, NAME_TAKEN) as conn:
-        server = await records.fetch(
-            conn, resource_servers, body.resource_server_id, "No such resource server."
-        )
-        if server.status != "active":
-            raise Conflict("The resource server is retired.")
-        taken = await conn.execute(select(tools.c.id).where(tools.c.name == body.name))
-        if taken.first() is not None:
-            raise Conflict(NAME_TAKEN)
-        await conn.execute(
-            tools.insert().values(
-                id=tool_id,
-                name=body.name,
-                description=body.description,
-                resource_server_id=body.resource_server_id,
-                actions=records.dump_json(body.actions),
-                read_actions=records.dump_json(body.read_actions),
-                risk_tier=body.risk_tier,
-                approval_required=body.approval_required,
-                single_use=body.single_use,
-                dpop_required=body.dpop_required,
-                max_token_lifetime=body.max_token_lifetime,
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await registry_changes.record(
-            conn,
-            now=now,
-            actor=principal.key_id,
-            object_type="tool",
-            object_id=tool_id,
-            change="created",
-            changes=body.model_dump(),
-            tool=body.name,
-        )
-        row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
-    return _tool(row)
+    server = await found_server(services, body.resource_server_id, "No such resource server.")
+    if server.status != "active":
+        raise Conflict("The resource server is retired.")
+    row = ToolRow(
+        id=tool_id,
+        name=body.name,
+        description=body.description,
+        resource_server_id=body.resource_server_id,
+        actions=body.actions,
+        read_actions=body.read_actions,
+        risk_tier=body.risk_tier,
+        approval_required=body.approval_required,
+        single_use=body.single_use,
+        dpop_required=body.dpop_required,
+        max_token_lifetime=body.max_token_lifetime,
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    entry = registry_changes.entry(
+        now=now,
+        actor=principal.key_id,
+        object_type="tool",
+        object_id=tool_id,
+        change="created",
+        changes=body.model_dump(),
+        tool=body.name,
+    )
+    created = await services.tool_store.create(row, [entry])
+    if isinstance(created, Taken):
+        raise Conflict(NAME_TAKEN)
+    return _tool(created)
 
 
 async def get(services: Services, principal: Principal, tool_id: str) -> Tool:
     require_role(principal, *READERS)
-    async with services.engine.connect() as conn:
-        return _tool(await records.fetch(conn, tools, tool_id, NOT_FOUND))
+    return _tool(await _found(services, tool_id))
 
 
 async def list_tools(
     services: Services, principal: Principal, request: paging.PageRequest
 ) -> paging.Page[Tool]:
     require_role(principal, *READERS)
-    async with services.engine.connect() as conn:
-        rows, cursor = await paging.fetch_page(conn, services, KIND, tools, request)
-    return paging.Page([_tool(r) for r in rows], cursor)
+    rows = await services.tool_store.page(limit=request.limit, after=request.after)
+    return paging.page_of(services, KIND, rows, _tool)
 
 
 async def update_tool(
@@ -197,71 +197,75 @@ async def update_tool(
     require_role(principal, *ADMIN)
     changes = require_changes(body)
     _check_lifetime(services, changes.get("max_token_lifetime"))
-    async with records.write(services, NAME_TAKEN) as conn:
-        row = await records.fetch(conn, tools, tool_id, NOT_FOUND, for_update=True)
+
+    async def attempt() -> Written[ToolRow] | Stale:
+        row = await _found(services, tool_id)
         if row.status == "retired":
-            raise Conflict("The tool is retired.")
+            raise Conflict(RETIRED)
+        new = replace(row, **changes, updated_at=services.now())
         # The pair is checked as it will be stored, whichever of the two was sent.
-        actions = changes.get("actions", records.load_json(row.actions))
-        read_actions = changes.get("read_actions", records.load_json(row.read_actions))
-        _check_actions(actions, read_actions)
-        current = _tool(row)
+        _check_actions(new.actions, new.read_actions)
         changed = registry_changes.differences(
-            changes, {name: getattr(current, name) for name in changes}
+            changes, {name: getattr(row, name) for name in changes}
         )
-        for name in ("actions", "read_actions"):
-            if name in changes:
-                changes[name] = records.dump_json(changes[name])
-        changes["updated_at"] = services.now()
-        await conn.execute(update(tools).where(tools.c.id == tool_id).values(**changes))
+        entries: list[Entry] = []
         if changed:
-            await registry_changes.record(
-                conn,
-                now=changes["updated_at"],
-                actor=principal.key_id,
-                object_type="tool",
-                object_id=tool_id,
-                change="updated",
-                changes=changed,
-                tool=row.name,
+            entries.append(
+                registry_changes.entry(
+                    now=new.updated_at,
+                    actor=principal.key_id,
+                    object_type="tool",
+                    object_id=tool_id,
+                    change="updated",
+                    changes=changed,
+                    tool=row.name,
+                )
             )
-        row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
-    return _tool(row)
+        written = await services.tool_store.replace(row, new, entries=entries)
+        if isinstance(written, Taken):  # the name never changes: cannot happen
+            raise Conflict(NAME_TAKEN)
+        return written
+
+    return _tool((await records.until_written(attempt)).row)
 
 
 async def retire(services: Services, principal: Principal, tool_id: str) -> Tool:
     """Retire the tool: no new token is ever issued for it; retiring twice changes nothing."""
     require_role(principal, *ADMIN)
-    retirement: list[RevocationEvent] = []
-    async with records.write(services, NOT_FOUND) as conn:
-        row = await records.fetch(conn, tools, tool_id, NOT_FOUND, for_update=True)
-        if row.status != "retired":
-            now = services.now()
-            await conn.execute(
-                update(tools).where(tools.c.id == tool_id).values(status="retired", updated_at=now)
-            )
-            await registry_changes.record(
-                conn,
-                now=now,
-                actor=principal.key_id,
-                object_type="tool",
-                object_id=tool_id,
-                change="retired",
-                changes={"status": "retired"},
-                tool=row.name,
-            )
-            row = await records.fetch(conn, tools, tool_id, NOT_FOUND)
+
+    async def attempt() -> Written[ToolRow] | Stale:
+        row = await _found(services, tool_id)
+        if row.status == "retired":
+            return Written(row)
+        now = services.now()
+        entry = registry_changes.entry(
+            now=now,
+            actor=principal.key_id,
+            object_type="tool",
+            object_id=tool_id,
+            change="retired",
+            changes={"status": "retired"},
+            tool=row.name,
+        )
+        written = await services.tool_store.replace(
+            row,
+            replace(row, status="retired", updated_at=now),
+            entries=[entry],
             # Resource servers verifying locally learn it from the feed: the tokens
             # already issued for the tool are refused there too, not only at introspection.
-            # The event is the transaction's last statement (revocations.events.record).
-            retirement.append(
-                await sql_events.record(
-                    conn,
+            events=[
+                NewEvent(
                     kind="tool",
-                    now=now,
+                    time=now,
                     expires_at=events.cascade_expiry(services.settings, now),
                     tool=row.name,
                 )
-            )
-    await events.publish(services, retirement)
-    return _tool(row)
+            ],
+        )
+        if isinstance(written, Taken):  # the name never changes: cannot happen
+            raise Conflict(NOT_FOUND)
+        return written
+
+    written = await records.until_written(attempt)
+    await events.publish(services, written.events)
+    return _tool(written.row)

@@ -8,7 +8,11 @@ approval instead of denying.
 
 Entities per request: ``Agent::"<id>"`` (owner, autonomy_level), ``Tool::"<name>"``
 (risk_tier, resource_server, single_use), ``Owner::"<id>"``; the action is
-``Action::"<action>"``; the context has the resource, intent, delegation and time.
+``Action::"<action>"``; the context has the resource, intent, delegation and time, and,
+when the agent named them, the call's ``arguments`` (a record: ``policy.cedar_values``
+says how JSON becomes Cedar) and their ``arguments_digest`` (also when only the digest
+was sent, so ``context has arguments_digest`` asks "are the arguments bound"). A policy
+that reads an argument the call lacks is an evaluation error, and an error denies.
 Policies are parsed once at start-up; a file that does not parse stops start-up.
 """
 
@@ -16,12 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cedarpy
 
+from authority.policy import cedar_values
 from authority.policy.checks import Facts
 from authority.settings import ConfigError
 
@@ -29,6 +35,8 @@ log = logging.getLogger("authority.policy")
 
 PERMIT_ALL = "permit(principal, action, resource);\n"
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default.cedar")
+#: The policy an evaluation error names; the rest of the message may quote a value.
+_ERRING_POLICY = re.compile(r"policy `([^`]{1,64})`")
 
 
 class PolicyError(ConfigError):
@@ -75,6 +83,13 @@ class CedarPolicy:
             raise PolicyError(f"cannot read the Cedar policy file {path}: {exc}") from None
         return cls(text)
 
+    def _erring(self, errors: list[str]) -> list[str]:
+        names = []
+        for error in errors:
+            found = _ERRING_POLICY.search(error)
+            names.append(self._names.get(found.group(1), "?") if found else "the request")
+        return names
+
     def evaluate(self, facts: Facts) -> CedarVerdict:
         if self.count == 0:
             return CedarVerdict(True, False, ())
@@ -99,25 +114,32 @@ class CedarPolicy:
                     "parents": [],
                 }
             )
+        context: dict[str, Any] = {
+            "resource": call.resource,
+            "audience": facts.audience,
+            "intent": facts.delegation.intent,
+            "delegation": facts.delegation.id,
+            "time": facts.now,
+            "lifetime": facts.lifetime,
+            "dpop_bound": facts.dpop_bound,
+        }
+        if call.arguments is not None:
+            context["arguments"] = cedar_values.record(call.arguments)
+        if call.arguments_digest is not None:
+            context["arguments_digest"] = call.arguments_digest
         request = {
             "principal": f"Agent::{_quote(agent.id)}",
             "action": f"Action::{_quote(call.action)}",
             "resource": f"Tool::{_quote(call.tool)}",
-            "context": {
-                "resource": call.resource,
-                "audience": facts.audience,
-                "intent": facts.delegation.intent,
-                "delegation": facts.delegation.id,
-                "time": facts.now,
-                "lifetime": facts.lifetime,
-                "dpop_bound": facts.dpop_bound,
-            },
+            "context": context,
         }
         result = cedarpy.is_authorized(request, self._set, entities)
         if result.diagnostics.errors:
             # An erroring policy is skipped by Cedar; for a forbid that would be a silent
-            # allow, so any evaluation error denies.
-            log.warning("Cedar evaluation errors: %s", result.diagnostics.errors)
+            # allow, so any evaluation error denies (a missing attribute included). Cedar's
+            # messages quote the values they failed on, which may be a call's arguments:
+            # only the policies that erred are logged.
+            log.warning("Cedar evaluation errors in %s", self._erring(result.diagnostics.errors))
             return CedarVerdict(False, False, ())
         if result.decision == cedarpy.Decision.Allow:
             return CedarVerdict(True, False, ())

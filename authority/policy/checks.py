@@ -8,9 +8,9 @@ against shared state; Cedar policies last.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from authority.policy.patterns import resource_matches
 from authority.policy.reasons import Reason
@@ -39,11 +39,18 @@ Decision = Allow | Deny | NeedsApproval
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The one call an exchange asks for (RFC 9396 ``tool_call`` authorization detail)."""
+    """The one call an exchange asks for (RFC 9396 ``tool_call`` authorization detail).
+
+    ``arguments_digest`` binds the token to the call's arguments (``policy.arguments``);
+    ``arguments`` are the arguments themselves when the agent sent them: for the
+    decision (Cedar) and the owner's approval, never for the token or the ledger.
+    """
 
     tool: str
     resource: str
     action: str
+    arguments_digest: str | None = None
+    arguments: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,9 @@ holds only if ids become visible in the order they are drawn, so:
   anything another writer could hold (no deadlock);
 * on SQLite, writers are serialised already (``BEGIN IMMEDIATE``).
 
+(The insert is ``storage.sql.events.record``; the feed reads through its port,
+``storage.event_reader``.)
+
 After commit, ``publish`` wakes every instance's feed through hot-state pub/sub. The
 notice carries the event, but feeds re-read SQL rather than trust it; a lost notice
 (Redis down, a subscriber reconnecting) costs at most ``revocation_feed_poll_interval``
@@ -35,7 +38,8 @@ Event kinds, their members, and what a resource server verifying tokens locally 
 subscriber may forget the event.
 
 Who hears what (``concerned``): every event is resolved, when a feed reads it, to the
-resource servers it concerns, and a stream carries only those (``RevocationEvent.servers``):
+resource servers it concerns, and a stream carries only those (``RevocationEvent.servers``);
+the rows the rule looks at are read through the port, the rule is applied here:
 
 * ``token``: the resource server that is the token's audience (its grant's ``audience``);
 * ``delegation``: the resource servers hosting a tool the delegation's scope names;
@@ -59,19 +63,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import orjson
-from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
 from authority.settings import Settings
+from authority.storage.event_reader import EventReader, Live, Scope, Subjects
 from authority.storage.events import RevocationEvent
 from authority.storage.hot import HotStateUnavailable
-from authority.storage.schema import delegations, grants, resource_servers, revocation_events, tools
 
 log = logging.getLogger("authority.revocations")
 
@@ -92,20 +92,6 @@ async def publish(services: Services, events: Sequence[RevocationEvent]) -> None
             await services.hot.publish(CHANNEL, orjson.dumps(event.as_json()))
         except HotStateUnavailable as exc:
             log.warning("revocation event %d not published (%s); feeds poll SQL", event.id, exc)
-
-
-def _event(row: Row[Any]) -> RevocationEvent:
-    return RevocationEvent(
-        id=int(row.id),
-        kind=row.kind,
-        time=int(row.created_at),
-        expires_at=row.expires_at,
-        jti=row.jti,
-        delegation_id=row.delegation_id,
-        agent_id=row.agent_id,
-        owner_id=row.owner_id,
-        tool=row.tool,
-    )
 
 
 def _token_horizon(settings: Settings, at: int) -> int:
@@ -129,18 +115,13 @@ def is_live(event: RevocationEvent, now: int, settings: Settings) -> bool:
     return event.time >= _token_horizon(settings, now)
 
 
-def _live_clause(now: int, settings: Settings) -> ColumnElement[bool]:
-    """``is_live`` in SQL."""
-    c = revocation_events.c
-    return or_(
-        c.expires_at.is_(None),
-        c.expires_at > now,
-        c.created_at >= _token_horizon(settings, now),
-    )
+def _live(now: int, settings: Settings) -> Live:
+    """``is_live`` as the port reads it."""
+    return Live(now=now, written_since=_token_horizon(settings, now))
 
 
 async def read_after(
-    conn: AsyncConnection,
+    reader: EventReader,
     after: int,
     limit: int,
     *,
@@ -152,45 +133,46 @@ async def read_after(
     A prefix of what is still to come; with ``live_at``, only the events still live then
     (``is_live``), which is a prefix of what a subscriber starting then needs.
     """
-    query = select(revocation_events).where(revocation_events.c.id > after)
-    if live_at is not None:
-        query = query.where(_live_clause(live_at, settings))
-    query = query.order_by(revocation_events.c.id).limit(limit)
-    batch = [_event(row) for row in (await conn.execute(query)).all()]
-    return await concerned(conn, batch, settings)
+    live = None if live_at is None else _live(live_at, settings)
+    batch = await reader.after(after, limit, live=live)
+    return await concerned(reader, batch, settings)
 
 
-@dataclass(frozen=True, slots=True)
-class _Scope:
-    """What the feed needs of one delegation: whose it is, until when, and its tools."""
-
-    id: str
-    agent_id: str
-    owner_id: str
-    expires_at: int
-    tools: tuple[str, ...]
+def _subjects(batch: Sequence[RevocationEvent], settings: Settings) -> Subjects:
+    """What the batch's events name: the rows ``concerned`` needs, for one read."""
+    agents = frozenset(e.agent_id for e in batch if e.kind == "agent" and e.agent_id)
+    owners = frozenset(e.owner_id for e in batch if e.kind == "owner" and e.owner_id)
+    expiring_after = 0
+    if agents or owners:
+        # The delegations any of the batch's agent or owner events can reach: those that
+        # had not expired a token's lifetime before the oldest of them.
+        oldest = min(e.time for e in batch if e.kind in ("agent", "owner"))
+        expiring_after = _token_horizon(settings, oldest)
+    return Subjects(
+        jtis=frozenset(e.jti for e in batch if e.kind == "token" and e.jti is not None),
+        delegation_ids=frozenset(
+            e.delegation_id for e in batch if e.kind == "delegation" and e.delegation_id
+        ),
+        agent_ids=agents,
+        owner_ids=owners,
+        expiring_after=expiring_after,
+        tools=frozenset(e.tool for e in batch if e.kind == "tool" and e.tool is not None),
+    )
 
 
 async def concerned(
-    conn: AsyncConnection, batch: Sequence[RevocationEvent], settings: Settings
+    reader: EventReader, batch: Sequence[RevocationEvent], settings: Settings
 ) -> list[RevocationEvent]:
     """``batch`` with ``servers`` resolved by the rule in the module docstring.
 
-    At most three reads per batch, whatever its size: the grants of the token events, the
-    delegations of the other events, and the tools those delegations name.
+    One read of the port per batch, whatever its size (``EventReader.stored``).
     """
     if not batch:
         return []
-    by_jti = await _token_servers(conn, batch)
-    scopes = await _scopes(conn, batch, settings)
-    retired = {e.tool for e in batch if e.kind == "tool" and e.tool is not None}
-    names = sorted({name for scope in scopes for name in scope.tools} | retired)
-    hosts: dict[str, str] = {}
-    if names:
-        query = select(tools.c.name, tools.c.resource_server_id).where(tools.c.name.in_(names))
-        hosts = {row.name: row.resource_server_id for row in (await conn.execute(query)).all()}
+    stored = await reader.stored(_subjects(batch, settings))
+    by_jti, scopes, hosts = stored.token_servers, stored.scopes, stored.hosts
 
-    def hosting(chosen: Sequence[_Scope]) -> frozenset[str]:
+    def hosting(chosen: Sequence[Scope]) -> frozenset[str]:
         return frozenset(hosts[n] for scope in chosen for n in scope.tools if n in hosts)
 
     resolved: list[RevocationEvent] = []
@@ -211,68 +193,7 @@ async def concerned(
             servers = hosting(
                 [s for s in scopes if s.owner_id == event.owner_id and s.expires_at > since]
             )
-        elif event.kind == "tool" and event.tool in hosts:
+        elif event.kind == "tool" and event.tool is not None and event.tool in hosts:
             servers = frozenset({hosts[event.tool]})
         resolved.append(replace(event, servers=servers))
     return resolved
-
-
-async def _token_servers(
-    conn: AsyncConnection, batch: Sequence[RevocationEvent]
-) -> dict[str, frozenset[str]]:
-    """jti -> the resource server that is the token's audience (none if unregistered)."""
-    jtis = sorted({e.jti for e in batch if e.kind == "token" and e.jti is not None})
-    if not jtis:
-        return {}
-    query = (
-        select(grants.c.jti, resource_servers.c.id)
-        .select_from(
-            grants.outerjoin(resource_servers, resource_servers.c.audience == grants.c.audience)
-        )
-        .where(grants.c.jti.in_(jtis))
-    )
-    found: dict[str, set[str]] = {}
-    for jti, server_id in (await conn.execute(query)).all():
-        servers = found.setdefault(jti, set())
-        if server_id is not None:
-            servers.add(server_id)
-    return {jti: frozenset(servers) for jti, servers in found.items()}
-
-
-async def _scopes(
-    conn: AsyncConnection, batch: Sequence[RevocationEvent], settings: Settings
-) -> list[_Scope]:
-    """The delegations the batch's delegation, agent and owner events can reach."""
-    ids = {e.delegation_id for e in batch if e.kind == "delegation" and e.delegation_id}
-    agents = {e.agent_id for e in batch if e.kind == "agent" and e.agent_id}
-    owners = {e.owner_id for e in batch if e.kind == "owner" and e.owner_id}
-    c = delegations.c
-    wanted: list[ColumnElement[bool]] = []
-    if ids:
-        wanted.append(c.id.in_(sorted(ids)))
-    if agents or owners:
-        oldest = min(e.time for e in batch if e.kind in ("agent", "owner"))
-        subjects = []
-        if agents:
-            subjects.append(c.agent_id.in_(sorted(agents)))
-        if owners:
-            subjects.append(c.owner_id.in_(sorted(owners)))
-        wanted.append(and_(or_(*subjects), c.expires_at > _token_horizon(settings, oldest)))
-    if not wanted:
-        return []
-    query = select(c.id, c.agent_id, c.owner_id, c.expires_at, c.scope).where(or_(*wanted))
-    return [
-        _Scope(
-            id=row.id,
-            agent_id=row.agent_id,
-            owner_id=row.owner_id,
-            expires_at=int(row.expires_at),
-            tools=tuple(str(entry["tool"]) for entry in orjson.loads(row.scope)),
-        )
-        for row in (await conn.execute(query)).all()
-    ]
-
-
-async def last_id(conn: AsyncConnection) -> int:
-    value = (await conn.execute(select(func.max(revocation_events.c.id)))).scalar()
-    return int(value or 0)

@@ -40,9 +40,10 @@ then what the instance's hub reads as it arrives (or SQL again, if the hub's mem
 longer reaches back to the cursor). There is no separate "replay then live" switch-over
 in which an event could fall between the two or be sent twice.
 
-The hub (one per instance) follows ``revocation_events`` in SQL, woken by the hot-state
-pub/sub channel the writers publish on, and re-reads at least every
-``revocation_feed_poll_interval`` seconds in case a notice was lost; it keeps the most
+The hub (one per instance) follows ``revocation_events`` in SQL (through its port,
+``storage.event_reader``), woken by the hot-state pub/sub channel the writers publish on,
+and re-reads at least every ``revocation_feed_poll_interval`` seconds in case a notice
+was lost; it keeps the most
 recent ``revocation_feed_buffer`` events in memory for its streams, so a busy feed costs
 one SQL read per event per instance, not per subscriber.
 """
@@ -115,8 +116,7 @@ class FeedHub:
         async with self._start_lock:
             if self._started:
                 return
-            async with self._services.reader.connect() as conn:
-                self._tail = self._floor = await events.last_id(conn)
+            self._tail = self._floor = await self._services.event_reader.last_id()
             self._tasks = [
                 asyncio.create_task(self._listen(), name="revocation-feed-listen"),
                 asyncio.create_task(self._follow(), name="revocation-feed-follow"),
@@ -175,10 +175,9 @@ class FeedHub:
     async def _read(self) -> None:
         limit = self._services.settings.revocation_feed_buffer
         while True:
-            async with self._services.reader.connect() as conn:
-                batch = await events.read_after(
-                    conn, self._tail, PAGE, settings=self._services.settings
-                )
+            batch = await events.read_after(
+                self._services.event_reader, self._tail, PAGE, settings=self._services.settings
+            )
             if not batch:
                 return
             self._events.extend(batch)
@@ -239,10 +238,9 @@ async def stream(
         if len(page) < PAGE:
             break
         try:
-            async with services.reader.connect() as conn:
-                page = await events.read_after(
-                    conn, cursor, PAGE, settings=settings, live_at=services.now()
-                )
+            page = await events.read_after(
+                services.event_reader, cursor, PAGE, settings=settings, live_at=services.now()
+            )
         except Exception as exc:
             log.warning("revocation feed catch-up failed: %s", type(exc).__name__)
             return
@@ -255,8 +253,9 @@ async def stream(
         pending = feed.since(cursor)
         if pending is None:
             try:
-                async with services.reader.connect() as conn:
-                    pending = await events.read_after(conn, cursor, PAGE, settings=settings)
+                pending = await events.read_after(
+                    services.event_reader, cursor, PAGE, settings=settings
+                )
             except Exception as exc:
                 log.warning("revocation feed catch-up failed: %s", type(exc).__name__)
                 return

@@ -3,8 +3,10 @@
 Only the issuer URL is configured; every endpoint comes from discovery (RFC 8414). Each
 call to ``token()`` makes a fresh attestation (RFC 7523: iss = sub = the agent, aud = the
 issuer, 30 s, unique jti) and exchanges the delegation for a token that authorises
-exactly one (tool, resource, action) call (RFC 8693, RFC 8707, RFC 9396); with DPoP
-(RFC 9449) the token is bound to a key the SDK holds, and each request carries a proof.
+exactly one (tool, resource, action) call (RFC 8693, RFC 8707, RFC 9396), and, given
+the call's arguments, to exactly those arguments (the token carries their RFC 8785
+digest, ``authority.sdk.arguments``); with DPoP (RFC 9449) the token is bound to a key
+the SDK holds, and each request carries a proof.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authority import protocol
 from authority.protocol import access_token_hash
+from authority.sdk.arguments import canonical
 from authority.sdk.jws import registry
 
 TOKEN_EXCHANGE = protocol.GRANT_TOKEN_EXCHANGE
@@ -172,12 +175,28 @@ class AgentClient:
         *,
         audience: str,
         lifetime: int | None = None,
+        arguments: Mapping[str, Any] | None = None,
     ) -> AccessToken:
         """Exchange the delegation for a token for exactly this one call.
 
-        Raises ``ApprovalPending`` when the owner must approve the call first, and
-        ``AuthorityClientError`` when the authority refuses.
+        With ``arguments`` (the JSON object the call will send), the token is good only
+        for those arguments: its detail carries their ``arguments_digest``, which the
+        gateway or the resource server recomputes over what it receives. They are sent
+        to the authority (its policies and the owner's approval see them) and never put
+        in the token. Raises ``ApprovalPending`` when the owner must approve the call
+        first, ``AuthorityClientError`` when the authority refuses, and
+        ``UncanonicalArguments`` (a ``ValueError``) for arguments JSON cannot carry
+        exactly (a non-finite number, an integer beyond 2**53).
         """
+        detail: dict[str, Any] = {
+            "type": "tool_call",
+            "tool": tool,
+            "resource": resource,
+            "action": action,
+        }
+        if arguments is not None:
+            canonical(arguments)  # refused here, before any request, if it cannot be bound
+            detail[protocol.DETAIL_ARGUMENTS] = dict(arguments)
         metadata = await self.metadata()
         endpoint = metadata["token_endpoint"]
         form = {
@@ -188,9 +207,7 @@ class AgentClient:
             "actor_token_type": JWT_TYPE,
             "requested_token_type": ACCESS_TOKEN,
             "resource": audience,
-            "authorization_details": json.dumps(
-                [{"type": "tool_call", "tool": tool, "resource": resource, "action": action}]
-            ),
+            "authorization_details": json.dumps([detail], allow_nan=False),
         }
         if lifetime is not None:
             form["expires_in"] = str(lifetime)
@@ -245,16 +262,25 @@ class AgentClient:
         )
 
     def auth(
-        self, tool: str, action: str, *, audience: str, resource: str | None = None
+        self,
+        tool: str,
+        action: str,
+        *,
+        audience: str,
+        resource: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
     ) -> ToolCallAuth:
         """An ``httpx.Auth`` for calls to one tool: a fresh token on every request."""
-        return ToolCallAuth(self, tool, action, audience=audience, resource=resource)
+        return ToolCallAuth(
+            self, tool, action, audience=audience, resource=resource, arguments=arguments
+        )
 
 
 class ToolCallAuth(httpx.Auth):
     """Attaches a fresh per-call token (and a DPoP proof when bound) to every request.
 
     ``resource`` names the tool's resource; when it is None the request's path is used.
+    ``arguments``, when given, bind every token to those arguments (``AgentClient.token``).
     """
 
     requires_request_body = False
@@ -267,12 +293,14 @@ class ToolCallAuth(httpx.Auth):
         *,
         audience: str,
         resource: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.tool = tool
         self.action = action
         self.audience = audience
         self.resource = resource
+        self.arguments = arguments
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -283,7 +311,9 @@ class ToolCallAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         resource = self.resource if self.resource is not None else request.url.path
-        token = await self.client.token(self.tool, resource, self.action, audience=self.audience)
+        token = await self.client.token(
+            self.tool, resource, self.action, audience=self.audience, arguments=self.arguments
+        )
         request.headers["Authorization"] = f"{token.token_type} {token.value}"
         if token.token_type == "DPoP":
             url = str(request.url)

@@ -17,5 +17,25 @@ Layout, one module per port and implementation:
 
 Each port has one contract suite (``tests/contract/``) that every implementation passes.
 
-Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009).
+Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_reader``
+(the ledger API and its export), ``sequencer`` (the ledger's tree positions and
+checkpoints), ``event_reader`` (the revocation feed), ``keys`` (the keyring's, whose
+Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage), ``delegations``,
+``approval_decisions``, ``webhooks``, ``controls`` (the kill switch and its cascade),
+``containment``, ``recordings`` (the gateway's call records), and the management
+registries ``owners``, ``agents``, ``api_keys``, ``resource_servers`` and ``tools``, which
+share ``registry`` (a row replaced only if it is still the one read, a taken name as a
+value).
+
+Besides the ports, ``storage/sql/`` holds the SQL blocks every writer shares within its
+own transaction: ``ledger`` (appending an entry: so the ledger ports' SQL is
+``sql/ledger_reader`` and ``sql/sequencer``), ``events`` (recording a revocation event),
+``records`` and ``columns``. ``storage/migrations/`` is the schema's Alembic history.
+
+Where what a write records depends on what its transaction reads under a lock (the
+agent a delegation is for, the owner's webhook before the change, the objects a batch
+of the kill's cascade stops), the port takes a plain function of those values from the
+flow: it checks them (raising the flow's error, which writes nothing) and returns the
+ledger entries, so the rules and the entries stay the flow's and the transaction stays
+one.
 """

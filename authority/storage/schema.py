@@ -1,4 +1,4 @@
-"""The SQL schema: the source of truth. Alembic (authority/migrations) owns its history.
+"""The SQL schema: the source of truth. Alembic (authority/storage/migrations) owns its history.
 
 Times are integer Unix seconds, the unit of JWT claims, identical on SQLite and
 PostgreSQL. JSON documents are stored as text in canonical form.
@@ -314,4 +314,29 @@ containment_cascades = Table(
     Column("finished_at", TIME, nullable=True),
     CheckConstraint("phase IN ('agents', 'delegations', 'done')", name="phase"),
     Index("ix_containment_cascades_owner_finished", "owner_id", "finished_at"),
+)
+
+# What a gateway recorded of each call it handled (authority.recordings): the heads of the
+# request and response bodies, sealed (AES-GCM, authority.sealing) under a key of their
+# own, never in clear; their digests are in the call's ``gateway_call`` ledger entry,
+# written in the same transaction. Past retention the heads are deleted (set NULL and
+# ``swept_at`` stamped); the row stays, so the call is known to have been recorded.
+call_recordings = Table(
+    "call_recordings",
+    metadata,
+    Column("id", ID, primary_key=True),  # the call id the ledger entry names
+    Column("created_at", TIME, nullable=False),
+    Column("server_id", ID, ForeignKey("resource_servers.id"), nullable=False),
+    # The gateway's own id for the record: a resubmission (a retry) is the same call.
+    Column("submission_id", String(64), nullable=False),
+    Column("entry_id", BigInteger, ForeignKey("ledger_entries.id"), nullable=False, unique=True),
+    Column("grant_id", ID, ForeignKey("grants.id"), nullable=True),
+    Column("jti", String(64), nullable=True),
+    Column("request_head", LargeBinary, nullable=True),  # sealed
+    Column("response_head", LargeBinary, nullable=True),  # sealed
+    Column("swept_at", TIME, nullable=True),
+    UniqueConstraint("server_id", "submission_id", name="uq_call_recordings_submission"),
+    Index("ix_call_recordings_grant_created", "grant_id", "created_at"),
+    Index("ix_call_recordings_jti", "jti"),
+    Index("ix_call_recordings_unswept", "swept_at", "created_at"),
 )

@@ -3,7 +3,8 @@
 Header ``typ: at+jwt`` (RFC 9068 §2.1). Claims: the required iss, exp, aud, sub,
 client_id, iat and jti (§2.2); the owner as ``sub``, the agent as ``client_id`` and as the
 actor ``act.sub`` (RFC 8693 §4.1); the delegation and its intent; the one call in
-``authorization_details`` (RFC 9396 §9.1); ``cnf.jkt`` when bound with DPoP (RFC 9449 §6.1).
+``authorization_details`` (RFC 9396 §9.1), with the digest of its arguments when they
+are bound; ``cnf.jkt`` when bound with DPoP (RFC 9449 §6.1).
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ ACCESS_TOKEN_TYPE = protocol.ACCESS_TOKEN_TYPE
 
 
 def authorization_detail(call: ToolCall, audience: str) -> dict[str, Any]:
-    """The RFC 9396 object for one call; ``locations`` is the resource server (§2.2)."""
-    return {
+    """The RFC 9396 object for one call; ``locations`` is the resource server (§2.2).
+
+    A call whose arguments are bound carries their ``arguments_digest``, never the
+    arguments: the token says which call it is for without repeating what it sends.
+    """
+    detail: dict[str, Any] = {
         "type": TOOL_CALL_TYPE,
         "tool": call.tool,
         "resource": call.resource,
         "action": call.action,
         "locations": [audience],
     }
+    if call.arguments_digest is not None:
+        detail[protocol.DETAIL_ARGUMENTS_DIGEST] = call.arguments_digest
+    return detail
 
 
 def access_token_claims(

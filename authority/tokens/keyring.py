@@ -86,7 +86,7 @@ class RotationPending(KeyringError):
 
 
 class KeyStore(Protocol):
-    """Where the signing keys live (``authority.storage.signing_keys``, chosen by ``app``).
+    """Where the signing keys live (the port ``authority.storage.keys``, chosen by ``app``).
 
     Every write serialises with the other instances' key writes and commits together
     with its ``key_rotated`` ledger entry, or not at all.

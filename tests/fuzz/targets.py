@@ -162,7 +162,7 @@ def authorization_details(data: bytes) -> None:
 
     details, _, resource = data.partition(b"\x00")
     with contextlib.suppress(AuthorityError):
-        parse_tool_call(_text(details), _text(resource))
+        parse_tool_call(_text(details), _text(resource), max_arguments_bytes=16 * 1024)
     pattern, _, name = _text(resource).partition("\x01")
     resource_matches(pattern, name)
 
@@ -178,6 +178,7 @@ def _body_models() -> list[type[Body]]:
         importlib.import_module(f"authority.management.{module.name}")
     importlib.import_module("authority.grants.delegations")
     importlib.import_module("authority.approvals.webhooks")
+    importlib.import_module("authority.recordings.submission")
     found: list[type[Body]] = []
     todo = list(Body.__subclasses__())
     while todo:
@@ -261,6 +262,28 @@ def ledger_checkpoints(data: bytes) -> None:
         pass
 
 
+# --- call records (the gateway's) and the recordings an auditor verifies ---------------------
+def call_records(data: bytes) -> None:
+    """A gateway's call record as the authority reads it, and a recordings document as
+    ``authority ledger verify --recordings`` does."""
+    from authority.endpoints.http import parse_json_object
+    from authority.ledger.verify import Report
+    from authority.ledger.verify_recordings import (
+        RecordingsCheck,
+        UnreadableRecordings,
+        parse_recordings,
+    )
+    from authority.recordings.submission import checked
+
+    with contextlib.suppress(AuthorityError):
+        checked(parse_json_object(data), 1024)
+    try:
+        check = RecordingsCheck(parse_recordings(json.loads(data)))
+        check.finish(Report(entries=1_000_000))
+    except (ValueError, RecursionError, UnreadableRecordings, VerificationFailed):
+        pass
+
+
 # --- the SDK ---------------------------------------------------------------------------------
 def feed(data: bytes) -> None:
     """An SSE stream: every event is parsed and applied, or refused as ``MalformedEvent``."""
@@ -331,6 +354,7 @@ TARGETS: dict[str, Target] = {
     "cursor": cursor,
     "ledger_export": ledger_export,
     "ledger_checkpoints": ledger_checkpoints,
+    "call_records": call_records,
     "feed": feed,
     "middleware": middleware,
 }

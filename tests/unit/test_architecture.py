@@ -240,7 +240,7 @@ def test_only_the_programs_import_the_app() -> None:
 #: Longest module, in lines: past it a module holds more than one concept, to be split.
 MAX_MODULE_LINES = 400
 #: Alembic's generated migrations are history, not code to read: never split.
-GENERATED = PACKAGE / "migrations" / "versions"
+GENERATED = PACKAGE / "storage" / "migrations" / "versions"
 
 
 def test_no_module_is_longer_than_the_limit() -> None:
@@ -255,7 +255,38 @@ def test_no_module_is_longer_than_the_limit() -> None:
 
 
 #: The flows whose storage is a port (``authority.storage``): they see it, never SQL.
-PORTED_FLOWS = ("authority.grants.introspection", "authority.grants.revocation")
+PORTED_FLOWS = (
+    "authority.grants.introspection",
+    "authority.grants.revocation",
+    "authority.ledger.store",
+    "authority.ledger.sequencer",
+    "authority.ledger.cli",
+    "authority.endpoints.ledger",
+    "authority.revocations.events",
+    "authority.revocations.feed",
+    "authority.endpoints.feed",
+    "authority.grants.delegations",
+    "authority.approvals.decisions",
+    "authority.approvals.webhooks",
+    "authority.approvals.webhook_registration",
+    "authority.management.controls",
+    "authority.management.cascade",
+    "authority.containment",
+    "authority.recordings.submit",
+    "authority.recordings.audit",
+    "authority.recordings.sweeper",
+    "authority.management.agents",
+    "authority.management.api_keys",
+    "authority.management.auth",
+    "authority.management.autonomy",
+    "authority.management.changes",
+    "authority.management.lifecycle",
+    "authority.management.owners",
+    "authority.management.paging",
+    "authority.management.records",
+    "authority.management.resource_servers",
+    "authority.management.tools",
+)
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
     "authority.storage.schema",
@@ -302,16 +333,72 @@ def test_only_the_app_chooses_a_port_implementation() -> None:
     assert not bad, _violations("a storage implementation chosen outside app.py:", bad)
 
 
+#: What may build SQL outside ``storage/``: ``app.py`` makes the engine and the driver and
+#: chooses every port's implementation.
+WIRING = ("authority.app",)
+#: Modules outside ``storage/`` that still reach the tables, the engine or the driver. Each
+#: leaves the list when it is behind a port; the list ends empty.
+NOT_YET_PORTED = (
+    # The exchange's units.
+    "authority.grants.client_auth",
+    "authority.grants.issuance",
+    "authority.grants.loading",
+    "authority.grants.recording",
+    # Approvals.
+    "authority.approvals.requests",
+    # ``Services`` carries the engine and the driver for the modules above.
+    "authority.context",
+)
+#: What only ``storage/`` (and the wiring) may import.
+SQL_INSIDE_STORAGE = (
+    "authority.storage.schema",
+    "authority.storage.sql",
+    "authority.storage.driver",
+    "authority.storage.database",
+    "sqlalchemy",
+)
+
+
+def _reaches_sql(i: Import) -> bool:
+    return (
+        not _within(i.source, "authority.storage")
+        and i.source not in WIRING
+        and any(_within(i.target, t) for t in SQL_INSIDE_STORAGE)
+    )
+
+
+def test_the_schema_is_imported_only_inside_storage() -> None:
+    """Tables, SQL, the engine and the driver live in ``storage/``: a flow outside it sees
+    its port. A module not yet ported is named in ``NOT_YET_PORTED``; any other fails."""
+    bad = [i for i in _imports() if _reaches_sql(i) and i.source not in NOT_YET_PORTED]
+    assert not bad, _violations("SQL outside storage/ (put the flow behind a port):", bad)
+
+
+def test_not_yet_ported_names_only_modules_that_still_reach_sql() -> None:
+    """A module behind its port leaves ``NOT_YET_PORTED``, so the list only shrinks."""
+    reaching = {i.source for i in _imports() if _reaches_sql(i)}
+    modules = _modules()
+    stale = [m for m in NOT_YET_PORTED if m not in modules or m not in reaching]
+    assert not stale, f"behind a port now (or gone): remove from NOT_YET_PORTED: {stale}"
+
+
 #: What acts on a decision's outcome: it subscribes to the domain events (wired by
 #: ``authority.app``); the decision path publishes and imports none of it.
-SIDE_EFFECTS = ("authority.containment", "authority.approvals.webhooks", "authority.metrics")
+SIDE_EFFECTS = (
+    "authority.containment",
+    "authority.containment_calls",
+    "authority.approvals.webhooks",
+    "authority.metrics",
+)
+#: What decides, and publishes what it decided: the grants, and the gateway's call records.
+DECISION_PATH = ("authority.grants", "authority.recordings")
 
 
 def test_the_grants_import_none_of_the_side_effects() -> None:
     bad = [
         i
         for i in _imports()
-        if _within(i.source, "authority.grants")
+        if any(_within(i.source, path) for path in DECISION_PATH)
         and any(_within(i.target, effect) for effect in SIDE_EFFECTS)
     ]
     assert not bad, _violations("the decision path imports a side effect:", bad)

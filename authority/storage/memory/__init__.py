@@ -9,8 +9,13 @@ transaction is.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from authority.ledger.entries import Entry, entry_row
+from authority.storage.events import Kind, RevocationEvent
 
 Rows = dict[str, dict[str, Any]]
 
@@ -28,10 +33,28 @@ class Tables:
     tools: Rows = field(default_factory=dict)
     resource_servers: Rows = field(default_factory=dict)
     grants: Rows = field(default_factory=dict)
-    #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``).
+    approvals: Rows = field(default_factory=dict)
+    #: The kill switch's cascades, ``containment_cascades`` rows; ids count from 1.
+    containment_cascades: list[dict[str, Any]] = field(default_factory=list)
+    #: The management API's keys; ``key_hash`` is a column like the others.
+    api_keys: Rows = field(default_factory=dict)
+    #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``);
+    #: an entry's id is its position plus one, drawn in commit order as on SQLite.
     ledger_entries: list[dict[str, Any]] = field(default_factory=list)
+    #: The tree: ``ledger_leaves`` rows by leaf index, the hashes of ``ledger_nodes`` by
+    #: (level, node_index), and ``ledger_checkpoints`` rows by increasing tree size.
+    ledger_leaves: list[dict[str, Any]] = field(default_factory=list)
+    ledger_nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    ledger_checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    #: One sequencer at a time over these tables (PostgreSQL's advisory lock in SQL).
+    sequencer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: ``signing_keys`` rows by kid.
+    signing_keys: Rows = field(default_factory=dict)
     #: Recorded revocation events, ``revocation_events`` rows; ids count from 1.
     revocation_events: list[dict[str, Any]] = field(default_factory=list)
+    #: Call recordings, ``call_recordings`` rows by id; ``entry_id`` is the position of
+    #: the call's entry in ``ledger_entries``, from 1.
+    call_recordings: Rows = field(default_factory=dict)
 
     def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
         """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""
@@ -45,3 +68,73 @@ class Tables:
             if row.get("name") == name:
                 return row
         return None
+
+    def entry_rows(self, entries: Iterable[Entry]) -> list[dict[str, Any]]:
+        """The rows of ``entries``, every one validated (``entry_row``): build them before
+        changing anything, as a SQL transaction rolls back on ``MalformedEntry``."""
+        return [
+            entry_row(kind=kind, version=version, created_at=created_at, record=record)
+            for kind, version, created_at, record in entries
+        ]
+
+    def record_event(
+        self,
+        *,
+        kind: Kind,
+        now: int,
+        expires_at: int | None,
+        jti: str | None = None,
+        delegation_id: str | None = None,
+        agent_id: str | None = None,
+        owner_id: str | None = None,
+        tool: str | None = None,
+    ) -> RevocationEvent:
+        """Record one revocation event (``storage.sql.events.record``)."""
+        event = RevocationEvent(
+            id=len(self.revocation_events) + 1,
+            kind=kind,
+            time=now,
+            expires_at=expires_at,
+            jti=jti,
+            delegation_id=delegation_id,
+            agent_id=agent_id,
+            owner_id=owner_id,
+            tool=tool,
+        )
+        self.revocation_events.append(
+            {
+                "id": event.id,
+                "created_at": now,
+                "kind": kind,
+                "jti": jti,
+                "delegation_id": delegation_id,
+                "agent_id": agent_id,
+                "owner_id": owner_id,
+                "expires_at": expires_at,
+                "tool": tool,
+            }
+        )
+        return event
+
+
+def page(
+    rows: Iterable[dict[str, Any]],
+    *,
+    limit: int,
+    after: tuple[int, str] | None,
+    where: Callable[[dict[str, Any]], bool] = lambda row: True,
+) -> tuple[Sequence[dict[str, Any]], tuple[int, str] | None]:
+    """``storage.sql.records.page`` on rows: up to ``limit`` matching ``where`` after
+    ``after`` in (created_at, id) order, and the last one's position when more follow."""
+    chosen = sorted(
+        (row for row in rows if where(row) and (after is None or _position(row) > after)),
+        key=_position,
+    )
+    if len(chosen) <= limit:
+        return chosen, None
+    chosen = chosen[:limit]
+    return chosen, _position(chosen[-1])
+
+
+def _position(row: dict[str, Any]) -> tuple[int, str]:
+    return (int(row["created_at"]), str(row["id"]))

@@ -3,12 +3,10 @@ transaction whose lost unique-constraint race is a 409, JSON columns, keyset pag
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -16,13 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from authority.errors import Conflict, NotFound
+from authority.secrets import valid_id
+from authority.storage.json_columns import dump_json, load_json
 
-# Every id this authority generates matches; anything else cannot name a stored object.
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-
-
-def valid_id(value: str) -> bool:
-    return _ID.match(value) is not None
+__all__ = ["dump_json", "fetch", "load_json", "page", "transaction", "valid_id"]
 
 
 async def fetch(
@@ -58,15 +53,6 @@ async def transaction(engine: AsyncEngine, conflict: str) -> AsyncIterator[Async
             yield conn
     except IntegrityError:
         raise Conflict(conflict) from None
-
-
-def dump_json(value: Any) -> str:
-    """Canonical JSON text for a JSON column (sorted keys, no whitespace)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def load_json(text: str) -> Any:
-    return orjson.loads(text)
 
 
 async def page(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 
 from authority.context import Services
-from authority.ledger import store
 from authority.ledger.schemas import LATEST
 from authority.management.api_keys import issue_operator_key
 from authority.storage.sql.ledger import append
@@ -33,8 +32,7 @@ async def populate(services: Services, count: int = 30, every: int = 3) -> int:
         if n % every == every - 1:
             await sequencer.run_once()
     await sequencer.run_once()
-    async with services.engine.connect() as conn:
-        latest = await store.latest_checkpoint(conn)
+    latest = await services.ledger_reader.latest_checkpoint()
     assert latest is not None
     return latest.tree_size
 

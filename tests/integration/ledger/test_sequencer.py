@@ -13,9 +13,10 @@ from authority.ledger import store
 from authority.ledger.checkpoints import ledger_keyset, verify_checkpoint
 from authority.ledger.entries import MalformedEntry
 from authority.ledger.merkle import MemoryTree, verify_consistency, verify_inclusion
-from authority.ledger.sequencer import ADVISORY_LOCK_KEY, Sequencer
+from authority.ledger.sequencer import Sequencer
 from authority.storage.schema import ledger_checkpoints, ledger_entries, ledger_leaves
 from authority.storage.sql.ledger import append
+from authority.storage.sql.sequencer import ADVISORY_LOCK_KEY
 from tests.unit.ledger.records import grant
 
 
@@ -49,6 +50,21 @@ async def bodies(services: Services) -> list[str]:
     )
     async with services.engine.connect() as conn:
         return list((await conn.execute(query)).scalars())
+
+
+async def entry_at(services: Services, leaf_index: int) -> int | None:
+    async with services.engine.connect() as conn:
+        value = await conn.scalar(
+            select(ledger_leaves.c.entry_id).where(ledger_leaves.c.leaf_index == leaf_index)
+        )
+    return None if value is None else int(value)
+
+
+async def floor(services: Services, sequencer: Sequencer) -> int | None:
+    """The floor the sequencer's next round would scan from."""
+    async with services.sequencer_store.round() as sequencing:
+        assert sequencing is not None
+        return await sequencer._floor(sequencing)
 
 
 async def test_malformed_record_writes_nothing(services: Services) -> None:
@@ -105,8 +121,8 @@ async def test_sequencing_builds_the_tree_and_signs_checkpoints(
         )
         # One checkpoint per batch transaction.
         assert sizes[-3:] == [base + 7, base + 14, base + 20]
-        assert await store.tree_size(conn) == base + 20
-        assert await store.root_at(conn, 13) == reference.root(13)
+    assert await services.ledger_reader.tree_size() == base + 20
+    assert await store.root_at(services.ledger_reader, 13) == reference.root(13)
 
     await add(services, 20, 5)
     checkpoint = await sequencer.run_once()
@@ -129,28 +145,28 @@ async def test_proofs_from_stored_nodes(services: Services, sequencer: Sequencer
     reference = MemoryTree()
     for body in await bodies(services):
         reference.append(body.encode())
-    async with services.engine.connect() as conn:
-        for size in (1, 2, 7, 16, 33, 45):
-            for index in {0, size // 2, size - 1}:
-                proof = await store.inclusion_proof(conn, index, size)
-                assert proof.path == reference.inclusion_proof(index, size)
-                verify_inclusion(proof.leaf_hash, index, size, proof.path, reference.root(size))
-            for first in {1, size // 3 or 1, size - 1 or 1, size}:
-                cproof = await store.consistency_proof(conn, first, size)
-                verify_consistency(
-                    first, size, reference.root(first), reference.root(size), cproof.path
-                )
-        with pytest.raises(store.NoSuchTreeSize):
-            await store.inclusion_proof(conn, 3, 46)
-        with pytest.raises(store.NoSuchTreeSize):
-            await store.consistency_proof(conn, 0, 5)
+    tree = services.ledger_reader
+    for size in (1, 2, 7, 16, 33, 45):
+        for index in {0, size // 2, size - 1}:
+            proof = await store.inclusion_proof(tree, index, size)
+            assert proof.path == reference.inclusion_proof(index, size)
+            verify_inclusion(proof.leaf_hash, index, size, proof.path, reference.root(size))
+        for first in {1, size // 3 or 1, size - 1 or 1, size}:
+            cproof = await store.consistency_proof(tree, first, size)
+            verify_consistency(
+                first, size, reference.root(first), reference.root(size), cproof.path
+            )
+    with pytest.raises(store.NoSuchTreeSize):
+        await store.inclusion_proof(tree, 3, 46)
+    with pytest.raises(store.NoSuchTreeSize):
+        await store.consistency_proof(tree, 0, 5)
 
 
 async def test_another_instance_picks_up_the_tree(
     services: Services, sequencer: Sequencer, clock: FrozenClock
 ) -> None:
     other = Sequencer(
-        services.engine,
+        services.sequencer_store,
         services.keyring,
         clock,
         issuer=services.settings.issuer,
@@ -180,20 +196,11 @@ async def test_floor_trails_by_the_straggler_window(
     await sequencer.run_once()
     if services.engine.dialect.name == "sqlite":
         # One writer at a time: the floor is simply the highest sequenced entry.
-        async with services.engine.connect() as conn:
-            last_entry = await conn.scalar(
-                select(ledger_leaves.c.entry_id).where(ledger_leaves.c.leaf_index == base + 9)
-            )
-            assert await sequencer._floor(conn) == last_entry
+        assert await floor(services, sequencer) == await entry_at(services, base + 9)
         return
-    async with services.engine.connect() as conn:
-        assert await sequencer._floor(conn) is None  # no checkpoint is old enough yet
+    assert await floor(services, sequencer) is None  # no checkpoint is old enough yet
     clock.advance(services.settings.ledger_straggler_window + 1)
-    async with services.engine.connect() as conn:
-        last_entry = await conn.scalar(
-            select(ledger_leaves.c.entry_id).where(ledger_leaves.c.leaf_index == base + 9)
-        )
-        assert await sequencer._floor(conn) == last_entry
+    assert await floor(services, sequencer) == await entry_at(services, base + 9)
     await add(services, 10, 3)
     checkpoint = await sequencer.run_once()
     assert checkpoint is not None and checkpoint.tree_size == base + 13
@@ -239,7 +246,7 @@ async def test_background_task_checkpoints_under_traffic(
     services: Services, clock: FrozenClock
 ) -> None:
     fast = Sequencer(
-        services.engine,
+        services.sequencer_store,
         services.keyring,
         clock,
         issuer=services.settings.issuer,
@@ -251,13 +258,11 @@ async def test_background_task_checkpoints_under_traffic(
     try:
         await add(services, 0, 4)
         for _ in range(300):
-            async with services.engine.connect() as conn:
-                if await store.tree_size(conn) == base + 4:
-                    break
+            if await services.ledger_reader.tree_size() == base + 4:
+                break
             await asyncio.sleep(0.01)
-        async with services.engine.connect() as conn:
-            assert await store.tree_size(conn) == base + 4
-            latest = await store.latest_checkpoint(conn)
-            assert latest is not None and latest.tree_size == base + 4
+        assert await services.ledger_reader.tree_size() == base + 4
+        latest = await services.ledger_reader.latest_checkpoint()
+        assert latest is not None and latest.tree_size == base + 4
     finally:
         await fast.stop()

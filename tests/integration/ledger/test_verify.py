@@ -14,7 +14,6 @@ import pytest
 
 from authority.cli import main
 from authority.context import Services
-from authority.ledger import store
 from authority.ledger.checkpoints import (
     CHECKPOINT_TYP,
     checkpoint_claims,
@@ -470,6 +469,6 @@ async def test_an_honest_export_from_the_database_verifies_in_full(
 async def test_checkpoints_are_listed_up_to_a_tree_size(ledger: Ledger) -> None:
     sizes = [c["tree_size"] for c in ledger.checkpoints if isinstance(c, dict)]
     bound = sizes[len(sizes) // 2]
-    async with ledger.services.engine.connect() as conn:
-        rows = await store.list_checkpoints(conn, after=None, limit=len(sizes), up_to=bound)
+    reader = ledger.services.ledger_reader
+    rows = await reader.checkpoints(after=None, limit=len(sizes), up_to=bound)
     assert [row.tree_size for row in rows] == [s for s in sizes if s <= bound]

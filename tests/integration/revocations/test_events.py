@@ -32,14 +32,12 @@ async def test_a_later_writer_waits_for_the_earlier_ones_commit(
     # Without the lock the later event would be committed now, with a higher id than an
     # event not yet visible: a reader that saw it would skip the earlier one for good.
     assert not task.done()
-    async with services.reader.connect() as conn:
-        assert await events.read_after(conn, 0, 10, settings=services.settings) == []
+    assert await events.read_after(services.event_reader, 0, 10, settings=services.settings) == []
     await transaction.commit()
     await first.close()
     late = await asyncio.wait_for(task, 5)
     assert late.id > early.id
-    async with services.reader.connect() as conn:
-        after = await events.read_after(conn, 0, 10, settings=services.settings)
+    after = await events.read_after(services.event_reader, 0, 10, settings=services.settings)
     assert [e.id for e in after] == [early.id, late.id]
 
 

@@ -40,10 +40,9 @@ def _verified(token: str) -> VerifiedToken:
 async def _feed_for(world: World, server_id: str) -> list[ServerEvent]:
     """What a resource server that starts now is sent: every live event concerning it."""
     services = world.services
-    async with services.reader.connect() as conn:
-        batch = await events.read_after(
-            conn, 0, 10_000, settings=services.settings, live_at=services.now()
-        )
+    batch = await events.read_after(
+        services.event_reader, 0, 10_000, settings=services.settings, live_at=services.now()
+    )
     return [event for event in batch if event.concerns(server_id)]
 
 

@@ -1,8 +1,10 @@
 """The Alembic history on both databases: up to head, down to nothing, up again, and the
-migrated schema equal to the one the code declares (storage/schema.py)."""
+migrated schema equal to the one the code declares (storage/schema.py); and the history
+itself where ``authority migrate`` and a hand-run ``alembic`` both look for it."""
 
 from __future__ import annotations
 
+import configparser
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,13 +13,19 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from authority.storage.database import downgrade, migrate
+from authority.storage.database import MIGRATIONS, alembic_config, downgrade, migrate
 from authority.storage.schema import metadata
 from tests.conftest import PG_ADMIN_URL, _pg_url
+
+ROOT = Path(__file__).resolve().parents[3]
+#: Every revision ever released, oldest first. A database records the id it is at, so
+#: these never change: a renamed id would leave an existing database unable to upgrade.
+RELEASED = ["0001", "0002_used_jtis", "0003_containment_cascade", "0004_revocation_event_tool"]
 
 
 @pytest.fixture
@@ -66,3 +74,19 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     tables, differences = await _inspect(database_url)
     assert set(metadata.tables) <= tables
     assert differences == []
+
+
+def test_the_history_lives_with_the_schema_it_migrates() -> None:
+    assert MIGRATIONS == ROOT / "authority" / "storage" / "migrations"
+    assert (MIGRATIONS / "env.py").is_file()
+    # A hand-run ``alembic`` (alembic.ini at the checkout's root) reads the same history.
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "alembic.ini")
+    assert (ROOT / ini["alembic"]["script_location"]).resolve() == MIGRATIONS
+
+
+def test_released_revisions_keep_their_ids_and_order() -> None:
+    script = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://"))
+    chain = [revision.revision for revision in script.walk_revisions("base", "heads")]
+    assert list(reversed(chain))[: len(RELEASED)] == RELEASED
+    assert len(script.get_heads()) == 1

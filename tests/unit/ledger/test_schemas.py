@@ -33,8 +33,13 @@ def test_body_round_trips(kind: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "version", "record"),
     [
-        ("grant", 2, grant(1)),
+        ("grant", 3, grant(1)),  # a version never released
         ("no_such_kind", 1, {}),
+        # The arguments' digest is a member of grant v2, not v1, and is only ever a digest.
+        ("grant", 1, {**grant(1), "arguments_digest": "sha-256:" + "A" * 43}),
+        ("grant", 2, {**grant(1), "arguments_digest": "sha-256:" + "A" * 42}),
+        ("grant", 2, {**grant(1), "arguments_digest": '{"sql": "SELECT 1"}'}),
+        ("grant", 2, {**grant(1), "arguments": {"sql": "SELECT 1"}}),
         ("grant", 1, {**grant(1), "extra": "member"}),
         ("grant", 1, {**grant(1), "grant_id": 7}),  # strict: no coercion
         ("grant", 1, {**grant(1), "decision": "maybe"}),
@@ -59,6 +64,12 @@ def test_body_round_trips(kind: str) -> None:
 def test_malformed_records_are_refused(kind: str, version: int, record: dict[str, Any]) -> None:
     with pytest.raises(MalformedEntry):
         build_body(kind, version, 1, record)
+
+
+def test_grant_v2_carries_the_arguments_digest() -> None:
+    record = {**grant(1, "issued"), "arguments_digest": "sha-256:" + "A" * 43}
+    _, parsed = parse_body(build_body("grant", 2, 1, record))
+    assert parsed.model_dump(mode="json", exclude_none=True) == record
 
 
 @pytest.mark.parametrize("time", [-1, 1.5, True, 2**53])

@@ -1,4 +1,4 @@
-"""The ``signing_keys`` table: the SQL implementation of the keyring's ``KeyStore``.
+"""The keys port (``storage.keys``, the keyring's ``KeyStore``) in SQL: ``signing_keys``.
 
 Every write that changes which key signs is serialised across instances and commits
 with its ``key_rotated`` ledger entry, or not at all.
@@ -14,9 +14,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from authority.storage.keys import KeyInfo, Purpose, Status, StoredKey
 from authority.storage.schema import signing_keys
 from authority.storage.sql import ledger
-from authority.tokens.keys import KeyInfo, Purpose, Status, StoredKey
 
 _ADVISORY_LOCK = int.from_bytes(
     hashlib.sha256(b"authority.signing_keys").digest()[:8], "big", signed=True
