@@ -16,10 +16,10 @@ from sqlalchemy import select
 from authority.clock import FrozenClock
 from authority.sdk.arguments import digest
 from authority.storage.schema import grants, ledger_entries
+from tests.integration.approvals.support import world_with
+from tests.integration.grants.test_token_exchange import verify_with_discovery
 from tests.revocation_support import introspect
 from tests.support import World
-from tests.unit.approvals.support import world_with
-from tests.unit.grants.test_token_exchange import verify_with_discovery
 
 ARGS = {"title": "Crash on start", "labels": ["bug", "p1"], "body": {"lines": 3}}
 

@@ -17,9 +17,9 @@ from authority.gateway.contracts import CallRecord, RecordedBody, RecorderUnavai
 from authority.gateway.recorder import AuthorityRecorder, RecorderBounds, document
 from authority.settings import Settings
 from authority.storage.schema import call_recordings, ledger_entries
+from tests.integration.recordings.support import auditor, b64url, digest, issued_jti
 from tests.revocation_support import Proxy, add_server, serving
 from tests.support import ISSUER, AgentKey, World
-from tests.unit.recordings.support import auditor, b64url, digest, issued_jti
 
 BODY = b'{"jsonrpc":"2.0","method":"tools/call","params":{"name":"github.issues.create"}}'
 

@@ -15,8 +15,8 @@ from authority.clock import FrozenClock
 from authority.ledger.gateway_entries import CallBodyV1
 from authority.ledger.verify import VerificationFailed
 from authority.ledger.verify_recordings import Recording, RecordingsCheck
+from tests.integration.ledger.ledgerdata import fetch_checkpoints, fetch_export
 from tests.support import World
-from tests.unit.ledger.ledgerdata import fetch_checkpoints, fetch_export
 
 from .support import REQUEST_MARKER, auditor, b64url, body, call, digest, issued_jti, submit
 
