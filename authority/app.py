@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from authority import metrics, subscribers
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
+from authority.console import web as console
 from authority.context import Services
 from authority.endpoints.limits import ClientLimits
 from authority.endpoints.metrics import MetricsMiddleware
@@ -34,6 +35,7 @@ from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
+from authority.storage.sql.console import SqlConsoleStore
 from authority.storage.sql.event_reader import SqlEventReader
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
@@ -107,6 +109,7 @@ def build_services(
         ledger_reader=SqlLedgerReader(autocommit),
         sequencer_store=SqlSequencerStore(engine),
         event_reader=SqlEventReader(autocommit),
+        console_store=SqlConsoleStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
@@ -227,6 +230,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *controls.routes,
         *approvals.routes,
         *metrics_endpoint.routes,
+        *(console.routes() if settings.console_enabled else []),
     ]
 
 

@@ -23,6 +23,7 @@ from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.console import ConsoleStore
 from authority.storage.driver import Driver
 from authority.storage.event_reader import EventReader
 from authority.storage.hot import HotState
@@ -69,6 +70,7 @@ class Services:
     ledger_reader: LedgerReader
     sequencer_store: SequencerStore
     event_reader: EventReader
+    console_store: ConsoleStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer

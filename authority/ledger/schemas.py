@@ -39,7 +39,7 @@ from .control_entries import (
 )
 from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1
 from .record import Record
-from .registry_entries import KeyRotatedV1, RegistryChangedV1
+from .registry_entries import KeyRotatedV1, RegistryChangedV1, RegistryChangedV2
 
 # Members of the envelope: written by ``append``, never by a caller.
 ENVELOPE = ("kind", "version", "time")
@@ -69,6 +69,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         AgentContainedV1,
         KeyRotatedV1,
         RegistryChangedV1,
+        RegistryChangedV2,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

@@ -27,6 +27,7 @@ STARLETTE_ALLOWED = (
     "authority.cli",
     "authority.sdk.middleware",
     "authority.sdk.resource_metadata",  # the middleware's RFC 9728 document, an ASGI reply
+    "authority.console.web",  # the console's pages
 )
 
 #: Who may import ``authority.app``: the programs that start the authority, nothing it runs.

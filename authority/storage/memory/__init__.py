@@ -43,6 +43,12 @@ class Tables:
     signing_keys: Rows = field(default_factory=dict)
     #: Recorded revocation events, ``revocation_events`` rows; ids count from 1.
     revocation_events: list[dict[str, Any]] = field(default_factory=list)
+    #: The console's rows (``console_*``), by id.
+    console_people: Rows = field(default_factory=dict)
+    console_credentials: Rows = field(default_factory=dict)
+    console_enrolments: Rows = field(default_factory=dict)
+    console_sessions: Rows = field(default_factory=dict)
+    console_challenges: Rows = field(default_factory=dict)
 
     def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
         """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""
