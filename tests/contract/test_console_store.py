@@ -191,4 +191,3 @@ async def test_people_are_listed_oldest_first(console: Console) -> None:
     await console.port.create_person(_person("per_a"), _link("a" * 64, "per_a"), [])
     assert [p.id for p in await console.port.people(limit=10)] == ["per_a", "per_b"]
     assert len(await console.port.people(limit=1)) == 1
-

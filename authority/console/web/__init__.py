@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import api, auth
+from . import api, auth, grants, owner
 
 
 def routes() -> list[BaseRoute]:
     return [
         *api.routes,
         Route("/console", auth.home, methods=["GET"]),
-        Mount("/console", routes=[*auth.routes]),
+        Mount("/console", routes=[*auth.routes, *owner.routes, *grants.routes]),
     ]

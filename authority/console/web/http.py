@@ -59,7 +59,7 @@ ROLE_HOME: Final[Mapping[str, str]] = {
 }
 
 
-def _time(value: int | None) -> str:
+def format_time(value: int | None) -> str:
     if value is None:
         return "—"
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -76,7 +76,7 @@ TEMPLATES: Final = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATES.filters["time"] = _time
+TEMPLATES.filters["time"] = format_time
 TEMPLATES.filters["pretty"] = _pretty
 
 
