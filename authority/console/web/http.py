@@ -31,6 +31,7 @@ from authority.context import Services
 from authority.endpoints.guard import endpoint
 from authority.endpoints.http import read_body, read_json
 from authority.errors import AuthorityError, InsufficientScope, InvalidRequest
+from authority.ledger.checkpoints import encode_hash
 from authority.storage.console import Role
 
 log = logging.getLogger("authority.console")
@@ -78,6 +79,7 @@ TEMPLATES: Final = Environment(
 )
 TEMPLATES.filters["time"] = format_time
 TEMPLATES.filters["pretty"] = _pretty
+TEMPLATES.filters["b64"] = encode_hash
 
 
 # --- cookies ------------------------------------------------------------------------------
