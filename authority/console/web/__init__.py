@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import api, auditor, auth, grants, owner
+from . import admin, api, auditor, auth, grants, owner
 
 
 def routes() -> list[BaseRoute]:
     return [
         *api.routes,
         Route("/console", auth.home, methods=["GET"]),
-        Mount("/console", routes=[*auth.routes, *owner.routes, *grants.routes, *auditor.routes]),
+        Mount(
+            "/console",
+            routes=[*auth.routes, *owner.routes, *grants.routes, *auditor.routes, *admin.routes],
+        ),
     ]
