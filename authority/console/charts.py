@@ -22,9 +22,11 @@ from authority.storage.ledger_reader import EntryFilter
 
 MAX_GRANTS: Final = 10_000
 MINUTES: Final = 60
-WIDTH: Final = 600
-HEIGHT: Final = 200
+WIDTH: Final = 420
+HEIGHT: Final = 220
 _PAD: Final = 30
+#: Where horizontal bars start: their labels are to the left.
+LABELS: Final = 150
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +94,8 @@ def by_label(
     row = (HEIGHT - 2 * _PAD) / max(len(top), 1)
     bars = []
     for i, (label, value) in enumerate(top):
-        width = 0.0 if maximum == 0 else (WIDTH - 220 - _PAD) * value / maximum
-        bars.append(Bar(200, _PAD + i * row, width, row * 0.75, label, value))
+        width = 0.0 if maximum == 0 else (WIDTH - LABELS - 2 * _PAD) * value / maximum
+        bars.append(Bar(LABELS, _PAD + i * row, width, row * 0.75, label, value))
     return Chart(title, bars, [], maximum, note)
 
 

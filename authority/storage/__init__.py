@@ -19,8 +19,9 @@ Each port has one contract suite (``tests/contract/``) that every implementation
 
 Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_reader``
 (the ledger API and its export), ``sequencer`` (the ledger's tree positions and
-checkpoints), ``event_reader`` (the revocation feed), and ``keys`` (the keyring's, whose
-Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage).
+checkpoints), ``event_reader`` (the revocation feed), ``console`` (the web console's people,
+passkeys, sessions and challenges), and ``keys`` (the keyring's, whose Protocol is
+``tokens.keyring.KeyStore``: the tokens import no storage).
 
 Besides the ports, ``storage/sql/`` holds the SQL blocks every writer shares within its
 own transaction: ``ledger`` (appending an entry: so the ledger ports' SQL is
