@@ -98,3 +98,41 @@ async def test_the_api_route_enrols_only_with_an_admin_key(console: Console) -> 
     response = await world.client.post("/v1/console/people", json={"name": "x", "role": "auditor"})
     assert response.status_code == 401
     assert isinstance(response, httpx.Response)
+
+
+async def test_a_passkey_without_user_verification_is_refused(console: Console) -> None:
+    owner = await console.owner()
+    again = console.browser()
+    again.passkey = owner.passkey
+    owner.passkey.user_verified = False
+    response = await again.sign_in()
+    assert response.status_code == 401
+    assert (await again.client.get("/console")).headers["location"] == "/console/sign-in"
+
+
+async def test_an_assertion_made_for_another_origin_is_refused(console: Console) -> None:
+    owner = await console.owner()
+    again = console.browser()
+    await again.open("/console/sign-in")
+    options = await again.script("/console/sign-in/options", {})
+    forged = owner.passkey.get(options.json(), origin="https://phish.example")
+    response = await again.script("/console/sign-in", {"credential": forged})
+    assert response.status_code == 401
+
+
+async def test_a_session_ends_when_idle_and_at_its_lifetime(console: Console) -> None:
+    settings = console.world.services.settings
+    clock = console.world.clock
+    owner = await console.owner()
+    clock.advance(settings.console_session_idle_timeout - 1)
+    assert (await owner.client.get("/console")).headers["location"] != "/console/sign-in"
+    clock.advance(settings.console_session_idle_timeout)
+    assert (await owner.client.get("/console")).headers["location"] == "/console/sign-in"
+    # Busy all along, a session still ends at its lifetime.
+    busy = await console.owner()
+    step = settings.console_session_idle_timeout - 1
+    for _ in range(settings.console_session_max_lifetime // step):
+        clock.advance(step)
+        await busy.client.get("/console")
+    clock.advance(step)
+    assert (await busy.client.get("/console")).headers["location"] == "/console/sign-in"
