@@ -266,6 +266,12 @@ PORTED_FLOWS = (
     "authority.revocations.events",
     "authority.revocations.feed",
     "authority.endpoints.feed",
+    "authority.console.people",
+    "authority.console.ceremonies",
+    "authority.console.sessions",
+    "authority.console.activity",
+    "authority.console.audit",
+    "authority.console.charts",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
