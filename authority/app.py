@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from authority import metrics, subscribers
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
+from authority.console import web as console
 from authority.context import Services
 from authority.endpoints.limits import ClientLimits
 from authority.endpoints.metrics import MetricsMiddleware
@@ -39,6 +40,7 @@ from authority.storage.secret_key import load_secret_key
 from authority.storage.sql.agents import SqlAgentStore
 from authority.storage.sql.api_keys import SqlApiKeyStore
 from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
+from authority.storage.sql.console import SqlConsoleStore
 from authority.storage.sql.containment import SqlContainmentStore
 from authority.storage.sql.controls import SqlControlsStore
 from authority.storage.sql.delegations import SqlDelegationStore
@@ -145,6 +147,7 @@ def build_services(
         api_key_store=SqlApiKeyStore(engine),
         resource_server_store=SqlResourceServerStore(engine),
         tool_store=SqlToolStore(engine),
+        console_store=SqlConsoleStore(engine, autocommit),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
@@ -272,6 +275,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *approvals.routes,
         *recordings.routes,
         *metrics_endpoint.routes,
+        *(console.routes() if settings.console_enabled else []),
     ]
 
 

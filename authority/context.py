@@ -27,6 +27,7 @@ from authority.settings import Settings
 from authority.storage.agents import AgentStore
 from authority.storage.api_keys import ApiKeyStore
 from authority.storage.approval_decisions import ApprovalDecisionStore
+from authority.storage.console import ConsoleStore
 from authority.storage.containment import ContainmentStore
 from authority.storage.controls import ControlsStore
 from authority.storage.delegations import DelegationStore
@@ -93,6 +94,7 @@ class Services:
     api_key_store: ApiKeyStore
     resource_server_store: ResourceServerStore
     tool_store: ToolStore
+    console_store: ConsoleStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer

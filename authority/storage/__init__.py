@@ -22,7 +22,8 @@ Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_
 checkpoints), ``event_reader`` (the revocation feed), ``keys`` (the keyring's, whose
 Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage), ``delegations``,
 ``approval_decisions``, ``webhooks``, ``controls`` (the kill switch and its cascade),
-``containment``, ``recordings`` (the gateway's call records), and the management
+``containment``, ``recordings`` (the gateway's call records), ``console`` (the web
+console's people, passkeys, sessions and challenges), and the management
 registries ``owners``, ``agents``, ``api_keys``, ``resource_servers`` and ``tools``, which
 share ``registry`` (a row replaced only if it is still the one read, a taken name as a
 value).

@@ -27,6 +27,7 @@ STARLETTE_ALLOWED = (
     "authority.cli",
     "authority.sdk.middleware",
     "authority.sdk.resource_metadata",  # the middleware's RFC 9728 document, an ASGI reply
+    "authority.console.web",  # the console's pages
 )
 
 #: Who may import ``authority.app``: the programs that start the authority, nothing it runs.
@@ -286,6 +287,12 @@ PORTED_FLOWS = (
     "authority.management.records",
     "authority.management.resource_servers",
     "authority.management.tools",
+    "authority.console.people",
+    "authority.console.ceremonies",
+    "authority.console.sessions",
+    "authority.console.activity",
+    "authority.console.audit",
+    "authority.console.charts",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (

@@ -55,6 +55,12 @@ class Tables:
     #: Call recordings, ``call_recordings`` rows by id; ``entry_id`` is the position of
     #: the call's entry in ``ledger_entries``, from 1.
     call_recordings: Rows = field(default_factory=dict)
+    #: The console's rows (``console_*``), by id.
+    console_people: Rows = field(default_factory=dict)
+    console_credentials: Rows = field(default_factory=dict)
+    console_enrolments: Rows = field(default_factory=dict)
+    console_sessions: Rows = field(default_factory=dict)
+    console_challenges: Rows = field(default_factory=dict)
 
     def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
         """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""

@@ -25,7 +25,14 @@ from tests.conftest import PG_ADMIN_URL, _pg_url
 ROOT = Path(__file__).resolve().parents[3]
 #: Every revision ever released, oldest first. A database records the id it is at, so
 #: these never change: a renamed id would leave an existing database unable to upgrade.
-RELEASED = ["0001", "0002_used_jtis", "0003_containment_cascade", "0004_revocation_event_tool"]
+RELEASED = [
+    "0001",
+    "0002_used_jtis",
+    "0003_containment_cascade",
+    "0004_revocation_event_tool",
+    "0005_call_recordings",
+    "0006_console",
+]
 
 
 @pytest.fixture
