@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import select
 
 from authority.storage.schema import ledger_entries
-from tests.unit.approvals.support import ask_pending, poll, with_risky_tool
+from tests.integration.approvals.support import ask_pending, poll, with_risky_tool
 
 from .conftest import Console
 
