@@ -1,8 +1,8 @@
 """The console's route tests: real HTTP through the app, a software passkey per person.
 
-Unlike the rest of ``tests/integration`` (PostgreSQL only), these run on both backends:
-the console is served by every deployment. The browser tests (``test_browser.py``) run
-a real uvicorn authority on the embedded backend instead.
+Like the other HTTP suites of ``tests/integration`` (all but ``postgres/``), these run on
+both backends: the console is served by every deployment. The browser tests
+(``test_browser.py``) run a real uvicorn authority on the embedded backend instead.
 """
 
 from __future__ import annotations
