@@ -31,10 +31,12 @@ from authority.settings import Settings
 from authority.storage.database import make_engine, migrate, reader
 from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
-from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
 from authority.storage.signing_keys import SqlKeyStore
+from authority.storage.sql.clients import SqlClientStore
+from authority.storage.sql.exchange import SqlExchangeStore
 from authority.storage.sql.introspection import SqlIntrospectionStore
+from authority.storage.sql.replay import Sweeper
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.tokens.keyring import Keyring
 
@@ -100,6 +102,10 @@ def build_services(
         keyring=Keyring(SqlKeyStore(engine), clock, settings, secret_key=secret_key),
         introspection_store=SqlIntrospectionStore(sql),
         revocation_store=SqlRevocationStore(engine, autocommit),
+        # The exchange, the CIBA poll and client authentication: every statement of
+        # theirs on the hot path's driver, one pool per request.
+        exchange_store=SqlExchangeStore(sql),
+        client_store=SqlClientStore(sql),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),

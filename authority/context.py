@@ -23,10 +23,12 @@ from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.storage.clients import ClientStore
 from authority.storage.driver import Driver
+from authority.storage.exchange import ExchangeStore
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
-from authority.storage.replay import Sweeper
+from authority.storage.replay import Sweeps
 from authority.storage.revocation import RevocationStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
@@ -63,6 +65,8 @@ class Services:
     # The flows' storage ports (authority.storage), chosen by app.build_services.
     introspection_store: IntrospectionStore
     revocation_store: RevocationStore
+    exchange_store: ExchangeStore
+    client_store: ClientStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
@@ -81,7 +85,7 @@ class Services:
     # Started by app.start() once the keyring is loaded; tests call its run_once().
     sequencer: Sequencer | None = None
     # Deletes spent JWT ids once their JWTs have expired (storage.replay); started by start().
-    jti_sweeper: Sweeper | None = None
+    jti_sweeper: Sweeps | None = None
 
     def now(self) -> int:
         return int(self.clock.now())

@@ -25,8 +25,9 @@ from authority.management.auth import READERS, Principal, Role, require_role, se
 from authority.management.inputs import Body as InputBody
 from authority.management.inputs import Description
 from authority.storage.schema import approvals
+from authority.storage.sql.ledger import append_many
 
-from .requests import CallRequest, record_decision
+from .requests import CallRequest, decision_entry
 
 KIND: Final = "approvals"
 NOT_FOUND: Final = "No such approval."
@@ -175,9 +176,10 @@ async def _decide(
         ).first()
         if changed is None:
             raise Conflict("The approval is no longer pending.")
-        await record_decision(
-            conn, row, decision=decision, actor=principal.key_id, reason=reason, now=now
+        entry = decision_entry(
+            row, decision=decision, actor=principal.key_id, reason=reason, now=now
         )
+        await append_many(conn, [entry])
         row = await records.fetch(conn, approvals, approval_id, NOT_FOUND)
     services.metrics.approvals.labels(decision).inc()
     return view(row, now)

@@ -17,5 +17,7 @@ Layout, one module per port and implementation:
 
 Each port has one contract suite (``tests/contract/``) that every implementation passes.
 
-Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009).
+Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``exchange``
+(RFC 8693 and the CIBA poll), ``clients`` (client authentication, RFC 6749 §2.3 and
+RFC 7523 §2.2). ``replay`` holds the single uses (RFC 7523 §3 item 7) they spend.
 """

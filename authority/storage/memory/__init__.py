@@ -9,8 +9,11 @@ transaction is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from authority.storage.replay import SingleUse
 
 Rows = dict[str, dict[str, Any]]
 
@@ -28,6 +31,9 @@ class Tables:
     tools: Rows = field(default_factory=dict)
     resource_servers: Rows = field(default_factory=dict)
     grants: Rows = field(default_factory=dict)
+    approvals: Rows = field(default_factory=dict)
+    #: Spent single uses (``storage.replay``): key -> expires_at, the ``used_jtis`` rows.
+    used_jtis: dict[str, int] = field(default_factory=dict)
     #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``).
     ledger_entries: list[dict[str, Any]] = field(default_factory=list)
     #: Recorded revocation events, ``revocation_events`` rows; ids count from 1.
@@ -45,3 +51,13 @@ class Tables:
             if row.get("name") == name:
                 return row
         return None
+
+    def unspent(self, uses: Sequence[SingleUse]) -> tuple[bool, ...]:
+        """For each use, whether spending it now would be its first use (nothing written)."""
+        return tuple(use.key not in self.used_jtis for use in uses)
+
+    def spend(self, uses: Sequence[SingleUse], fresh: Sequence[bool]) -> None:
+        """Record the uses ``unspent`` found fresh; the others are recorded already."""
+        for use, new in zip(uses, fresh, strict=True):
+            if new:
+                self.used_jtis[use.key] = use.expires_at
