@@ -255,7 +255,19 @@ def test_no_module_is_longer_than_the_limit() -> None:
 
 
 #: The flows whose storage is a port (``authority.storage``): they see it, never SQL.
-PORTED_FLOWS = ("authority.grants.introspection", "authority.grants.revocation")
+PORTED_FLOWS = (
+    "authority.grants.introspection",
+    "authority.grants.revocation",
+    "authority.grants.token_exchange",
+    "authority.grants.ciba",
+    "authority.grants.agent_auth",
+    "authority.grants.client_auth",
+    "authority.grants.decision",
+    "authority.grants.issuance",
+    "authority.grants.loading",
+    "authority.grants.recording",
+    "authority.approvals.requests",
+)
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
     "authority.storage.schema",
