@@ -156,7 +156,7 @@ async def _accept(
 
     # -- rate: one round trip to shared hot state -------------------------------------------------
     # Single use of the attestation and the proof is not decided here but by the write
-    # that records the decision (storage.replay), in SQL.
+    # that records the decision (the exchange port, storage.exchange).
     uses = authenticated.uses(services, now)
     if delegation.rate_per_minute is not None:
         window = Count(f"rate:delegation:{delegation.id}:{now // 60}", 60)
