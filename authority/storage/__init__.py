@@ -17,7 +17,9 @@ Layout, one module per port and implementation:
 
 Each port has one contract suite (``tests/contract/``) that every implementation passes.
 
-Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_reader``
+Ports: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``exchange`` (RFC 8693 and
+the CIBA poll), ``clients`` (client authentication, RFC 6749 §2.3 and RFC 7523 §2.2),
+``replay`` (the single uses they spend, RFC 7523 §3 item 7), ``ledger_reader``
 (the ledger API and its export), ``sequencer`` (the ledger's tree positions and
 checkpoints), ``event_reader`` (the revocation feed), ``keys`` (the keyring's, whose
 Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage), ``delegations``,

@@ -16,6 +16,7 @@ from authority.context import Services
 from authority.storage import replay
 from authority.storage.hot import MemoryHotState, RedisHotState
 from authority.storage.schema import used_jtis
+from authority.storage.sql import replay as sql_replay
 from tests.conftest import _drop_redis_prefix
 from tests.integration.approvals.support import ask_pending, error_of, poll, with_risky_tool
 from tests.integration.grants.test_token_exchange import grant_rows, last_grant
@@ -116,10 +117,10 @@ async def test_the_sweep_forgets_only_expired_uses(services: Services) -> None:
     now = services.now()
     old = replay.single_use("attestation", "agt_x", "old", expires_at=now - 1)
     live = replay.single_use("attestation", "agt_x", "live", expires_at=now + 60)
-    assert await replay.spend_now(services.sql, [old, live]) == (True, True)
-    await replay.sweep(services.sql, now)
+    assert await sql_replay.spend_now(services.sql, [old, live]) == (True, True)
+    await sql_replay.sweep(services.sql, now)
     assert [row.key for row in await _stored(services)] == [live.key]
     # Still spent while it could pass its expiry check.
-    assert await replay.spend_now(services.sql, [live]) == (False,)
+    assert await sql_replay.spend_now(services.sql, [live]) == (False,)
     async with services.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(used_jtis)) == 1
