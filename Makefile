@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services demo bench bench-gateway fuzz clean
+.PHONY: run test lint typecheck pytest services browser demo bench bench-gateway fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/authority serve
 
-test: $(STAMP) services lint typecheck pytest
+test: $(STAMP) services browser lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,6 +34,10 @@ pytest: $(STAMP)
 
 services:
 	bash scripts/services.sh
+
+# Debian's Chromium for the console's browser tests (installed when missing, as root).
+browser:
+	bash scripts/browser.sh
 
 # Every fuzz target (tests/fuzz) for FUZZ_SECONDS each, coverage-guided (atheris).
 FUZZ_SECONDS ?= 600

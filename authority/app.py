@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from authority import metrics, subscribers
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
+from authority.console import web as console
 from authority.context import Services
 from authority.endpoints.limits import ClientLimits
 from authority.endpoints.metrics import MetricsMiddleware
@@ -34,20 +35,23 @@ from authority.storage.database import downgrade, make_engine, migrate, reader
 from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
-from authority.storage.replay import Sweeper
 from authority.storage.secret_key import load_secret_key
 from authority.storage.sql.agents import SqlAgentStore
 from authority.storage.sql.api_keys import SqlApiKeyStore
 from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
+from authority.storage.sql.clients import SqlClientStore
+from authority.storage.sql.console import SqlConsoleStore
 from authority.storage.sql.containment import SqlContainmentStore
 from authority.storage.sql.controls import SqlControlsStore
 from authority.storage.sql.delegations import SqlDelegationStore
 from authority.storage.sql.event_reader import SqlEventReader
+from authority.storage.sql.exchange import SqlExchangeStore
 from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
 from authority.storage.sql.ledger_reader import SqlLedgerReader
 from authority.storage.sql.owners import SqlOwnerStore
 from authority.storage.sql.recordings import SqlRecordingStore
+from authority.storage.sql.replay import Sweeper
 from authority.storage.sql.resource_servers import SqlResourceServerStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.storage.sql.sequencer import SqlSequencerStore
@@ -145,6 +149,11 @@ def build_services(
         api_key_store=SqlApiKeyStore(engine),
         resource_server_store=SqlResourceServerStore(engine),
         tool_store=SqlToolStore(engine),
+        console_store=SqlConsoleStore(engine, autocommit),
+        # The exchange, the CIBA poll and client authentication: every statement of
+        # theirs on the hot path's driver, one pool per request.
+        exchange_store=SqlExchangeStore(sql),
+        client_store=SqlClientStore(sql),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
@@ -272,6 +281,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *approvals.routes,
         *recordings.routes,
         *metrics_endpoint.routes,
+        *(console.routes() if settings.console_enabled else []),
     ]
 
 

@@ -107,6 +107,7 @@ def _registrars() -> list[Registrar]:
     """Each feature module's subcommands, named here so that ``python -m authority.cli``
     and the ``authority`` script build the same parser."""
     from authority.approvals.cli import register as approvals
+    from authority.console.cli import register as console
     from authority.demo import register as demo
     from authority.demo_gateway import register as demo_gateway
     from authority.gateway.cli import register as gateway
@@ -119,6 +120,7 @@ def _registrars() -> list[Registrar]:
         functools.partial(admin, open_services=functools.partial(_operator_services, keys=False)),
         functools.partial(keys, open_services=functools.partial(_operator_services, keys=True)),
         functools.partial(ledger, open_ledger=_ledger_reader),
+        functools.partial(console, open_services=functools.partial(_operator_services, keys=False)),
         control,
         demo,
         demo_gateway,  # after demo: it adds --gateway to the demo command

@@ -27,17 +27,20 @@ from authority.settings import Settings
 from authority.storage.agents import AgentStore
 from authority.storage.api_keys import ApiKeyStore
 from authority.storage.approval_decisions import ApprovalDecisionStore
+from authority.storage.clients import ClientStore
+from authority.storage.console import ConsoleStore
 from authority.storage.containment import ContainmentStore
 from authority.storage.controls import ControlsStore
 from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
 from authority.storage.event_reader import EventReader
+from authority.storage.exchange import ExchangeStore
 from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.owners import OwnerStore
 from authority.storage.recordings import RecordingStore
-from authority.storage.replay import Sweeper
+from authority.storage.replay import Sweeps
 from authority.storage.resource_servers import ResourceServerStore
 from authority.storage.revocation import RevocationStore
 from authority.storage.sequencer import SequencerStore
@@ -93,6 +96,9 @@ class Services:
     api_key_store: ApiKeyStore
     resource_server_store: ResourceServerStore
     tool_store: ToolStore
+    console_store: ConsoleStore
+    exchange_store: ExchangeStore
+    client_store: ClientStore
     metrics: Metrics
     # Opens the owners' webhook secrets (approvals.webhook_signing).
     webhook_sealer: SecretSealer
@@ -113,7 +119,7 @@ class Services:
     # Started by app.start() once the keyring is loaded; tests call its run_once().
     sequencer: Sequencer | None = None
     # Deletes spent JWT ids once their JWTs have expired (storage.replay); started by start().
-    jti_sweeper: Sweeper | None = None
+    jti_sweeper: Sweeps | None = None
     # Deletes recorded heads past their retention (recordings.sweeper); started by start().
     recording_sweeper: Background | None = None
 

@@ -4,9 +4,10 @@ Every limit, lifetime and skew used by the handlers is a field of ``Settings``, 
 default documented in README.md. Invalid values fail at start-up with the setting's name.
 
 ``Settings`` is one class, read once; its fields are declared by group in
-``settings_storage``, ``settings_tokens``, ``settings_http``, ``settings_operations`` and
-``settings_recording`` (bases of it that read nothing themselves), so that each group's
-rules sit next to its fields. The rules across groups, and where values come from, are here.
+``settings_storage``, ``settings_tokens``, ``settings_http``, ``settings_operations``,
+``settings_recording`` and ``settings_console`` (bases of it that read nothing
+themselves), so that each group's rules sit next to its fields. The rules across groups,
+and where values come from, are here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from authority.settings_console import ConsoleSettings
 from authority.settings_http import HttpSettings
 from authority.settings_operations import OperationsSettings
 from authority.settings_recording import RecordingSettings
@@ -60,9 +62,10 @@ class _IdentitySettings(BaseModel):
 # pydantic lists the fields of the bases furthest in the MRO first: the groups are named
 # last to first so that ``model_fields`` (and the README's table) keeps the order of a
 # reader going through the settings: identity, storage, tokens, HTTP, operations,
-# recording, serving.
+# recording, console, serving.
 class Settings(
     RecordingSettings,
+    ConsoleSettings,
     OperationsSettings,
     HttpSettings,
     TokenSettings,
@@ -104,6 +107,14 @@ class Settings(
             raise ValueError("access_token_lifetime must not exceed access_token_max_lifetime")
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
+        return self
+
+    @model_validator(mode="after")
+    def _console_fits_issuer(self) -> Settings:
+        # Cookies without Secure travel in clear: only for a browser on this machine.
+        loopback = ("http://localhost", "http://127.0.0.1", "http://[::1]")
+        if not self.console_secure_cookies and not self.issuer.startswith(loopback):
+            raise ValueError("console_secure_cookies may be false only for a loopback issuer")
         return self
 
     @model_validator(mode="after")

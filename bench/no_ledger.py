@@ -3,27 +3,29 @@
 ``python -m bench.load --ledger-cost`` runs the same exchange load against this app and
 against the real one (``authority.asgi``), to show what the tamper-evident ledger costs
 in issuance throughput. The product has no switch to turn the ledger off; this module
-replaces the exchange's ledger append (and stops the sequencer) in its own process.
+replaces the exchange's ledger append (in ``storage.sql.grant_writes``, and stops the
+sequencer) in its own process.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import authority.grants.issuance as issuance
-import authority.grants.recording as recording
+import authority.storage.sql.exchange as exchange
+import authority.storage.sql.grant_writes as grant_writes
 from authority import app as app_module
 from authority.context import Services
 from authority.storage.driver import Executes
 from authority.storage.schema import grants
+from authority.storage.sql import replay
 
 
 def _no_entry(**_: Any) -> dict[str, Any]:
     return {}
 
 
-async def _grant_only(conn: Executes, rows: recording.GrantRows) -> None:
-    await conn.execute(recording._INSERT_GRANT, rows.grant)
+async def _grant_only(conn: Executes, rows: grant_writes.Rows) -> None:
+    await conn.execute(grant_writes.INSERT_GRANT, rows.grant)
 
 
 async def _start_without_sequencer(services: Services) -> None:
@@ -34,16 +36,21 @@ async def _start_without_sequencer(services: Services) -> None:
 
 # Replaced by name in the modules' namespaces, which is what their code looks up: no
 # entry is built (validated, serialised) or inserted, on SQLite or PostgreSQL.
-_GRANT_ONLY = [insert for insert in recording.RECORDED if insert[0] is grants]
-setattr(recording, "entry_row", _no_entry)  # noqa: B010
-setattr(recording, "insert_grant", _grant_only)  # noqa: B010
-setattr(recording, "_PG_RECORD", recording._pg_record(inserts=_GRANT_ONLY))  # noqa: B010
+_GRANT_ONLY = [insert for insert in grant_writes.RECORDED if insert[0] is grants]
+setattr(grant_writes, "entry_row", _no_entry)  # noqa: B010
+setattr(grant_writes, "insert", _grant_only)  # noqa: B010
+setattr(grant_writes, "PG_RECORD", grant_writes.pg_record(inserts=_GRANT_ONLY))  # noqa: B010
 setattr(  # noqa: B010
-    issuance,
-    "_PG_SPEND_AND_RECORD",
+    grant_writes,
+    "PG_CLAIM_AND_RECORD",
+    grant_writes.pg_record(replay.pg_claims(1)[0], inserts=_GRANT_ONLY),
+)
+setattr(  # noqa: B010
+    exchange,
+    "PG_SPEND_AND_RECORD",
     tuple(
-        issuance._pg_spend_and_record(n, inserts=_GRANT_ONLY)
-        for n in range(len(issuance._PG_SPEND_AND_RECORD))
+        exchange.pg_spend_and_record(n, inserts=_GRANT_ONLY)
+        for n in range(len(exchange.PG_SPEND_AND_RECORD))
     ),
 )
 _original_start = app_module.start

@@ -18,6 +18,9 @@ Client").
 Life of a row: ``pending`` -> ``approved`` or ``denied`` (the owner, or the authority
 when a rule refuses the approved call at issue time) -> ``used`` once its one token has
 been issued. A row past ``expires_at`` that was not used is expired, whatever it says.
+
+The rows are written and read through the exchange port (``storage.exchange``), in the
+exchange's and the poll's own transactions; here are the values the flows pass it.
 """
 
 from __future__ import annotations
@@ -25,18 +28,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authority.context import Services
+from authority.ledger.entries import Entry
 from authority.policy.checks import ToolCall
 from authority.secrets import new_secret
-from authority.storage.driver import Executes, Transaction
-from authority.storage.schema import approvals
-from authority.storage.sql.ledger import append
+from authority.settings import Settings
+from authority.storage.exchange import ApprovalFacts, ClosedApproval, NewApproval
 
 AUTH_REQ_PREFIX: Final = "ar"
 ID_PREFIX: Final = "apr"
@@ -112,22 +113,8 @@ def approval_id(services: Services, auth_req_id: str) -> str | None:
     return f"{ID_PREFIX}_{services.hasher.hash('auth_req_id:' + auth_req_id)[:32]}"
 
 
-_PENDING_COUNT = select(func.count().label("n")).where(
-    approvals.c.agent_id == bindparam("agent_id"),
-    approvals.c.status == "pending",
-    approvals.c.expires_at > bindparam("now"),
-)
-_INSERT = approvals.insert()
-
-
-async def pending_count(tx: Transaction, agent_id: str, now: int) -> int:
-    row = await tx.fetchrow(_PENDING_COUNT, {"agent_id": agent_id, "now": now})
-    return int(row.n) if row is not None else 0
-
-
-async def insert(
-    conn: Executes,
-    services: Services,
+def new_approval(
+    settings: Settings,
     *,
     row_id: str,
     now: int,
@@ -136,137 +123,63 @@ async def insert(
     delegation_id: str,
     call: CallRequest,
     reason: str,
-) -> None:
-    settings = services.settings
-    await conn.execute(
-        _INSERT,
-        {
-            "id": row_id,
-            "created_at": now,
-            "expires_at": now + settings.approval_lifetime,
-            "status": "pending",
-            "owner_id": owner_id,
-            "agent_id": agent_id,
-            "delegation_id": delegation_id,
-            "request": call.to_json(),
-            "reason": reason,
-            "decided_at": None,
-            "decided_by": None,
-            "decision_reason": None,
-            "last_polled_at": None,
-            "poll_interval": settings.approval_poll_interval,
-        },
-    )
-
-
-_LOAD = select(approvals).where(approvals.c.id == bindparam("id"))
-
-
-async def load(conn: AsyncConnection, row_id: str) -> Any:
-    return (await conn.execute(_LOAD, {"id": row_id})).first()
-
-
-async def note_poll(services: Services, row_id: str, now: int) -> bool:
-    """Record a poll of a pending request; False when it came too soon (slow_down).
-
-    One conditional UPDATE, so two instances answering two fast polls cannot both say
-    "pending". A poll that is too soon does not move ``last_polled_at`` (the client must
-    wait from its last accepted poll) and raises the interval by 5 s (CIBA §11).
-    """
-    async with services.engine.begin() as conn:
-        accepted = (
-            await conn.execute(
-                update(approvals)
-                .where(
-                    approvals.c.id == row_id,
-                    approvals.c.status == "pending",
-                    (approvals.c.last_polled_at.is_(None))
-                    | (approvals.c.last_polled_at + approvals.c.poll_interval <= now),
-                )
-                .values(last_polled_at=now)
-                .returning(approvals.c.id)
-            )
-        ).first()
-        if accepted is not None:
-            return True
-        await conn.execute(
-            update(approvals)
-            .where(approvals.c.id == row_id, approvals.c.status == "pending")
-            .values(poll_interval=approvals.c.poll_interval + SLOW_DOWN_STEP)
-        )
-    return False
-
-
-_CONSUME = (
-    update(approvals)
-    .where(
-        approvals.c.id == bindparam("id"),
-        approvals.c.status == "approved",
-        approvals.c.expires_at > bindparam("now"),
-    )
-    .values(status="used")
-    .returning(approvals.c.id)
-)
-
-
-async def consume(tx: Transaction, row_id: str, now: int) -> bool:
-    """Mark an approved request used, in the transaction that issues its token.
-
-    True for exactly one caller across all instances: a second poll of the same approved
-    call finds nothing to consume.
-    """
-    return await tx.fetchrow(_CONSUME, {"id": row_id, "now": now}) is not None
-
-
-async def record_decision(
-    conn: Executes,
-    row: Any,
-    *,
-    decision: str,
-    actor: str,
-    reason: str | None,
-    now: int,
-) -> None:
-    """The ledger entry of a decision (the row is updated by the caller)."""
-    call = CallRequest.from_json(row.request)
-    await append(
-        conn,
-        kind="approval_decided",
-        version=2,
+) -> NewApproval:
+    """The pending request for ``call``, open for ``approval_lifetime`` seconds."""
+    return NewApproval(
+        id=row_id,
         created_at=now,
-        record={
-            "approval_id": row.id,
-            "decision": decision,
-            "owner_id": row.owner_id,
-            "agent_id": row.agent_id,
-            "delegation_id": row.delegation_id,
-            "tool": call.tool,
-            "resource": call.resource,
-            "action": call.action,
-            "actor": actor,
-            "reason": reason,
-        },
+        expires_at=now + settings.approval_lifetime,
+        owner_id=owner_id,
+        agent_id=agent_id,
+        delegation_id=delegation_id,
+        request=call.to_json(),
+        reason=reason,
+        poll_interval=settings.approval_poll_interval,
     )
 
 
-_REFUSE = (
-    update(approvals)
-    .where(approvals.c.id == bindparam("id"), approvals.c.status == "approved")
-    .values(
-        status="denied",
-        decided_at=bindparam("now"),
-        decided_by=AUTHORITY_ACTOR,
-        decision_reason=bindparam("reason"),
-    )
-    .returning(approvals.c.id)
-)
+class _Request(Protocol):
+    """An approval request as read: ``ApprovalFacts``, or a row of the approvals table."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def delegation_id(self) -> str: ...
+    @property
+    def request(self) -> str: ...
 
 
-async def refuse_at_issue(tx: Transaction, row: Any, reason: str, now: int) -> None:
+def decision_entry(
+    row: _Request, *, decision: str, actor: str, reason: str | None, now: int
+) -> Entry:
+    """The ``approval_decided`` ledger entry of a decision on ``row``."""
+    call = CallRequest.from_json(row.request)
+    record: dict[str, Any] = {
+        "approval_id": row.id,
+        "decision": decision,
+        "owner_id": row.owner_id,
+        "agent_id": row.agent_id,
+        "delegation_id": row.delegation_id,
+        "tool": call.tool,
+        "resource": call.resource,
+        "action": call.action,
+        "actor": actor,
+        "reason": reason,
+    }
+    return ("approval_decided", 2, now, record)
+
+
+def closed_at_issue(row: ApprovalFacts, reason: str, now: int) -> ClosedApproval:
     """An approved call that a rule refuses at issue time (delegation revoked, agent
     quarantined, ...) is over: denied by the authority, with the rule's code."""
-    changed = await tx.fetchrow(_REFUSE, {"id": row.id, "now": now, "reason": reason})
-    if changed is not None:
-        await record_decision(
-            tx, row, decision="denied", actor=AUTHORITY_ACTOR, reason=reason, now=now
-        )
+    return ClosedApproval(
+        approval_id=row.id,
+        reason=reason,
+        decided_by=AUTHORITY_ACTOR,
+        decided_at=now,
+        entry=decision_entry(row, decision="denied", actor=AUTHORITY_ACTOR, reason=reason, now=now),
+    )

@@ -20,14 +20,8 @@ from starlette.routing import Route
 
 from authority.context import Services
 from authority.errors import InvalidRequest, TooManyRequests
-from authority.grants.client_auth import (
-    authenticate_server,
-    require_unused,
-    server_from_row,
-    server_query,
-)
+from authority.grants.client_auth import authenticate_server, registered_server, require_fresh
 from authority.revocations import events, feed
-from authority.storage.replay import spend_now
 
 from . import limits, paths
 from .credentials import client_credentials
@@ -66,17 +60,14 @@ async def revocation_feed(request: Request) -> Response:
     credentials = client_credentials(request, form)
     last_event_id = _last_event_id(request)
     now = services.now()
-    async with services.reader.connect() as conn:
-        row = (await conn.execute(server_query(credentials.client_id))).first()
     client = authenticate_server(
         services,
         credentials,
-        server_from_row(row),
+        await registered_server(services, credentials.client_id),
         endpoint_url=services.settings.issuer + paths.REVOCATION_FEED,
         now=now,
     )
-    if client.replay is not None:
-        require_unused(client, (await spend_now(services.sql, [client.replay]))[0])
+    await require_fresh(services, client)
     # Streams are long-lived by design, so one resource server may hold only so many
     # (the per-address cap is ClientLimits'); released when the request ends, however.
     release = services.open_items.server_streams.acquire(

@@ -37,7 +37,6 @@ spent here, at issue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from authority.approvals import requests as approvals
 from authority.context import Services
@@ -53,14 +52,14 @@ from authority.errors import (
 )
 from authority.policy.checks import Deny
 from authority.policy.reasons import Reason, error_for
-from authority.storage import replay
+from authority.storage.exchange import ApprovalFacts, Denial
 
-from . import agent_auth
+from . import agent_auth, recording
 from .agent_auth import Presented, Refusal
 from .decision import decide, facts
 from .issuance import ApprovalUsed, Authorised, Issued, issue
 from .loading import Loaded
-from .recording import Denied, GrantRecord, after_denial, write_grant
+from .recording import Denied, GrantRecord, after_denial
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +88,9 @@ async def poll(services: Services, request: PollRequest) -> Issued:
     claimed = agent_auth.claim(presented)
     if isinstance(claimed, Refusal):
         raise _unauthenticated(request, claimed)
+    store = services.exchange_store
     row_id = approvals.approval_id(services, request.auth_req_id)
-    row = None
-    if row_id is not None:
-        async with services.reader.connect() as conn:
-            row = await approvals.load(conn, row_id)
+    row = await store.approval(row_id) if row_id is not None else None
     call = approvals.CallRequest.from_json(row.request) if row is not None else None
     authenticated = await agent_auth.authenticate(
         services,
@@ -109,7 +106,7 @@ async def poll(services: Services, request: PollRequest) -> Issued:
     # Attestations are single use here as everywhere (RFC 7523 §3 item 7), and so are
     # proofs (RFC 9449 §11.1): spent before anything about the request is answered.
     uses = authenticated.uses(services, now)
-    claimed_uses = await replay.spend_now(services.sql, uses)
+    claimed_uses = await store.spend_uses(uses)
     if not claimed_uses[0]:
         raise error_for(
             Reason.ATTESTATION_REPLAYED, client_assertion=presented.via_client_assertion
@@ -127,7 +124,7 @@ async def poll(services: Services, request: PollRequest) -> Issued:
     if row.status == "denied":
         raise AccessDenied()
     if row.status == "pending":
-        if not await approvals.note_poll(services, row.id, now):
+        if not await store.note_poll(row.id, now, slow_down_step=approvals.SLOW_DOWN_STEP):
             raise SlowDown()
         raise AuthorizationPending()
 
@@ -163,7 +160,7 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         registered=loaded.registered,
     )
     try:
-        issued = await issue(services, record, authorised, now, approval_row=row)
+        issued = await issue(services, record, authorised, now, approval=row)
     except ApprovalUsed:
         raise _unknown() from None
     if isinstance(issued, Denied):  # refused under the row locks; the approval closed with it
@@ -209,12 +206,13 @@ def _recheck(
 
 
 async def _refuse(
-    services: Services, record: GrantRecord, row: Any, reason: Reason, now: int
+    services: Services, record: GrantRecord, row: ApprovalFacts, reason: Reason, now: int
 ) -> None:
     """A rule refuses the approved call: a denied grant, the approval closed, access_denied."""
-    async with services.sql.transaction() as tx:
-        await write_grant(tx, record, now=now, decision="denied", reason=reason)
-        await approvals.refuse_at_issue(tx, row, reason.value, now)
+    closed = approvals.closed_at_issue(row, reason.value, now)
+    await services.exchange_store.close_approval(
+        Denial(recording.denial(record, reason, now), closed)
+    )
     await after_denial(services, record, reason)
     await services.events.publish(ApprovalRedeemed(record.agent_id, issued=False))
     raise _denied_at_issue()

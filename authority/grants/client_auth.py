@@ -5,12 +5,13 @@ Resource servers authenticate with what they registered (a generated secret, or 
 agents, at the revocation endpoint only, with a client assertion signed by their own key,
 exactly as at the token endpoint (iss = sub = the agent, short exp, single-use jti).
 
-Split in two so that callers can load everything they need in one SQL round trip:
+Split in two so that callers can load everything they need in one round trip:
 ``presented`` parses what the request carries (nothing verified), the caller loads the
-registered client together with its own rows, then ``authenticate_server`` or
-``authenticate_agent`` decides. The assertion's jti is not spent here: the result carries
-its ``SingleUse``, which ``check_client`` spends in SQL (``storage.replay``) before it
-calls ``require_unused`` with the outcome.
+registered client together with its own rows (through its own port, or
+``registered_server``), then ``authenticate_server`` or ``authenticate_agent`` decides.
+The assertion's jti is not spent there: the result carries its ``SingleUse``, which
+``require_fresh`` (or ``check_client``) spends through the client port
+(``storage.clients``) before it calls ``require_unused`` with the outcome.
 
 Every failure is ``invalid_client``: 401 with a ``WWW-Authenticate: Basic`` challenge
 when the client used the Authorization header (RFC 6749 §5.2: "MUST respond with an HTTP
@@ -30,15 +31,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote_plus
 
-from sqlalchemy import Select, select
-
 from authority import protocol
 from authority.context import Services
 from authority.errors import InvalidClient, InvalidClientChallenge, InvalidRequest, TooManyRequests
+from authority.storage.clients import RegisteredServer
 from authority.storage.hot import Count
-from authority.storage.replay import SingleUse, single_use, spend_now
-from authority.storage.schema import resource_servers
-from authority.storage.sql.columns import SERVER_COLUMNS
+from authority.storage.replay import SingleUse, single_use
 from authority.tokens.inbound import (
     KID_REQUIRED,
     JWTRejected,
@@ -96,18 +94,6 @@ class Presented:
     client_id: str
     secret: str | None = None
     unverified_assertion: UnverifiedJWT | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RegisteredServer:
-    """A resource server as registered (``resource_servers`` row)."""
-
-    id: str
-    audience: str
-    auth_method: str
-    secret_hash: str | None
-    jwks: str | None
-    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,9 +200,9 @@ def server_from_row(row: Any) -> RegisteredServer | None:
     )
 
 
-def server_query(client_id: str) -> Select[Any]:
-    """The registered server alone, for callers that need nothing else from SQL."""
-    return select(*SERVER_COLUMNS).where(resource_servers.c.id == client_id)
+async def registered_server(services: Services, client_id: str) -> RegisteredServer | None:
+    """The registered server alone, for callers that need nothing else from storage."""
+    return await services.client_store.server(client_id)
 
 
 # --- deciding -------------------------------------------------------------------------------
@@ -336,12 +322,16 @@ def enforce_rate(count: int, limit: int, now: int) -> None:
         raise TooManyRequests(retry_after=60 - now % 60)
 
 
+async def require_fresh(services: Services, client: AuthenticatedClient) -> None:
+    """Spend the assertion's jti (``storage.clients``); ``invalid_client`` if it was spent."""
+    if client.replay is not None:
+        require_unused(client, await services.client_store.spend(client.replay))
+
+
 async def check_client(
     services: Services, client: AuthenticatedClient, kind: str, limit: int, now: int
 ) -> None:
-    """Spend the assertion's jti (in SQL: ``storage.replay``), then count the rate window."""
-    if client.replay is not None:
-        (claimed,) = await spend_now(services.sql, [client.replay])
-        require_unused(client, claimed)
+    """Spend the assertion's jti (``require_fresh``), then count the rate window."""
+    await require_fresh(services, client)
     outcome = await services.hot.apply([], [rate_window(kind, client.id, now)])
     enforce_rate(outcome.counts[0], limit, now)

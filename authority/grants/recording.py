@@ -9,25 +9,16 @@ denial is a value (``Denied``), written once, at the edge of the flow that refus
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import bindparam, literal, select
 
 from authority.context import Services
 from authority.domain_events import ExchangeDenied
 from authority.errors import AuthorityError
-from authority.ledger.entries import entry_row
 from authority.policy.checks import ToolCall
 from authority.policy.reasons import Reason, error_for
 from authority.secrets import new_id
-from authority.storage import replay
-from authority.storage.driver import Executes
+from authority.storage.exchange import GrantWrite, NewGrant
 from authority.storage.replay import SingleUse
-from authority.storage.schema import grants, ledger_entries
-from authority.storage.sql.ledger import COLUMNS as ENTRY_COLUMNS
-from authority.storage.sql.ledger import INSERT as INSERT_ENTRY
 
 log = logging.getLogger("authority.exchange")
 
@@ -57,25 +48,7 @@ class GrantRecord:
     attestation_claimed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class GrantRows:
-    """One grant row and its ledger entry's row, written together or not at all."""
-
-    grant: dict[str, Any]
-    entry: dict[str, Any]
-
-    @property
-    def grant_id(self) -> str:
-        return str(self.grant["id"])
-
-    def prefixed(self) -> dict[str, Any]:
-        """Both rows as the parameters of the one-statement writes (``_pg_record``)."""
-        params = {f"g_{name}": value for name, value in self.grant.items()}
-        params.update({f"e_{name}": value for name, value in self.entry.items()})
-        return params
-
-
-def grant_rows(
+def grant_write(
     record: GrantRecord,
     *,
     now: int,
@@ -87,19 +60,36 @@ def grant_rows(
     jkt: str | None = None,
     single_use: bool = False,
     approval_id: str | None = None,
-) -> GrantRows:
-    grant_id = new_id("grt")
-    values = {
-        "id": grant_id,
-        "created_at": now,
+) -> GrantWrite:
+    """The grant row of a decision and its ``grant`` ledger entry, for the port to write."""
+    grant = NewGrant(
+        id=new_id("grt"),
+        created_at=now,
+        decision=decision,
+        reason=reason.value if reason else None,
+        agent_id=record.agent_id,
+        owner_id=record.owner_id,
+        delegation_id=record.delegation_id,
+        tool=record.call.tool,
+        resource=record.call.resource,
+        action=record.call.action,
+        intent=record.intent,
+        audience=record.audience,
+        jti=jti,
+        token_hash=token_digest,
+        expires_at=expires_at,
+        cnf_jkt=jkt,
+        single_use=single_use,
+    )
+    ledger_record = {
         "decision": decision,
-        "reason": reason.value if reason else None,
+        "reason": grant.reason,
         "agent_id": record.agent_id,
         "owner_id": record.owner_id,
         "delegation_id": record.delegation_id,
-        "tool": record.call.tool,
-        "resource": record.call.resource,
-        "action": record.call.action,
+        "tool": grant.tool,
+        "resource": grant.resource,
+        "action": grant.action,
         "intent": record.intent,
         "audience": record.audience,
         "jti": jti,
@@ -107,73 +97,23 @@ def grant_rows(
         "expires_at": expires_at,
         "cnf_jkt": jkt,
         "single_use": single_use,
+        "grant_id": grant.id,
     }
-    ledger_record = {k: v for k, v in values.items() if k not in ("id", "created_at")}
-    ledger_record["grant_id"] = grant_id
     if approval_id is not None:
         ledger_record["approval_id"] = approval_id
     if record.call.arguments_digest is not None:
         ledger_record["arguments_digest"] = record.call.arguments_digest
-    entry = entry_row(kind="grant", version=2, created_at=now, record=ledger_record)
-    return GrantRows(values, entry)
+    return GrantWrite(grant, ("grant", 2, now, ledger_record))
 
 
-async def insert_grant(conn: Executes, rows: GrantRows) -> None:
-    """Both rows, in the caller's transaction."""
-    await conn.execute(_INSERT_GRANT, rows.grant)
-    await conn.execute(INSERT_ENTRY, rows.entry)
+def denial(record: GrantRecord, reason: Reason, now: int) -> GrantWrite:
+    """A denied grant (and its entry) with the rule that refused."""
+    return grant_write(record, now=now, decision="denied", reason=reason)
 
 
-async def write_grant(
-    conn: Executes,
-    record: GrantRecord,
-    *,
-    now: int,
-    decision: str,
-    reason: Reason | None = None,
-    approval_id: str | None = None,
-) -> str:
-    """A grant row that issues nothing (denied, pending), in the caller's transaction."""
-    rows = grant_rows(record, now=now, decision=decision, reason=reason, approval_id=approval_id)
-    await insert_grant(conn, rows)
-    return rows.grant_id
-
-
-# Columns a new grant row leaves to their defaults (NULL): set later, by use or revocation.
-_UNSET = ("consumed_at", "revoked_at")
-_GRANT_COLUMNS = tuple(column.name for column in grants.c if column.name not in _UNSET)
-_INSERT_GRANT = grants.insert().values({name: bindparam(name) for name in _GRANT_COLUMNS})
-
-
-#: What an issued or denied exchange writes: (table, parameter prefix, columns, CTE name).
-RECORDED = (
-    (grants, "g_", _GRANT_COLUMNS, "granted"),
-    (ledger_entries, "e_", ENTRY_COLUMNS, "entered"),
-)
-
-
-def _pg_record(source: Any = None, *, inserts: Sequence[Any] = RECORDED, result: Any = None) -> Any:
-    """PostgreSQL: the grant and its ledger entry inserted by one statement.
-
-    The rows' values are parameters ``g_<column>`` and ``e_<column>``
-    (``GrantRows.prefixed``). With ``source`` (a CTE), both are inserted once per row it
-    yields, so not at all when it yields none; the statement returns ``source``'s rows,
-    or ``result`` when given.
-    """
-    inserted = []
-    for table, prefix, columns, name in inserts:
-        values = select(*(bindparam(prefix + c, type_=table.c[c].type) for c in columns))
-        if source is not None:
-            values = values.select_from(source)
-        inserted.append(table.insert().from_select(columns, values).cte(name))
-    if result is None:
-        result = select(*source.c) if source is not None else select(literal(1).label("one"))
-    return result.add_cte(*inserted)
-
-
-_PG_RECORD = _pg_record()
-#: Both rows of a denial, inserted only if the attestation's use is new (else no row).
-_PG_CLAIM_AND_RECORD = _pg_record(replay.pg_claims(1)[0])
+def reason_of(write: GrantWrite) -> Reason:
+    """The rule a denied grant this module built names."""
+    return Reason(write.grant.reason or "")
 
 
 async def deny(services: Services, record: GrantRecord, reason: Reason, now: int) -> Denied:
@@ -185,30 +125,16 @@ async def deny(services: Services, record: GrantRecord, reason: Reason, now: int
     whatever else was wrong with the request.
     """
     claim = record.attestation_claim
-    uses = [claim] if claim is not None and not record.attestation_claimed else []
-    rows = grant_rows(record, now=now, decision="denied", reason=reason)
-    if services.sql.dialect == "postgresql":
-        # One statement, so one round trip: it commits alone, the use and both rows, or
-        # (a replay) the use alone.
-        if not uses:
-            await services.sql.commit_one(_PG_RECORD, rows.prefixed())
-        else:
-            params = {**replay.parameters(uses), **rows.prefixed()}
-            record.attestation_claimed = (
-                await services.sql.commit_one(_PG_CLAIM_AND_RECORD, params) is not None
-            )
-            if not record.attestation_claimed:
-                reason = Reason.ATTESTATION_REPLAYED
-                rows = grant_rows(record, now=now, decision="denied", reason=reason)
-                await services.sql.commit_one(_PG_RECORD, rows.prefixed())
-    else:
-        async with services.sql.transaction() as tx:
-            if uses:
-                (record.attestation_claimed,) = await replay.spend(tx, "sqlite", uses)
-                if not record.attestation_claimed:
-                    reason = Reason.ATTESTATION_REPLAYED
-                    rows = grant_rows(record, now=now, decision="denied", reason=reason)
-            await insert_grant(tx, rows)
+    use = claim if claim is not None and not record.attestation_claimed else None
+    claimed = await services.exchange_store.deny(
+        denial(record, reason, now),
+        use,
+        lambda: denial(record, Reason.ATTESTATION_REPLAYED, now),
+    )
+    if claimed is not None:
+        record.attestation_claimed = claimed
+        if not claimed:
+            reason = Reason.ATTESTATION_REPLAYED
     return await after_denial(services, record, reason)
 
 

@@ -10,9 +10,10 @@ Order of work, cheapest and least trusting first, each step a unit of its own:
    verify the attestation, then the delegation credential, then the DPoP proof;
 3. decide (``decision``): the built-in checks (policy.checks), then Cedar;
 4. count the rate window, in one hot-state trip;
-5. issue (``issuance``): one transaction claims the attestation and proof jtis, spends
-   a call on the delegation under a row lock that also holds the agent and owner rows,
-   writes the grant and its ledger entry, commits; only then is the token returned.
+5. issue (``issuance``): one write of the exchange port (``storage.exchange``) claims
+   the attestation and proof jtis, spends a call on the delegation under a row lock that
+   also holds the agent and owner rows, writes the grant and its ledger entry, commits;
+   only then is the token returned.
 
 A refusal at any step after 1 is a value (a ``Reason``), written once as a denied grant
 at the edge of the flow (``recording.deny``) and answered as ``Denied``.
@@ -37,15 +38,15 @@ from authority.context import Services
 from authority.domain_events import ApprovalRequested, ExchangePending
 from authority.policy.checks import Deny, NeedsApproval, ToolCall
 from authority.policy.reasons import Reason
-from authority.storage import replay
+from authority.storage.exchange import GrantWrite, NotRequested
 from authority.storage.hot import Count
 from authority.storage.replay import SingleUse
 
-from . import agent_auth
+from . import agent_auth, recording
 from .agent_auth import AuthenticatedAgent, Presented, Refusal
 from .decision import decide, facts
 from .issuance import Authorised, Issued, issue, replayed
-from .recording import Denied, GrantRecord, after_denial, deny, write_grant
+from .recording import Denied, GrantRecord, after_denial, deny
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,7 @@ async def _accept(
 
     # -- rate: one round trip to shared hot state -------------------------------------------------
     # Single use of the attestation and the proof is not decided here but by the write
-    # that records the decision (storage.replay), in SQL.
+    # that records the decision (the exchange port, storage.exchange).
     uses = authenticated.uses(services, now)
     if delegation.rate_per_minute is not None:
         window = Count(f"rate:delegation:{delegation.id}:{now // 60}", 60)
@@ -208,39 +209,30 @@ async def request_approval(
         arguments_digest=authorised.call.arguments_digest,
         arguments=authorised.call.arguments,
     )
-    refused: Reason | None = None
-    async with services.sql.transaction() as tx:
-        spent = await replay.spend(tx, services.sql.dialect, uses)
-        record.attestation_claimed = bool(spent) and spent[0]
-        refused = replayed(spent)
-        if refused is None and (
-            await approvals.pending_count(tx, agent.id, now) >= settings.approval_max_pending
-        ):
-            refused = Reason.APPROVAL_LIMIT
-        if refused is not None:
-            await write_grant(tx, record, now=now, decision="denied", reason=refused)
-        else:
-            await approvals.insert(
-                tx,
-                services,
-                row_id=row_id,
-                now=now,
-                owner_id=agent.owner_id,
-                agent_id=agent.id,
-                delegation_id=delegation.id,
-                call=call,
-                reason=reason.value,
-            )
-            await write_grant(
-                tx,
-                record,
-                now=now,
-                decision="pending",
-                reason=reason,
-                approval_id=row_id,
-            )
-    if refused is not None:
-        return await after_denial(services, record, refused)
+    approval = approvals.new_approval(
+        settings,
+        row_id=row_id,
+        now=now,
+        owner_id=agent.owner_id,
+        agent_id=agent.id,
+        delegation_id=delegation.id,
+        call=call,
+        reason=reason.value,
+    )
+    pending = recording.grant_write(
+        record, now=now, decision="pending", reason=reason, approval_id=row_id
+    )
+
+    def refuse(not_requested: NotRequested) -> GrantWrite:
+        refused = replayed(not_requested.claimed) or Reason.APPROVAL_LIMIT
+        return recording.denial(record, refused, now)
+
+    outcome = await services.exchange_store.request_approval(
+        approval, pending, uses, refuse, max_pending=settings.approval_max_pending
+    )
+    record.attestation_claimed = bool(outcome.claimed) and outcome.claimed[0]
+    if outcome.denial is not None:
+        return await after_denial(services, record, recording.reason_of(outcome.denial))
     await services.events.publish(ExchangePending(agent.id))
     await services.events.publish(
         ApprovalRequested(

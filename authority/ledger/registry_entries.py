@@ -68,3 +68,17 @@ class RegistryChangedV1(Record):
         if any(word in name for name in self.changes for word in _SECRET_WORDS):
             raise ValueError("a registry change never records a secret or key material")
         return self
+
+
+class RegistryChangedV2(RegistryChangedV1):
+    """V1, and the console's people and their passkeys: who may approve, kill and audit.
+
+    A person is recorded by id, name, role and owner; a passkey by its own id and its
+    person, never by its key; an enrolment link by when it expires.
+    """
+
+    version: ClassVar[int] = 2
+
+    object_type: Literal[  # type: ignore[assignment]
+        "tool", "resource_server", "api_key", "agent", "webhook", "person", "passkey"
+    ]

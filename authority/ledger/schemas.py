@@ -40,7 +40,7 @@ from .control_entries import (
 from .gateway_entries import GatewayCallV1
 from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2
 from .record import Record
-from .registry_entries import KeyRotatedV1, RegistryChangedV1
+from .registry_entries import KeyRotatedV1, RegistryChangedV1, RegistryChangedV2
 
 # Members of the envelope: written by ``append``, never by a caller.
 ENVELOPE = ("kind", "version", "time")
@@ -72,6 +72,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         KeyRotatedV1,
         RegistryChangedV1,
         GatewayCallV1,
+        RegistryChangedV2,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

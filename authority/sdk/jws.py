@@ -42,6 +42,10 @@ _EDDSA.security_warning = None
 
 class _Registry(JWSRegistry):
     algorithms = {**JWSRegistry.algorithms, "EdDSA": _EDDSA}  # noqa: RUF012 (as in the base)
+    #: The encoded protected header may carry a public key (a DPoP proof's ``jwk``, RFC 9449
+    #: §4.2): an RSA key of 2048 bits makes it about 550 bytes, 4096 bits about 950, past
+    #: joserfc's default of 512. Still bounded, and well below any key this accepts.
+    max_header_length = 2048
 
 
 def registry(algorithms: Collection[str]) -> JWSRegistry:

@@ -17,12 +17,15 @@ Layout, one module per port and implementation:
 
 Each port has one contract suite (``tests/contract/``) that every implementation passes.
 
-Ports so far: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``ledger_reader``
+Ports: ``introspection`` (RFC 7662), ``revocation`` (RFC 7009), ``exchange`` (RFC 8693 and
+the CIBA poll), ``clients`` (client authentication, RFC 6749 §2.3 and RFC 7523 §2.2),
+``replay`` (the single uses they spend, RFC 7523 §3 item 7), ``ledger_reader``
 (the ledger API and its export), ``sequencer`` (the ledger's tree positions and
 checkpoints), ``event_reader`` (the revocation feed), ``keys`` (the keyring's, whose
 Protocol is ``tokens.keyring.KeyStore``: the tokens import no storage), ``delegations``,
 ``approval_decisions``, ``webhooks``, ``controls`` (the kill switch and its cascade),
-``containment``, ``recordings`` (the gateway's call records), and the management
+``containment``, ``recordings`` (the gateway's call records), ``console`` (the web
+console's people, passkeys, sessions and challenges), and the management
 registries ``owners``, ``agents``, ``api_keys``, ``resource_servers`` and ``tools``, which
 share ``registry`` (a row replaced only if it is still the one read, a taken name as a
 value).

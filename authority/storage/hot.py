@@ -2,7 +2,7 @@
 
 One ``HotState`` protocol; ``RedisHotState`` serves any number of instances,
 ``MemoryHotState`` the embedded single-instance default. Both pass the same contract
-tests (tests/unit/storage/test_hot_contract.py). Every operation that decides anything
+tests (tests/contract/test_hot_store.py). Every operation that decides anything
 is atomic: a key is claimed once, a counter counts every increment.
 
 A Redis failure or a reply slower than the configured timeout raises

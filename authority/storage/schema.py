@@ -15,7 +15,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     SmallInteger,
     String,
     Table,
@@ -23,19 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-metadata = MetaData(naming_convention=NAMING)
-
-ID = String(40)
-TIME = BigInteger
-# A 64-bit sequence on PostgreSQL; SQLite autoincrements only an INTEGER PRIMARY KEY.
-SERIAL = BigInteger().with_variant(Integer, "sqlite")
+from authority.storage.schema_types import ID, SERIAL, TIME
+from authority.storage.schema_types import metadata as metadata
 
 owners = Table(
     "owners",
@@ -340,3 +328,11 @@ call_recordings = Table(
     Index("ix_call_recordings_jti", "jti"),
     Index("ix_call_recordings_unswept", "swept_at", "created_at"),
 )
+
+
+# The console's tables (authority.console), declared on the same metadata.
+from authority.storage.schema_console import console_challenges as console_challenges  # noqa: E402
+from authority.storage.schema_console import console_credentials as console_credentials  # noqa: E402
+from authority.storage.schema_console import console_enrolments as console_enrolments  # noqa: E402
+from authority.storage.schema_console import console_people as console_people  # noqa: E402
+from authority.storage.schema_console import console_sessions as console_sessions  # noqa: E402

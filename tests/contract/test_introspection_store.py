@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+
 from authority.storage.introspection import IntrospectionFacts
 
 from .support import NOW, Store, seed
@@ -145,6 +147,7 @@ async def test_the_facts_follow_what_is_stored_now(store: Store) -> None:
     assert bool(facts.single_use) is True
 
 
+@pytest.mark.commits
 async def test_a_token_is_consumed_exactly_once_among_concurrent_consumers(store: Store) -> None:
     s = await seed(store, single_use=True)
     won = await asyncio.gather(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+
 from authority.storage.revocation import RevocationFacts, TokenRevoked
 
 from .support import NOW, Store, seed
@@ -108,6 +110,7 @@ async def test_revoking_marks_the_grant_and_records_the_entry_and_the_event(stor
     ]
 
 
+@pytest.mark.commits
 async def test_a_token_is_revoked_once_among_concurrent_revokers(store: Store) -> None:
     s = await seed(store)
     results = await asyncio.gather(

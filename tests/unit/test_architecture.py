@@ -27,6 +27,7 @@ STARLETTE_ALLOWED = (
     "authority.cli",
     "authority.sdk.middleware",
     "authority.sdk.resource_metadata",  # the middleware's RFC 9728 document, an ASGI reply
+    "authority.console.web",  # the console's pages
 )
 
 #: Who may import ``authority.app``: the programs that start the authority, nothing it runs.
@@ -286,6 +287,21 @@ PORTED_FLOWS = (
     "authority.management.records",
     "authority.management.resource_servers",
     "authority.management.tools",
+    "authority.console.people",
+    "authority.console.ceremonies",
+    "authority.console.sessions",
+    "authority.console.activity",
+    "authority.console.audit",
+    "authority.console.charts",
+    "authority.grants.token_exchange",
+    "authority.grants.ciba",
+    "authority.grants.agent_auth",
+    "authority.grants.client_auth",
+    "authority.grants.decision",
+    "authority.grants.issuance",
+    "authority.grants.loading",
+    "authority.grants.recording",
+    "authority.approvals.requests",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (
@@ -333,22 +349,11 @@ def test_only_the_app_chooses_a_port_implementation() -> None:
     assert not bad, _violations("a storage implementation chosen outside app.py:", bad)
 
 
-#: What may build SQL outside ``storage/``: ``app.py`` makes the engine and the driver and
-#: chooses every port's implementation.
-WIRING = ("authority.app",)
-#: Modules outside ``storage/`` that still reach the tables, the engine or the driver. Each
-#: leaves the list when it is behind a port; the list ends empty.
-NOT_YET_PORTED = (
-    # The exchange's units.
-    "authority.grants.client_auth",
-    "authority.grants.issuance",
-    "authority.grants.loading",
-    "authority.grants.recording",
-    # Approvals.
-    "authority.approvals.requests",
-    # ``Services`` carries the engine and the driver for the modules above.
-    "authority.context",
-)
+#: What may name SQL types outside ``storage/``: ``app.py`` makes the engine and the driver
+#: and chooses every port's implementation; ``context.py`` declares ``Services``, which
+#: carries them for ``app.py``'s start and stop and the readiness probe. No flow reads them
+#: (``test_no_flow_reaches_the_database_handles``).
+WIRING = ("authority.app", "authority.context")
 #: What only ``storage/`` (and the wiring) may import.
 SQL_INSIDE_STORAGE = (
     "authority.storage.schema",
@@ -369,17 +374,39 @@ def _reaches_sql(i: Import) -> bool:
 
 def test_the_schema_is_imported_only_inside_storage() -> None:
     """Tables, SQL, the engine and the driver live in ``storage/``: a flow outside it sees
-    its port. A module not yet ported is named in ``NOT_YET_PORTED``; any other fails."""
-    bad = [i for i in _imports() if _reaches_sql(i) and i.source not in NOT_YET_PORTED]
+    its port."""
+    bad = [i for i in _imports() if _reaches_sql(i)]
     assert not bad, _violations("SQL outside storage/ (put the flow behind a port):", bad)
 
 
-def test_not_yet_ported_names_only_modules_that_still_reach_sql() -> None:
-    """A module behind its port leaves ``NOT_YET_PORTED``, so the list only shrinks."""
-    reaching = {i.source for i in _imports() if _reaches_sql(i)}
-    modules = _modules()
-    stale = [m for m in NOT_YET_PORTED if m not in modules or m not in reaching]
-    assert not stale, f"behind a port now (or gone): remove from NOT_YET_PORTED: {stale}"
+#: The database handles ``Services`` carries for the wiring (``context.Services``).
+DATABASE_HANDLES = frozenset({"engine", "reader", "sql"})
+#: Who may use them: the wiring, and the readiness probe (it asks the database to answer
+#: through ``storage.readiness``).
+HANDLE_USERS = ("authority.app", "authority.endpoints.health")
+
+
+def _holder(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def test_no_flow_reaches_the_database_handles() -> None:
+    """Outside ``storage/`` no module reads ``services.engine``, ``.reader`` or ``.sql``:
+    every flow reaches storage through its port."""
+    bad = []
+    for module, path in _modules().items():
+        if _within(module, "authority.storage") or module in HANDLE_USERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in DATABASE_HANDLES
+                and _holder(node.value) in ("services", "svc")
+            ):
+                bad.append(f"{module}:{node.lineno} .{node.attr}")
+    assert not bad, "a flow uses a database handle instead of its port:\n" + "\n".join(bad)
 
 
 #: What acts on a decision's outcome: it subscribes to the domain events (wired by

@@ -16,6 +16,7 @@ from typing import Any
 
 from authority.ledger.entries import Entry, entry_row
 from authority.storage.events import Kind, RevocationEvent
+from authority.storage.replay import SingleUse
 
 Rows = dict[str, dict[str, Any]]
 
@@ -40,6 +41,8 @@ class Tables:
     api_keys: Rows = field(default_factory=dict)
     #: Appended ledger entries: the ``ledger_entries`` rows (``ledger.entries.entry_row``);
     #: an entry's id is its position plus one, drawn in commit order as on SQLite.
+    #: Spent single uses (``storage.replay``): key -> expires_at, the ``used_jtis`` rows.
+    used_jtis: dict[str, int] = field(default_factory=dict)
     ledger_entries: list[dict[str, Any]] = field(default_factory=list)
     #: The tree: ``ledger_leaves`` rows by leaf index, the hashes of ``ledger_nodes`` by
     #: (level, node_index), and ``ledger_checkpoints`` rows by increasing tree size.
@@ -55,6 +58,12 @@ class Tables:
     #: Call recordings, ``call_recordings`` rows by id; ``entry_id`` is the position of
     #: the call's entry in ``ledger_entries``, from 1.
     call_recordings: Rows = field(default_factory=dict)
+    #: The console's rows (``console_*``), by id.
+    console_people: Rows = field(default_factory=dict)
+    console_credentials: Rows = field(default_factory=dict)
+    console_enrolments: Rows = field(default_factory=dict)
+    console_sessions: Rows = field(default_factory=dict)
+    console_challenges: Rows = field(default_factory=dict)
 
     def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
         """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""
@@ -115,6 +124,16 @@ class Tables:
             }
         )
         return event
+
+    def unspent(self, uses: Sequence[SingleUse]) -> tuple[bool, ...]:
+        """For each use, whether spending it now would be its first use (nothing written)."""
+        return tuple(use.key not in self.used_jtis for use in uses)
+
+    def spend(self, uses: Sequence[SingleUse], fresh: Sequence[bool]) -> None:
+        """Record the uses ``unspent`` found fresh; the others are recorded already."""
+        for use, new in zip(uses, fresh, strict=True):
+            if new:
+                self.used_jtis[use.key] = use.expires_at
 
 
 def page(

@@ -1,4 +1,5 @@
-"""RFC 9162 §2.1 tree, proofs and verification, against a naive MTH and against pymerkle."""
+"""RFC 9162 §2.1 tree, proofs and verification, against a naive MTH, PATH and PROOF (the
+RFC's recursive definitions written out below) and against pymerkle."""
 
 from __future__ import annotations
 
@@ -31,6 +32,56 @@ def naive_mth(data: list[bytes]) -> bytes:
         return leaf_hash(data[0])
     k = split(len(data))
     return node_hash(naive_mth(data[:k]), naive_mth(data[k:]))
+
+
+def naive_path(m: int, data: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 ``PATH(m, D[n])``, literally (RFC 6962 §2.1.1 is the same)."""
+    n = len(data)
+    if n == 1:
+        return []
+    k = split(n)
+    if m < k:
+        return [*naive_path(m, data[:k]), naive_mth(data[k:])]
+    return [*naive_path(m - k, data[k:]), naive_mth(data[:k])]
+
+
+def naive_subproof(m: int, data: list[bytes], complete: bool) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 ``SUBPROOF(m, D[n], b)``, literally."""
+    n = len(data)
+    if m == n:
+        return [] if complete else [naive_mth(data)]
+    k = split(n)
+    if m <= k:
+        return [*naive_subproof(m, data[:k], complete), naive_mth(data[k:])]
+    return [*naive_subproof(m - k, data[k:], False), naive_mth(data[:k])]
+
+
+def naive_proof(m: int, data: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 ``PROOF(m, D[n]) = SUBPROOF(m, D[n], true)``."""
+    return naive_subproof(m, data, True)
+
+
+def naive_root_from_path(m: int, n: int, leaf: bytes, path: list[bytes]) -> bytes | None:
+    """The root ``PATH(m, D[n])`` leads to from ``leaf``, by the definition run backwards;
+    None when the path has not the length the definition gives it."""
+    if n == 1:
+        return None if path else leaf
+    if not path:
+        return None
+    k = split(n)
+    if m < k:
+        inner = naive_root_from_path(m, k, leaf, path[:-1])
+        return None if inner is None else node_hash(inner, path[-1])
+    inner = naive_root_from_path(m - k, n - k, leaf, path[:-1])
+    return None if inner is None else node_hash(path[-1], inner)
+
+
+#: Tree sizes: any up to 513, and the powers of two and their neighbours, where the
+#: recursions change shape.
+sizes = st.one_of(
+    st.integers(min_value=1, max_value=513),
+    st.sampled_from([2**k + d for k in range(10) for d in (-1, 0, 1) if 2**k + d > 0]),
+)
 
 
 def build(n: int) -> tuple[list[bytes], MemoryTree]:
@@ -187,3 +238,83 @@ def test_proof_of_a_large_tree_is_logarithmic() -> None:
     tree_path = [b"\x11" * 32] * 40
     with pytest.raises(InvalidProof):
         verify_inclusion(b"\x22" * 32, 2**40 - 5, 2**40, tree_path, b"\x33" * 32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), sizes)
+def test_inclusion_proofs_are_the_rfcs_path(data: st.DataObject, size: int) -> None:
+    index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    items, tree = build(size)
+    assert tree.inclusion_proof(index, size) == naive_path(index, items)
+    # Every smaller tree of the same log, too (proofs are served for old checkpoints).
+    older = data.draw(st.integers(min_value=index + 1, max_value=size))
+    assert tree.inclusion_proof(index, older) == naive_path(index, items[:older])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), sizes)
+def test_consistency_proofs_are_the_rfcs_proof(data: st.DataObject, second: int) -> None:
+    first = data.draw(st.integers(min_value=1, max_value=second))
+    items, tree = build(second)
+    assert tree.consistency_proof(first, second) == naive_proof(first, items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), sizes)
+def test_inclusion_verification_agrees_with_the_definition(data: st.DataObject, size: int) -> None:
+    """verify_inclusion (the RFC's iterative algorithm) accepts exactly the paths that lead
+    to the root under the recursive definition, for real, altered and misplaced paths."""
+    index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    items, _ = build(size)
+    root = naive_mth(items)
+    path = naive_path(index, items)
+    claimed_index, claimed_size = index, size
+    change = data.draw(st.sampled_from(["none", "index", "size", "drop", "extra", "swap"]))
+    if change == "index":
+        claimed_index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    elif change == "size":
+        claimed_size = data.draw(st.integers(min_value=claimed_index + 1, max_value=size + 8))
+    elif change == "drop" and path:
+        path.pop(data.draw(st.integers(min_value=0, max_value=len(path) - 1)))
+    elif change == "extra":
+        path.insert(data.draw(st.integers(min_value=0, max_value=len(path))), root)
+    elif change == "swap" and len(path) > 1:
+        i = data.draw(st.integers(min_value=0, max_value=len(path) - 2))
+        path[i], path[i + 1] = path[i + 1], path[i]
+    leaf = leaf_hash(items[index])
+    expected = naive_root_from_path(claimed_index, claimed_size, leaf, path) == root
+    try:
+        verify_inclusion(leaf, claimed_index, claimed_size, path, root)
+    except InvalidProof:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted is expected
+    if change == "none":
+        assert accepted
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), sizes)
+def test_tampered_consistency_proofs_are_rejected(data: st.DataObject, second: int) -> None:
+    first = data.draw(st.integers(min_value=1, max_value=second))
+    items, _ = build(second)
+    proof = naive_proof(first, items)
+    first_root, second_root = naive_mth(items[:first]), naive_mth(items)
+    verify_consistency(first, second, first_root, second_root, proof)
+    # (Other tree sizes for the same roots are not a mutation: as for inclusion, the size
+    # and the root are authenticated together, in one signed checkpoint.)
+    mutation = data.draw(st.sampled_from(["drop", "extra", "flip", "truncate_hash"]))
+    bad = list(proof)
+    if mutation == "extra" or not bad:
+        bad.insert(data.draw(st.integers(min_value=0, max_value=len(bad))), b"\x00" * 32)
+    elif mutation == "drop":
+        bad.pop(data.draw(st.integers(min_value=0, max_value=len(bad) - 1)))
+    elif mutation == "flip":
+        i = data.draw(st.integers(min_value=0, max_value=len(bad) - 1))
+        bad[i] = bytes([bad[i][0] ^ 1]) + bad[i][1:]
+    else:
+        i = data.draw(st.integers(min_value=0, max_value=len(bad) - 1))
+        bad[i] = bad[i][:31]
+    with pytest.raises(InvalidProof):
+        verify_consistency(first, second, first_root, second_root, bad)

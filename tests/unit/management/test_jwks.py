@@ -14,8 +14,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authority.errors import InvalidRequest
 from authority.tokens.jwks import MAX_KEYS, key_set, validate_public_jwks
-
-from .conftest import ed25519_jwk, p256_jwk, rsa_jwk
+from tests.unit.management.keys import ed25519_jwk, p256_jwk, rsa_jwk
 
 
 def rejected(obj: Any) -> str:

@@ -1,0 +1,201 @@
+"""The owner's pages: pending approvals, the kill switch, and what happened.
+
+Approving a call and pulling the kill switch each need a fresh passkey assertion for
+exactly that action (``ceremonies.confirm``), and are done as
+``console:<person>+passkey``; denying is always safe and needs only the session. The
+decisions are the management layer's (``approvals.decisions``, ``management.controls``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from authority import metrics
+from authority.approvals import decisions
+from authority.console import activity, ceremonies, people
+from authority.console.sessions import Signed
+from authority.errors import InvalidRequest
+from authority.management import agents, controls, paging
+from authority.management.inputs import parse
+from authority.storage.console import Role
+
+from .http import format_time, json_answer, page, read_form, redirect, services_of, signed_in, view
+
+OWNER: Final[tuple[Role, ...]] = ("owner",)
+#: What a finished action says on the next page: fixed texts, never the input.
+DONE: Final = {
+    "approved": "Approved: the agent's next poll gets its token.",
+    "denied": "Denied: the agent's next poll is refused.",
+    "quarantined": "The agent is quarantined.",
+    "released": "The agent is released.",
+    "revoked": "The delegation is revoked: every token under it is inactive.",
+    "autonomy": "The autonomy level is set.",
+}
+
+
+def notice(request: Request) -> str | None:
+    return DONE.get(request.query_params.get("done", ""))
+
+
+def _first_page(request: Request, kind: str) -> paging.PageRequest:
+    return paging.page_request(services_of(request), kind, limit=None, cursor=None)
+
+
+async def agent_names(request: Request, signed: Signed) -> dict[str, str]:
+    services = services_of(request)
+    principal = people.principal(signed.person)
+    page_request = paging.PageRequest(services.settings.page_size_max, None)
+    listed = await agents.list_agents(services, principal, page_request)
+    return {agent.id: agent.name for agent in listed.items}
+
+
+def _reason(form: Any) -> dict[str, str]:
+    reason = form.get("reason")
+    return {"reason": reason} if reason is not None else {}
+
+
+# --- approvals ------------------------------------------------------------------------------
+@view
+async def approvals_page(request: Request) -> Response:
+    signed = await signed_in(request, OWNER)
+    services = services_of(request)
+    principal = people.principal(signed.person)
+    pending = await decisions.list_approvals(
+        services, principal, _first_page(request, decisions.KIND), status="pending"
+    )
+    context = {
+        "pending": pending.items,
+        "names": await agent_names(request, signed),
+        "notice": notice(request),
+        "now": services.now(),
+    }
+    return page(request, "owner/approvals.html", context, signed=signed)
+
+
+@view
+async def approve(request: Request) -> Response:
+    signed = await signed_in(request, OWNER)
+    services = services_of(request)
+    form = await read_form(request, signed.session.id)
+    approval_id = request.path_params["approval_id"]
+    await ceremonies.confirm(
+        services,
+        signed.session.id,
+        signed.person,
+        ceremonies.action("approve", approval_id),
+        form.get("passkey"),
+    )
+    body = parse(decisions.Decision, _reason(form))
+    confirmed = people.principal(signed.person, confirmed=True)
+    await decisions.approve(services, confirmed, approval_id, body)
+    return redirect("/console/owner/approvals?done=approved")
+
+
+@view
+async def deny(request: Request) -> Response:
+    signed = await signed_in(request, OWNER)
+    form = await read_form(request, signed.session.id)
+    body = parse(decisions.Decision, _reason(form))
+    await decisions.deny(
+        services_of(request),
+        people.principal(signed.person),
+        request.path_params["approval_id"],
+        body,
+    )
+    return redirect("/console/owner/approvals?done=denied")
+
+
+# --- the kill switch ------------------------------------------------------------------------
+@view
+async def kill_page(request: Request) -> Response:
+    signed = await signed_in(request, OWNER)
+    services = services_of(request)
+    owner_id = signed.person.owner_id or ""
+    names = await agent_names(request, signed)
+    context = {
+        "owner_id": owner_id,
+        "agent_count": len(names),
+        "kills": await activity.kills(services, owner_id),
+        "result": None,
+    }
+    return page(request, "owner/kill.html", context, signed=signed)
+
+
+@view
+async def kill(request: Request) -> Response:
+    signed = await signed_in(request, OWNER)
+    services = services_of(request)
+    form = await read_form(request, signed.session.id)
+    owner_id = signed.person.owner_id or ""
+    await ceremonies.confirm(
+        services,
+        signed.session.id,
+        signed.person,
+        ceremonies.action("kill", owner_id),
+        form.get("passkey"),
+    )
+    reason = form.get("reason")
+    if reason is None:
+        raise InvalidRequest("Say why: the reason is recorded in the ledger.")
+    body = parse(controls.KillBody, {"reason": reason})
+    confirmed = people.principal(signed.person, confirmed=True)
+    killed = await controls.kill(services, confirmed, owner_id, body)
+    # From the request's arrival to every agent and delegation stopped; the containment
+    # itself (every instance refusing) committed at ``contained_at``, before the cascade.
+    stopped_ms = (time.perf_counter() - metrics.request_started()) * 1000
+    context = {
+        "owner_id": owner_id,
+        "agent_count": len(killed.quarantined_agents),
+        "kills": await activity.kills(services, owner_id),
+        "result": killed,
+        "stopped_ms": stopped_ms,
+    }
+    return page(request, "owner/kill.html", context, signed=signed)
+
+
+# --- what happened --------------------------------------------------------------------------
+@view
+async def activity_page(request: Request) -> Response:
+    signed = await signed_in(request, OWNER)
+    services = services_of(request)
+    recent = await activity.recent(services, signed.person.owner_id or "")
+    context = {"activity": recent, "names": await agent_names(request, signed)}
+    return page(request, "owner/activity.html", context, signed=signed)
+
+
+@view
+async def events(request: Request) -> Response:
+    """New containment events after a leaf index, for ``static/live.js``."""
+    signed = await signed_in(request, OWNER)
+    raw = request.query_params.get("after", "")
+    if not (raw.lstrip("-").isdigit() and len(raw) <= 19):
+        raise InvalidRequest("The after parameter must be a leaf index.")
+    found, last = await activity.containment_since(
+        services_of(request), signed.person.owner_id or "", int(raw)
+    )
+    items = [
+        {
+            "leaf_index": e.leaf_index,
+            "time": format_time(e.time),
+            "kind": e.kind,
+            "summary": e.summary,
+        }
+        for e in found
+    ]
+    return json_answer({"items": items, "next": last})
+
+
+routes = [
+    Route("/owner/approvals", approvals_page, methods=["GET"]),
+    Route("/owner/approvals/{approval_id}/approve", approve, methods=["POST"]),
+    Route("/owner/approvals/{approval_id}/deny", deny, methods=["POST"]),
+    Route("/owner/kill", kill_page, methods=["GET"]),
+    Route("/owner/kill", kill, methods=["POST"]),
+    Route("/owner/activity", activity_page, methods=["GET"]),
+    Route("/owner/events.json", events, methods=["GET"]),
+]

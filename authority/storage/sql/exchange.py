@@ -1,0 +1,385 @@
+"""The exchange port (``storage.exchange``) in SQL, on the hot path's driver.
+
+One query loads what a request names (``agents -> owners``, ``delegations``, ``tools ->
+resource_servers``, all outer-joined to a one-row subquery: one round trip, one row). The
+spend is one UPDATE of the delegation row gated on a CTE that holds the agent, owner,
+tool and resource server rows FOR SHARE; on PostgreSQL the single uses' claims, the spend
+and the grant with its ledger entry are CTEs of one statement (one round trip instead of
+seven), and a refusal, rare, is read and written in a transaction of its own. SQLite
+serialises writers (BEGIN IMMEDIATE), which gives the same order, in one transaction.
+Every flow's statements go through the one driver: one pool per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, and_, bindparam, literal, select, update
+
+from authority.storage.driver import Driver, Transaction
+from authority.storage.exchange import (
+    ApprovalFacts,
+    ApprovalOutcome,
+    Denial,
+    ExchangeFacts,
+    GrantWrite,
+    NewApproval,
+    NotRequested,
+    NotSpent,
+    Registered,
+    Spend,
+    SpendOutcome,
+    SpendState,
+    StoredAgent,
+    StoredDelegation,
+    StoredTool,
+)
+from authority.storage.replay import MOST, SingleUse
+from authority.storage.schema import agents, delegations, owners, resource_servers, tools
+
+from . import approval_requests, grant_writes, replay
+
+# Built once: a statement object reused with bind parameters costs no cache-key work.
+_LOAD = select(
+    agents.c.id.label("agent_id"),
+    agents.c.owner_id.label("agent_owner_id"),
+    agents.c.status.label("agent_status"),
+    agents.c.autonomy_level,
+    agents.c.jwks,
+    owners.c.status.label("owner_status"),
+    delegations.c.id.label("delegation_id"),
+    delegations.c.owner_id.label("delegation_owner_id"),
+    delegations.c.agent_id.label("delegation_agent_id"),
+    delegations.c.status.label("delegation_status"),
+    delegations.c.expires_at.label("delegation_expires_at"),
+    delegations.c.scope,
+    delegations.c.intent,
+    delegations.c.max_calls,
+    delegations.c.rate_per_minute,
+    delegations.c.calls_used,
+    delegations.c.cnf_jkt,
+    tools.c.name.label("tool_name"),
+    tools.c.status.label("tool_status"),
+    tools.c.resource_server_id,
+    tools.c.actions,
+    tools.c.read_actions,
+    tools.c.risk_tier,
+    tools.c.approval_required,
+    tools.c.single_use,
+    tools.c.dpop_required,
+    tools.c.max_token_lifetime,
+    resource_servers.c.audience,
+    resource_servers.c.status.label("server_status"),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery("one")
+    .outerjoin(agents, agents.c.id == bindparam("agent_id"))
+    .outerjoin(owners, owners.c.id == agents.c.owner_id)
+    .outerjoin(delegations, delegations.c.id == bindparam("delegation_id"))
+    .outerjoin(tools, tools.c.name == bindparam("tool"))
+    .outerjoin(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
+)
+
+#: The registrations the decision read (``Registered``), still as they were.
+_REGISTERED_AS_DECIDED = (
+    agents.c.jwks == bindparam("r_agent_jwks"),
+    agents.c.autonomy_level == bindparam("r_autonomy_level"),
+    tools.c.status == "active",
+    tools.c.actions == bindparam("r_actions"),
+    tools.c.read_actions == bindparam("r_read_actions"),
+    tools.c.risk_tier == bindparam("r_risk_tier"),
+    tools.c.approval_required == bindparam("r_approval_required", type_=Boolean),
+    tools.c.single_use == bindparam("r_single_use", type_=Boolean),
+    tools.c.dpop_required == bindparam("r_dpop_required", type_=Boolean),
+    tools.c.max_token_lifetime.is_not_distinct_from(
+        bindparam("r_max_token_lifetime", type_=Integer)
+    ),
+    resource_servers.c.status == "active",
+    resource_servers.c.audience == bindparam("r_audience"),
+)
+_REGISTERED = tuple(Registered.__slots__)
+
+
+def _parameters(spend: Spend) -> dict[str, Any]:
+    params = {"p_delegation": spend.delegation_id, "p_agent": spend.agent_id, "p_now": spend.now}
+    registered = spend.registered
+    params.update({f"r_{name}": getattr(registered, name) for name in _REGISTERED})
+    return params
+
+
+def _spend_statement(gates: Sequence[Any] = ()) -> Any:
+    """Spend one call, if the delegation, its agent, owner and tool are as decided.
+
+    ``gates``: further conditions (the single-use claims of a one-statement write).
+    """
+    live = (
+        select(delegations.c.id)
+        .join(agents, agents.c.id == delegations.c.agent_id)
+        .join(owners, owners.c.id == delegations.c.owner_id)
+        .join(tools, tools.c.name == bindparam("r_tool"))
+        .join(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
+        .where(
+            delegations.c.id == bindparam("p_delegation"),
+            delegations.c.agent_id == bindparam("p_agent"),
+            delegations.c.status == "active",
+            delegations.c.expires_at > bindparam("p_now"),
+            agents.c.status == "active",
+            owners.c.status == "active",
+            *_REGISTERED_AS_DECIDED,
+        )
+        # FOR SHARE: a change to any of these rows waits for this grant's commit, and
+        # one that committed first is seen here (PostgreSQL re-reads a locked row's
+        # newest version and checks these conditions again on it).
+        .with_for_update(read=True, of=[agents, owners, tools, resource_servers])
+        .cte("live")
+    )
+    return (
+        update(delegations)
+        .where(
+            delegations.c.id.in_(select(live.c.id)),
+            # Repeated on the updated row itself: if a revocation committed while this
+            # waited for the row lock, PostgreSQL re-checks these conditions on the new
+            # version (READ COMMITTED), but not the CTE's, which keeps its snapshot.
+            delegations.c.status == "active",
+            delegations.c.expires_at > bindparam("p_now"),
+            (delegations.c.max_calls.is_(None))
+            | (delegations.c.calls_used < delegations.c.max_calls),
+            *gates,
+        )
+        .values(calls_used=delegations.c.calls_used + 1)
+        .returning(delegations.c.calls_used)
+    )
+
+
+_SPEND = _spend_statement()
+
+
+def pg_spend_and_record(claims: int, *, inserts: Sequence[Any] = grant_writes.RECORDED) -> Any:
+    """PostgreSQL: claim the uses, spend the call and write the grant, in one statement.
+
+    The spend waits for every claim (a replay spends nothing); the uses are recorded
+    whether or not the call is spent. It returns one row: ``calls_used`` (NULL when
+    nothing was spent) and ``claimed_<i>`` for each use.
+    """
+    ctes = replay.pg_claims(claims)
+    spent = _spend_statement(replay.all_claimed(ctes)).cte("spent")
+    result = select(
+        select(spent.c.calls_used).scalar_subquery().label("calls_used"),
+        *replay.claimed_flags(ctes),
+    )
+    return grant_writes.pg_record(spent, inserts=inserts, result=result)
+
+
+PG_SPEND_AND_RECORD = tuple(pg_spend_and_record(n) for n in range(MOST + 1))
+
+_WHY_NOT_SPENT = (
+    select(
+        delegations.c.status,
+        delegations.c.expires_at,
+        delegations.c.max_calls,
+        delegations.c.calls_used,
+        agents.c.status.label("agent_status"),
+        owners.c.status.label("owner_status"),
+        tools.c.status.label("tool_status"),
+        resource_servers.c.status.label("server_status"),
+        and_(*_REGISTERED_AS_DECIDED).label("as_decided"),
+    )
+    .join(
+        agents,
+        and_(agents.c.id == delegations.c.agent_id, agents.c.id == bindparam("p_agent")),
+    )
+    .join(owners, owners.c.id == delegations.c.owner_id)
+    .outerjoin(tools, tools.c.name == bindparam("r_tool"))
+    .outerjoin(resource_servers, resource_servers.c.id == tools.c.resource_server_id)
+    .where(delegations.c.id == bindparam("p_delegation"))
+)
+
+
+async def _refuse(
+    tx: Transaction,
+    params: Mapping[str, Any],
+    claimed: tuple[bool, ...],
+    refuse: Callable[[NotSpent], Denial],
+) -> Denial:
+    """After a refused spend: read its rows (unless a use was replayed), write the denial."""
+    state = None
+    if all(claimed):
+        row = await tx.fetchrow(_WHY_NOT_SPENT, params)
+        if row is not None:
+            state = SpendState(
+                status=row.status,
+                expires_at=row.expires_at,
+                max_calls=row.max_calls,
+                calls_used=row.calls_used,
+                agent_status=row.agent_status,
+                owner_status=row.owner_status,
+                tool_status=row.tool_status,
+                server_status=row.server_status,
+                as_decided=bool(row.as_decided),
+            )
+    denial = refuse(NotSpent(claimed, state))
+    await grant_writes.insert(tx, grant_writes.rows(denial.grant))
+    if denial.approval is not None:
+        await approval_requests.close(tx, denial.approval)
+    return denial
+
+
+def _facts(row: Mapping[str, Any]) -> ExchangeFacts:
+    agent = delegation = tool = None
+    if row["agent_id"] is not None:
+        agent = StoredAgent(
+            id=row["agent_id"],
+            owner_id=row["agent_owner_id"],
+            status=row["agent_status"],
+            autonomy_level=row["autonomy_level"],
+            jwks=row["jwks"],
+            owner_status=row["owner_status"],
+        )
+    if row["delegation_id"] is not None:
+        delegation = StoredDelegation(
+            id=row["delegation_id"],
+            owner_id=row["delegation_owner_id"],
+            agent_id=row["delegation_agent_id"],
+            status=row["delegation_status"],
+            expires_at=row["delegation_expires_at"],
+            scope=row["scope"],
+            intent=row["intent"],
+            max_calls=row["max_calls"],
+            rate_per_minute=row["rate_per_minute"],
+            calls_used=row["calls_used"],
+            cnf_jkt=row["cnf_jkt"],
+        )
+    if row["tool_name"] is not None:
+        tool = StoredTool(
+            name=row["tool_name"],
+            status=row["tool_status"],
+            resource_server_id=row["resource_server_id"],
+            actions=row["actions"],
+            read_actions=row["read_actions"],
+            risk_tier=row["risk_tier"],
+            # SQLite's driver gives 0 or 1.
+            approval_required=bool(row["approval_required"]),
+            single_use=bool(row["single_use"]),
+            dpop_required=bool(row["dpop_required"]),
+            max_token_lifetime=row["max_token_lifetime"],
+            audience=row["audience"],
+            server_status=row["server_status"],
+        )
+    return ExchangeFacts(agent, delegation, tool)
+
+
+class _ApprovalTaken(Exception):
+    """Another poll consumed the approval: the transaction rolls back."""
+
+
+class SqlExchangeStore:
+    def __init__(self, sql: Driver) -> None:
+        self._sql = sql
+
+    async def load(self, agent_id: str, delegation_id: str, tool: str) -> ExchangeFacts:
+        params = {"agent_id": agent_id, "delegation_id": delegation_id, "tool": tool}
+        row = await self._sql.fetchrow(_LOAD, params)
+        if row is None:  # the query is built on a one-row subquery: cannot happen
+            raise RuntimeError("the exchange's load query returned no row")
+        return _facts(row)
+
+    async def spend(
+        self,
+        spend: Spend,
+        issued: GrantWrite,
+        uses: Sequence[SingleUse],
+        refuse: Callable[[NotSpent], Denial],
+        *,
+        approval_id: str | None = None,
+    ) -> SpendOutcome:
+        sql = self._sql
+        params = _parameters(spend)
+        rows = grant_writes.rows(issued)
+        if approval_id is None and sql.dialect == "postgresql":
+            one = {**params, **replay.parameters(uses), **rows.prefixed()}
+            row = await sql.commit_one(PG_SPEND_AND_RECORD[len(uses)], one)
+            if row is None:  # the statement always returns its one row
+                raise RuntimeError("the spend statement returned no row")
+            claimed = tuple(bool(row[f"claimed_{i}"]) for i in range(len(uses)))
+            if row.calls_used is not None:
+                return SpendOutcome(claimed)
+            async with sql.transaction() as tx:
+                return SpendOutcome(claimed, await _refuse(tx, params, claimed, refuse))
+        taken: tuple[bool, ...] = ()
+        try:
+            async with sql.transaction() as tx:
+                claimed = taken = await replay.spend(tx, sql.dialect, uses)
+                if not all(claimed) or await tx.fetchrow(_SPEND, params) is None:
+                    return SpendOutcome(claimed, await _refuse(tx, params, claimed, refuse))
+                if approval_id is not None and not await approval_requests.consume(
+                    tx, approval_id, spend.now
+                ):
+                    raise _ApprovalTaken()  # roll everything back
+                await grant_writes.insert(tx, rows)
+        except _ApprovalTaken:
+            return SpendOutcome(taken, approval_taken=True)
+        return SpendOutcome(claimed)
+
+    async def deny(
+        self, denial: GrantWrite, use: SingleUse | None, replayed: Callable[[], GrantWrite]
+    ) -> bool | None:
+        sql = self._sql
+        rows = grant_writes.rows(denial)
+        if sql.dialect == "postgresql":
+            # One statement, so one round trip: it commits alone, the use and both rows,
+            # or (a replay) the use alone.
+            if use is None:
+                await sql.commit_one(grant_writes.PG_RECORD, rows.prefixed())
+                return None
+            params = {**replay.parameters([use]), **rows.prefixed()}
+            if await sql.commit_one(grant_writes.PG_CLAIM_AND_RECORD, params) is not None:
+                return True
+            await sql.commit_one(grant_writes.PG_RECORD, grant_writes.rows(replayed()).prefixed())
+            return False
+        claimed: bool | None = None
+        async with sql.transaction() as tx:
+            if use is not None:
+                (claimed,) = await replay.spend(tx, sql.dialect, [use])
+                if not claimed:
+                    rows = grant_writes.rows(replayed())
+            await grant_writes.insert(tx, rows)
+        return claimed
+
+    async def request_approval(
+        self,
+        approval: NewApproval,
+        pending: GrantWrite,
+        uses: Sequence[SingleUse],
+        refuse: Callable[[NotRequested], GrantWrite],
+        *,
+        max_pending: int,
+    ) -> ApprovalOutcome:
+        sql = self._sql
+        async with sql.transaction() as tx:
+            claimed = await replay.spend(tx, sql.dialect, uses)
+            limited = all(claimed) and await approval_requests.at_limit(
+                tx, approval.agent_id, approval.created_at, max_pending
+            )
+            if not all(claimed) or limited:
+                denial = refuse(NotRequested(claimed, limited))
+                await grant_writes.insert(tx, grant_writes.rows(denial))
+                return ApprovalOutcome(claimed, denial)
+            await approval_requests.insert(tx, approval)
+            await grant_writes.insert(tx, grant_writes.rows(pending))
+        return ApprovalOutcome(claimed)
+
+    async def approval(self, approval_id: str) -> ApprovalFacts | None:
+        return await approval_requests.load(self._sql, approval_id)
+
+    async def note_poll(self, approval_id: str, now: int, *, slow_down_step: int) -> bool:
+        return await approval_requests.note_poll(self._sql, approval_id, now, slow_down_step)
+
+    async def spend_uses(self, uses: Sequence[SingleUse]) -> tuple[bool, ...]:
+        return await replay.spend_now(self._sql, uses)
+
+    async def close_approval(self, denial: Denial) -> None:
+        async with self._sql.transaction() as tx:
+            await grant_writes.insert(tx, grant_writes.rows(denial.grant))
+            if denial.approval is not None:
+                await approval_requests.close(tx, denial.approval)

@@ -1,0 +1,161 @@
+"""The agent SDK against the authority: discovery, one-call tokens, DPoP, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import httpx
+import jwt
+import pytest
+from joserfc.jwk import OKPKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from authority.sdk import AgentClient, AuthorityClientError
+from tests.support import ISSUER, RS_AUDIENCE, World
+
+
+def sdk_client(world: World, *, dpop: bool = False) -> AgentClient:
+    key = OKPKey.import_key(
+        {
+            **world.agent_key.public_jwk(),
+            "d": jwt.algorithms.OKPAlgorithm.to_jwk(world.agent_key.private, as_dict=True)["d"],
+        }
+    )
+    return AgentClient(
+        ISSUER,
+        world.agent_id,
+        key,
+        world.credential,
+        http=world.client,
+        dpop_key=OKPKey.generate_key("Ed25519") if dpop else None,
+        clock=world.clock.now,
+    )
+
+
+async def test_token_for_one_call(world: World) -> None:
+    client = sdk_client(world)
+    token = await client.token("github.issues.create", "acme/web", "create", audience=RS_AUDIENCE)
+    assert token.token_type == "Bearer"
+    claims = jwt.decode(token.value, options={"verify_signature": False})
+    assert claims["authorization_details"][0]["resource"] == "acme/web"
+    assert claims["client_id"] == world.agent_id
+
+
+async def test_dpop_bound_token(world: World) -> None:
+    client = sdk_client(world, dpop=True)
+    token = await client.token("github.issues.create", "acme/web", "create", audience=RS_AUDIENCE)
+    assert token.token_type == "DPoP"
+    assert client.dpop_key is not None
+    claims = jwt.decode(token.value, options={"verify_signature": False})
+    assert claims["cnf"]["jkt"] == client.dpop_key.thumbprint()
+
+
+async def test_refusal_carries_the_rfc_error(world: World) -> None:
+    client = sdk_client(world)
+    with pytest.raises(AuthorityClientError) as refused:
+        await client.token("github.issues.create", "evil/repo", "create", audience=RS_AUDIENCE)
+    assert refused.value.error == "invalid_scope"
+    assert refused.value.status == 400
+
+
+async def test_httpx_auth_attaches_a_fresh_token_per_request(world: World) -> None:
+    seen: list[str] = []
+
+    async def tool(request: Request) -> JSONResponse:
+        seen.append(request.headers["authorization"])
+        return JSONResponse({"ok": True})
+
+    tool_app = Starlette(routes=[Route("/issues", tool, methods=["POST"])])
+    client = sdk_client(world)
+    auth = client.auth("github.issues.create", "create", audience=RS_AUDIENCE, resource="acme/web")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=tool_app), base_url=RS_AUDIENCE
+    ) as tools:
+        for _ in range(3):
+            response = await tools.post("/issues", json={}, auth=auth)
+            assert response.status_code == 200
+    assert len(set(seen)) == 3
+    assert all(h.startswith("Bearer ") for h in seen)
+
+
+def test_sdk_imports_without_the_server_stack() -> None:
+    blocked = ["starlette", "sqlalchemy", "pydantic", "redis", "cedarpy", "uvicorn", "alembic"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None\n"
+        "import authority.sdk\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+async def test_a_call_needing_approval_is_collected_once_approved(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authority.sdk import ApprovalPending
+    from tests.integration.approvals.support import RISKY_TOOL, with_risky_tool
+
+    await with_risky_tool(world)
+    client = sdk_client(world)
+    with pytest.raises(ApprovalPending) as pending:
+        await client.token(RISKY_TOOL, "prod/web", "run", audience=RS_AUDIENCE)
+    listed = await world.client.get("/v1/approvals", headers=world.auth(world.owner_key))
+    (approval,) = listed.json()["items"]
+    polls: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        if sys._getframe(1).f_globals.get("__name__") != "authority.sdk.agent":
+            # asyncio.sleep is one function for everyone: the authority's background
+            # tasks (sequencer, refresh loops) keep their own, real, waits.
+            await real_sleep(seconds)
+            return
+        # The authority runs on a frozen clock: waiting is moving it forward.
+        polls.append(seconds)
+        world.clock.advance(seconds)
+        if len(polls) == 2:
+            approved = await world.client.post(
+                f"/v1/approvals/{approval['id']}/approve", headers=world.auth(world.owner_key)
+            )
+            assert approved.status_code == 200, approved.text
+
+    monkeypatch.setattr("authority.sdk.agent.asyncio.sleep", sleep)
+    token = await client.wait_for_approval(pending.value)
+    claims = jwt.decode(token.value, options={"verify_signature": False})
+    assert claims["authorization_details"][0]["tool"] == RISKY_TOOL
+    assert len(polls) == 2  # pending once, then the token
+
+
+async def test_a_denied_approval_raises_access_denied(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authority.sdk import ApprovalPending
+    from tests.integration.approvals.support import RISKY_TOOL, with_risky_tool
+
+    await with_risky_tool(world)
+    client = sdk_client(world)
+    with pytest.raises(ApprovalPending) as pending:
+        await client.token(RISKY_TOOL, "prod/web", "run", audience=RS_AUDIENCE)
+    listed = await world.client.get("/v1/approvals", headers=world.auth(world.owner_key))
+    (approval,) = listed.json()["items"]
+    denied = await world.client.post(
+        f"/v1/approvals/{approval['id']}/deny", headers=world.auth(world.owner_key)
+    )
+    assert denied.status_code == 200
+
+    async def sleep(seconds: float) -> None:
+        world.clock.advance(seconds)
+
+    monkeypatch.setattr("authority.sdk.agent.asyncio.sleep", sleep)
+    with pytest.raises(AuthorityClientError) as refused:
+        await client.wait_for_approval(pending.value)
+    assert refused.value.error == "access_denied"
