@@ -31,7 +31,9 @@ async def _recorded(console: Console, **changes: object) -> tuple[str, str]:
 
 
 def _leaf(page: str, kind: str) -> int:
-    rows = re.findall(r'href="/console/ledger/(\d+)">\d+</a></td>\s*<td>[^<]*</td>\s*<td>(\w+)', page)
+    rows = re.findall(
+        r'href="/console/ledger/(\d+)">\d+</a></td>\s*<td>[^<]*</td>\s*<td>(\w+)', page
+    )
     return next(int(leaf) for leaf, found in rows if found == kind)
 
 
