@@ -1,9 +1,11 @@
 """Simple charts for the auditor, as geometry the templates draw as SVG (no script).
 
-Decisions per minute and denials by reason come from the ledger's grants of the last
-hour (at most ``MAX_GRANTS`` of them); time to contain from this instance's own
-histograms (``authority.metrics``: the kill switch's and automatic containment's), so it
-covers what this process saw since it started. Labels are plain text, escaped by the
+Decisions per minute, calls inside versus outside the delegations' allowlists (issued
+grants against denials for a tool, resource or action not delegated) and denials by
+reason come from the ledger's grants of the last hour (at most ``MAX_GRANTS`` of them);
+time to contain from this instance's own histograms (``authority.metrics``: the kill
+switch's and automatic containment's), so it covers what this process saw since it
+started. Labels are plain text, escaped by the
 template like every other value.
 """
 
@@ -18,6 +20,7 @@ import orjson
 from prometheus_client import Histogram
 
 from authority.context import Services
+from authority.policy.reasons import Reason
 from authority.storage.ledger_reader import EntryFilter
 
 MAX_GRANTS: Final = 10_000
@@ -47,6 +50,7 @@ class Chart:
     axis: list[tuple[float, str]]  # (x, label) ticks under the bars
     maximum: int
     note: str
+    legend: str = "blue issued · red denied"
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -64,7 +68,7 @@ def per_minute(times: Iterable[tuple[int, str]], now: int) -> Chart:
     start = now - MINUTES * 60
     issued, denied = [0] * MINUTES, [0] * MINUTES
     for time, decision in times:
-        slot = (time - start) // 60
+        slot = (time - start - 1) // 60  # the window is (now - 1 h, now]: this second counts
         if 0 <= slot < MINUTES:
             (denied if decision == "denied" else issued)[slot] += 1
     maximum = max((i + d for i, d in zip(issued, denied, strict=True)), default=0)
@@ -83,6 +87,41 @@ def per_minute(times: Iterable[tuple[int, str]], now: int) -> Chart:
     axis = [(_PAD + s * step, f"-{MINUTES - s}m") for s in range(0, MINUTES, 10)]
     note = f"{sum(issued)} issued, {sum(denied)} denied in the last hour"
     return Chart("Decisions per minute", bars, axis, maximum, note)
+
+
+#: Denials that mean the call asked for was outside the delegation's allowlist.
+OUTSIDE_ALLOWLIST: Final = frozenset(
+    {Reason.TOOL_NOT_DELEGATED, Reason.RESOURCE_NOT_DELEGATED, Reason.ACTION_NOT_DELEGATED}
+)
+
+
+def allowlist_calls(
+    grants: Iterable[tuple[int, str, str | None]],
+) -> list[tuple[int, str]]:
+    """Issued grants (inside) and allowlist denials (outside), as (time, series); every
+    other decision (another reason's denial, a pending approval) is neither."""
+    found = []
+    for time, decision, reason in grants:
+        if decision == "issued":
+            found.append((time, "issued"))
+        elif decision == "denied" and reason in OUTSIDE_ALLOWLIST:
+            found.append((time, "denied"))
+    return found
+
+
+def inside_versus_outside(grants: Iterable[tuple[int, str, str | None]], now: int) -> Chart:
+    """Per minute: calls inside the delegation's allowlists (issued) and outside them."""
+    chart = per_minute(allowlist_calls(grants), now)
+    inside = sum(b.value for b in chart.bars if b.series == "issued")
+    outside = sum(b.value for b in chart.bars if b.series == "denied")
+    return Chart(
+        "Calls inside versus outside allowlists",
+        chart.bars,
+        chart.axis,
+        chart.maximum,
+        f"{inside} issued inside, {outside} denied outside the allowlist in the last hour",
+        legend="blue inside · red outside",
+    )
 
 
 def by_label(
@@ -136,6 +175,7 @@ async def all_charts(services: Services) -> list[Chart]:
     automatic = buckets(services.metrics.time_to_contain)
     return [
         per_minute(((t, d) for t, d, _ in grants), now),
+        inside_versus_outside(grants, now),
         by_label(
             "Denials by reason",
             reasons,

@@ -293,6 +293,7 @@ PORTED_FLOWS = (
     "authority.console.activity",
     "authority.console.audit",
     "authority.console.charts",
+    "authority.console.recordings",
     "authority.grants.token_exchange",
     "authority.grants.ciba",
     "authority.grants.agent_auth",

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from authority.console import audit, charts
+from authority.console import recordings as recorded
 from authority.errors import InvalidRequest, NotFound
 from authority.ledger.schemas import KINDS
 from authority.storage.console import Role
@@ -121,7 +122,19 @@ async def entry_page(request: Request) -> Response:
     if row is None:
         raise NotFound("No such entry.")
     proof = await audit.check_inclusion(services, row.leaf_index, row.raw)
-    context = {"row": row, "proof": proof}
+    recording, calls, more_calls = None, None, False
+    if row.kind == "gateway_call":
+        recording = await recorded.of_call(services, row.body)
+    elif row.kind == "grant" and row.body.get("decision") == "issued":
+        calls, more_calls = await recorded.of_grant(services, str(row.body["grant_id"]))
+    context = {
+        "row": row,
+        "proof": proof,
+        "recording": recording,
+        "calls": calls,
+        "more_calls": more_calls,
+        "grant_calls": recorded.GRANT_CALLS,
+    }
     return page(request, "audit/entry.html", context, signed=signed)
 
 

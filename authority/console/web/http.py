@@ -14,6 +14,7 @@ Every POST is checked for its CSRF token before anything else is read
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
@@ -70,6 +71,14 @@ def _pretty(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
 
+def _call_arguments(value: Any) -> str:
+    # Exactly the JSON the call will carry, keys in their canonical order, and every
+    # character outside printable ASCII escaped (U+202E, U+2028, ESC): what the
+    # owner reads is what is approved, with nothing hidden or reordered by the display.
+    # JSON leaves DEL unescaped; it can only stand inside a string here.
+    return json.dumps(value, ensure_ascii=True, sort_keys=True, indent=2).replace("\x7f", "\\u007f")
+
+
 TEMPLATES: Final = Environment(
     loader=PackageLoader("authority.console", "templates"),
     autoescape=True,
@@ -79,6 +88,7 @@ TEMPLATES: Final = Environment(
 )
 TEMPLATES.filters["time"] = format_time
 TEMPLATES.filters["pretty"] = _pretty
+TEMPLATES.filters["call_arguments"] = _call_arguments
 TEMPLATES.filters["b64"] = encode_hash
 
 

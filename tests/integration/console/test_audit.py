@@ -94,7 +94,7 @@ async def test_charts_are_server_rendered_svg(console: Console) -> None:
     auditor = await console.person("auditor")
     response = await auditor.open("/console/charts")
     assert response.status_code == 200
-    assert response.text.count("<svg") == 4
+    assert response.text.count("<svg") == 5
     assert "<rect" in response.text
     assert "Denials by reason" in response.text
 
