@@ -54,6 +54,8 @@ def test_an_approval_without_arguments_says_so() -> None:
         reason: str = "needs_approval"
         created_at: int = 0
         expires_at: int = 0
+        arguments: dict[str, Any] | None = None
+        arguments_digest: str | None = None
 
     html = _render(pending=[Bare()], names={}, notice=None, now=0)
     assert "none bound to this call" in html
