@@ -17,14 +17,13 @@ from typing import Any, Final, Literal, cast
 
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest, NotFound
-from authority.ledger.entries import Entry
 from authority.management import paging, records
 from authority.management.auth import READERS, Principal, Role, require_role, sees_all
 from authority.management.inputs import Body as InputBody
 from authority.management.inputs import Description
 from authority.storage.approval_decisions import Status, StoredApproval
 
-from .requests import CallRequest
+from .requests import CallRequest, decision_entry
 
 KIND: Final = "approvals"
 NOT_FOUND: Final = "No such approval."
@@ -169,33 +168,11 @@ async def _decide(
         now=now,
         actor=principal.key_id,
         reason=reason,
-        entry=decided_entry(row, decision=decision, actor=principal.key_id, reason=reason, now=now),
+        entry=decision_entry(
+            row, decision=decision, actor=principal.key_id, reason=reason, now=now
+        ),
     )
     if decided is None:
         raise Conflict("The approval is no longer pending.")
     services.metrics.approvals.labels(decision).inc()
     return view(decided, now)
-
-
-def decided_entry(
-    row: StoredApproval, *, decision: str, actor: str, reason: str | None, now: int
-) -> Entry:
-    """The ``approval_decided`` ledger entry of a decision on ``row``."""
-    call = CallRequest.from_json(row.request)
-    return (
-        "approval_decided",
-        2,
-        now,
-        {
-            "approval_id": row.id,
-            "decision": decision,
-            "owner_id": row.owner_id,
-            "agent_id": row.agent_id,
-            "delegation_id": row.delegation_id,
-            "tool": call.tool,
-            "resource": call.resource,
-            "action": call.action,
-            "actor": actor,
-            "reason": reason,
-        },
-    )

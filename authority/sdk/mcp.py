@@ -258,8 +258,8 @@ class GatewayCalls:
         return headers
 
 
-class GatewayAuth(httpx2.Auth):
-    """``GatewayCalls`` as an ``httpx2.Auth``, for the official ``mcp`` client."""
+class _CallsAuth:
+    """What both ``Auth`` flavours share: the calls, an approved token, closing."""
 
     requires_request_body = True
 
@@ -271,6 +271,10 @@ class GatewayAuth(httpx2.Auth):
 
     async def aclose(self) -> None:
         await self.calls.aclose()
+
+
+class GatewayAuth(_CallsAuth, httpx2.Auth):
+    """``GatewayCalls`` as an ``httpx2.Auth``, for the official ``mcp`` client."""
 
     def sync_auth_flow(
         self, request: httpx2.Request
@@ -285,19 +289,8 @@ class GatewayAuth(httpx2.Auth):
         yield request
 
 
-class GatewayAuthHttpx(httpx.Auth):
+class GatewayAuthHttpx(_CallsAuth, httpx.Auth):
     """``GatewayCalls`` as an ``httpx.Auth``."""
-
-    requires_request_body = True
-
-    def __init__(self, agent: AgentClient | GatewayCalls) -> None:
-        self.calls = agent if isinstance(agent, GatewayCalls) else GatewayCalls(agent)
-
-    def provide(self, token: AccessToken) -> None:
-        self.calls.provide(token)
-
-    async def aclose(self) -> None:
-        await self.calls.aclose()
 
     def sync_auth_flow(
         self, request: httpx.Request
