@@ -103,3 +103,42 @@ async def kills(services: Services, owner_id: str) -> list[Event]:
     """The owner's kill switches within the window, newest first."""
     events = await _window(services, owner_id, None, latest=True)
     return [e for e in events if e.kind == "kill_switch"][::-1][:SHOWN]
+
+
+#: Changes of one agent's autonomy level shown on its card, the newest last.
+AUTONOMY_SHOWN: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LevelChange:
+    """One ``autonomy_changed`` entry: from which level to which, by whom and why."""
+
+    time: int
+    previous: int | None
+    level: int
+    actor: str
+    reason: str | None
+
+
+async def autonomy_history(services: Services, agent_id: str) -> list[LevelChange]:
+    """The agent's latest level changes in ledger order (sequenced entries only)."""
+    changes: list[LevelChange] = []
+    after: int | None = None
+    while True:
+        found = await services.ledger_reader.entries(
+            EntryFilter(agent_id=agent_id, kind="autonomy_changed"), after=after, limit=500
+        )
+        for entry in found:
+            body = orjson.loads(entry.body)
+            changes.append(
+                LevelChange(
+                    time=int(body["time"]),
+                    previous=body.get("previous_level"),
+                    level=int(body["level"]),
+                    actor=str(body.get("actor", "")),
+                    reason=body.get("reason"),
+                )
+            )
+        if len(found) < 500:
+            return changes[-AUTONOMY_SHOWN:]
+        after = found[-1].leaf_index

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority.console import ceremonies, people
+from authority.console import activity, ceremonies, people
 from authority.console.sessions import Signed
 from authority.context import Services
 from authority.errors import InvalidRequest
@@ -49,7 +49,14 @@ async def agents_page(request: Request) -> Response:
     listed = await agents.list_agents(
         services, people.principal(signed.person), _everything(services)
     )
-    rows = [{"agent": a, "keys": _keys(a)} for a in listed.items]
+    rows = [
+        {
+            "agent": a,
+            "keys": _keys(a),
+            "levels": await activity.autonomy_history(services, a.id),
+        }
+        for a in listed.items
+    ]
     context = {"rows": rows, "notice": notice(request), "levels": range(4)}
     return page(request, "owner/agents.html", context, signed=signed)
 

@@ -256,3 +256,22 @@ async def test_the_live_events_endpoint_lists_containment_after_a_leaf(console: 
     assert response.json()["items"] == []
     bad = await owner.client.get("/console/owner/events.json?after=x")
     assert bad.status_code == 400
+
+
+async def test_an_agents_card_shows_its_autonomy_history(console: Console) -> None:
+    world = console.world
+    reason = "<b>trusted</b> after review"
+    response = await world.client.post(
+        f"/v1/agents/{world.agent_id}/autonomy",
+        json={"level": 3, "reason": reason},
+        headers=world.auth(world.owner_key),
+    )
+    assert response.status_code == 200, response.text
+    assert world.services.sequencer is not None
+    await world.services.sequencer.run_once()
+    owner = await console.owner()
+    page = await owner.open("/console/owner/agents")
+    changes = re.findall(r'<span class="autonomy-change">(.*?)</span>', page.text)
+    assert changes, page.text
+    assert "&rarr; 3" in changes[-1] or "→ 3" in changes[-1]
+    assert html.escape(reason) in changes[-1] and "<b>" not in changes[-1]
