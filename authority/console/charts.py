@@ -179,18 +179,25 @@ async def all_charts(services: Services) -> list[Chart]:
         by_label(
             "Denials by reason",
             reasons,
-            f"{sum(reasons.values())} denials in the last hour{suffix}",
+            f"{_count(sum(reasons.values()), 'denial')} in the last hour{suffix}",
         ),
         by_label(
             "Time to contain: kill switch",
             kill,
-            f"{sum(kill.values())} kill switches seen by this instance since it started",
+            _count(sum(kill.values()), "kill switch", "kill switches")
+            + " seen by this instance since it started",
             in_order=True,
         ),
         by_label(
             "Time to contain: automatic quarantine",
             automatic,
-            f"{sum(automatic.values())} containments seen by this instance since it started",
+            f"{_count(sum(automatic.values()), 'containment')} seen by this instance since "
+            "it started",
             in_order=True,
         ),
     ]
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 denial``, ``2 denials``: a count with its noun."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
