@@ -47,11 +47,19 @@ class Seams:
 
 
 class RecorderState:
-    """Fail closed on recording: down from a failed record until one is kept again."""
+    """Fail closed on recording: down while the recorder says it would refuse a record
+    (asked before each call is forwarded, not only after one was refused), and from a
+    failed record until one is kept again."""
 
     def __init__(self, recorder: Recorder | None) -> None:
         self.recorder = recorder
-        self.down = False
+        self._failed = False
+
+    @property
+    def down(self) -> bool:
+        if self.recorder is None:
+            return False
+        return self._failed or not self.recorder.available()
 
     async def keep(self, call: CallRecord) -> bool:
         if self.recorder is None:
@@ -59,9 +67,9 @@ class RecorderState:
         try:
             await self.recorder.record(call)
         except RecorderUnavailable:
-            self.down = True
+            self._failed = True
             return False
-        self.down = False
+        self._failed = False
         return True
 
 

@@ -117,6 +117,17 @@ class HttpRoute(_Strict):
     #: must be its RFC 8785 digest (the body is then read whole, within
     #: ``max_message_bytes``, before it is forwarded).
     bind_arguments: bool = False
+    #: Forward the request's query string. Off by default: the token names the path's
+    #: tool, resource and action (and, with ``bind_arguments``, the body), never the
+    #: query, so a query an upstream reads as arguments must not pass unchecked. Allow it
+    #: only on routes whose upstream reads nothing from it that the token should bind.
+    allow_query: bool = False
+
+    @model_validator(mode="after")
+    def _query_is_not_bound(self) -> HttpRoute:
+        if self.allow_query and self.bind_arguments:
+            raise ValueError("a route that binds its arguments cannot also forward a query")
+        return self
 
     @field_validator("path")
     @classmethod

@@ -58,6 +58,9 @@ class RecorderUnavailable(Exception):
 
 
 class Recorder(Protocol):
+    def available(self) -> bool:
+        """Whether ``record`` would keep a call now: the proxy asks before it forwards."""
+
     async def record(self, call: CallRecord) -> None:
         """Keep ``call``; raises ``RecorderUnavailable`` when it cannot be kept."""
 

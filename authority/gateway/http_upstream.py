@@ -14,7 +14,6 @@ with a masking policy, masked chunk by chunk.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +38,9 @@ from authority.gateway.streams import (
     Tap,
     TooLarge,
     header_map,
+    loads_unique,
     read_whole,
+    repeats_a_checked_header,
     request_body,
     request_headers,
     response_headers,
@@ -56,6 +57,12 @@ BAD_PATH = Refusal(400, "invalid_request", "The request path is not in normal fo
 #: Encoded separators and dot segments: the path an upstream would act on after
 #: decoding or normalising (RFC 3986 §5.2.4) could be another route than the one checked.
 _ENCODED = (b"%2f", b"%5c", b"%2e", b"%00")
+QUERY_REFUSED = Refusal(
+    400, "invalid_request", "This route takes no query: the token does not cover one.", False
+)
+REPEATED_HEADER = Refusal(
+    400, "invalid_request", "A header the gateway checks is sent more than once.", False
+)
 BAD_BODY = Refusal(400, "invalid_request", "The body is not the call's JSON arguments.", False)
 
 
@@ -73,6 +80,7 @@ class HttpUpstream:
                     introspect=r.introspect,
                 ),
                 r.bind_arguments,
+                r.allow_query,
             )
             for r in upstream.config.routes
         ]
@@ -85,6 +93,8 @@ class HttpUpstream:
                 raise UNRECORDED
             if not _normal(scope, path, self.upstream.config.mount):
                 raise BAD_PATH
+            if repeats_a_checked_header(scope):
+                raise REPEATED_HEADER
             body = await self._authorise(scope, receive, call, method, path)
         except Refusal as refusal:
             await self.refuse(send, refusal, call)
@@ -95,7 +105,9 @@ class HttpUpstream:
         self, scope: Scope, receive: Receive, call: CallLog, method: str, path: str
     ) -> bytes | None:
         upstream = self.upstream
-        route, bind, params = self._route(method, path or "/")
+        route, bind, allow_query, params = self._route(method, path or "/")
+        if scope.get("query_string") and not allow_query:
+            raise QUERY_REFUSED
         headers = header_map(scope)
         presented = upstream.gate.presented(headers)
         token = await upstream.gate.verify(
@@ -109,7 +121,7 @@ class HttpUpstream:
         if bind:
             try:
                 body = await read_whole(receive, upstream.settings.max_message_bytes)
-                value = json.loads(body) if body else {}
+                value = loads_unique(body) if body else {}
             except (TooLarge, ValueError, RecursionError):
                 raise BAD_BODY from None
             expected = arguments_digest(token)
@@ -134,11 +146,11 @@ class HttpUpstream:
             return quote(path, safe="/:@!$&'()*+,;=-._~")
         return raw.decode("latin-1")[len(self.upstream.config.mount) :]
 
-    def _route(self, method: str, path: str) -> tuple[ToolRoute, bool, dict[str, str]]:
-        for route, bind in self.routes:
+    def _route(self, method: str, path: str) -> tuple[ToolRoute, bool, bool, dict[str, str]]:
+        for route, bind, allow_query in self.routes:
             params = route.match(method, path)
             if params is not None:
-                return route, bind, params
+                return route, bind, allow_query, params
         raise NO_ROUTE
 
     async def _forward(
@@ -168,6 +180,9 @@ class HttpUpstream:
                 headers.append(("content-length", agent_headers["content-length"]))
         else:
             content = None
+        if upstream.recording.down:
+            await self.refuse(send, UNRECORDED, call)
+            return
         try:
             credential = await upstream.credential.header()
             if credential is not None:

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from authority.gateway.streams import loads_unique
+
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
@@ -96,7 +98,7 @@ def _id(value: Any) -> str | int | None:
 def classify(body: bytes) -> Message:
     """The one JSON-RPC message of a POST body, or ``RpcRefusal``."""
     try:
-        value = json.loads(body)
+        value = loads_unique(body)
     except (ValueError, RecursionError):
         raise RpcRefusal(400, PARSE_ERROR, "Parse error.") from None
     if isinstance(value, list):

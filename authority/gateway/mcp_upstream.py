@@ -54,6 +54,7 @@ from authority.gateway.streams import (
     TooLarge,
     header_map,
     read_whole,
+    repeats_a_checked_header,
     request_headers,
     send_simple,
     until_disconnect,
@@ -62,6 +63,9 @@ from authority.sdk.arguments import matches
 from authority.sdk.enforcement import Refusal
 
 log = logging.getLogger("authority.gateway.mcp")
+
+#: What is checked must be what is forwarded: one copy of each checked header.
+REPEATED = RpcRefusal(400, INVALID_REQUEST, "A header the gateway checks is sent more than once.")
 
 
 class McpUpstream:
@@ -95,6 +99,8 @@ class McpUpstream:
         try:
             if upstream.recording.down:
                 raise rpc(UNRECORDED)
+            if repeats_a_checked_header(scope):
+                raise REPEATED
             try:
                 body = tap.feed(await read_whole(receive, upstream.settings.max_message_bytes))
             except TooLarge:
@@ -183,6 +189,8 @@ class McpUpstream:
         try:
             if upstream.recording.down:
                 raise rpc(UNRECORDED)
+            if repeats_a_checked_header(scope):
+                raise REPEATED
             try:
                 token = await upstream.gate.verify(
                     presented, method=method, url=upstream.url_of(str(scope["path"]))
@@ -225,6 +233,9 @@ class McpUpstream:
                 await self._refuse(send, unknown, call, message)
                 return
             headers.append((SESSION_HEADER, session))
+        if upstream.recording.down:
+            await self._refuse(send, rpc(UNRECORDED), call, message)
+            return
         try:
             credential = await upstream.credential.header()
             if credential is not None:

@@ -188,9 +188,8 @@ class AuthorityRecorder:
             return "the authority has not taken records for too long"
         return None
 
-    @property
     def available(self) -> bool:
-        """Whether ``record`` would take a call now (the proxy may check before forwarding)."""
+        """Whether ``record`` would take a call now (the proxy asks before forwarding)."""
         return self._refusal() is None
 
     async def record(self, call: CallRecord) -> None:

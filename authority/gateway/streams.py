@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from typing import Any
 
@@ -46,6 +47,41 @@ HOP_BY_HOP = frozenset(
 NOT_FORWARDED = frozenset({"authorization", "dpop", "host", "content-length", "accept-encoding"})
 #: Response headers dropped: the body may change length (masking, stripping).
 NOT_RETURNED = frozenset({"content-length", "content-encoding"})
+
+
+#: Headers the gateway decides on: one copy of each, or the request is refused, so that
+#: what is checked is what the upstream receives (an upstream may read the first copy).
+SINGLE_HEADERS = frozenset(
+    {"authorization", "dpop", "mcp-method", "mcp-name", "mcp-session-id", "mcp-protocol-version"}
+)
+
+
+def repeats_a_checked_header(scope: Scope) -> bool:
+    """True when a header of ``SINGLE_HEADERS`` comes more than once."""
+    seen: set[str] = set()
+    for key, _ in scope["headers"]:
+        name = key.decode("latin-1").lower()
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                return True
+            seen.add(name)
+    return False
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for name, member in pairs:
+        if name in value:
+            raise ValueError("an object repeats a member")
+        value[name] = member
+    return value
+
+
+def loads_unique(data: bytes | str) -> Any:
+    """JSON whose objects never repeat a member (RFC 8259 §4 leaves a repeated member to
+    the parser: the gateway forwards the bytes it checked, so a parser upstream that
+    keeps the other copy must never see a repeated one). Raises ``ValueError``."""
+    return json.loads(data, object_pairs_hook=_unique_members)
 
 
 def header_map(scope: Scope) -> dict[str, str]:

@@ -43,6 +43,10 @@ class UpstreamRecorders:
     def __init__(self, by_upstream: Mapping[str, AuthorityRecorder]) -> None:
         self._by_upstream = dict(by_upstream)
 
+    def available(self) -> bool:
+        """Every upstream's recorder would keep a call (they all post to one authority)."""
+        return all(recorder.available() for recorder in self._by_upstream.values())
+
     async def record(self, call: CallRecord) -> None:
         recorder = self._by_upstream.get(call.upstream)
         if recorder is None:

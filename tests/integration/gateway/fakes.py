@@ -88,8 +88,13 @@ class FakeCommands:
 class FakeRecorder:
     calls: list[CallRecord] = field(default_factory=list)
     failing: bool = False
+    #: Says it would keep a call, then fails to (the store went down in between).
+    fails_late: bool = False
+
+    def available(self) -> bool:
+        return not self.failing
 
     async def record(self, call: CallRecord) -> None:
-        if self.failing:
+        if self.failing or self.fails_late:
             raise RecorderUnavailable("the store is down")
         self.calls.append(call)

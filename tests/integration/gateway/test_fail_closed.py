@@ -110,26 +110,36 @@ async def test_a_recorder_that_fails_stops_forwarding_until_it_recovers(
     stack: Stack, gateway: Gateway
 ) -> None:
     stack.recorder.failing = True
-    first = await echo(stack, await token(stack, "api.echo", "echo", "read"))
-    assert first.status_code == 200  # streamed before the record could fail
+    # Asked before forwarding: a recorder that would refuse the record stops the call.
     refused = await echo(stack, await token(stack, "api.echo", "echo", "read"))
     assert refused.status_code == 503
     listed = await mcp_list(stack, await session_token(stack))
     assert listed.status_code == 503
-    assert len(stack.api_seen.arrivals) == 1
+    assert stack.api_seen.arrivals == []
     assert stack.mcp_seen.arrivals == []
     stack.recorder.failing = False
     # The next refusal's own record is kept: the recorder is back, and calls go through.
     assert (await echo(stack, await token(stack, "api.echo", "echo", "read"))).status_code == 503
     assert (await echo(stack, await token(stack, "api.echo", "echo", "read"))).status_code == 200
-    assert len(stack.api_seen.arrivals) == 2
+    assert len(stack.api_seen.arrivals) == 1
+
+
+async def test_a_record_that_fails_after_the_call_stops_the_next_ones(
+    stack: Stack, gateway: Gateway
+) -> None:
+    stack.recorder.fails_late = True
+    first = await echo(stack, await token(stack, "api.echo", "echo", "read"))
+    assert first.status_code == 200  # streamed before its record failed
+    refused = await echo(stack, await token(stack, "api.echo", "echo", "read"))
+    assert refused.status_code == 503
+    assert len(stack.api_seen.arrivals) == 1
 
 
 async def test_a_json_answer_is_withheld_when_its_record_fails(
     stack: Stack, gateway: Gateway
 ) -> None:
     session = await session_token(stack)
-    stack.recorder.failing = True
+    stack.recorder.fails_late = True
     withheld = await mcp_list(stack, session)
     assert withheld.status_code == 503
     assert "tools" not in withheld.text

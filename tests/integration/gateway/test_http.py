@@ -203,3 +203,42 @@ async def test_a_path_that_could_change_on_its_way_is_refused(
         )
     assert fine.json() == {"ran": "rm -i"}
     assert [a.path for a in stack.api_seen.arrivals] == ["/run/rm -i"]
+
+
+async def test_a_query_the_token_does_not_cover_is_refused(stack: Stack, gateway: Gateway) -> None:
+    asked = {"title": "Crash"}
+    value = await token(stack, "api.issues.create", "acme/web", "create", arguments=asked)
+    url = stack.api_url + "/repos/acme/web/issues?title=Other&labels=p0"
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(url, json=asked, headers=bearer(value))
+    assert response.status_code == 400
+    assert "query" in response.json()["error_description"]
+    assert stack.api_seen.arrivals == []
+
+
+async def test_a_bound_body_that_repeats_a_member_is_refused(
+    stack: Stack, gateway: Gateway
+) -> None:
+    asked = {"title": "Crash"}
+    value = await token(stack, "api.issues.create", "acme/web", "create", arguments=asked)
+    # A parser that keeps the first copy would act on "Other", which the digest never saw.
+    body = b'{"title": "Other", "title": "Crash"}'
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            stack.api_url + "/repos/acme/web/issues",
+            content=body,
+            headers={**bearer(value), "Content-Type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert stack.api_seen.arrivals == []
+
+
+async def test_a_repeated_authorization_header_is_refused(stack: Stack, gateway: Gateway) -> None:
+    value = await token(stack, "api.echo", "echo", "read")
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            stack.api_url + "/echo",
+            headers=[(b"Authorization", f"Bearer {value}".encode())] * 2,
+        )
+    assert response.status_code == 400
+    assert stack.api_seen.arrivals == []

@@ -437,3 +437,49 @@ async def test_dpop_bound_tokens_through_an_unmodified_client(
         assert stolen.status_code == 401
     finally:
         await agent.aclose()
+
+
+async def test_a_repeated_routing_header_is_refused(stack: Stack, gateway: Gateway) -> None:
+    asked = {"repo": "acme/web", "title": "Crash"}
+    value = await token(stack, "tracker.issues.create", "acme/web", "create", arguments=asked)
+    call = {
+        "jsonrpc": "2.0",
+        "id": 9,
+        "method": "tools/call",
+        "params": {"name": "create_issue", "arguments": asked, "_meta": _meta()},
+    }
+    headers = {**ACCEPT, **MODERN, "Mcp-Method": "tools/call", "Authorization": f"Bearer {value}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        # An upstream that routes on the first copy would run another tool than the checked one.
+        response = await http.post(
+            stack.mcp_url,
+            content=json.dumps(call),
+            headers=[
+                *((k.encode(), v.encode()) for k, v in headers.items()),
+                (b"Mcp-Name", b"delete_all"),
+                (b"Mcp-Name", b"create_issue"),
+            ],
+        )
+    assert response.status_code == 400
+    assert stack.mcp_seen.arrivals == []
+
+
+async def test_a_message_that_repeats_a_member_is_refused(stack: Stack, gateway: Gateway) -> None:
+    asked = {"repo": "acme/web", "title": "Crash"}
+    value = await token(stack, "tracker.issues.create", "acme/web", "create", arguments=asked)
+    params = json.dumps({"name": "create_issue", "arguments": asked, "_meta": _meta()})
+    other = json.dumps({"name": "create_issue", "arguments": {"repo": "acme/ops"}})
+    head = '{"jsonrpc": "2.0", "id": 10, "method": "tools/call"'
+    body = f'{head}, "params": {other}, "params": {params}}}'
+    headers = {
+        **ACCEPT,
+        **MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "create_issue",
+        "Authorization": f"Bearer {value}",
+    }
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(stack.mcp_url, content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700
+    assert stack.mcp_seen.arrivals == []

@@ -202,14 +202,14 @@ async def test_fails_closed_once_the_authority_is_down_too_long(
     await recorder.record(call(jti))
     mono.now += 9.9
     await recorder.record(call(jti))  # within the bound: taken
-    assert recorder.available
+    assert recorder.available()
     mono.now += 0.1
-    assert not recorder.available
+    assert not recorder.available()
     with pytest.raises(RecorderUnavailable, match="has not taken records for too long"):
         await recorder.record(call(jti))
     switch.down = False
     await flushed(recorder)
-    assert recorder.available  # the backlog is in: calls are taken again
+    assert recorder.available()  # the backlog is in: calls are taken again
     await recorder.record(call(jti))
     await flushed(recorder)
     assert await stored(world) == 3
@@ -275,7 +275,7 @@ async def test_a_refused_assertion_is_retried_not_dropped(
         await eventually(lambda: recorder.retries >= 3)
         assert recorder.rejected == 0 and recorder.pending == 1
         mono.now += 5
-        assert not recorder.available
+        assert not recorder.available()
     finally:
         assert await recorder.close() == 1
         await http.aclose()
@@ -287,7 +287,7 @@ async def test_a_refused_record_is_dropped_and_the_calls_go_on(
     await recorder.record(call("at_never-issued"))  # invalid_grant: retrying cannot help
     await flushed(recorder)
     assert (recorder.rejected, recorder.sent) == (1, 0)
-    assert recorder.available
+    assert recorder.available()
     await recorder.record(call(None))
     await flushed(recorder)
     assert recorder.sent == 1 and await stored(world) == 1
@@ -361,7 +361,7 @@ async def test_over_the_network_a_dead_authority_stops_the_calls(
                 await recorder.record(call(None))
             await proxy.up()
             await flushed(recorder)
-            assert recorder.available
+            assert recorder.available()
         finally:
             await recorder.close()
             await proxy.down()
