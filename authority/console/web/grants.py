@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority.console import activity, ceremonies, people
+from authority.console import activity, people
 from authority.console.sessions import Signed
 from authority.context import Services
 from authority.errors import InvalidRequest
@@ -24,7 +24,7 @@ from authority.management import agents, autonomy, changes, controls, paging, to
 from authority.management.inputs import parse
 
 from .http import Form, page, read_form, redirect, services_of, signed_in, view
-from .owner import OWNER, agent_names, notice
+from .owner import OWNER, agent_names, notice, stepped_up
 
 #: Lifetimes offered for a new delegation, seconds, as the form names them.
 LIFETIMES: Final = {"3600": "1 hour", "86400": "1 day", "604800": "7 days", "2592000": "30 days"}
@@ -74,22 +74,10 @@ async def quarantine(request: Request) -> Response:
 
 @view
 async def release(request: Request) -> Response:
-    signed = await signed_in(request, OWNER)
-    services = services_of(request)
-    form = await read_form(request, signed.session.id)
-    agent_id = request.path_params["agent_id"]
-    await ceremonies.confirm(
-        services,
-        signed.session.id,
-        signed.person,
-        ceremonies.action("release", agent_id),
-        form.get("passkey"),
-    )
-    reason = form.get("reason")
+    step = await stepped_up(request, "release", "agent_id")
+    reason = step.form.get("reason")
     body = parse(controls.ReleaseBody, {"reason": reason} if reason else {})
-    await controls.release(
-        services, people.principal(signed.person, confirmed=True), agent_id, body
-    )
+    await controls.release(step.services, step.principal, step.target, body)
     return redirect("/console/owner/agents?done=released")
 
 
@@ -229,22 +217,10 @@ async def create_delegation(request: Request) -> Response:
 
 @view
 async def revoke_delegation(request: Request) -> Response:
-    signed = await signed_in(request, OWNER)
-    services = services_of(request)
-    form = await read_form(request, signed.session.id)
-    delegation_id = request.path_params["delegation_id"]
-    await ceremonies.confirm(
-        services,
-        signed.session.id,
-        signed.person,
-        ceremonies.action("revoke", delegation_id),
-        form.get("passkey"),
-    )
-    reason = form.get("reason")
+    step = await stepped_up(request, "revoke", "delegation_id")
+    reason = step.form.get("reason")
     body = parse(delegations.RevokeDelegation, {"reason": reason} if reason else {})
-    await delegations.revoke(
-        services, people.principal(signed.person, confirmed=True), delegation_id, body
-    )
+    await delegations.revoke(step.services, step.principal, step.target, body)
     return redirect("/console/owner/delegations?done=revoked")
 
 

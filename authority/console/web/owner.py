@@ -9,6 +9,7 @@ decisions are the management layer's (``approvals.decisions``, ``management.cont
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -19,12 +20,24 @@ from authority import metrics
 from authority.approvals import decisions
 from authority.console import activity, ceremonies, people
 from authority.console.sessions import Signed
+from authority.context import Services
 from authority.errors import InvalidRequest
 from authority.management import agents, controls, paging
+from authority.management.auth import Principal
 from authority.management.inputs import parse
 from authority.storage.console import Role
 
-from .http import format_time, json_answer, page, read_form, redirect, services_of, signed_in, view
+from .http import (
+    Form,
+    format_time,
+    json_answer,
+    page,
+    read_form,
+    redirect,
+    services_of,
+    signed_in,
+    view,
+)
 
 OWNER: Final[tuple[Role, ...]] = ("owner",)
 #: What a finished action says on the next page: fixed texts, never the input.
@@ -54,6 +67,37 @@ async def agent_names(request: Request, signed: Signed) -> dict[str, str]:
     return {agent.id: agent.name for agent in listed.items}
 
 
+@dataclass(frozen=True, slots=True)
+class SteppedUp:
+    """A request for an action that needs a fresh passkey, its confirmation checked."""
+
+    signed: Signed
+    services: Services
+    form: Form
+    target: str
+    #: The person as the management layer sees them, passkey-confirmed.
+    principal: Principal
+
+
+async def stepped_up(request: Request, action: str, target: str | None = None) -> SteppedUp:
+    """Sign-in, the CSRF-checked form, and the passkey confirmation of ``action`` on
+    ``target`` (a path parameter's name; None: the owner's own id, for the kill switch),
+    from the same person and session, once (``ceremonies.confirm``)."""
+    signed = await signed_in(request, OWNER)
+    services = services_of(request)
+    form = await read_form(request, signed.session.id)
+    subject = (signed.person.owner_id or "") if target is None else request.path_params[target]
+    await ceremonies.confirm(
+        services,
+        signed.session.id,
+        signed.person,
+        ceremonies.action(action, subject),
+        form.get("passkey"),
+    )
+    confirmed = people.principal(signed.person, confirmed=True)
+    return SteppedUp(signed, services, form, subject, confirmed)
+
+
 def _reason(form: Any) -> dict[str, str]:
     reason = form.get("reason")
     return {"reason": reason} if reason is not None else {}
@@ -79,20 +123,9 @@ async def approvals_page(request: Request) -> Response:
 
 @view
 async def approve(request: Request) -> Response:
-    signed = await signed_in(request, OWNER)
-    services = services_of(request)
-    form = await read_form(request, signed.session.id)
-    approval_id = request.path_params["approval_id"]
-    await ceremonies.confirm(
-        services,
-        signed.session.id,
-        signed.person,
-        ceremonies.action("approve", approval_id),
-        form.get("passkey"),
-    )
-    body = parse(decisions.Decision, _reason(form))
-    confirmed = people.principal(signed.person, confirmed=True)
-    await decisions.approve(services, confirmed, approval_id, body)
+    step = await stepped_up(request, "approve", "approval_id")
+    body = parse(decisions.Decision, _reason(step.form))
+    await decisions.approve(step.services, step.principal, step.target, body)
     return redirect("/console/owner/approvals?done=approved")
 
 
@@ -128,23 +161,13 @@ async def kill_page(request: Request) -> Response:
 
 @view
 async def kill(request: Request) -> Response:
-    signed = await signed_in(request, OWNER)
-    services = services_of(request)
-    form = await read_form(request, signed.session.id)
-    owner_id = signed.person.owner_id or ""
-    await ceremonies.confirm(
-        services,
-        signed.session.id,
-        signed.person,
-        ceremonies.action("kill", owner_id),
-        form.get("passkey"),
-    )
-    reason = form.get("reason")
+    step = await stepped_up(request, "kill")
+    signed, services, owner_id = step.signed, step.services, step.target
+    reason = step.form.get("reason")
     if reason is None:
         raise InvalidRequest("Say why: the reason is recorded in the ledger.")
     body = parse(controls.KillBody, {"reason": reason})
-    confirmed = people.principal(signed.person, confirmed=True)
-    killed = await controls.kill(services, confirmed, owner_id, body)
+    killed = await controls.kill(services, step.principal, owner_id, body)
     # From the request's arrival to every agent and delegation stopped; the containment
     # itself (every instance refusing) committed at ``contained_at``, before the cascade.
     stopped_ms = (time.perf_counter() - metrics.request_started()) * 1000
