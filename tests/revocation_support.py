@@ -16,12 +16,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote_plus
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
 
 from tests.support import ISSUER, JWT_BEARER, AgentKey, World
 
@@ -147,26 +146,61 @@ def free_port() -> int:
         return port
 
 
-@contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    """Serve ``app`` on a loopback port (its services are started by the caller)."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="error")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server._serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start")
-        await asyncio.sleep(0.01)
+def listening(port: int = 0) -> socket.socket:
+    """A loopback socket bound before uvicorn sees it: port 0 takes a free port with no
+    window for another process to take it first, and a port that is taken is an
+    ``OSError`` here rather than uvicorn's ``sys.exit`` inside the event loop."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    # uvicorn ends a failed start (a lifespan that fails, a socket it cannot use) with
+    # sys.exit: a SystemExit out of a task stops the whole event loop (and every fixture
+    # on it), so it becomes an ordinary error of this one server.
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:
+        raise RuntimeError(f"uvicorn did not start (exit {exc.code})") from None
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: Any,
+    *,
+    port: int = 0,
+    sock: socket.socket | None = None,
+    lifespan: Literal["on", "off"] = "off",
+) -> AsyncIterator[str]:
+    """Serve ``app`` on a loopback port (its services are started by the caller, unless
+    ``lifespan`` is on) and yield its URL: ``sock`` (from ``listening``, held since its
+    port was handed out), else ``port``, where 0 is any free port."""
+    sock = sock or listening(port)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan=lifespan, log_level="error")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(_serve(server, sock))
+    deadline = time.monotonic() + 10
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn did not start")
+            if time.monotonic() > deadline:
+                raise TimeoutError("uvicorn did not start")
+            await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         server.force_exit = True
         await asyncio.wait_for(task, 10)
+        sock.close()
 
 
 # --- a TCP proxy that can cut or slow a connection ---------------------------------------------

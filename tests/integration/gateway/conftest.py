@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 import jwt
 import pytest
-import uvicorn
 from joserfc.jwk import OKPKey
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
-from starlette.types import ASGIApp
 
 from authority.clock import FrozenClock
 from authority.gateway.app import Gateway
@@ -46,7 +45,7 @@ from tests.integration.gateway.upstreams import (
     http_app,
     mcp_app,
 )
-from tests.revocation_support import Proxy, Server, add_server, free_port
+from tests.revocation_support import Proxy, Server, add_server, free_port, listening, serving
 from tests.support import World
 
 
@@ -86,29 +85,6 @@ def settings(settings_factory: Any, authority_proxy: Proxy) -> Settings:
     issuer = f"http://127.0.0.1:{authority_proxy.port}"
     result: Settings = settings_factory(issuer=issuer, approval_poll_interval=1)
     return result
-
-
-@contextlib.asynccontextmanager
-async def serve_on(
-    app: ASGIApp, port: int, *, lifespan: Literal["on", "off"] = "off"
-) -> AsyncIterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="error")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn did not start")
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 MCP_TOOLS = {
@@ -165,7 +141,9 @@ class Stack:
     world: World
     issuer: str
     proxy: Proxy
-    gateway_port: int = field(default_factory=free_port)
+    # Held from the start: the gateway's URL is in its settings before it serves.
+    gateway_socket: socket.socket | None = field(default_factory=listening)
+    gateway_port: int = 0
     mcp_seen: Seen = field(default_factory=Seen)
     api_seen: Seen = field(default_factory=Seen)
     recorder: FakeRecorder = field(default_factory=FakeRecorder)
@@ -176,6 +154,10 @@ class Stack:
     api_upstream_url: str = ""
     agent: AgentClient | None = None
     app: Gateway | None = None
+
+    def __post_init__(self) -> None:
+        assert self.gateway_socket is not None
+        self.gateway_port = self.gateway_socket.getsockname()[1]
 
     @property
     def public_url(self) -> str:
@@ -261,7 +243,8 @@ class Stack:
         )
         app = build_gateway(self.settings(**overrides), seams=seams)
         try:
-            async with serve_on(app, self.gateway_port, lifespan="on"):
+            sock, self.gateway_socket = self.gateway_socket, None  # uvicorn closes it
+            async with serving(app, port=self.gateway_port, sock=sock, lifespan="on"):
                 if wait_ready:
                     for name in ("tracker", "api"):
                         feed = app.upstream(name).gate.feed
@@ -320,10 +303,11 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     stack = Stack(world, settings.issuer, authority_proxy)
     async with (
-        serve_on(app, authority_proxy.target_port),
-        serve_on(mcp_app(stack.mcp_seen), free_port(), lifespan="on") as mcp_url,
-        serve_on(http_app(stack.api_seen), free_port()) as api_url,
+        serving(app) as authority_url,
+        serving(mcp_app(stack.mcp_seen), lifespan="on") as mcp_url,
+        serving(http_app(stack.api_seen)) as api_url,
     ):
+        authority_proxy.target_port = int(authority_url.rsplit(":", 1)[1])
         stack.mcp_upstream_url, stack.api_upstream_url = mcp_url, api_url
         await stack.register()
         try:
@@ -331,6 +315,8 @@ async def stack(
         finally:
             if stack.agent is not None:
                 await stack.agent.aclose()
+            if stack.gateway_socket is not None:
+                stack.gateway_socket.close()
 
 
 @pytest.fixture
