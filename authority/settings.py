@@ -163,9 +163,10 @@ def _config_file_keys() -> set[str]:
     otherwise start the authority on its defaults.
     """
     path = _config_file()
-    if not path.is_file():
-        if os.environ.get(CONFIG_FILE_VARIABLE):
-            raise ConfigError(f"{path}: no such file (named by {CONFIG_FILE_VARIABLE})")
+    named = bool(os.environ.get(CONFIG_FILE_VARIABLE))
+    if named and not path.exists():  # /dev/null exists: it names no settings
+        raise ConfigError(f"{path}: no such file (named by {CONFIG_FILE_VARIABLE})")
+    if not named and not path.is_file():
         return set()
     try:
         with path.open("rb") as handle:

@@ -130,6 +130,16 @@ def test_a_file_that_is_not_toml_is_named(tmp_path: Path, monkeypatch: pytest.Mo
     assert SECRET not in message
 
 
+def test_dev_null_names_no_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHORITY_CONFIG_FILE", os.devnull)
+    assert load_settings() == Settings()
+
+
+def test_a_directory_is_not_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHORITY_CONFIG_FILE", str(tmp_path))
+    assert _refusal() == f"{tmp_path}: cannot be read (Is a directory)"
+
+
 def test_without_a_file_the_defaults_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no config/authority.toml here, and none named
     assert load_settings() == Settings()
