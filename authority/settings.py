@@ -174,7 +174,7 @@ def _config_file_keys() -> set[str]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
-        # The parser's messages name a position, not the text around it.
+        # The parser names a position and the rule broken (at most one character of text).
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return set(data)
 
