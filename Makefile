@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services browser demo bench bench-gateway fuzz clean
+.PHONY: run test lint typecheck pytest services browser wrk demo bench bench-gateway fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ services:
 browser:
 	bash scripts/browser.sh
 
+# Debian's wrk, the benchmarks' load generator (installed when missing, as root).
+wrk:
+	bash scripts/wrk.sh
+
 # Every fuzz target (tests/fuzz) for FUZZ_SECONDS each, coverage-guided (atheris).
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS = $(shell $(BIN)/python -c "from tests.fuzz.targets import TARGETS; print(*TARGETS)")
@@ -53,10 +57,10 @@ fuzz: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/authority demo
 
-bench: $(STAMP) services
+bench: $(STAMP) services wrk
 	$(BIN)/python -m bench.load
 
-bench-gateway: $(STAMP)
+bench-gateway: $(STAMP) wrk
 	$(BIN)/python -m bench.gateway
 
 clean:

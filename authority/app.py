@@ -31,7 +31,7 @@ from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
-from authority.storage.database import downgrade, make_engine, migrate, reader
+from authority.storage.database import downgrade, make_engine, migrate, reader, schema_is_current
 from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
@@ -85,6 +85,7 @@ __all__ = [
     "migrate",
     "operator_services",
     "routes",
+    "schema_is_current",
     "start",
     "stop",
 ]

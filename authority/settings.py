@@ -13,6 +13,7 @@ and where values come from, are here.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from authority.settings_storage import StorageSettings
 from authority.settings_tokens import TokenSettings
 
 DEFAULT_CONFIG_FILE = Path("config/authority.toml")
+CONFIG_FILE_VARIABLE = "AUTHORITY_CONFIG_FILE"
 
 
 class _IdentitySettings(BaseModel):
@@ -141,21 +143,52 @@ class Settings(
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments, then AUTHORITY_* variables, then the TOML file
         # named by AUTHORITY_CONFIG_FILE (default config/authority.toml, if present).
-        config_file = Path(os.environ.get("AUTHORITY_CONFIG_FILE", DEFAULT_CONFIG_FILE))
+        config_file = _config_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if config_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
 
+def _config_file() -> Path:
+    named = os.environ.get(CONFIG_FILE_VARIABLE)
+    return Path(named) if named else DEFAULT_CONFIG_FILE
+
+
+def _config_file_keys() -> set[str]:
+    """The top-level keys of the config file, so that a bad one is reported under the
+    file's name for it rather than as a variable nobody set.
+
+    A file named by ``AUTHORITY_CONFIG_FILE`` must exist: a typo in the name would
+    otherwise start the authority on its defaults.
+    """
+    path = _config_file()
+    named = bool(os.environ.get(CONFIG_FILE_VARIABLE))
+    if named and not path.exists():  # /dev/null exists: it names no settings
+        raise ConfigError(f"{path}: no such file (named by {CONFIG_FILE_VARIABLE})")
+    if not named and not path.is_file():
+        return set()
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        # The parser names a position and the rule broken (at most one character of text).
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return set(data)
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Load settings; raise ``ConfigError`` naming every bad setting."""
+    """Load settings; raise ``ConfigError`` naming every bad setting where it was set.
+
+    Messages are pydantic's (the rule broken: a range, the allowed values), never the
+    value: a secret set in the wrong place must not end up in a terminal or a log.
+    """
     from pydantic import ValidationError
 
     # A misspelt variable would otherwise be ignored silently and leave a default in force.
-    known = {f"AUTHORITY_{name.upper()}" for name in Settings.model_fields} | {
-        "AUTHORITY_CONFIG_FILE"
-    }
+    known = {f"AUTHORITY_{name.upper()}" for name in Settings.model_fields} | {CONFIG_FILE_VARIABLE}
     # AUTHORITY_GATEWAY_* configure ``authority gateway`` (authority.gateway.config).
     unknown = sorted(
         k
@@ -164,15 +197,27 @@ def load_settings(**overrides: object) -> Settings:
     )
     if unknown:
         raise ConfigError("invalid configuration: unknown setting " + ", ".join(unknown))
+    in_file = _config_file_keys()
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(part) for part in err["loc"]) or "settings"
-            if name == "config_file":
+            if not err["loc"]:  # a rule across settings: its message names them
+                problems.append(err["msg"])
                 continue
-            problems.append(f"AUTHORITY_{name.upper()}: {err['msg']}")
+            key, name = str(err["loc"][0]), ".".join(str(part) for part in err["loc"])
+            variable = f"AUTHORITY_{name.upper()}"
+            # Precedence as in settings_customise_sources: arguments, variables, file.
+            if key in in_file and key not in overrides and variable not in os.environ:
+                message = err["msg"]
+                if err["type"] == "extra_forbidden":
+                    message = "unknown setting"
+                    if isinstance(err["input"], dict):
+                        message += " (settings are top-level keys, without [tables])"
+                problems.append(f"{_config_file()}: {name}: {message}")
+            else:
+                problems.append(f"{variable}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

@@ -479,7 +479,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk (or your system's package)")
+        raise SystemExit("wrk is needed: bash scripts/wrk.sh (make bench runs it)")
     backends = ["embedded", "postgres"] if args.backend == "both" else [args.backend]
     if args.ledger_cost:
         ledger_cost(backends, args)

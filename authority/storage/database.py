@@ -246,3 +246,34 @@ async def migrate(url: str, revision: str = "head") -> None:
 
 async def downgrade(url: str, revision: str) -> None:
     await asyncio.to_thread(_run_alembic, url, "downgrade", revision)
+
+
+async def schema_is_current(url: str) -> bool:
+    """Whether the database is at the newest revision, changing nothing.
+
+    For a server that does not migrate (``auto_migrate`` false) and must not start on an
+    older schema than its code: it waits for the one migration run instead. A SQLite
+    file that does not exist is not opened (which would create it): it is not current.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    if _sqlite_file_missing(url):
+        return False
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            current = await conn.run_sync(
+                lambda sync: set(MigrationContext.configure(sync).get_current_heads())
+            )
+    finally:
+        await engine.dispose()
+    return current == heads
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).is_file()
