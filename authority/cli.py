@@ -1,4 +1,14 @@
-"""The ``authority`` command: serve, migrate, and the operator's and auditor's tools."""
+"""The ``authority`` command: serve, migrate, and the operator's, owner's and auditor's tools.
+
+Exit status, for every command (docs/cli.md): 0 done; 1 refused (by the API, or a
+verification that fails); 2 usage (bad arguments or configuration, an unreadable input,
+a missing database, the server's packages not installed); 3 unavailable (the authority
+cannot be reached, or answers 5xx); 4 ``authority token`` waits for an approval.
+
+The commands that only talk to a running authority, and ``ledger verify``, need only the
+SDK install (``pip install authority``); the others need ``authority[server]``, and say
+so in one line when its packages are missing.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +22,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from authority.settings import ConfigError, Settings, load_settings
+from authority.cli_local import MissingDatabase
 
 if TYPE_CHECKING:
     from authority.context import Services
+    from authority.settings import Settings
     from authority.storage.ledger_reader import LedgerReader
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    from authority.settings import load_settings
+
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     return load_settings(**overrides)
@@ -30,6 +43,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 # --- serve ----------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from authority.settings import load_settings
 
     # Flags become AUTHORITY_* variables so that every worker process sees the same settings.
     for name in ("host", "port", "workers", "data_dir"):
@@ -95,38 +110,175 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--downgrade", action="store_true", help="go down to REVISION")
     mig.set_defaults(func=cmd_migrate)
 
-    for register in _registrars():
-        register(sub)
+    for names, register in _registrars():
+        try:
+            register(sub)
+        except ModuleNotFoundError as exc:
+            if not _is_server_package(exc):
+                raise
+            for name in names:
+                _needs_server_stub(sub, name)
     return parser
 
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
+#: Packages of the ``server`` extra: a command that imports one of them cannot run on the
+#: SDK install (``pip install authority``), and says so instead of a traceback.
+SERVER_PACKAGES = frozenset(
+    {
+        "aiosqlite",
+        "alembic",
+        "asyncpg",
+        "cedarpy",
+        "httpx2",
+        "jinja2",
+        "orjson",
+        "prometheus_client",
+        "pydantic",
+        "pydantic_core",
+        "pydantic_settings",
+        "re2",
+        "redis",
+        "sniffio",
+        "sqlalchemy",
+        "starlette",
+        "uvicorn",
+        "webauthn",
+        "yaml",
+    }
+)
+INSTALL_SERVER = "pip install 'authority[server]'"
 
-def _registrars() -> list[Registrar]:
-    """Each feature module's subcommands, named here so that ``python -m authority.cli``
-    and the ``authority`` script build the same parser."""
-    from authority.approvals.cli import register as approvals
-    from authority.console.cli import register as console
-    from authority.demo import register as demo
-    from authority.demo_gateway import register as demo_gateway
-    from authority.gateway.cli import register as gateway
-    from authority.ledger.cli import register as ledger
-    from authority.management.cli import register as admin
-    from authority.management.controls_cli import register as control
-    from authority.tokens.commands import register as keys
 
+def _is_server_package(exc: ModuleNotFoundError) -> bool:
+    return (exc.name or "").partition(".")[0] in SERVER_PACKAGES
+
+
+def _needs_server(command: str, exc: ModuleNotFoundError) -> str:
+    return (
+        f"error: `authority {command}` needs the server's packages ({exc.name} is not "
+        f"installed): {INSTALL_SERVER}"
+    )
+
+
+def _needs_server_stub(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
+    """``name`` as a command that only says what to install (its module cannot load)."""
+    stub = sub.add_parser(name, help=f"(needs {INSTALL_SERVER})", add_help=False)
+
+    def explain(args: argparse.Namespace) -> int:
+        print(
+            f"error: `authority {name}` needs the server's packages: {INSTALL_SERVER}",
+            file=sys.stderr,
+        )
+        return 2
+
+    stub.set_defaults(func=explain, takes_any_arguments=True)
+
+
+def _registrars() -> list[tuple[tuple[str, ...], Registrar]]:
+    """Each feature module's subcommands, and the commands each adds, named here so that
+    ``python -m authority.cli`` and the ``authority`` script build the same parser.
+
+    Each module is imported when it registers, so that one needing the server's packages
+    turns into a one-line explanation on the SDK install, not a failure of every command.
+    """
     return [
-        functools.partial(admin, open_services=functools.partial(_operator_services, keys=False)),
-        functools.partial(keys, open_services=functools.partial(_operator_services, keys=True)),
-        functools.partial(ledger, open_ledger=_ledger_reader),
-        functools.partial(console, open_services=functools.partial(_operator_services, keys=False)),
-        control,
-        demo,
-        demo_gateway,  # after demo: it adds --gateway to the demo command
-        approvals,
-        gateway,
+        (("owners", "servers", "tools"), _registry),
+        (("agents",), _agents),
+        (("delegations",), _delegations),
+        (("approvals",), _approvals),
+        (("control",), _control),
+        (("token",), _token),
+        (("ledger",), _ledger),
+        (("admin",), _admin),
+        (("keys",), _keys),
+        (("console",), _console),
+        (("demo",), _demo),
+        ((), _demo_gateway),  # after demo: it adds --gateway to the demo command
+        (("gateway",), _gateway),
     ]
+
+
+Subparsers = argparse._SubParsersAction
+
+
+def _registry(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.management.registry_cli import register
+
+    register(sub)
+
+
+def _agents(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.management.agents_cli import register
+
+    register(sub)
+
+
+def _delegations(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.grants.delegations_cli import register
+
+    register(sub)
+
+
+def _approvals(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.approvals.cli import register
+
+    register(sub)
+
+
+def _control(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.management.controls_cli import register
+
+    register(sub)
+
+
+def _token(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.token_cli import register
+
+    register(sub)
+
+
+def _ledger(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.ledger.cli import register
+
+    register(sub, open_ledger=_ledger_reader)
+
+
+def _admin(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.management.cli import register
+
+    register(sub, open_services=functools.partial(_operator_services, keys=False))
+
+
+def _keys(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.tokens.commands import register
+
+    register(sub, open_services=functools.partial(_operator_services, keys=True))
+
+
+def _console(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.console.cli import register
+
+    register(sub, open_services=functools.partial(_operator_services, keys=False))
+
+
+def _demo(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.demo import register
+
+    register(sub)
+
+
+def _demo_gateway(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.demo_gateway import register
+
+    register(sub)
+
+
+def _gateway(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.gateway.cli import register
+
+    register(sub)
 
 
 @contextlib.asynccontextmanager
@@ -150,10 +302,23 @@ async def _ledger_reader(settings: Settings) -> AsyncIterator[LedgerReader]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_any_arguments", False):
+        parser.error("unrecognized arguments: " + " ".join(extra))
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
+    except ModuleNotFoundError as exc:
+        if not _is_server_package(exc):
+            raise
+        print(_needs_server(args.command, exc), file=sys.stderr)
+        return 2
+    except MissingDatabase as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        settings = sys.modules.get("authority.settings")
+        if settings is None or not isinstance(exc, settings.ConfigError):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code

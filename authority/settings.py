@@ -154,7 +154,10 @@ def load_settings(**overrides: object) -> Settings:
 
     # A misspelt variable would otherwise be ignored silently and leave a default in force.
     known = {f"AUTHORITY_{name.upper()}" for name in Settings.model_fields} | {
-        "AUTHORITY_CONFIG_FILE"
+        "AUTHORITY_CONFIG_FILE",
+        # The command line's client of a running authority (authority.cli_api).
+        "AUTHORITY_URL",
+        "AUTHORITY_API_KEY",
     }
     # AUTHORITY_GATEWAY_* configure ``authority gateway`` (authority.gateway.config).
     unknown = sorted(

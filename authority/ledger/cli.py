@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -254,25 +255,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
 
     try:
-        print(asyncio.run(run()))
+        summary = asyncio.run(run())
     except VerificationFailed as exc:
         where = f"index {exc.index}" if exc.line is None else f"index {exc.index} (line {exc.line})"
+        if args.json:
+            failed = {"ok": False, "index": exc.index, "line": exc.line, "error": exc.message}
+            print(json.dumps(failed, sort_keys=True))
         print(f"FAILED at {where}: {exc.message}", file=sys.stderr)
         return 1
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(json.dumps({"ok": True, "summary": summary}, sort_keys=True) if args.json else summary)
     return 0
 
 
 # --- export from this instance's database -----------------------------------------------------
 async def _export(args: argparse.Namespace) -> str:
+    from authority.cli_local import require_database
     from authority.settings import load_settings
 
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
+    require_database(settings)
     opened: AbstractAsyncContextManager[LedgerReader] = args.open_ledger(settings)
     async with opened as ledger:
         latest = await ledger.latest_checkpoint()
@@ -336,6 +343,9 @@ def register(
         "--recordings",
         metavar="FILE|URL",
         help="call recordings (the auditor API's JSON) to check against their entries",
+    )
+    verify.add_argument(
+        "--json", action="store_true", help='one JSON object: {"ok": ..., "summary"|"error": ...}'
     )
     verify.set_defaults(func=cmd_verify)
 
