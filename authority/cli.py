@@ -91,7 +91,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the ``command`` about to run, only that command's module is
+    imported (every command's, for ``--help`` or a name nobody registers)."""
     parser = argparse.ArgumentParser(
         prog="authority", description="Short-lived, per-call credentials for agents."
     )
@@ -110,15 +112,31 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--downgrade", action="store_true", help="go down to REVISION")
     mig.set_defaults(func=cmd_migrate)
 
-    for names, register in _registrars():
+    registrars = _registrars()
+    if any(command in names for names, _ in registrars):
+        registrars = [(names, register) for names, register in registrars if command in names]
+    for names, register in registrars:
         try:
             register(sub)
         except ModuleNotFoundError as exc:
             if not _is_server_package(exc):
                 raise
             for name in names:
-                _needs_server_stub(sub, name)
+                if name not in sub.choices:
+                    _needs_server_stub(sub, name)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command named by ``argv``: its first word that is neither an option nor the
+    value of ``--data-dir``."""
+    words = iter(argv)
+    for word in words:
+        if word == "--data-dir":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -195,7 +213,7 @@ def _registrars() -> list[tuple[tuple[str, ...], Registrar]]:
         (("keys",), _keys),
         (("console",), _console),
         (("demo",), _demo),
-        ((), _demo_gateway),  # after demo: it adds --gateway to the demo command
+        (("demo",), _demo_gateway),  # after demo: it adds --gateway to the demo command
         (("gateway",), _gateway),
     ]
 
@@ -301,8 +319,9 @@ async def _ledger_reader(settings: Settings) -> AsyncIterator[LedgerReader]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(words))
+    args, extra = parser.parse_known_args(words)
     if extra and not getattr(args, "takes_any_arguments", False):
         parser.error("unrecognized arguments: " + " ".join(extra))
     try:
