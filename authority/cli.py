@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -87,7 +88,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         asyncio.run(downgrade(settings.sqlalchemy_url, args.revision))
     else:
         asyncio.run(migrate(settings.sqlalchemy_url, args.revision))
-    print(f"database at revision {args.revision}")
+    if args.json:
+        print(json.dumps({"revision": args.revision}))
+    else:
+        print(f"database at revision {args.revision}")
     return 0
 
 
@@ -110,6 +114,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="bring the database schema up to date")
     mig.add_argument("revision", nargs="?", default="head")
     mig.add_argument("--downgrade", action="store_true", help="go down to REVISION")
+    mig.add_argument("--json", action="store_true", help='print {"revision": REVISION}')
     mig.set_defaults(func=cmd_migrate)
 
     registrars = _registrars()

@@ -271,7 +271,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 # --- export from this instance's database -----------------------------------------------------
-async def _export(args: argparse.Namespace) -> str:
+async def _export(args: argparse.Namespace) -> int:
     from authority.cli_local import require_database
     from authority.settings import load_settings
 
@@ -304,11 +304,18 @@ async def _export(args: argparse.Namespace) -> str:
         finally:
             if args.out is not None:
                 out_file.close()
-    return f"exported {size} entries (the latest checkpoint's tree size)"
+    return size
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    print(asyncio.run(_export(args)), file=sys.stderr)
+    if args.json and args.out is None:
+        print("error: --json needs --out (stdout would hold the export)", file=sys.stderr)
+        return 2
+    size = asyncio.run(_export(args))
+    if args.json:
+        print(json.dumps({"entries": size, "out": args.out}, sort_keys=True))
+    else:
+        print(f"exported {size} entries (the latest checkpoint's tree size)", file=sys.stderr)
     return 0
 
 
@@ -353,4 +360,5 @@ def register(
     export.add_argument("--out", metavar="FILE", help="entries as JSON Lines (default: stdout)")
     export.add_argument("--checkpoints", metavar="FILE", help="write the checkpoints here")
     export.add_argument("--keys", metavar="FILE", help="write the ledger keys' JWK Set here")
+    export.add_argument("--json", action="store_true", help='print {"entries": N, "out": FILE}')
     export.set_defaults(func=cmd_export)
