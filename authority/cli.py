@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from authority.cli_local import MissingDatabase
+from authority.cli_local import MissingDatabase, unavailable
 
 if TYPE_CHECKING:
     from authority.context import Services
@@ -341,10 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as exc:
         settings = sys.modules.get("authority.settings")
-        if settings is None or not isinstance(exc, settings.ConfigError):
+        if settings is not None and isinstance(exc, settings.ConfigError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        message = unavailable(exc)
+        if message is None:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {message}", file=sys.stderr)
+        return 3
     return code
 
 

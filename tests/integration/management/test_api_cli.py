@@ -227,3 +227,15 @@ def test_every_command_takes_json_but_the_servers() -> None:
     for path, parser in _leaves(build_parser()):
         options = {o for action in parser._actions for o in action.option_strings}
         assert ("--json" in options) is (path not in without), path
+
+
+def test_an_unreachable_database_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTHORITY_DATABASE_URL", "postgresql+asyncpg://postgres:pw@127.0.0.1:1/x")
+    monkeypatch.delenv("AUTHORITY_REDIS_URL", raising=False)
+    assert main(["admin", "list-keys"]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: cannot reach the database")
+    assert "pw" not in line
