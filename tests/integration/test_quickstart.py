@@ -85,7 +85,8 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     server = subprocess.Popen(  # noqa: S603 (this checkout's own command)
         [str(command), "serve"],
         cwd=directory,
-        env={**env, "AUTHORITY_PORT": str(port)},
+        # The CIBA poll interval down from 5 s, for the --wait test's sake only.
+        env={**env, "AUTHORITY_PORT": str(port), "AUTHORITY_APPROVAL_POLL_INTERVAL": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -197,6 +198,77 @@ def test_after_raising_the_level_the_agent_gets_its_token(ran: Ran) -> None:
 def test_the_auditor_verifies_the_export(ran: Ran) -> None:
     assert "exported" in ran.stderr[3]
     assert ran.stdout[3].startswith("ok: ")
+
+
+def authority(walk: Walk, *argv: str, key: str | None = None) -> str:
+    """One command in the walk's directory, as the README's ``$A``; its stdout."""
+    env = {**walk.env, "AUTHORITY_URL": f"http://127.0.0.1:{walk.port}"}
+    if key is not None:
+        env["AUTHORITY_API_KEY"] = key
+    result = subprocess.run(  # noqa: S603 (this checkout's own command)
+        [str(walk.directory / ".venv" / "bin" / "authority"), *argv],
+        cwd=walk.directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_at_level_0_the_token_waits_for_the_owners_approval(walk: Walk, ran: Ran) -> None:
+    admin = authority(walk, "admin", "bootstrap", "--force-new").strip()
+    [owner] = json.loads(authority(walk, "owners", "list", "--json", key=admin))
+    owner_key = authority(walk, "owners", "keys", "create", owner["id"], key=admin).strip()
+    [agent] = json.loads(authority(walk, "agents", "list", "--json", key=owner_key))
+    authority(walk, "agents", "autonomy", agent["id"], "0", key=owner_key)
+    before = {
+        a["id"] for a in json.loads(authority(walk, "approvals", "list", "--json", key=owner_key))
+    }
+    call = ["--tool", "github.issues.create", "--resource", "acme/web", "--action", "create"]
+    waiting = subprocess.Popen(  # noqa: S603 (this checkout's own command)
+        [
+            str(walk.directory / ".venv" / "bin" / "authority"),
+            "token",
+            "--url",
+            f"http://127.0.0.1:{walk.port}",
+            "--agent",
+            agent["id"],
+            "--key",
+            "agent.jwk",
+            "--delegation",
+            "delegation.jwt",
+            *call,
+            "--audience",
+            "https://api.example",
+            "--wait",
+        ],
+        cwd=walk.directory,
+        env=walk.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            pending = json.loads(authority(walk, "approvals", "list", "--json", key=owner_key))
+            new = [a for a in pending if a["id"] not in before]
+            if new:
+                break
+            time.sleep(0.1)
+        [approval] = new
+        assert (approval["agent_id"], approval["tool"]) == (agent["id"], "github.issues.create")
+        authority(walk, "approvals", "approve", approval["id"], key=owner_key)
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 0, err
+    assert "waiting for the owner's approval" in err
+    assert out.strip().count(".") == 2
 
 
 # --- the SDK install: pip install authority, no [server] -------------------------------------
