@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -191,9 +192,22 @@ def line(item: dict[str, Any], fields: Sequence[str]) -> str:
             text = value
         else:
             text = json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
-        # Nothing the API stores can act on the terminal or shift the columns.
-        values.append(json.dumps(text, ensure_ascii=True)[1:-1].replace("\\t", " "))
+        values.append(_printable(text))
     return "\t".join(values)
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control and format character escaped (a tab as a space), so
+    nothing the API stores can act on the terminal or shift the columns."""
+    out = []
+    for char in text:
+        if char == "\t":
+            out.append(" ")
+        elif unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def show(args: argparse.Namespace, value: Any, fields: Sequence[str]) -> int:
@@ -222,7 +236,8 @@ def created(args: argparse.Namespace, value: dict[str, Any], what: str, shown: s
     if args.json:
         print_json(value)
         return EXIT_OK
-    print(f"created {what} {value.get('id', '')}", file=sys.stderr)
+    note = "" if shown == "id" else f"; its {shown.replace('_', ' ')} is shown once: store it now"
+    print(f"created {what} {value.get('id', '')}{note}", file=sys.stderr)
     print(value[shown])
     return EXIT_OK
 

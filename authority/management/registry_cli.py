@@ -74,7 +74,7 @@ def cmd_owner_retire(args: argparse.Namespace) -> int:
 def cmd_key_create(args: argparse.Namespace) -> int:
     with Api(args) as api:
         key = api.call("POST", f"/v1/owners/{args.owner_id}/api-keys", {"label": args.label})
-    return created(args, key, "owner API key (shown once, store it now)", shown="api_key")
+    return created(args, key, "owner API key", shown="api_key")
 
 
 def cmd_key_list(args: argparse.Namespace) -> int:
