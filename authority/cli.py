@@ -124,11 +124,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         try:
             register(sub)
         except ModuleNotFoundError as exc:
-            if not _is_server_package(exc):
+            extra = _extra_for(exc)
+            if extra is None:
                 raise
             for name in names:
                 if name not in sub.choices:
-                    _needs_server_stub(sub, name)
+                    _needs_server_stub(sub, name, exc, extra)
     return parser
 
 
@@ -171,29 +172,35 @@ SERVER_PACKAGES = frozenset(
         "yaml",
     }
 )
+#: The extra that brings each other optional package a command may need.
+OTHER_EXTRAS = {"mcp": "mcp"}
 INSTALL_SERVER = "pip install 'authority[server]'"
 
 
-def _is_server_package(exc: ModuleNotFoundError) -> bool:
-    return (exc.name or "").partition(".")[0] in SERVER_PACKAGES
+def _extra_for(exc: ModuleNotFoundError) -> str | None:
+    """The extra whose package is missing, or None for any other missing module (a bug)."""
+    top = (exc.name or "").partition(".")[0]
+    return "server" if top in SERVER_PACKAGES else OTHER_EXTRAS.get(top)
 
 
-def _needs_server(command: str, exc: ModuleNotFoundError) -> str:
+def _needs_extra(command: str, exc: ModuleNotFoundError, extra: str) -> str:
     return (
-        f"error: `authority {command}` needs the server's packages ({exc.name} is not "
-        f"installed): {INSTALL_SERVER}"
+        f"error: `authority {command}` needs {exc.name}, which is not installed: "
+        f"pip install 'authority[{extra}]'"
     )
 
 
-def _needs_server_stub(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
+def _needs_server_stub(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    exc: ModuleNotFoundError,
+    extra: str,
+) -> None:
     """``name`` as a command that only says what to install (its module cannot load)."""
-    stub = sub.add_parser(name, help=f"(needs {INSTALL_SERVER})", add_help=False)
+    stub = sub.add_parser(name, help=f"(needs pip install 'authority[{extra}]')", add_help=False)
 
     def explain(args: argparse.Namespace) -> int:
-        print(
-            f"error: `authority {name}` needs the server's packages: {INSTALL_SERVER}",
-            file=sys.stderr,
-        )
+        print(_needs_extra(name, exc, extra), file=sys.stderr)
         return 2
 
     stub.set_defaults(func=explain, takes_any_arguments=True)
@@ -326,15 +333,16 @@ async def _ledger_reader(settings: Settings) -> AsyncIterator[LedgerReader]:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_of(words))
-    args, extra = parser.parse_known_args(words)
-    if extra and not getattr(args, "takes_any_arguments", False):
-        parser.error("unrecognized arguments: " + " ".join(extra))
+    args, unknown = parser.parse_known_args(words)
+    if unknown and not getattr(args, "takes_any_arguments", False):
+        parser.error("unrecognized arguments: " + " ".join(unknown))
     try:
         code: int = args.func(args)
     except ModuleNotFoundError as exc:
-        if not _is_server_package(exc):
+        extra = _extra_for(exc)
+        if extra is None:
             raise
-        print(_needs_server(args.command, exc), file=sys.stderr)
+        print(_needs_extra(args.command, exc, extra), file=sys.stderr)
         return 2
     except MissingDatabase as exc:
         print(f"error: {exc}", file=sys.stderr)
