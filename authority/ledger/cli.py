@@ -2,9 +2,10 @@
 
 ``verify`` reads each input from a file or from the authority's ledger API (an http(s)
 URL, with the auditor's API key from ``--api-key-file``). It prints one line and exits 0
-when everything verifies, 1 naming the first bad index when something does not, and 2
-when an input cannot be read at all. With ``--recordings`` it also checks call recordings
-(the auditor API's JSON of one or more) against their entries (``verify_recordings``).
+when everything verifies, 1 naming the first bad index when something does not, 2 when
+an input cannot be read at all, and 3 when a URL cannot be reached (or answers 5xx).
+With ``--recordings`` it also checks call recordings (the auditor API's JSON of one or
+more) against their entries (``verify_recordings``).
 
 Only entries a signed checkpoint covers count as verified. Entries after the newest
 checkpoint (an unsigned tail) fail the run (exit 1); with ``--allow-unsigned-tail`` the
@@ -61,6 +62,10 @@ class InputError(Exception):
     """An input that cannot be read: exit 2, nothing was verified."""
 
 
+class Unreachable(InputError):
+    """An input URL that cannot be reached, or answers 5xx: exit 3, nothing was verified."""
+
+
 def _is_url(source: str) -> bool:
     return source.startswith(("https://", "http://"))
 
@@ -88,7 +93,9 @@ async def _get_json(client: httpx.AsyncClient, url: str, **params: str) -> Any:
     try:
         response = await client.get(url, params=params or None)
     except httpx.HTTPError as exc:
-        raise InputError(f"{url}: {type(exc).__name__}") from None
+        raise Unreachable(f"cannot reach {url}: {type(exc).__name__}") from None
+    if response.status_code >= 500:
+        raise Unreachable(f"{url}: HTTP {response.status_code}")
     if response.status_code != 200:
         raise InputError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
     try:
@@ -162,11 +169,12 @@ async def export_lines(source: str, client: httpx.AsyncClient) -> AsyncIterator[
         async with client.stream("GET", source) as response:
             if response.status_code != 200:
                 await response.aread()
-                raise InputError(f"{source}: HTTP {response.status_code}")
+                failed = Unreachable if response.status_code >= 500 else InputError
+                raise failed(f"{source}: HTTP {response.status_code}")
             async for text in response.aiter_lines():
                 yield text
     except httpx.HTTPError as exc:
-        raise InputError(f"{source}: {type(exc).__name__}") from None
+        raise Unreachable(f"cannot reach {source}: {type(exc).__name__}") from None
 
 
 async def load_recordings(source: str | None, client: httpx.AsyncClient) -> RecordingsCheck | None:
@@ -265,7 +273,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(exc, Unreachable) else 2
     print(json.dumps({"ok": True, "summary": summary}, sort_keys=True) if args.json else summary)
     return 0
 
