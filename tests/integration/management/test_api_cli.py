@@ -183,6 +183,10 @@ async def test_connection_errors_name_the_url(
     assert await run("agents", "list") == 2
     assert "AUTHORITY_API_KEY" in output(capsys)[1]
     assert await run("agents", "create", "--name", "x", "--url", "ftp://x", "--api-key", "k") == 2
+    output(capsys)
+    unreachable = ["--export", "http://127.0.0.1:9/e", "--checkpoints", "http://127.0.0.1:9/c"]
+    assert await run("ledger", "verify", *unreachable) == 3
+    assert "cannot reach http://127.0.0.1:9/" in output(capsys)[1]
 
 
 @pytest.mark.parametrize(
