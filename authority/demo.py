@@ -191,7 +191,9 @@ async def run_demo(print_: Printer = print, *, data_dir: Path | None = None) -> 
                 },
             )
             step(
-                f"Owner Ada registers agent {agent['id']} with its public key only, and "
+                f"Owner Ada registers agent {agent['id']} with its public key only, at "
+                "autonomy level 1 (a new agent starts at 0, where a call of this tool waits "
+                "for her approval), and "
                 f'delegates: "{delegation["intent"]}" ({TOOL} on acme/web, 10 calls, 1 h).'
             )
 

@@ -188,7 +188,12 @@ def load_settings(**overrides: object) -> Settings:
     from pydantic import ValidationError
 
     # A misspelt variable would otherwise be ignored silently and leave a default in force.
-    known = {f"AUTHORITY_{name.upper()}" for name in Settings.model_fields} | {CONFIG_FILE_VARIABLE}
+    known = {f"AUTHORITY_{name.upper()}" for name in Settings.model_fields} | {
+        CONFIG_FILE_VARIABLE,
+        # The command line's client of a running authority (authority.cli_api).
+        "AUTHORITY_URL",
+        "AUTHORITY_API_KEY",
+    }
     # AUTHORITY_GATEWAY_* configure ``authority gateway`` (authority.gateway.config).
     unknown = sorted(
         k

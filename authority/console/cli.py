@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import sys
 from datetime import UTC, datetime
 
@@ -62,6 +63,16 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     except AuthorityError as exc:
         print(f"error: {exc.description}", file=sys.stderr)
         return 1
+    if args.json:
+        person = issued.person
+        view = {"id": person.id, "name": person.name, "role": person.role}
+        print(
+            json.dumps(
+                {"person": view, "link": issued.link, "expires_at": issued.expires_at},
+                sort_keys=True,
+            )
+        )
+        return 0
     until = datetime.fromtimestamp(issued.expires_at, UTC).isoformat()
     print(
         f"enrolment link for {issued.person.role} {issued.person.name} ({issued.person.id}), "
@@ -83,4 +94,5 @@ def register(
     enrol.add_argument("--role", choices=["admin", "owner", "auditor"])
     enrol.add_argument("--owner", default=None, help="the owner id, for an owner's person")
     enrol.add_argument("--person", default=None, help="an existing person: a new link")
+    enrol.add_argument("--json", action="store_true", help="the person and the link, as JSON")
     enrol.set_defaults(func=cmd_enrol)

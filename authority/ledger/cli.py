@@ -2,9 +2,10 @@
 
 ``verify`` reads each input from a file or from the authority's ledger API (an http(s)
 URL, with the auditor's API key from ``--api-key-file``). It prints one line and exits 0
-when everything verifies, 1 naming the first bad index when something does not, and 2
-when an input cannot be read at all. With ``--recordings`` it also checks call recordings
-(the auditor API's JSON of one or more) against their entries (``verify_recordings``).
+when everything verifies, 1 naming the first bad index when something does not, 2 when
+an input cannot be read at all, and 3 when a URL cannot be reached (or answers 5xx).
+With ``--recordings`` it also checks call recordings (the auditor API's JSON of one or
+more) against their entries (``verify_recordings``).
 
 Only entries a signed checkpoint covers count as verified. Entries after the newest
 checkpoint (an unsigned tail) fail the run (exit 1); with ``--allow-unsigned-tail`` the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -60,6 +62,10 @@ class InputError(Exception):
     """An input that cannot be read: exit 2, nothing was verified."""
 
 
+class Unreachable(InputError):
+    """An input URL that cannot be reached, or answers 5xx: exit 3, nothing was verified."""
+
+
 def _is_url(source: str) -> bool:
     return source.startswith(("https://", "http://"))
 
@@ -87,7 +93,9 @@ async def _get_json(client: httpx.AsyncClient, url: str, **params: str) -> Any:
     try:
         response = await client.get(url, params=params or None)
     except httpx.HTTPError as exc:
-        raise InputError(f"{url}: {type(exc).__name__}") from None
+        raise Unreachable(f"cannot reach {url}: {type(exc).__name__}") from None
+    if response.status_code >= 500:
+        raise Unreachable(f"{url}: HTTP {response.status_code}")
     if response.status_code != 200:
         raise InputError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
     try:
@@ -161,11 +169,12 @@ async def export_lines(source: str, client: httpx.AsyncClient) -> AsyncIterator[
         async with client.stream("GET", source) as response:
             if response.status_code != 200:
                 await response.aread()
-                raise InputError(f"{source}: HTTP {response.status_code}")
+                failed = Unreachable if response.status_code >= 500 else InputError
+                raise failed(f"{source}: HTTP {response.status_code}")
             async for text in response.aiter_lines():
                 yield text
     except httpx.HTTPError as exc:
-        raise InputError(f"{source}: {type(exc).__name__}") from None
+        raise Unreachable(f"cannot reach {source}: {type(exc).__name__}") from None
 
 
 async def load_recordings(source: str | None, client: httpx.AsyncClient) -> RecordingsCheck | None:
@@ -254,25 +263,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
 
     try:
-        print(asyncio.run(run()))
+        summary = asyncio.run(run())
     except VerificationFailed as exc:
         where = f"index {exc.index}" if exc.line is None else f"index {exc.index} (line {exc.line})"
+        if args.json:
+            failed = {"ok": False, "index": exc.index, "line": exc.line, "error": exc.message}
+            print(json.dumps(failed, sort_keys=True))
         print(f"FAILED at {where}: {exc.message}", file=sys.stderr)
         return 1
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(exc, Unreachable) else 2
+    print(json.dumps({"ok": True, "summary": summary}, sort_keys=True) if args.json else summary)
     return 0
 
 
 # --- export from this instance's database -----------------------------------------------------
-async def _export(args: argparse.Namespace) -> str:
+async def _export(args: argparse.Namespace) -> int:
+    from authority.cli_local import require_database
     from authority.settings import load_settings
 
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
+    require_database(settings)
     opened: AbstractAsyncContextManager[LedgerReader] = args.open_ledger(settings)
     async with opened as ledger:
         latest = await ledger.latest_checkpoint()
@@ -297,11 +312,18 @@ async def _export(args: argparse.Namespace) -> str:
         finally:
             if args.out is not None:
                 out_file.close()
-    return f"exported {size} entries (the latest checkpoint's tree size)"
+    return size
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    print(asyncio.run(_export(args)), file=sys.stderr)
+    if args.json and args.out is None:
+        print("error: --json needs --out (stdout would hold the export)", file=sys.stderr)
+        return 2
+    size = asyncio.run(_export(args))
+    if args.json:
+        print(json.dumps({"entries": size, "out": args.out}, sort_keys=True))
+    else:
+        print(f"exported {size} entries (the latest checkpoint's tree size)", file=sys.stderr)
     return 0
 
 
@@ -337,10 +359,14 @@ def register(
         metavar="FILE|URL",
         help="call recordings (the auditor API's JSON) to check against their entries",
     )
+    verify.add_argument(
+        "--json", action="store_true", help='one JSON object: {"ok": ..., "summary"|"error": ...}'
+    )
     verify.set_defaults(func=cmd_verify)
 
     export = commands.add_parser("export", help="write the ledger from this instance's database")
     export.add_argument("--out", metavar="FILE", help="entries as JSON Lines (default: stdout)")
     export.add_argument("--checkpoints", metavar="FILE", help="write the checkpoints here")
     export.add_argument("--keys", metavar="FILE", help="write the ledger keys' JWK Set here")
+    export.add_argument("--json", action="store_true", help='print {"entries": N, "out": FILE}')
     export.set_defaults(func=cmd_export)

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from authority.cli_api import add_json, print_json
+from authority.cli_local import require_database
 from authority.context import OpenServices, Services
 from authority.errors import InvalidRequest, NotFound
 from authority.settings import load_settings
@@ -24,23 +26,42 @@ from .inputs import parse
 T = TypeVar("T")
 
 
-async def _with_services(args: argparse.Namespace, work: Callable[[Services], Awaitable[T]]) -> T:
+async def _with_services(
+    args: argparse.Namespace, work: Callable[[Services], Awaitable[T]], *, existing: bool = False
+) -> T:
     """The services with only the database connected: no keyring, sequencer or server.
 
     The schema is brought up to date first where the server would do it at start-up (the
-    embedded default), so ``bootstrap`` works on a fresh data directory.
+    embedded default), so ``bootstrap`` works on a fresh data directory; a command on
+    ``existing`` data refuses instead (``authority.cli_local``).
     """
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
+    if existing:
+        require_database(settings)
     open_services: OpenServices = args.open_services
     async with open_services(settings) as services:
         return await work(services)
 
 
-def _print_issued(issued: api_keys.IssuedKey) -> None:
+def _key_view(key: api_keys.ApiKey) -> dict[str, object]:
+    return {
+        "id": key.id,
+        "role": key.role,
+        "owner_id": key.owner_id,
+        "label": key.label,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def _print_issued(args: argparse.Namespace, issued: api_keys.IssuedKey) -> None:
     key = issued.key
+    if args.json:
+        print_json({**_key_view(key), "api_key": issued.secret})
+        return
     print(
         f"created {key.role} API key {key.id}; it is shown once, store it now:",
         file=sys.stderr,
@@ -83,7 +104,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    _print_issued(issued)
+    _print_issued(args, issued)
     return 0
 
 
@@ -93,12 +114,15 @@ def cmd_create_key(args: argparse.Namespace) -> int:
     async def work(services: Services) -> api_keys.IssuedKey:
         return await api_keys.issue_operator_key(services, args.role, label, actor=_actor())
 
-    _print_issued(asyncio.run(_with_services(args, work)))
+    _print_issued(args, asyncio.run(_with_services(args, work)))
     return 0
 
 
 def cmd_list_keys(args: argparse.Namespace) -> int:
-    keys = asyncio.run(_with_services(args, api_keys.all_keys))
+    keys = asyncio.run(_with_services(args, api_keys.all_keys, existing=True))
+    if args.json:
+        print_json([_key_view(key) for key in keys])
+        return 0
     for key in keys:
         state = "revoked" if key.revoked_at is not None else "active"
         owner = key.owner_id or "-"
@@ -111,10 +135,12 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
         return await api_keys.revoke_by_id(services, args.key_id, actor=_actor())
 
     try:
-        key = asyncio.run(_with_services(args, work))
+        key = asyncio.run(_with_services(args, work, existing=True))
     except NotFound:
         print("error: no API key has this id", file=sys.stderr)
         return 1
+    if args.json:
+        print_json(_key_view(key))
     print(f"revoked {key.role} API key {key.id}", file=sys.stderr)
     return 0
 
@@ -145,3 +171,5 @@ def register(
     revoke = commands.add_parser("revoke-key", help="revoke an API key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_revoke_key)
+    for parser in (boot, create, listing, revoke):
+        add_json(parser)

@@ -5,55 +5,27 @@
     authority control release AGENT_ID [--reason TEXT]
     authority control kill OWNER_ID --reason TEXT
 
-Each calls the API of the authority at ``--url`` (default: the configured issuer) with
-the API key read from ``--api-key-file`` (never from the command line, where other users
-of the machine could read it), so an owner needs no access to the authority's database
-and every action is recorded under the key that made it. The answer is printed as JSON
-on stdout; an error goes to stderr with exit status 1.
+Each calls the API of the authority (``authority.cli_api``: ``--url`` or
+``AUTHORITY_URL``, the API key from ``--api-key-file``, ``--api-key`` or
+``AUTHORITY_API_KEY``, never needed on the command line; exit codes), so an owner needs
+no access to the authority's database and every action is recorded under the key that
+made it. The answer is printed as JSON on stdout (``--json`` is accepted, and changes
+nothing: the answer lists what was stopped).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
-import httpx
-
-from authority.settings import load_settings
+from authority.cli_api import Api, add_connection, guarded, print_json
 
 Subparsers = argparse._SubParsersAction
 
 
 def _request(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
-    try:
-        key = Path(args.api_key_file).read_text().strip()
-    except OSError as exc:
-        print(f"error: {args.api_key_file}: {exc.strerror}", file=sys.stderr)
-        return 1
-    base = (args.url or load_settings().issuer).rstrip("/")
-    try:
-        response = httpx.post(
-            base + path,
-            json=body,
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30.0,
-        )
-    except httpx.HTTPError as exc:
-        print(f"error: {base}: {type(exc).__name__}", file=sys.stderr)
-        return 1
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = {"error": "server_error", "error_description": response.text[:200]}
-    if response.status_code != 200:
-        description = answer.get("error_description", "") if isinstance(answer, dict) else ""
-        error = answer.get("error", "") if isinstance(answer, dict) else ""
-        print(f"error: HTTP {response.status_code} {error}: {description}", file=sys.stderr)
-        return 1
-    print(json.dumps(answer, indent=2, sort_keys=True))
+    with Api(args) as api:
+        print_json(api.call("POST", path, body))
     return 0
 
 
@@ -87,10 +59,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument(target)
         parser.add_argument("--reason", required=reason_required, help="why: written to the ledger")
-        parser.add_argument(
-            "--api-key-file", required=True, metavar="FILE", help="file holding your API key"
-        )
-        parser.add_argument("--url", default=None, help="the authority; default: the issuer")
+        add_connection(parser)
 
     command("revoke-delegation", "revoke a delegation now", "delegation_id", reason_required=False)
     command("quarantine", "stop an agent until released", "agent_id", reason_required=True)
@@ -108,4 +77,4 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         "kill": cmd_kill,
     }
     for name, handler in handlers.items():
-        commands.choices[name].set_defaults(func=handler)
+        commands.choices[name].set_defaults(func=guarded(handler))

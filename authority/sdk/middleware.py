@@ -32,8 +32,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+try:
+    from starlette.routing import compile_path
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ModuleNotFoundError as missing:  # the SDK alone: say which extra brings it
+    raise ModuleNotFoundError(
+        "authority.sdk.middleware needs Starlette: pip install 'authority[middleware]'",
+        name=missing.name,
+    ) from None
 
 from authority.sdk.enforcement import Refusal, TokenGate, challenge, refusal_body
 from authority.sdk.enforcement import credentials as _credentials

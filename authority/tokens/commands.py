@@ -41,11 +41,12 @@ def register(
         "rotate", help="publish a new signing key now; it signs after the activation delay"
     )
     rotate.add_argument("--purpose", choices=["token", "ledger"], default="token")
+    rotate.add_argument("--json", action="store_true", help="the new key as one JSON object")
     rotate.set_defaults(func=cmd_rotate)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    keys = _run(args, lambda services: services.keyring.list_keys())
+    keys = _run(args, lambda services: services.keyring.list_keys(), existing=True)
     if args.json:
         for info in keys:
             print(json.dumps(_as_dict(info), sort_keys=True))
@@ -69,6 +70,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     except KeyringError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps(_as_dict(info), sort_keys=True))
+        return 0
     print(
         f"new {info.purpose} key {info.kid} ({info.alg}) is published now and signs from "
         f"{_time(info.activated_at)}; the current key stays published after that"
@@ -76,12 +80,19 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, action: Callable[[Services], Awaitable[T]]) -> T:
-    """Run ``action`` on services wired exactly as the server wires them."""
+def _run(
+    args: argparse.Namespace, action: Callable[[Services], Awaitable[T]], *, existing: bool = False
+) -> T:
+    """Run ``action`` on services wired exactly as the server wires them; on ``existing``
+    data only (``authority.cli_local``: a listing never creates a database)."""
+    from authority.cli_local import require_database
+
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
+    if existing:
+        require_database(settings)
     open_services: OpenServices = args.open_services
 
     async def main() -> T:

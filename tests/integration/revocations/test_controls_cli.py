@@ -83,5 +83,5 @@ async def test_a_missing_key_file_is_an_error(
         "--url",
         "http://127.0.0.1:9",
     )
-    assert code == 1
+    assert code == 2  # a usage error (docs/cli.md), before anything is sent
     assert "error:" in capsys.readouterr().err
