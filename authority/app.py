@@ -224,6 +224,7 @@ async def operator_services(settings: Settings, *, keys: bool) -> AsyncIterator[
         else:
             await services.hot.close()
             await services.engine.dispose()
+            services.tracing.shutdown()
 
 
 @contextlib.asynccontextmanager

@@ -15,12 +15,13 @@ tell a token from an id).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from contextvars import ContextVar
 from typing import IO, Any, Final, Literal
+
+import orjson
 
 #: The id of the HTTP request being served (None outside one).
 REQUEST_ID: ContextVar[str | None] = ContextVar("authority_request_id", default=None)
@@ -48,9 +49,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+_second: list[Any] = [None, ""]  # the last second formatted, and its text
+
+
 def _timestamp(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    whole = int(created)
+    if _second[0] != whole:  # strftime once a second, not once a line
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -68,7 +74,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         # default=str: a field of an unexpected type is shown, never fails the line.
-        return json.dumps(line, default=str, separators=(",", ":"))
+        return orjson.dumps(line, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):
