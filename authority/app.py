@@ -76,10 +76,10 @@ from .endpoints import (
     token,
 )
 from .endpoints import metrics as metrics_endpoint
+from .endpoints.http import error_response
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
-from .endpoints.http import error_response
 
 __all__ = [
     "build_services",

@@ -196,6 +196,7 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         agent_id=row.agent_id if ours else None,
     )
     if token is None or not _is_active(row, token, digest, client.audience, now):
+        await services.events.publish(answered)
         if token is not None and ours:
             # The agent's own token presented at a server it was not issued for counts
             # towards its automatic containment; nothing a resource server can do with
@@ -203,7 +204,6 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
             await services.events.publish(
                 InactiveTokenPresented(row, token.claims, token.exp, digest, client.audience, now)
             )
-        await services.events.publish(answered)
         return INACTIVE
     # The first active introspection of a single-use token wins; every other loses.
     if row.single_use and not await services.introspection_store.consume(token.jti, now):

@@ -90,3 +90,18 @@ def test_an_exporter_without_opentelemetry_installed_is_one_clear_error(
     with pytest.raises(traces.TracingUnavailable, match=r"authority\[otel\]"):
         traces.from_settings(settings(otel_exporter="otlp"))
     traces.check(settings(otel_exporter="console"))  # the SDK alone is enough for it
+
+
+def test_serve_refuses_an_exporter_it_cannot_load_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from authority import cli
+
+    def unavailable(settings: Settings) -> None:
+        raise traces.TracingUnavailable("traces to otlp need OpenTelemetry: pip install ...")
+
+    monkeypatch.setenv("AUTHORITY_OTEL_EXPORTER", "otlp")
+    monkeypatch.setattr(traces, "check", unavailable)
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: traces to otlp need OpenTelemetry: pip install ...\n"
