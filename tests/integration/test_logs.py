@@ -167,3 +167,19 @@ async def test_a_revocation_has_its_line(world: World, lines: io.StringIO) -> No
     assert revoked["kind"] == "token"
     assert revoked["agent_id"] == world.agent_id
     assert token not in lines.getvalue()
+
+
+async def test_a_call_awaiting_approval_logs_the_approval_never_its_auth_req_id(
+    world: World, lines: io.StringIO
+) -> None:
+    from tests.integration.approvals.support import ask_pending, with_risky_tool
+
+    await with_risky_tool(world)
+    auth_req_id = await ask_pending(world)
+    (decision,) = by(parsed(lines), "authority.exchange")
+    assert decision["message"] == "exchange pending approval"
+    assert (decision["decision"], decision["reason"]) == ("pending", "autonomy_too_low")
+    assert decision["approval_id"]
+    assert decision["agent_id"] == world.agent_id
+    # The agent's polling handle is a bearer secret: it stays out of the logs.
+    assert auth_req_id not in lines.getvalue()
