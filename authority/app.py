@@ -6,8 +6,9 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from authority import metrics, subscribers
+from authority import metrics, subscribers, traces
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.console import web as console
 from authority.context import Services
 from authority.endpoints.limits import ClientLimits
 from authority.endpoints.metrics import MetricsMiddleware
+from authority.endpoints.request_log import RequestLog
 from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
@@ -32,7 +34,7 @@ from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
 from authority.storage.database import downgrade, make_engine, migrate, reader, schema_is_current
-from authority.storage.driver import make_driver
+from authority.storage.driver import Driver, make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.secret_key import load_secret_key
@@ -76,6 +78,9 @@ from .endpoints import (
 from .endpoints import metrics as metrics_endpoint
 from .endpoints.http import error_response
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
 __all__ = [
     "build_services",
     "create_app",
@@ -94,9 +99,17 @@ log = logging.getLogger("authority")
 
 
 def build_services(
-    settings: Settings, *, clock: Clock | None = None, hot: HotState | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    hot: HotState | None = None,
+    tracing: traces.Tracing | None = None,
 ) -> Services:
-    """Choose the implementations the settings ask for (nothing is connected yet)."""
+    """Choose the implementations the settings ask for (nothing is connected yet).
+
+    ``tracing``: the traces' provider (tests pass one with an in-memory exporter);
+    default: what the settings ask for (``traces.from_settings``).
+    """
     if hot is None:
         hot = (
             RedisHotState(
@@ -124,6 +137,9 @@ def build_services(
         transaction_timeout=min(transaction_timeout, settings.database_timeout),
         background_checkpoints=True,
     )
+    tracing = tracing or traces.from_settings(settings)
+    if tracing.tracer is not None:
+        sql, hot = _traced(tracing.tracer, engine, sql, hot)
     autocommit = reader(engine)
     services = Services(
         settings=settings,
@@ -164,8 +180,25 @@ def build_services(
     # hub with the first stream.
     services.webhooks = webhooks.Dispatcher(services)
     services.revocation_feed = revocation_feed.FeedHub(services)
+    services.tracing = tracing
     subscribers.wire(services)
+    if tracing.enabled:
+        traces.wire(services.events)
     return services
+
+
+def _traced(
+    tracer: Tracer, engine: AsyncEngine, sql: Driver, hot: HotState
+) -> tuple[Driver, HotState]:
+    """The storage with a client span per statement and per Redis round trip."""
+    # Imported here: OpenTelemetry is needed only by an instance that exports traces.
+    from authority.storage import traced
+
+    traced.instrument_engine(engine, tracer)
+    # In-process hot state makes no round trip worth a span.
+    if not isinstance(hot, MemoryHotState):
+        hot = traced.TracedHotState(hot, tracer)
+    return traced.TracedDriver(sql, tracer), hot
 
 
 @contextlib.asynccontextmanager
@@ -192,6 +225,7 @@ async def operator_services(settings: Settings, *, keys: bool) -> AsyncIterator[
         else:
             await services.hot.close()
             await services.engine.dispose()
+            services.tracing.shutdown()
 
 
 @contextlib.asynccontextmanager
@@ -264,6 +298,7 @@ async def stop(services: Services) -> None:
     await services.hot.close()
     await services.sql.close()
     await services.engine.dispose()
+    services.tracing.shutdown()
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -294,6 +329,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(err)
 
 
+def _tracing_middleware(services: Services) -> list[Middleware]:
+    """The server span of each request, when traces are exported (none otherwise)."""
+    if services.tracing.tracer is None:
+        return []
+    from .endpoints.tracing import TracingMiddleware
+
+    return [Middleware(TracingMiddleware, tracer=services.tracing.tracer)]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -322,6 +366,9 @@ def create_app(
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     # Outermost after Starlette's own error handling, so every answer is counted and timed.
     middleware = [
+        # Outermost of ours: every answer carries its request id and has its log line.
+        Middleware(RequestLog),
+        *_tracing_middleware(svc),
         Middleware(MetricsMiddleware, metrics=svc.metrics),
         Middleware(ClientLimits, services=svc),
     ]

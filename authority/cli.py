@@ -46,6 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from authority.settings import load_settings
+    from authority import logs, traces
 
     # Flags become AUTHORITY_* variables so that every worker process sees the same settings.
     for name in ("host", "port", "workers", "data_dir"):
@@ -58,6 +59,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "(and AUTHORITY_DATABASE_URL for PostgreSQL)",
             file=sys.stderr,
         )
+        return 2
+    try:
+        traces.check(settings)
+    except traces.TracingUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.should_auto_migrate:
@@ -72,6 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        # uvicorn's lines in the authority's format; its access log off: the app writes
+        # one line per request itself, with the route template and the request id.
+        log_config=logs.uvicorn_config(settings.log_level, settings.log_format),
         access_log=False,
         proxy_headers=False,
         server_header=False,

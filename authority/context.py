@@ -48,6 +48,7 @@ from authority.storage.tools import ToolStore
 from authority.storage.webhooks import WebhookStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
+from authority.traces import NO_TRACING, Tracing
 
 
 class WebhookQueue(Protocol):
@@ -122,6 +123,8 @@ class Services:
     jti_sweeper: Sweeps | None = None
     # Deletes recorded heads past their retention (recordings.sweeper); started by start().
     recording_sweeper: Background | None = None
+    # OpenTelemetry traces, when exported (authority.traces); a no-op otherwise.
+    tracing: Tracing = field(default_factory=lambda: NO_TRACING)
 
     def now(self) -> int:
         return int(self.clock.now())

@@ -30,6 +30,9 @@ class ExchangeDenied:
     #: The attestation's replay-cache entry, when the request has not claimed it yet: the
     #: denial counts only if claiming it then succeeds. None: claimed already.
     first_use: Claim | None = None
+    #: The denied grant's row (its ledger entry names it too).
+    grant_id: str | None = None
+    delegation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class ExchangeIssued:
     """A token issued (its grant and ledger entry committed)."""
 
     agent_id: str
+    grant_id: str | None = None
+    delegation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,20 @@ class ApprovalRedeemed:
 
     agent_id: str | None
     issued: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIntrospected:
+    """Introspection answered a resource server (RFC 7662): active or not.
+
+    ``client_id``: the calling resource server's; ``grant_id``/``agent_id``: the
+    token's grant, when the token is one the authority issued (None otherwise).
+    """
+
+    client_id: str
+    active: bool
+    grant_id: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,33 @@ class Settings(
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Server log level."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Server log lines: text for a terminal, or one JSON object each."
+    )
+    otel_exporter: Literal["none", "otlp", "console"] | None = Field(
+        None,
+        description="Where OpenTelemetry traces go (otlp needs authority[otel]); default: "
+        "as OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT say, else none.",
+    )
+
+    @property
+    def traces_exporter(self) -> Literal["none", "otlp", "console"]:
+        """``otel_exporter``, or what OpenTelemetry's own variables ask for."""
+        if self.otel_exporter is not None:
+            return self.otel_exporter
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return "none"
+        named = {n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",")}
+        if "otlp" in named:
+            return "otlp"
+        if "console" in named:
+            return "console"
+        if "none" not in named and (
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        ):
+            return "otlp"
+        return "none"
 
     @model_validator(mode="before")
     @classmethod

@@ -7,7 +7,7 @@ before containment weighs it, as it was before the two were decoupled.
 
 from __future__ import annotations
 
-from authority import containment, containment_calls
+from authority import containment, containment_calls, decision_log
 from authority.approvals import webhooks
 from authority.context import Services
 from authority.domain_events import (
@@ -25,9 +25,13 @@ from authority.revocations import events as revocation_events
 
 
 def wire(services: Services) -> None:
-    """Subscribe metrics, containment, webhooks and the revocation feed to ``services.events``."""
+    """Subscribe logs, metrics, containment, webhooks and the revocation feed to
+    ``services.events``."""
     bus = services.events
     measured = services.metrics
+
+    # Logs: first, so a decision has its line whatever a later handler raises.
+    decision_log.wire(bus)
 
     # Metrics: counters, never in the way of an answer.
     bus.subscribe(ExchangeDenied, lambda e: measured.exchange("denied", e.agent_id))

@@ -33,7 +33,8 @@ async def introspection(request: Request) -> Response:
         token=form.get("token"),
         endpoint_url=services.settings.issuer + paths.INTROSPECTION,
     )
-    answer = await introspect(services, parsed)
+    with services.tracing.span("authority.introspection"):
+        answer = await introspect(services, parsed)
     if answer is INACTIVE:
         return Response(INACTIVE_BODY, 200, NO_STORE, media_type="application/json")
     return json_response(answer, 200, NO_STORE)

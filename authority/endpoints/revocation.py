@@ -29,7 +29,8 @@ async def revocation(request: Request) -> Response:
         token=form.get("token"),
         endpoint_url=services.settings.issuer + paths.REVOCATION,
     )
-    await revoke(services, parsed)
+    with services.tracing.span("authority.revocation"):
+        await revoke(services, parsed)
     return Response(b"", 200, NO_STORE)
 
 

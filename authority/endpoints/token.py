@@ -254,7 +254,8 @@ class TokenExchangeGrant:
     async def create_token_response(
         self, services: Services, valid: ExchangeRequest
     ) -> dict[str, Any]:
-        result = await exchange(services, valid)
+        with services.tracing.span("authority.token_exchange"):
+            result = await exchange(services, valid)
         if isinstance(result, Denied):
             raise result.error
         if isinstance(result, Issued):
@@ -276,7 +277,9 @@ class CibaGrant:
         return parse_poll(services, request, form)
 
     async def create_token_response(self, services: Services, valid: PollRequest) -> dict[str, Any]:
-        return _token_body(await poll(services, valid))
+        with services.tracing.span("authority.ciba_poll"):
+            issued = await poll(services, valid)
+        return _token_body(issued)
 
 
 _GRANTS: dict[str, TokenGrant[Any]] = {}

@@ -210,9 +210,8 @@ async def _refuse(
 ) -> None:
     """A rule refuses the approved call: a denied grant, the approval closed, access_denied."""
     closed = approvals.closed_at_issue(row, reason.value, now)
-    await services.exchange_store.close_approval(
-        Denial(recording.denial(record, reason, now), closed)
-    )
-    await after_denial(services, record, reason)
+    written = recording.denial(record, reason, now)
+    await services.exchange_store.close_approval(Denial(written, closed))
+    await after_denial(services, record, reason, written.grant.id)
     await services.events.publish(ApprovalRedeemed(record.agent_id, issued=False))
     raise _denied_at_issue()

@@ -44,6 +44,7 @@ failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 from collections.abc import Mapping
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from authority.context import Services
-from authority.domain_events import InactiveTokenPresented
+from authority.domain_events import InactiveTokenPresented, TokenIntrospected
 from authority.errors import InvalidRequest
 from authority.secrets import token_hash
 from authority.tokens.access_token import AT_TYP
@@ -187,8 +188,16 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
     if request.token is None:
         # RFC 7662 §2.1: token is REQUIRED (checked once the caller is known).
         raise InvalidRequest("The token parameter is missing.")
+    ours = token is not None and _is_ours(row, digest)
+    answered = TokenIntrospected(
+        client.id,
+        active=False,
+        grant_id=row.grant_id if ours else None,
+        agent_id=row.agent_id if ours else None,
+    )
     if token is None or not _is_active(row, token, digest, client.audience, now):
-        if token is not None and _is_ours(row, digest):
+        await services.events.publish(answered)
+        if token is not None and ours:
             # The agent's own token presented at a server it was not issued for counts
             # towards its automatic containment; nothing a resource server can do with
             # its own tokens (revoke, ask again) does. The answer stays the one constant.
@@ -198,5 +207,7 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         return INACTIVE
     # The first active introspection of a single-use token wins; every other loses.
     if row.single_use and not await services.introspection_store.consume(token.jti, now):
+        await services.events.publish(answered)
         return INACTIVE
+    await services.events.publish(dataclasses.replace(answered, active=True))
     return active_answer(token, row)

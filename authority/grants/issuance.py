@@ -122,8 +122,10 @@ async def issue(
         raise ApprovalUsed()
     if outcome.denial is not None:
         reason = recording.reason_of(outcome.denial.grant)
-        return await recording.after_denial(services, record, reason)
-    await services.events.publish(ExchangeIssued(agent.id))
+        return await recording.after_denial(services, record, reason, outcome.denial.grant.grant.id)
+    await services.events.publish(
+        ExchangeIssued(agent.id, grant_id=issued.grant.id, delegation_id=delegation.id)
+    )
     return Issued(
         access_token=token,
         token_type="DPoP" if jkt else "Bearer",

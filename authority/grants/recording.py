@@ -8,7 +8,6 @@ denial is a value (``Denied``), written once, at the edge of the flow that refus
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from authority.context import Services
@@ -19,8 +18,6 @@ from authority.policy.reasons import Reason, error_for
 from authority.secrets import new_id
 from authority.storage.exchange import GrantWrite, NewGrant
 from authority.storage.replay import SingleUse
-
-log = logging.getLogger("authority.exchange")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,26 +123,39 @@ async def deny(services: Services, record: GrantRecord, reason: Reason, now: int
     """
     claim = record.attestation_claim
     use = claim if claim is not None and not record.attestation_claimed else None
-    claimed = await services.exchange_store.deny(
-        denial(record, reason, now),
-        use,
-        lambda: denial(record, Reason.ATTESTATION_REPLAYED, now),
-    )
+    written = denial(record, reason, now)
+    replay: list[GrantWrite] = []
+
+    def replayed() -> GrantWrite:
+        replay.append(denial(record, Reason.ATTESTATION_REPLAYED, now))
+        return replay[-1]
+
+    claimed = await services.exchange_store.deny(written, use, replayed)
     if claimed is not None:
         record.attestation_claimed = claimed
         if not claimed:
             reason = Reason.ATTESTATION_REPLAYED
-    return await after_denial(services, record, reason)
+            written = replay[-1] if replay else written
+    return await after_denial(services, record, reason, written.grant.id)
 
 
-async def after_denial(services: Services, record: GrantRecord, reason: Reason) -> Denied:
-    """Once a denied grant is committed: tell who counts it (metrics, containment)."""
-    log.info("exchange denied: %s (agent=%s)", reason.value, record.agent_id)
+async def after_denial(
+    services: Services, record: GrantRecord, reason: Reason, grant_id: str | None = None
+) -> Denied:
+    """Once a denied grant (``grant_id``) is committed: tell who counts it (metrics,
+    containment) and who logs it."""
     # Only an attestation's first use counts against its agent (containment).
     attributable = (
         record.attestation_claimed and record.agent_id is not None and record.owner_id is not None
     )
     await services.events.publish(
-        ExchangeDenied(record.agent_id, record.owner_id, reason, attributable=attributable)
+        ExchangeDenied(
+            record.agent_id,
+            record.owner_id,
+            reason,
+            attributable=attributable,
+            grant_id=grant_id,
+            delegation_id=record.delegation_id,
+        )
     )
     return Denied(reason, error_for(reason, client_assertion=record.client_assertion))

@@ -232,7 +232,9 @@ async def request_approval(
     )
     record.attestation_claimed = bool(outcome.claimed) and outcome.claimed[0]
     if outcome.denial is not None:
-        return await after_denial(services, record, recording.reason_of(outcome.denial))
+        return await after_denial(
+            services, record, recording.reason_of(outcome.denial), outcome.denial.grant.id
+        )
     await services.events.publish(ExchangePending(agent.id))
     await services.events.publish(
         ApprovalRequested(

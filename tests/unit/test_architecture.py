@@ -417,6 +417,8 @@ SIDE_EFFECTS = (
     "authority.containment_calls",
     "authority.approvals.webhooks",
     "authority.metrics",
+    "authority.decision_log",
+    "authority.traces",
 )
 #: What decides, and publishes what it decided: the grants, and the gateway's call records.
 DECISION_PATH = ("authority.grants", "authority.recordings")

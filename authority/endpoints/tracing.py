@@ -1,0 +1,69 @@
+"""The server span of each HTTP request (OpenTelemetry HTTP semantic conventions).
+
+Added by ``authority.app`` only when traces are exported (``authority.traces``). The
+span continues the caller's trace when it sends a W3C ``traceparent``, is named by the
+method and the route template (``POST /oauth2/token``), and carries the status and the
+request id; never the path (its ids and query are the caller's), a header or a body.
+A 5xx is an error of the span; a refusal is an answer.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authority.logs import REQUEST_ID
+from authority.metrics import METHODS, OTHER
+
+
+class TracingMiddleware:
+    """Pure ASGI: one server span around the request, current while it is handled."""
+
+    def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name in (b"traceparent", b"tracestate")
+        }
+        method = scope.get("method", "")
+        method = method if method in METHODS else OTHER
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        with self.tracer.start_as_current_span(
+            method,
+            context=propagate.extract(carrier),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                await self.app(scope, receive, send_and_note)
+            except BaseException as exc:
+                span.set_attribute("error.type", type(exc).__qualname__)
+                raise
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route is not None:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                request_id = REQUEST_ID.get()
+                if request_id is not None:
+                    span.set_attribute("authority.request_id", request_id)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
