@@ -2,8 +2,8 @@
 
 Bodies are validated strictly (no coercion of "1" to 1 or 1 to true) and unknown fields
 are refused, so a typo never silently leaves a default in force. A validation failure
-becomes ``InvalidRequest`` naming the field, never its value: pydantic's own messages
-quote the input and are not passed on.
+becomes ``InvalidRequest`` naming the field's full path and what the model allows there,
+never the value sent (``field_errors``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from authority.errors import InvalidRequest
+
+from . import field_errors
 
 M = TypeVar("M", bound="Body")
 
@@ -49,25 +51,11 @@ class Body(BaseModel):
 
 
 def parse(model: type[M], data: Mapping[str, Any]) -> M:
-    """Validate ``data`` against ``model``; raise ``InvalidRequest`` naming the field."""
+    """Validate ``data`` against ``model``; raise ``InvalidRequest`` naming the fields."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest(_describe(model, exc)) from None
-
-
-def _describe(model: type[Body], exc: ValidationError) -> str:
-    error = exc.errors(include_url=False, include_input=False)[0]
-    if error["type"] == "extra_forbidden":
-        # The location is the client's own key: not repeated back.
-        return "The body has an unknown field."
-    location = error["loc"]
-    field = location[0] if location else None
-    if not isinstance(field, str) or field not in model.model_fields:
-        return "The body is invalid."
-    if error["type"] == "missing":
-        return f"The {field} field is required."
-    return f"The {field} field is invalid."
+        raise InvalidRequest(field_errors.describe(model, exc)) from None
 
 
 def require_changes(body: Body) -> dict[str, Any]:
