@@ -69,6 +69,7 @@ from .endpoints import (
     introspection,
     ledger,
     management,
+    openapi,
     recordings,
     revocation,
     token,
@@ -281,6 +282,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *approvals.routes,
         *recordings.routes,
         *metrics_endpoint.routes,
+        *openapi.routes,
         *(console.routes() if settings.console_enabled else []),
     ]
 
