@@ -25,7 +25,6 @@ from .openapi_operations import (
     PAGE,
     READ,
     SECRET,
-    TEXT,
     WRITE,
     Answer,
     Operation,
@@ -35,6 +34,9 @@ from .openapi_operations import (
     listing,
     ok,
 )
+
+#: What ``secrets.valid_id`` accepts: any id this authority made.
+ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"}
 
 
 def management_operations() -> dict[tuple[str, str], Operation]:
@@ -165,7 +167,7 @@ def grant_operations() -> dict[tuple[str, str], Operation]:
             "delegations",
             "api_key",
             (listing(shapes.DelegationView),),
-            query=(*PAGE, Query("agent_id", TEXT, "Only this agent's.")),
+            query=(*PAGE, Query("agent_id", ID, "Only this agent's.")),
             errors=READ,
         ),
         ("POST", "/v1/delegations"): Operation(
@@ -228,8 +230,12 @@ def grant_operations() -> dict[tuple[str, str], Operation]:
             (listing(decisions.Approval),),
             query=(
                 *PAGE,
-                Query("status", TEXT, "Only approvals in this status."),
-                Query("agent_id", TEXT, "Only this agent's."),
+                Query(
+                    "status",
+                    {"type": "string", "enum": sorted(decisions.STATUSES)},
+                    "Only approvals in this status (default: pending).",
+                ),
+                Query("agent_id", ID, "Only this agent's."),
             ),
             errors=READ,
         ),
