@@ -75,7 +75,7 @@ from .endpoints import (
     token,
 )
 from .endpoints import metrics as metrics_endpoint
-from .endpoints.http import error_response
+from .endpoints.http import allowed_methods, error_response
 
 __all__ = [
     "build_services",
@@ -289,9 +289,10 @@ def routes(settings: Settings) -> list[BaseRoute]:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    err: AuthorityError = (
-        MethodNotAllowed() if exc.status_code == 405 else NotFound("No such endpoint.")
-    )
+    err: AuthorityError = NotFound("No such endpoint.")
+    if exc.status_code == 405:
+        allow = allowed_methods(request, (exc.headers or {}).get("Allow", ""))
+        err = MethodNotAllowed(headers={"Allow": allow})
     return error_response(err)
 
 

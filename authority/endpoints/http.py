@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from authority.errors import (
     AuthorityError,
@@ -217,6 +218,18 @@ async def read_form(request: Request, limit: int, *, schema: Sequence[type[FormB
     repeatable = frozenset().union(*(model.REPEATABLE for model in schema))
     declared = frozenset().union(*(model.names() for model in schema)) if schema else None
     return Form(pairs, repeatable, declared)
+
+
+def allowed_methods(request: Request, fallback: str = "") -> str:
+    """RFC 9110 §15.5.6: a 405 "MUST generate an Allow header field" listing the methods
+    the target supports; Starlette's names only those of the first route on the path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods)) if methods else fallback
 
 
 def render_unexpected(exc: BaseException) -> JSONResponse:

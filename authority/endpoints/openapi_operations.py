@@ -80,7 +80,8 @@ PAGE = (
 )
 LEDGER_PAGE = (
     Query("limit", {"type": "integer", "minimum": 1}, "Items per page, at most page_size_max."),
-    Query("cursor", {"type": "string", "pattern": "^[0-9]{1,19}$"}, "The previous next_cursor."),
+    # Empty counts as absent here (the first page).
+    Query("cursor", {"type": "string", "pattern": "^[0-9]{0,19}$"}, "The previous next_cursor."),
 )
 TEXT = {"type": "string", "maxLength": 2048}
 _TIME = {

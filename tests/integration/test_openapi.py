@@ -115,6 +115,20 @@ def schemathesis_command(url: str, admin_key: str) -> list[str]:
     ]
 
 
+async def test_a_405_names_every_method_the_path_serves(client: httpx.AsyncClient) -> None:
+    # RFC 9110 §15.5.6: "The origin server MUST generate an Allow header field in a 405".
+    for method, path, allow in (
+        ("PUT", "/v1/owners", "GET, HEAD, POST"),
+        ("TRACE", "/v1/owners/own_1", "DELETE, GET, HEAD, PATCH"),
+        ("DELETE", "/oauth2/token", "POST"),
+        ("PUT", "/v1/revocations/feed", "GET, HEAD, POST"),
+    ):
+        response = await client.request(method, path)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allow, (method, path)
+        assert response.json()["error"] == "method_not_allowed"
+
+
 @pytest.mark.slow
 async def test_schemathesis_finds_no_server_error_and_no_schema_break(
     app: Starlette, world: World, tmp_path: Path
