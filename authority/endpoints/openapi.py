@@ -59,7 +59,7 @@ def operations() -> dict[tuple[str, str], Operation]:
 
 # --- building the document ---------------------------------------------------------------------
 class UndocumentedRoute(LookupError):
-    """A route of the API has no entry in ``OPERATIONS``."""
+    """A route of the API has no entry in ``operations()``."""
 
 
 def _error_codes() -> list[str]:
@@ -243,7 +243,9 @@ def build_document(settings: Settings, routes: Sequence[BaseRoute]) -> dict[str,
     for method, path in _api_routes(routes):
         op = documented.get((method, path))
         if op is None:
-            raise UndocumentedRoute(f"{method} {path} has no entry in endpoints.openapi")
+            raise UndocumentedRoute(
+                f"{method} {path} has no entry in endpoints.openapi_operations or openapi_v1"
+            )
         document_paths.setdefault(path, {})[method.lower()] = _operation(
             method, path, op, schemas, error
         )

@@ -25,12 +25,14 @@ from tests.support import World
 
 SECRET = "S3CRET-must-never-come-back"
 
-#: What the run checks: the issue's "no 5xx and no answer that breaks the document".
+#: What the run checks: the issue's "no 5xx and no answer that breaks the document", and
+#: RFC 9110's 405 with Allow for a method the path does not serve.
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
     "content_type_conformance",
     "response_schema_conformance",
+    "unsupported_method",
 )
 #: Revoking the run's own admin key (its id is in GET /v1/me, and schemathesis reuses
 #: what the API answers) would leave every later request a 401: not a finding.
