@@ -10,7 +10,8 @@ import schemathesis
 from starlette.routing import Route
 
 from authority.app import routes
-from authority.endpoints import openapi, paths
+from authority.endpoints import forms, openapi, paths
+from authority.endpoints.http import Form, UndeclaredParameter
 from authority.recordings import submission
 from authority.settings import Settings
 
@@ -106,3 +107,16 @@ def test_the_security_schemes_are_described() -> None:
     token = document["paths"]["/oauth2/token"]["post"]
     assert {"dpop": []} in token["security"]
     assert "application/x-www-form-urlencoded" in token["requestBody"]["content"]
+
+
+def test_an_endpoint_reads_only_the_parameters_its_form_model_declares() -> None:
+    declared = forms.IntrospectionForm.names()
+    form = Form([("token", "t"), ("surprise", "x")], frozenset(), declared)
+    assert form.get("token") == "t"
+    assert "surprise" not in declared
+    with pytest.raises(UndeclaredParameter):
+        form.get("surprise")
+    # Names read only to refuse them (scope, client_secret) are not offered by the document.
+    schema = _document()["components"]["schemas"]["TokenExchangeForm"]
+    assert "scope" not in schema["properties"] and "client_secret" not in schema["properties"]
+    assert {"resource", "audience"} == forms.TokenExchangeForm.REPEATABLE
