@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from authority.errors import InvalidRequest
+from authority.tokens.jwks import MAX_KEYS
 
 from . import field_errors
 
@@ -37,6 +38,28 @@ Description = Annotated[
 Email = Annotated[
     str,
     StringConstraints(max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"),
+]
+
+
+#: A public JWK Set as the API takes it. Checked by ``tokens.jwks.validate_public_jwks``
+#: (which names the problem); this is only what the OpenAPI document shows of it.
+PublicJwks = Annotated[
+    dict[str, Any],
+    Field(
+        description="A public JWK Set (RFC 7517): public keys only, each with a unique kid.",
+        json_schema_extra={
+            "required": ["keys"],
+            "additionalProperties": False,
+            "properties": {
+                "keys": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_KEYS,
+                    "items": {"type": "object", "required": ["kty", "kid"]},
+                }
+            },
+        },
+    ),
 ]
 
 
