@@ -71,12 +71,13 @@ from .endpoints import (
     introspection,
     ledger,
     management,
+    openapi,
     recordings,
     revocation,
     token,
 )
 from .endpoints import metrics as metrics_endpoint
-from .endpoints.http import error_response
+from .endpoints.http import allowed_methods, error_response
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -317,15 +318,17 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *approvals.routes,
         *recordings.routes,
         *metrics_endpoint.routes,
+        *openapi.routes,
         *(console.routes() if settings.console_enabled else []),
     ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    err: AuthorityError = (
-        MethodNotAllowed() if exc.status_code == 405 else NotFound("No such endpoint.")
-    )
+    err: AuthorityError = NotFound("No such endpoint.")
+    if exc.status_code == 405:
+        allow = allowed_methods(request, (exc.headers or {}).get("Allow", ""))
+        err = MethodNotAllowed(headers={"Allow": allow})
     return error_response(err)
 
 

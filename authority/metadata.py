@@ -126,6 +126,8 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "authority_ledger_inclusion_proof_endpoint": url(protocol.LEDGER_INCLUSION_PROOF_PATH),
         "authority_ledger_consistency_proof_endpoint": url(protocol.LEDGER_CONSISTENCY_PROOF_PATH),
         "authority_ledger_keys_uri": url(protocol.LEDGER_KEYS_PATH),
+        # The OpenAPI 3.1 document of every endpoint above and of the /v1 API.
+        "authority_openapi_uri": url(protocol.OPENAPI_PATH),
     }
     # §3.2: "Claims with zero elements MUST be omitted"; unset optional members likewise.
     return {name: value for name, value in document.items() if value not in (None, [])}

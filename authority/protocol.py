@@ -38,6 +38,8 @@ LEDGER_KEYS_PATH: Final = "/v1/ledger/keys"  # every ledger key ever used (a JWK
 GATEWAY_CALLS_PATH: Final = "/v1/gateway/calls"
 #: The auditor's call recordings: ``/{call_id}``, or listed by ``?jti=`` or ``?grant=``.
 RECORDINGS_PATH: Final = "/v1/recordings"
+#: The OpenAPI 3.1 document of the HTTP API (named in the metadata as authority_openapi_uri).
+OPENAPI_PATH: Final = "/openapi.json"
 
 # --- grant, token and assertion types -----------------------------------------------------
 #: RFC 8693 §2.1.

@@ -107,9 +107,11 @@ async def list_approvals(
     require_role(principal, *READERS)
     status = status or "pending"
     if status not in STATUSES:
-        raise InvalidRequest("The status parameter is invalid.")
+        raise InvalidRequest(f"The status parameter must be one of {', '.join(sorted(STATUSES))}.")
     if agent_id is not None and not records.valid_id(agent_id):
-        raise InvalidRequest("The agent_id parameter is invalid.")
+        raise InvalidRequest(
+            "The agent_id parameter must be an id: 1 to 40 letters, digits, _ or -."
+        )
     now = services.now()
     rows, last = await services.approval_decision_store.page(
         owner_id=_visible(principal),

@@ -52,10 +52,13 @@ class IssuedWebhook:
 
 def check_url(services: Services, url: str) -> str:
     """An absolute https URL (http only where allowed), without credentials or fragment."""
-    invalid = InvalidRequest("The url field is invalid.")
+    schemes = ("https", "http") if services.settings.webhook_allow_http else ("https",)
+    invalid = InvalidRequest(
+        f"The url field must be an absolute {' or '.join(schemes)} URL, "
+        "without credentials or fragment."
+    )
     if not url.isprintable() or any(c.isspace() for c in url):
         raise invalid
-    schemes = ("https", "http") if services.settings.webhook_allow_http else ("https",)
     try:
         # urlsplit and its properties raise ValueError on malformed hosts ("[::1") and
         # ports: bad input, never a 500.

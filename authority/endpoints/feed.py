@@ -23,7 +23,7 @@ from authority.errors import InvalidRequest, TooManyRequests
 from authority.grants.client_auth import authenticate_server, registered_server, require_fresh
 from authority.revocations import events, feed
 
-from . import limits, paths
+from . import forms, limits, paths
 from .credentials import client_credentials
 from .guard import endpoint
 from .http import Form, read_form
@@ -52,7 +52,7 @@ def _last_event_id(request: Request) -> int | None:
 async def revocation_feed(request: Request) -> Response:
     services: Services = request.app.state.services
     if request.method == "POST":
-        form = await read_form(request, services.settings.max_body_bytes)
+        form = await read_form(request, services.settings.max_body_bytes, schema=(forms.FeedForm,))
     else:
         if request.url.query:
             raise InvalidRequest("The feed takes no query parameters.")

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from authority.errors import (
     AuthorityError,
@@ -26,6 +27,8 @@ from authority.errors import (
     ServerError,
     UnsupportedMediaType,
 )
+
+from .forms import FormBody
 
 log = logging.getLogger("authority.http")
 
@@ -139,10 +142,24 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     return parse_json_object(await read_body(request, limit))
 
 
-class Form:
-    """A parsed application/x-www-form-urlencoded body (RFC 6749 §3.2, appendix B)."""
+class UndeclaredParameter(LookupError):
+    """The code read a form parameter its form model (``endpoints.forms``) does not declare."""
 
-    def __init__(self, pairs: list[tuple[str, str]], repeatable: frozenset[str]) -> None:
+
+class Form:
+    """A parsed application/x-www-form-urlencoded body (RFC 6749 §3.2, appendix B).
+
+    With ``declared``, only those names may be read: the OpenAPI document describes the
+    form from the same models, so it names every parameter the endpoint reads.
+    """
+
+    def __init__(
+        self,
+        pairs: list[tuple[str, str]],
+        repeatable: frozenset[str],
+        declared: frozenset[str] | None = None,
+    ) -> None:
+        self._declared = declared
         self._values: dict[str, list[str]] = {}
         for key, value in pairs:
             values = self._values.setdefault(key, [])
@@ -150,8 +167,13 @@ class Form:
                 raise InvalidRequest("A parameter is included more than once.")
             values.append(value)
 
+    def _check(self, key: str) -> None:
+        if self._declared is not None and key not in self._declared:
+            raise UndeclaredParameter(key)
+
     def get(self, key: str) -> str | None:
         """The parameter's value; an empty value counts as absent (RFC 6749 §3.1)."""
+        self._check(key)
         values = self._values.get(key)
         if not values or values[0] == "":
             return None
@@ -164,15 +186,16 @@ class Form:
         return value
 
     def get_all(self, key: str) -> list[str]:
+        self._check(key)
         return [v for v in self._values.get(key, []) if v != ""]
 
     def __contains__(self, key: str) -> bool:
+        self._check(key)
         return key in self._values
 
 
-async def read_form(
-    request: Request, limit: int, *, repeatable: frozenset[str] = frozenset()
-) -> Form:
+async def read_form(request: Request, limit: int, *, schema: Sequence[type[FormBody]] = ()) -> Form:
+    """The form, readable only by the names the ``schema`` models declare (all if none)."""
     if request.scope.get("query_string"):
         # RFC 6749 §3.2 / RFC 7662 §2.1: parameters go in the body; a token in a URL ends
         # up in logs and histories.
@@ -192,7 +215,21 @@ async def read_form(
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The form body is malformed.") from None
-    return Form(pairs, repeatable)
+    repeatable = frozenset().union(*(model.REPEATABLE for model in schema))
+    declared = frozenset().union(*(model.names() for model in schema)) if schema else None
+    return Form(pairs, repeatable, declared)
+
+
+def allowed_methods(request: Request, fallback: str = "") -> str:
+    """RFC 9110 §15.5.6: a 405 "MUST generate an Allow header field" listing the methods
+    the target supports; Starlette's names only those of the first route on the path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods)) if methods else fallback
 
 
 def render_unexpected(exc: BaseException) -> JSONResponse:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from authority.context import Services
 from authority.grants.introspection import INACTIVE, IntrospectionRequest, introspect
 
-from . import paths
+from . import forms, paths
 from .credentials import client_credentials
 from .guard import endpoint
 from .http import NO_STORE, json_response, read_form
@@ -27,7 +27,9 @@ INACTIVE_BODY = b'{"active":false}'
 @endpoint
 async def introspection(request: Request) -> Response:
     services: Services = request.app.state.services
-    form = await read_form(request, services.settings.max_body_bytes)
+    form = await read_form(
+        request, services.settings.max_body_bytes, schema=(forms.IntrospectionForm,)
+    )
     parsed = IntrospectionRequest(
         credentials=client_credentials(request, form),
         token=form.get("token"),

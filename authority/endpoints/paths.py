@@ -27,6 +27,7 @@ LEDGER_CONSISTENCY_PROOF: Final = protocol.LEDGER_CONSISTENCY_PROOF_PATH
 LEDGER_KEYS: Final = protocol.LEDGER_KEYS_PATH
 GATEWAY_CALLS: Final = protocol.GATEWAY_CALLS_PATH
 RECORDINGS: Final = protocol.RECORDINGS_PATH
+OPENAPI: Final = protocol.OPENAPI_PATH
 
 ALL: Final[frozenset[str]] = frozenset(
     {
@@ -46,5 +47,6 @@ ALL: Final[frozenset[str]] = frozenset(
         LEDGER_KEYS,
         GATEWAY_CALLS,
         RECORDINGS,
+        OPENAPI,
     }
 )

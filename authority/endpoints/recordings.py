@@ -57,12 +57,12 @@ async def get_recording(request: Request) -> Response:
     return json_response(found, 200, NO_STORE)
 
 
-def _key(request: Request, name: str, valid: bool) -> str | None:
+def _key(request: Request, name: str, valid: bool, allowed: str) -> str | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return None
     if not valid:
-        raise InvalidRequest(f"The {name} parameter is invalid.")
+        raise InvalidRequest(f"The {name} parameter must be {allowed}.")
     return value
 
 
@@ -70,8 +70,15 @@ def _key(request: Request, name: str, valid: bool) -> str | None:
 async def list_recordings(request: Request) -> Response:
     services, _ = await caller(request, AUDITORS, ("jti", "grant", "limit", "cursor"))
     params = request.query_params
-    jti = _key(request, "jti", 0 < len(params.get("jti", "")) <= _MAX_JTI)
-    grant = _key(request, "grant", _ID.match(params.get("grant", "")) is not None)
+    jti = _key(
+        request, "jti", 0 < len(params.get("jti", "")) <= _MAX_JTI, f"at most {_MAX_JTI} characters"
+    )
+    grant = _key(
+        request,
+        "grant",
+        _ID.match(params.get("grant", "")) is not None,
+        "an id: 1 to 40 letters, digits, _ or -",
+    )
     if (jti is None) == (grant is None):
         raise InvalidRequest("Name the grant: exactly one of the jti and grant parameters.")
     listing = await audit.of_grant(

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from authority.context import Services
 from authority.grants.revocation import RevocationRequest, revoke
 
-from . import paths
+from . import forms, paths
 from .credentials import client_credentials
 from .guard import endpoint
 from .http import NO_STORE, read_form
@@ -23,7 +23,9 @@ from .http import NO_STORE, read_form
 @endpoint
 async def revocation(request: Request) -> Response:
     services: Services = request.app.state.services
-    form = await read_form(request, services.settings.max_body_bytes)
+    form = await read_form(
+        request, services.settings.max_body_bytes, schema=(forms.RevocationForm,)
+    )
     parsed = RevocationRequest(
         credentials=client_credentials(request, form),
         token=form.get("token"),

@@ -45,7 +45,7 @@ from authority.policy.arguments import ARGUMENTS, ARGUMENTS_DIGEST, ArgumentsRej
 from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
 
-from . import paths
+from . import forms, paths
 from .guard import endpoint
 from .http import NO_STORE, Form, json_response, read_form
 
@@ -55,8 +55,6 @@ CIBA = GRANT_CIBA
 MAX_AUTH_REQ_ID = 200
 JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-# RFC 8707 §2 lets resource repeat; it is parsed as a list and then held to exactly one.
-REPEATABLE = frozenset({"resource", "audience"})
 MAX_TEXT = 2048
 _TOOL_CALL_FIELDS = {"type", "tool", "resource", "action", "locations", ARGUMENTS, ARGUMENTS_DIGEST}
 
@@ -305,7 +303,8 @@ register_grant(CIBA, CibaGrant())
 @endpoint
 async def token(request: Request) -> Response:
     services: Services = request.app.state.services
-    form = await read_form(request, services.settings.max_body_bytes, repeatable=REPEATABLE)
+    # RFC 8707 §2 lets resource repeat: it is parsed as a list, then held to exactly one.
+    form = await read_form(request, services.settings.max_body_bytes, schema=forms.TOKEN_FORMS)
     grant = get_token_grant(form.require("grant_type"))
     valid = grant.validate_token_request(services, request, form)
     return json_response(await grant.create_token_response(services, valid), 200, NO_STORE)

@@ -228,7 +228,9 @@ async def list_page(
     services: Services, principal: Principal, request: PageRequest, agent_id: str | None
 ) -> Page[dict[str, Any]]:
     if agent_id is not None and not valid_id(agent_id):
-        raise InvalidRequest("The agent_id parameter is invalid.")
+        raise InvalidRequest(
+            "The agent_id parameter must be an id: 1 to 40 letters, digits, _ or -."
+        )
     rows, last = await services.delegation_store.page(
         owner_id=_visible(principal), agent_id=agent_id, limit=request.limit, after=request.after
     )

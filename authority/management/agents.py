@@ -30,7 +30,7 @@ from authority.tokens.jwks import validate_public_jwks
 from . import autonomy, owners, paging, records
 from . import changes as registry_changes
 from .auth import READERS, WRITERS, Principal, require_role, sees_all
-from .inputs import Body, Description, Name, require_changes
+from .inputs import Body, Description, Name, PublicJwks, require_changes
 
 KIND = "agents"
 NOT_FOUND = "No such agent."
@@ -45,8 +45,14 @@ class AgentCreate(Body):
     description: Description | None = None
     # Required for an admin; an owner's agents are its own (naming another owner: 404).
     owner_id: str | None = None
-    autonomy_level: AutonomyLevel = 0
-    jwks: dict[str, Any]
+    autonomy_level: AutonomyLevel = Field(
+        0,
+        description="0 to 3. At 0 (the default) only a tool's read_actions need no "
+        "approval: every other call awaits the owner's; from 1 up, tools whose risk_tier "
+        "is at most the level need none (unless approval_required). Change it with "
+        "POST /v1/agents/{agent_id}/autonomy.",
+    )
+    jwks: PublicJwks
 
 
 class AgentUpdate(Body):
@@ -54,7 +60,7 @@ class AgentUpdate(Body):
     name: Name = ""
     description: Description | None = None
     autonomy_level: AutonomyLevel = 0
-    jwks: dict[str, Any] = Field(default_factory=dict)
+    jwks: PublicJwks = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 Bodies are validated strictly (no coercion of "1" to 1 or 1 to true) and unknown fields
 are refused, so a typo never silently leaves a default in force. A validation failure
-becomes ``InvalidRequest`` naming the field, never its value: pydantic's own messages
-quote the input and are not passed on.
+becomes ``InvalidRequest`` naming the field's full path and what the model allows there,
+never the value sent (``field_errors``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from authority.errors import InvalidRequest
+from authority.tokens.jwks import MAX_KEYS
+
+from . import field_errors
 
 M = TypeVar("M", bound="Body")
 
@@ -38,6 +41,28 @@ Email = Annotated[
 ]
 
 
+#: A public JWK Set as the API takes it. Checked by ``tokens.jwks.validate_public_jwks``
+#: (which names the problem); this is only what the OpenAPI document shows of it.
+PublicJwks = Annotated[
+    dict[str, Any],
+    Field(
+        description="A public JWK Set (RFC 7517): public keys only, each with a unique kid.",
+        json_schema_extra={
+            "required": ["keys"],
+            "additionalProperties": False,
+            "properties": {
+                "keys": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_KEYS,
+                    "items": {"type": "object", "required": ["kty", "kid"]},
+                }
+            },
+        },
+    ),
+]
+
+
 class Body(BaseModel):
     """A JSON request body: strict types, unknown fields refused, immutable once parsed."""
 
@@ -49,25 +74,11 @@ class Body(BaseModel):
 
 
 def parse(model: type[M], data: Mapping[str, Any]) -> M:
-    """Validate ``data`` against ``model``; raise ``InvalidRequest`` naming the field."""
+    """Validate ``data`` against ``model``; raise ``InvalidRequest`` naming the fields."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest(_describe(model, exc)) from None
-
-
-def _describe(model: type[Body], exc: ValidationError) -> str:
-    error = exc.errors(include_url=False, include_input=False)[0]
-    if error["type"] == "extra_forbidden":
-        # The location is the client's own key: not repeated back.
-        return "The body has an unknown field."
-    location = error["loc"]
-    field = location[0] if location else None
-    if not isinstance(field, str) or field not in model.model_fields:
-        return "The body is invalid."
-    if error["type"] == "missing":
-        return f"The {field} field is required."
-    return f"The {field} field is invalid."
+        raise InvalidRequest(field_errors.describe(model, exc)) from None
 
 
 def require_changes(body: Body) -> dict[str, Any]:

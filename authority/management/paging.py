@@ -75,7 +75,9 @@ def page_request(
     if limit is not None:
         digits = limit.isascii() and limit.isdigit() and len(limit) <= 6
         if not digits or not 1 <= int(limit) <= settings.page_size_max:
-            raise InvalidRequest("The limit parameter is invalid.")
+            raise InvalidRequest(
+                f"The limit parameter must be an integer between 1 and {settings.page_size_max}."
+            )
         size = int(limit)
     after = decode_cursor(services, kind, cursor) if cursor is not None else None
     return PageRequest(size, after)

@@ -34,7 +34,7 @@ from authority.tokens.jwks import validate_public_jwks
 from . import changes as registry_changes
 from . import paging, records
 from .auth import ADMIN, READERS, Principal, require_role
-from .inputs import Body, Name, require_changes
+from .inputs import Body, Name, PublicJwks, require_changes
 
 KIND = "resource_servers"
 NOT_FOUND = "No such resource server."
@@ -71,13 +71,13 @@ class ServerCreate(Body):
     name: Name
     audience: Audience
     auth_method: AuthMethod = "client_secret_basic"
-    jwks: dict[str, Any] | None = None
+    jwks: PublicJwks | None = None
 
 
 class ServerUpdate(Body):
     # PATCH: only the fields sent change; a default here is never applied.
     name: Name = ""
-    jwks: dict[str, Any] = Field(default_factory=dict)
+    jwks: PublicJwks = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,12 +134,12 @@ def _request(body: bytes, content_type: bytes, query: bytes = b"") -> Request:
 
 
 def form(data: bytes) -> None:
+    from authority.endpoints.forms import TOKEN_FORMS
     from authority.endpoints.http import read_form
-    from authority.endpoints.token import REPEATABLE
 
     async def run() -> None:
         parsed = await read_form(
-            _request(data, b"application/x-www-form-urlencoded"), 65536, repeatable=REPEATABLE
+            _request(data, b"application/x-www-form-urlencoded"), 65536, schema=TOKEN_FORMS
         )
         for key in ("grant_type", "resource", "client_id"):
             parsed.get(key)

@@ -149,7 +149,7 @@ async def test_the_secret_is_shown_once_and_stored_sealed(world: World) -> None:
 async def test_only_https_urls_without_credentials(world: World, url: str) -> None:
     response = await register(world, url)
     assert response.status_code == 400
-    assert response.json()["error_description"] == "The url field is invalid."
+    assert response.json()["error_description"].startswith("The url field ")
 
 
 async def test_another_owner_cannot_see_or_set_the_webhook(world: World) -> None:

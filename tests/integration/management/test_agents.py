@@ -165,7 +165,10 @@ async def test_status_and_owner_are_not_editable(
         ):
             response = await client.patch(f"/v1/agents/{agent['id']}", json=body, headers=headers)
             assert response.status_code == 400, body
-            assert response.json()["error_description"] == "The body has an unknown field."
+            assert response.json()["error_description"] == (
+                "The body has an unknown field; the allowed fields are name, description, "
+                "autonomy_level and jwks."
+            )
     assert await dump(services) == before
     # Editing something else leaves the quarantine in place.
     patched = await client.patch(
@@ -207,7 +210,9 @@ async def test_autonomy_level_is_bounded(client: httpx.AsyncClient, keys: Keys) 
             headers=owner.headers,
         )
         assert response.status_code == 400, level
-        assert response.json()["error_description"] == "The autonomy_level field is invalid."
+        assert response.json()["error_description"] == (
+            "The autonomy_level field must be an integer between 0 and 3."
+        )
 
 
 async def test_paging_agents(client: httpx.AsyncClient, keys: Keys) -> None:

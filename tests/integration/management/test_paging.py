@@ -66,7 +66,9 @@ async def test_default_and_maximum_page_size(client: httpx.AsyncClient, keys: Ke
 async def test_bad_limits_are_400(client: httpx.AsyncClient, keys: Keys, limit: str) -> None:
     response = await client.get("/v1/owners", params={"limit": limit}, headers=keys.admin)
     assert response.status_code == 400
-    assert response.json()["error_description"] == "The limit parameter is invalid."
+    assert response.json()["error_description"] == (
+        "The limit parameter must be an integer between 1 and 500."
+    )
 
 
 async def test_forged_cursors_are_400(client: httpx.AsyncClient, keys: Keys) -> None:

@@ -142,7 +142,7 @@ async def test_audience_must_be_an_absolute_http_uri(
         "/v1/resource-servers", json={"name": "s", "audience": audience}, headers=keys.admin
     )
     assert response.status_code == 400
-    assert response.json()["error_description"] == "The audience field is invalid."
+    assert response.json()["error_description"].startswith("The audience field ")
 
 
 async def test_name_and_audience_are_unique(client: httpx.AsyncClient, keys: Keys) -> None:

@@ -279,7 +279,11 @@ async def test_a_body_over_the_submission_cap_is_413(world: World) -> None:
             {"response": {**body(b"abc"), "truncated": True}},
             "A truncated response head must be shorter than its body.",
         ),
-        ({"request": {**body(b"abc"), "head": "!!!"}}, "The request field is invalid."),
+        (
+            {"request": {**body(b"abc"), "head": "!!!"}},
+            "The request.head field must be a string of at most 5592408 characters "
+            "matching ^[A-Za-z0-9_-]*$.",
+        ),
         ({"request": {**body(b"abc"), "head": "A"}}, "The request head is not base64url."),
         (
             {"outcome": "blocked"},
@@ -289,13 +293,33 @@ async def test_a_body_over_the_submission_cap_is_413(world: World) -> None:
             {"blocked_by": "rm"},
             "A blocked call, and only a blocked call, names its blocked_by rule.",
         ),
-        ({"submission_id": "has spaces"}, "The submission_id field is invalid."),
-        ({"status": 99}, "The status field is invalid."),
-        ({"kind": "ftp"}, "The kind field is invalid."),
-        ({"target": "/a\x00b"}, "The target field is invalid."),
-        ({"masked": {"r": -1}}, "The masked field is invalid."),
-        ({"started_at": "now"}, "The started_at field is invalid."),
-        ({"extra": 1}, "The body has an unknown field."),
+        (
+            {"submission_id": "has spaces"},
+            "The submission_id field must be a string of 1 to 64 characters "
+            "matching ^[A-Za-z0-9_-]+$.",
+        ),
+        ({"status": 99}, "The status field must be an integer between 100 and 599."),
+        ({"kind": "ftp"}, "The kind field must be one of http, mcp."),
+        (
+            {"target": "/a\x00b"},
+            "The target field must be a string of 1 to 2048 characters "
+            "in the form the OpenAPI document gives.",
+        ),
+        (
+            {"masked": {"r": -1}},
+            "The masked[*] field must be an integer between 0 and 9007199254740991.",
+        ),
+        (
+            {"started_at": "now"},
+            "The started_at field must be a number between 0 and 9007199254740.992.",
+        ),
+        (
+            {"extra": 1},
+            "The body has an unknown field; the allowed fields are submission_id, upstream, "
+            "kind, method, target, outcome, status, started_at, duration_ms, jti, agent_id, "
+            "owner_id, delegation_id, tool, resource, action, request, response, masked, "
+            "blocked_by, client_id, client_assertion_type and client_assertion.",
+        ),
     ],
 )
 async def test_malformed_records_are_400_and_store_nothing(

@@ -94,6 +94,7 @@ async def test_the_metadata_names_every_endpoint_and_value(
         "authority_ledger_inclusion_proof_endpoint": issuer + "/v1/ledger/proofs/inclusion",
         "authority_ledger_consistency_proof_endpoint": issuer + "/v1/ledger/proofs/consistency",
         "authority_ledger_keys_uri": issuer + "/v1/ledger/keys",
+        "authority_openapi_uri": issuer + "/openapi.json",
     }
     for alg in ("EdDSA", "ES256", "ES384", "RS256", "PS256"):
         assert alg in doc["dpop_signing_alg_values_supported"]
@@ -108,7 +109,7 @@ async def test_every_advertised_endpoint_is_in_the_paths_module(
         for name, value in doc.items()
         if name.endswith(("_endpoint", "_uri")) and isinstance(value, str)
     }
-    assert len(urls) == 12
+    assert len(urls) == 13
     for value in urls.values():
         assert value.startswith(settings.issuer + "/")
         assert value.removeprefix(settings.issuer) in paths.ALL
