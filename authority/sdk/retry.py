@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["NO_RETRIES", "RetryPolicy", "parse_retry_after"]
+__all__ = ["NO_RETRIES", "RetryPolicy", "exponential", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({429, 503})
 
@@ -42,6 +42,16 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         return None  # RFC 9110 §5.6.7: an HTTP-date is always GMT; "-0000" means unknown
     return max(0.0, when.timestamp() - now)
+
+
+def exponential(base: float, ceiling: float, retry: int, jitter: Callable[[], float]) -> float:
+    """``base * 2**(retry-1)``, capped at ``ceiling``, times a random factor in [0.5, 1].
+
+    The factor spreads clients that failed together (an authority restarting, a feed
+    closing every stream at shutdown) so that they do not all come back at once.
+    """
+    wait: float = min(ceiling, base * 2.0 ** (max(retry, 1) - 1))
+    return wait * (0.5 + 0.5 * jitter())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +83,7 @@ class RetryPolicy:
 
     def backoff(self, retry: int) -> float:
         """The wait before the ``retry``-th retry (1-based) when no ``Retry-After`` is given."""
-        ceiling: float = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
-        return ceiling * (0.5 + 0.5 * self.jitter())
+        return exponential(self.base_delay, self.max_delay, retry, self.jitter)
 
     def delay(
         self,
