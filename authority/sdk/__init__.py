@@ -4,7 +4,7 @@ Importable with only ``joserfc``, ``cryptography``, ``httpx`` and ``httpx-sse`` 
 (the base dependencies of the ``authority`` package); nothing here imports the server.
 """
 
-from authority.sdk.agent import AgentClient, SyncAgentClient, ToolCallAuth
+from authority.sdk.agent import AgentClient, ToolCallAuth
 from authority.sdk.core import AccessToken
 from authority.sdk.errors import (
     AccessDenied,
@@ -23,6 +23,7 @@ from authority.sdk.errors import (
     TooManyRequests,
 )
 from authority.sdk.retry import NO_RETRIES, RetryPolicy
+from authority.sdk.sync_agent import SyncAgentClient
 
 __all__ = [
     "NO_RETRIES",

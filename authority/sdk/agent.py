@@ -1,5 +1,5 @@
-"""The agent SDK: a per-call access token in one call, async (``AgentClient``) or blocking
-(``SyncAgentClient``), and an ``httpx.Auth`` that attaches one.
+"""The agent SDK: a per-call access token in one call (``AgentClient``; blocking code has
+``authority.sdk.sync_agent.SyncAgentClient``), and an ``httpx.Auth`` that attaches one.
 
 Only the issuer URL is configured; every endpoint comes from discovery (RFC 8414). Each
 call to ``token()`` makes a fresh attestation (RFC 7523: iss = sub = the agent, aud = the
@@ -52,7 +52,6 @@ __all__ = [
     "AuthorityClientError",
     "PrivateKey",
     "RetryPolicy",
-    "SyncAgentClient",
     "ToolCallAuth",
 ]
 
@@ -114,6 +113,16 @@ class _Agent:
     def call_headers(self, token: AccessToken, method: str, url: str) -> dict[str, str]:
         """The ``Authorization`` (and, for a DPoP-bound token, ``DPoP``) headers of one call."""
         return self._protocol.call_headers(token, method, url)
+
+    def _token_now(self, tool: str, resource: str, action: str, **kwargs: Any) -> AccessToken:
+        """A token without awaiting: what ``ToolCallAuth`` needs in an ``httpx.Client``."""
+        raise RuntimeError("this ToolCallAuth needs an httpx.AsyncClient")
+
+    async def _token_later(
+        self, tool: str, resource: str, action: str, **kwargs: Any
+    ) -> AccessToken:
+        """A token, awaited: what ``ToolCallAuth`` needs in an ``httpx.AsyncClient``."""
+        raise RuntimeError("this ToolCallAuth needs an httpx.Client")
 
     def auth(
         self,
@@ -225,6 +234,11 @@ class AgentClient(_Agent):
         )
         return await self._run(flow)
 
+    async def _token_later(
+        self, tool: str, resource: str, action: str, **kwargs: Any
+    ) -> AccessToken:
+        return await self.token(tool, resource, action, **kwargs)
+
     async def wait_for_approval(self, pending: ApprovalPending) -> AccessToken:
         """Poll the token endpoint (CIBA §10.1) until the owner approves or refuses.
 
@@ -265,106 +279,6 @@ class AgentClient(_Agent):
         return await http.send(request)
 
 
-class SyncAgentClient(_Agent):
-    """``AgentClient`` for blocking code: the same calls, made with an ``httpx.Client``."""
-
-    def __init__(
-        self,
-        issuer: str,
-        agent_id: str,
-        key: PrivateKey,
-        delegation: str,
-        *,
-        http: httpx.Client | None = None,
-        dpop_key: PrivateKey | None = None,
-        clock: Callable[[], float] = time.time,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(
-            issuer, agent_id, key, delegation, dpop_key=dpop_key, clock=clock, retry=retry
-        )
-        self._http = http or httpx.Client(timeout=10.0)
-        self._owns_http = http is None
-        self._sleep = sleep
-
-    def __enter__(self) -> SyncAgentClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def _run(self, flow: Flow[T]) -> T:
-        outcome: Outcome = None
-        try:
-            while True:
-                step = flow.send(outcome)
-                outcome = None
-                if isinstance(step, Send):
-                    try:
-                        outcome = self._http.send(step.request)
-                    except CONNECT_ERRORS as exc:
-                        outcome = exc
-                else:
-                    self._sleep(step.seconds)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-
-    def metadata(self) -> dict[str, Any]:
-        """The authority's RFC 8414 metadata, fetched once."""
-        return self._run(self._protocol.metadata())
-
-    def token(
-        self,
-        tool: str,
-        resource: str,
-        action: str,
-        *,
-        audience: str,
-        lifetime: int | None = None,
-        arguments: Mapping[str, Any] | None = None,
-    ) -> AccessToken:
-        """``AgentClient.token``, blocking."""
-        flow = self._protocol.token(
-            tool, resource, action, audience=audience, lifetime=lifetime, arguments=arguments
-        )
-        return self._run(flow)
-
-    def wait_for_approval(self, pending: ApprovalPending) -> AccessToken:
-        """``AgentClient.wait_for_approval``, blocking (the approval's expiry bounds it)."""
-        return self._run(self._protocol.wait_for_approval(pending))
-
-    def request(
-        self,
-        http: httpx.Client,
-        method: str,
-        url: str,
-        *,
-        tool: str,
-        action: str,
-        audience: str,
-        resource: str | None = None,
-        arguments: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """``AgentClient.request``, blocking."""
-        request = http.build_request(method, url, **kwargs)
-        token = self.token(
-            tool,
-            resource if resource is not None else request.url.path,
-            action,
-            audience=audience,
-            arguments=arguments,
-        )
-        request.headers.update(self.call_headers(token, request.method, str(request.url)))
-        return http.send(request)
-
-
 class ToolCallAuth(httpx.Auth):
     """Attaches a fresh per-call token (and a DPoP proof when bound) to every request.
 
@@ -400,9 +314,7 @@ class ToolCallAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        if not isinstance(self.client, SyncAgentClient):
-            raise RuntimeError("this ToolCallAuth needs an httpx.AsyncClient")
-        token = self.client.token(
+        token = self.client._token_now(
             self.tool,
             self._resource(request),
             self.action,
@@ -415,9 +327,7 @@ class ToolCallAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if not isinstance(self.client, AgentClient):
-            raise RuntimeError("this ToolCallAuth needs an httpx.Client")
-        token = await self.client.token(
+        token = await self.client._token_later(
             self.tool,
             self._resource(request),
             self.action,

@@ -26,7 +26,7 @@ stream's ``retry:`` time, backs off on failures and honours ``Retry-After``. It 
 does not parse (``MalformedEvent``) is neither yielded nor skipped: the position stays
 before it and the feed reconnects (not caught up), so a consumer never moves past it.
 
-The stream is decoded by httpx-sse (``_messages`` says what is added to it). The event
+The stream is decoded by httpx-sse (``authority.sdk.sse``). The event
 members and what each kind revokes are described in ``authority.revocations.events``.
 """
 
@@ -38,16 +38,18 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
-from httpx_sse import EventSource
 
 from authority import protocol
 from authority.sdk.retry import exponential, parse_retry_after
+from authority.sdk.sse import Message as Message
+from authority.sdk.sse import messages_of
+from authority.sdk.sse import parse_sse as parse_sse
 
 log = logging.getLogger("authority.sdk.feed")
 
@@ -64,15 +66,6 @@ class FeedError(Exception):
         super().__init__(f"revocation feed refused: {status} {error or ''}".rstrip())
         self.status = status
         self.error = error
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One dispatched Server-Sent Events message."""
-
-    event: str
-    data: str
-    last_event_id: str
 
 
 class MalformedEvent(ValueError):
@@ -164,76 +157,6 @@ class RevocationEvent:
         if getattr(event, EVENT_SUBJECTS[kind]) is None:
             raise MalformedEvent(f"a {kind} event without its {EVENT_SUBJECTS[kind]}")
         return event
-
-
-async def _messages(
-    chunks: AsyncIterable[bytes],
-    last_event_id: str,
-    on_retry: Callable[[int], None] | None,
-) -> AsyncGenerator[Message, None]:
-    """Messages from the bytes of a stream, decoded by httpx-sse.
-
-    httpx-sse splits lines on CR, LF and CRLF only (``httpx``'s ``aiter_lines`` also
-    splits on U+2028 and the like, which may appear inside an event's data) and
-    decodes UTF-8 whatever the ``Content-Type`` says, as the standard requires. Three
-    things are added here. The last event id carries over from the previous connection
-    (the standard's "last event ID buffer" outlives a reconnection; httpx-sse starts
-    each stream empty): a leading ``id:`` line restores it. Blocks without data are not
-    dispatched (the standard); one that moves the last event id yields an empty
-    message, how the authority's stream says where it starts; httpx-sse would
-    otherwise turn every heartbeat after an ``id`` into a message. And ``retry`` must be
-    digits only (a negative reconnection time is ignored).
-    """
-    if any(c in last_event_id for c in "\r\n\x00"):
-        raise ValueError("an event id is one line without NUL")
-
-    async def with_position() -> AsyncIterator[bytes]:
-        if last_event_id:
-            yield b"id: " + last_event_id.encode() + b"\n"
-        async for chunk in chunks:
-            yield chunk
-
-    stream = httpx.Response(
-        200, headers={"content-type": "text/event-stream; charset=utf-8"}, content=with_position()
-    )
-    current = last_event_id
-    try:
-        async with contextlib.aclosing(EventSource(stream).aiter_sse()) as decoded:
-            async for sse in decoded:
-                if sse.retry is not None and sse.retry >= 0 and on_retry is not None:
-                    on_retry(sse.retry)
-                if sse.data:
-                    current = sse.id
-                    yield Message(sse.event, sse.data, current)
-                elif sse.id != current:
-                    current = sse.id
-                    yield Message("", "", current)
-    finally:
-        await stream.aclose()
-
-
-async def parse_sse(
-    lines: AsyncIterable[str],
-    last_event_id: str = "",
-    on_retry: Callable[[int], None] | None = None,
-) -> AsyncGenerator[Message, None]:
-    """Messages from a stream of lines (line terminators already removed).
-
-    A message is complete at the blank line that ends it; only then does its ``id``
-    become the last event id (a connection cut inside a message leaves it unchanged, so
-    that message is sent again on resumption). The last event id carries over from one
-    message to the next, and from ``last_event_id``. A block whose ``id`` moves the last
-    event id but carries no ``data`` yields a message with empty ``data``: that is how a
-    stream tells the client where it starts. ``RevocationFeed`` parses the same way.
-    """
-
-    async def chunks() -> AsyncIterator[bytes]:
-        async for line in lines:
-            yield line.encode() + b"\n"
-
-    async with contextlib.aclosing(_messages(chunks(), last_event_id, on_retry)) as messages:
-        async for message in messages:
-            yield message
 
 
 def basic_auth(client_id: str, secret: str) -> httpx.BasicAuth:
@@ -384,7 +307,7 @@ class RevocationFeed:
             content_type = response.headers.get("content-type", "").partition(";")[0]
             if content_type.strip().lower() != "text/event-stream":
                 raise _Reconnect("not an event stream")
-            messages = _messages(self._chunks(response), self.last_event_id, self._set_retry)
+            messages = messages_of(self._chunks(response), self.last_event_id, self._set_retry)
             async with contextlib.aclosing(messages):
                 async for message in messages:
                     if message.event == EVENT_NAME and message.data:
