@@ -180,3 +180,17 @@ async def test_only_a_reconnection_time_in_digits_is_taken() -> None:
 def test_an_event_id_is_one_line() -> None:
     with pytest.raises(ValueError, match="one line"):
         RevocationFeed(URL, last_event_id="1\r\nX-Injected: 1")
+
+
+async def test_the_middleware_s_follower_reconnects_as_the_stream_asks() -> None:
+    """The follower runs on the same client: ``retry:`` and ``Last-Event-ID`` apply to it."""
+    from authority.sdk.revocations import FeedFollower
+
+    script = Script([stream(b"retry: 300\nid: 0\n\n" + event(1)), stream(b"id: 1\n\n")], waits=2)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(script.handle)) as http:
+        follower = FeedFollower(URL, http, sleep=script.sleep, clock=lambda: 10.0)
+        with pytest.raises(Stop):
+            await follower.follow()
+    assert script.sleeps == [0.3, 0.3]
+    assert [r.headers.get("last-event-id") for r in script.requests] == [None, "1"]
+    assert "at_1" in follower.revoked.tokens
