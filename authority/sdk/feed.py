@@ -1,5 +1,7 @@
-"""A client for the authority's revocation feed (Server-Sent Events), for resource servers
-that verify tokens locally and must hear about revocations within a second.
+"""A client for the authority's revocation feed (Server-Sent Events, HTML Living Standard
+§9.2), for resource servers that verify tokens locally and must hear about revocations
+within a second. It is the only one: ``authority.sdk.revocations.FeedFollower`` (what the
+middleware and the gateway run) follows the feed with it.
 
     feed = RevocationFeed(
         "https://authority.example/v1/revocations/feed",
@@ -17,23 +19,26 @@ after a restart, persist ``last_event_id`` only together with the revocations ap
 to it; otherwise start without it (the replay is what a restarted server needs).
 
 ``events()`` reconnects by itself after a dropped connection, a server restart or the
-end of a stream, with ``Last-Event-ID``, so no event is missed and none is repeated.
-It raises ``FeedError`` only when reconnecting cannot help (refused credentials). An
-event that does not parse (``MalformedEvent``) is neither yielded nor skipped: the
-position stays before it and the feed reconnects (not caught up), so a consumer never
-moves past it.
+end of a stream (an authority shutting down ends its streams with a short ``retry:``),
+with ``Last-Event-ID``, so no event is missed and none is repeated; it waits the
+stream's ``retry:`` time, backs off on failures and honours ``Retry-After``. It raises
+``FeedError`` only when reconnecting cannot help (refused credentials). An event that
+does not parse (``MalformedEvent``) is neither yielded nor skipped: the position stays
+before it and the feed reconnects (not caught up), so a consumer never moves past it.
 
-Parsing follows the HTML Living Standard's "Server-sent events" interpretation rules
-(fields, comments, the last event id kept across messages, ``retry``). Only ``httpx`` is
-needed. The event members and what each kind revokes are described in
-``authority.revocations.events``.
+The stream is decoded by httpx-sse (``authority.sdk.sse``). The event
+members and what each kind revokes are described in ``authority.revocations.events``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
@@ -41,6 +46,12 @@ from urllib.parse import quote_plus
 import httpx
 
 from authority import protocol
+from authority.sdk.retry import exponential, parse_retry_after
+from authority.sdk.sse import Message as Message
+from authority.sdk.sse import messages_of
+from authority.sdk.sse import parse_sse as parse_sse
+
+log = logging.getLogger("authority.sdk.feed")
 
 JWT_BEARER = protocol.JWT_BEARER_ASSERTION
 EVENT_NAME = protocol.FEED_EVENT_REVOCATION
@@ -55,15 +66,6 @@ class FeedError(Exception):
         super().__init__(f"revocation feed refused: {status} {error or ''}".rstrip())
         self.status = status
         self.error = error
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One dispatched Server-Sent Events message."""
-
-    event: str
-    data: str
-    last_event_id: str
 
 
 class MalformedEvent(ValueError):
@@ -157,155 +159,184 @@ class RevocationEvent:
         return event
 
 
-async def parse_sse(
-    lines: AsyncIterable[str],
-    last_event_id: str = "",
-    on_retry: Callable[[int], None] | None = None,
-) -> AsyncIterator[Message]:
-    """Messages from a stream of lines (line terminators already removed).
-
-    A message is complete at the blank line that ends it; only then does its ``id``
-    become the last event id (a connection cut inside a message leaves it unchanged, so
-    that message is sent again on resumption). The last event id carries over from one
-    message to the next. A block with an ``id`` but no ``data`` yields a message with
-    empty ``data``: that is how a stream tells the client where it starts.
-    """
-    data: list[str] = []
-    event = ""
-    id_buffer = last_event_id
-    saw_id = False
-    async for line in lines:
-        if line == "":
-            last_event_id = id_buffer
-            if data:
-                yield Message(event or "message", "\n".join(data), last_event_id)
-            elif saw_id:
-                yield Message("", "", last_event_id)
-            data, event, saw_id = [], "", False
-            continue
-        if line.startswith(":"):
-            continue  # a comment: heartbeats
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-        elif name == "id":
-            if "\x00" not in value:
-                id_buffer, saw_id = value, True
-        elif name == "retry" and value.isascii() and value.isdigit() and on_retry is not None:
-            on_retry(int(value))
-
-
 def basic_auth(client_id: str, secret: str) -> httpx.BasicAuth:
     # RFC 6749 §2.3.1: form-urlencode both before HTTP Basic.
     return httpx.BasicAuth(quote_plus(client_id), quote_plus(secret))
 
 
+#: Answers that mean "not now" (a restart, a rate limit, a proxy between instances).
+_RECONNECT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: The reconnection time until the stream sets one (the standard leaves it to the client).
+DEFAULT_RETRY = 1.0
+
+
 class RevocationFeed:
     """Follow the feed forever, resuming with ``Last-Event-ID`` after every reconnect.
 
-    Authenticate with ``client_secret`` (HTTP Basic, GET) or with ``assertion``, a
-    callable returning a fresh RFC 7523 client assertion for each connection (POST).
-    ``on_ready`` is called at each ``ready`` message (``caught_up`` turns True).
+    Authenticate with ``client_secret`` (HTTP Basic, GET), with ``assertion``, a callable
+    returning a fresh RFC 7523 client assertion for each connection (POST: an assertion's
+    ``jti`` is single use, so none is ever sent twice), or with any ``auth``.
+
+    Reconnection: after a stream that ended, the stream's own reconnection time (its
+    ``retry:`` field; 1 s until it sends one); after a failure (no connection, a 429 or a
+    5xx, a stream that is not ``text/event-stream``, a malformed event) exponential
+    backoff from that time up to ``max_delay``, with jitter; a ``Retry-After`` is waited
+    for instead (capped at ``max_delay``). A refusal (401, 403, any other 4xx) is a
+    ``FeedError``: reconnecting cannot help.
+
+    ``on_ready`` is called at each ``ready`` message (``caught_up`` turns True),
+    ``on_heard`` at every piece of the stream that arrives (heartbeats included).
+    ``sleep``, ``clock`` and ``jitter`` are injectable so tests never wait.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        client_id: str,
+        client_id: str | None = None,
         client_secret: str | None = None,
         assertion: Callable[[], str] | None = None,
+        auth: httpx.Auth | None = None,
         last_event_id: str | None = None,
         on_ready: Callable[[], None] | None = None,
+        on_heard: Callable[[], None] | None = None,
         http: httpx.AsyncClient | None = None,
         read_timeout: float = 60.0,
         max_delay: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
-        if (client_secret is None) == (assertion is None):
-            raise ValueError("pass exactly one of client_secret and assertion")
+        if sum(x is not None for x in (client_secret, assertion, auth)) > 1:
+            raise ValueError("pass one of client_secret, assertion and auth")
+        if (client_secret is not None or assertion is not None) and client_id is None:
+            raise ValueError("client_secret and assertion need the client_id")
+        if last_event_id and any(c in last_event_id for c in "\r\n\x00"):
+            raise ValueError("an event id is one line without NUL")
         self.url = url
         self.client_id = client_id
-        self._secret = client_secret
         self._assertion = assertion
+        self._auth: httpx.Auth | None = auth
+        if client_secret is not None and client_id is not None:
+            self._auth = basic_auth(client_id, client_secret)
         self.last_event_id = last_event_id or ""
         self.caught_up = False
         self._on_ready = on_ready
+        self._on_heard = on_heard
         self._http = http
         self._timeout = httpx.Timeout(10.0, read=read_timeout)
-        self._delay = 1.0
-        self._max_delay = max_delay
+        #: The stream's reconnection time, in seconds (``retry:``).
+        self.retry = DEFAULT_RETRY
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter
 
     def _set_retry(self, milliseconds: int) -> None:
-        self._delay = max(0.05, milliseconds / 1000)
+        self.retry = min(self.max_delay, max(0.05, milliseconds / 1000))
 
     async def events(self) -> AsyncGenerator[RevocationEvent, None]:
         http = self._http or httpx.AsyncClient()
-        backoff = 0.0
+        failures = 0
         try:
             while True:
+                asked: float | None = None
                 try:
                     async for event in self._stream(http):
-                        backoff = 0.0
+                        failures = 0
                         yield event
-                    backoff = 0.0
-                except (httpx.TransportError, _Retry):
-                    backoff = min(max(backoff * 2, self._delay), self._max_delay)
-                await asyncio.sleep(backoff or self._delay)
+                    failures = 0
+                except httpx.TransportError as exc:
+                    failures += 1
+                    log.info("revocation feed interrupted: %s", type(exc).__name__)
+                except _Reconnect as exc:
+                    failures += 1
+                    asked = exc.retry_after
+                    log.info("revocation feed interrupted: %s", exc.reason)
+                await self._wait(self._delay(failures, asked))
         finally:
             if self._http is None:
                 await http.aclose()
 
-    async def _stream(self, http: httpx.AsyncClient) -> AsyncIterator[RevocationEvent]:
+    def _delay(self, failures: int, asked: float | None) -> float:
+        if asked is not None:
+            return min(max(asked, self.retry), self.max_delay)
+        if failures == 0:
+            return self.retry
+        return exponential(self.retry, self.max_delay, failures, self._jitter)
+
+    async def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            await self._sleep(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    def _request(self, http: httpx.AsyncClient) -> httpx.Request:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
-        auth: httpx.Auth | None = None
-        if self._assertion is not None:
-            form = {
-                "client_id": self.client_id,
-                "client_assertion_type": JWT_BEARER,
-                "client_assertion": self._assertion(),
-            }
-            request = http.build_request(
-                "POST", self.url, headers=headers, data=form, timeout=self._timeout
-            )
-        else:
-            request = http.build_request("GET", self.url, headers=headers, timeout=self._timeout)
-            auth = basic_auth(self.client_id, self._secret or "")
-        response = await http.send(request, auth=auth, stream=True)
+        if self._assertion is None:
+            return http.build_request("GET", self.url, headers=headers, timeout=self._timeout)
+        form = {
+            "client_id": self.client_id or "",
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": self._assertion(),
+        }
+        return http.build_request(
+            "POST", self.url, headers=headers, data=form, timeout=self._timeout
+        )
+
+    async def _chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The stream's bytes; each is a sign of life (heartbeat comments included)."""
+        async for chunk in response.aiter_bytes():
+            if self._on_heard is not None:
+                self._on_heard()
+            yield chunk
+
+    async def _stream(self, http: httpx.AsyncClient) -> AsyncIterator[RevocationEvent]:
+        auth = self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT
+        response = await http.send(self._request(http), auth=auth, stream=True)
         try:
             if response.status_code != 200:
                 await response.aread()
-                if response.status_code in (429, 502, 503, 504):
-                    raise _Retry()
+                if response.status_code in _RECONNECT_STATUSES:
+                    retry_after = response.headers.get("retry-after")
+                    asked = parse_retry_after(retry_after, self._clock())
+                    raise _Reconnect(f"HTTP {response.status_code}", asked)
                 raise FeedError(response.status_code, _error_code(response))
-            messages = parse_sse(response.aiter_lines(), self.last_event_id, self._set_retry)
-            async for message in messages:
-                if message.event == EVENT_NAME and message.data:
-                    try:
-                        event = RevocationEvent.from_json(message.data)
-                    except MalformedEvent:
-                        # Fail closed: not trusted, not skipped (last_event_id unchanged).
-                        raise _Retry() from None
+            content_type = response.headers.get("content-type", "").partition(";")[0]
+            if content_type.strip().lower() != "text/event-stream":
+                raise _Reconnect("not an event stream")
+            messages = messages_of(self._chunks(response), self.last_event_id, self._set_retry)
+            async with contextlib.aclosing(messages):
+                async for message in messages:
+                    if message.event == EVENT_NAME and message.data:
+                        try:
+                            event = RevocationEvent.from_json(message.data)
+                        except MalformedEvent:
+                            # Fail closed: not trusted, not skipped (last_event_id unchanged).
+                            log.warning("revocation feed sent a malformed event")
+                            raise _Reconnect("a malformed event") from None
+                        self.last_event_id = message.last_event_id
+                        yield event
+                        continue
                     self.last_event_id = message.last_event_id
-                    yield event
-                    continue
-                self.last_event_id = message.last_event_id
-                if message.event == READY_NAME:
-                    self.caught_up = True
-                    if self._on_ready is not None:
-                        self._on_ready()
+                    if message.event == READY_NAME:
+                        self.caught_up = True
+                        if self._on_ready is not None:
+                            self._on_ready()
         finally:
             self.caught_up = False
             await response.aclose()
 
 
-class _Retry(Exception):
-    """The feed is briefly unavailable: reconnect after a delay."""
+class _Reconnect(Exception):
+    """The feed is briefly unavailable: reconnect after a delay (``retry_after``, if asked)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 def _error_code(response: httpx.Response) -> str | None:

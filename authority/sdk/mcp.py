@@ -17,11 +17,23 @@ With a DPoP key each request also carries a proof (RFC 9449). The mapping comes 
 upstream's RFC 9728 metadata, member ``authority_calls`` (docs/gateway.md), fetched once;
 its ``authorization_servers`` must name the agent's own issuer, or no token is sent.
 
-A call that needs the owner's approval raises ``ApprovalPending`` out of the request. The
-``mcp`` client runs its requests in a task group, so it leaves ``async with Client(...)``
-inside an ``ExceptionGroup``; catch it with ``except* ApprovalPending`` (``pending_approval``
-finds it in the group), and once ``AgentClient.wait_for_approval`` returns the approved
-token, ``provide()`` it and make the same call again::
+The MCP client makes its own requests, so tokens can only be attached by an ``Auth``
+inside them, and what the exchange raises comes out of that request. To have a call's
+``ApprovalPending`` (or refusal) raised plainly, by an SDK call of your own, get its token
+first with ``prepare_tool_call``; the request then carries it::
+
+    try:
+        await auth.prepare_tool_call(gateway_url + "/u/ops", "deploy", {"env": "prod"})
+    except ApprovalPending as pending:
+        auth.provide(await agent.wait_for_approval(pending))
+    async with Client(transport) as client:
+        await client.call_tool("deploy", {"env": "prod"})
+
+Without it, a call that needs the owner's approval raises ``ApprovalPending`` out of the
+request. The ``mcp`` client runs its requests in a task group, so it leaves ``async with
+Client(...)`` inside an ``ExceptionGroup``; catch it with ``except* ApprovalPending``
+(``pending_approval`` finds it in the group), and once ``AgentClient.wait_for_approval``
+returns the approved token, ``provide()`` it and make the same call again::
 
     try:
         async with Client(transport) as client:
@@ -208,6 +220,33 @@ class GatewayCalls:
         )
         self._approved[key] = token
 
+    async def prepare_tool_call(
+        self, url: str, name: str, arguments: Mapping[str, Any] | None = None
+    ) -> None:
+        """Get now the token of the ``tools/call`` of ``name`` with ``arguments`` at ``url``
+        (an upstream's gateway URL), for the call that follows to carry.
+
+        Raises ``ApprovalPending`` and the authority's refusals from here, plainly, rather
+        than from inside the MCP client's request; ``LookupError`` when the gateway maps no
+        call to it (the gateway would refuse the request).
+        """
+        call_map = await self.call_map(url)
+        if call_map is None:
+            raise LookupError("the gateway declares no calls for this URL")
+        params: dict[str, Any] = {"name": name, "arguments": dict(arguments or {})}
+        message = {"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": params}
+        call = call_map.for_request("POST", urlsplit(url).path, json.dumps(message).encode())
+        if call is None:
+            raise LookupError("the gateway maps no call to this tool")
+        if call.key() not in self._approved:
+            self._approved[call.key()] = await self.agent.token(
+                call.tool,
+                call.resource,
+                call.action,
+                audience=call_map.resource,
+                arguments=call.arguments,
+            )
+
     async def call_map(self, url: str) -> CallMap | None:
         """The map of the upstream ``url`` belongs to (its metadata, fetched once)."""
         parts = urlsplit(url)
@@ -268,6 +307,12 @@ class _CallsAuth:
 
     def provide(self, token: AccessToken) -> None:
         self.calls.provide(token)
+
+    async def prepare_tool_call(
+        self, url: str, name: str, arguments: Mapping[str, Any] | None = None
+    ) -> None:
+        """``GatewayCalls.prepare_tool_call``: ``ApprovalPending`` raised here, plainly."""
+        await self.calls.prepare_tool_call(url, name, arguments)
 
     async def aclose(self) -> None:
         await self.calls.aclose()

@@ -23,13 +23,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from authority.sdk.feed import EVENT_NAME, READY_NAME, MalformedEvent, RevocationEvent, parse_sse
+from authority.sdk.feed import FeedError, RevocationEvent, RevocationFeed
 from authority.sdk.verifier import VerifiedToken
 
 log = logging.getLogger("authority.sdk.revocations")
@@ -93,7 +93,13 @@ def _later(current: tuple[int, int] | None, at: int, expires: int) -> tuple[int,
 
 
 class FeedFollower:
-    """Follows the feed in the background and keeps a ``RevocationList`` current."""
+    """Follows the feed in the background (``RevocationFeed``) and keeps a ``RevocationList``
+    current; what the middleware and the gateway consult.
+
+    The connection, resumption and reconnection are the feed client's; a refusal
+    (``FeedError``: the credentials were revoked or rotated) is retried here too, every
+    ``max_delay``, logged, while the middleware keeps failing closed on introspection.
+    """
 
     def __init__(
         self,
@@ -102,26 +108,38 @@ class FeedFollower:
         *,
         auth: httpx.Auth | None = None,
         max_silence: float = 30.0,
+        max_delay: float = 10.0,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.url = url
         self.revoked = RevocationList()
-        self._http = http
-        self._auth = auth
         self._max_silence = max_silence
         self._clock = clock
-        self._last_event_id = ""
+        self._sleep = sleep
         self._last_heard = float("-inf")
         self._last_sweep = float("-inf")
         self._connected = asyncio.Event()
         self._ready = asyncio.Event()
-        self._caught_up = False
         self._task: asyncio.Task[None] | None = None
+        # A silent connection is dropped after max_silence (the read timeout), and the
+        # follower is unhealthy from then until the next ``ready``.
+        self.feed = RevocationFeed(
+            url,
+            auth=auth,
+            http=http,
+            on_ready=self._ready.set,
+            on_heard=self._heard,
+            read_timeout=max_silence,
+            max_delay=max_delay,
+            sleep=sleep,
+            clock=clock,
+        )
 
     @property
     def healthy(self) -> bool:
         """Caught up on the current connection, and heard from within ``max_silence``."""
-        return self._caught_up and self._clock() - self._last_heard <= self._max_silence
+        return self.feed.caught_up and self._clock() - self._last_heard <= self._max_silence
 
     def start(self) -> None:
         if self._task is None:
@@ -143,64 +161,29 @@ class FeedFollower:
             self._task = None
 
     async def _run(self) -> None:
-        delay = 0.5
         while True:
             try:
-                await self._follow()
-                delay = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # reconnect on anything: the list stays fail-closed
+                await self.follow()
+            except FeedError as exc:
+                log.warning("revocation feed refused this server: %s", exc.status)
+            except Exception as exc:  # anything else: stay fail-closed and start again
                 log.warning("revocation feed interrupted: %s", type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            if self._sleep is not None:
+                await self._sleep(self.feed.max_delay)
+            else:
+                await asyncio.sleep(self.feed.max_delay)
 
-    async def _follow(self) -> None:
-        headers = {"Accept": "text/event-stream"}
-        if self._last_event_id:
-            headers["Last-Event-ID"] = self._last_event_id
-        async with self._http.stream(
-            "GET",
-            self.url,
-            headers=headers,
-            auth=self._auth or httpx.USE_CLIENT_DEFAULT,
-            timeout=httpx.Timeout(10.0, read=self._max_silence),
-        ) as response:
-            response.raise_for_status()
-            try:
-                async for message in parse_sse(self._lines(response), self._last_event_id):
-                    # The id counts as seen only once its message is complete (parse_sse),
-                    # so a connection cut mid-message resumes with that message again.
-                    # Only once its event is applied, too: a malformed one is met again
-                    # on resumption, never skipped (and the feed is not caught up).
-                    if message.event == EVENT_NAME and message.data:
-                        self._dispatch(message.data)
-                    self._last_event_id = message.last_event_id
-                    if message.event == READY_NAME:
-                        self._caught_up = True
-                        self._ready.set()
-            finally:
-                # Whatever is revoked until the next connection's ``ready`` is unknown.
-                self._caught_up = False
-
-    async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
-        """Every line, heartbeat comments included, is a sign of life."""
-        async for line in response.aiter_lines():
-            self._heard()
-            yield line
+    async def follow(self) -> None:
+        """Apply the feed's events until it raises (``FeedError``: refused)."""
+        async with contextlib.aclosing(self.feed.events()) as events:
+            async for event in events:
+                self._apply(event)
 
     def _heard(self) -> None:
         self._last_heard = self._clock()
         self._connected.set()
 
-    def _dispatch(self, data: str) -> None:
-        try:
-            event = RevocationEvent.from_json(data)
-        except MalformedEvent:
-            # Fail closed: the follower reconnects from before it (the caller's loop) and
-            # is not caught up, so it is not healthy, until the event parses.
-            log.warning("revocation feed sent a malformed event")
-            raise
+    def _apply(self, event: RevocationEvent) -> None:
         now = self._clock()
         self.revoked.apply(event, now)
         if now - self._last_sweep > SWEEP_INTERVAL:

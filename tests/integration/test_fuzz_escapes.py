@@ -175,16 +175,25 @@ async def test_the_follower_stops_before_a_malformed_event_and_is_not_healthy() 
     bad = '{"id": 2, "kind": "token", "jti": "at_2", "time": 1, "expires_at": "x"}'
     after = '{"id": 3, "kind": "token", "jti": "at_3", "time": 1}'
     seen: list[str | None] = []
+    waits: list[float] = []
+
+    class Stop(Exception):
+        pass
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers.get("last-event-id"))
-        return httpx.Response(200, content=_feed(good, bad, after))
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, content=_feed(good, bad, after))
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            raise Stop
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        follower = FeedFollower("http://authority.test/feed", http, clock=lambda: 10.0)
-        for _ in range(2):
-            with pytest.raises(MalformedEvent):
-                await follower._follow()
+        follower = FeedFollower("http://authority.test/feed", http, clock=lambda: 10.0, sleep=sleep)
+        with pytest.raises(Stop):
+            await follower.follow()
         # The good event before it is applied; the bad one is not skipped (the follower
         # resumes before it, not after), and nothing past it is trusted.
         assert "at_1" in follower.revoked.tokens

@@ -363,6 +363,37 @@ async def test_a_call_awaiting_approval_raises_approval_pending_then_runs(
         await auth.aclose()
 
 
+async def test_a_prepared_call_raises_approval_pending_plainly_then_runs(
+    stack: Stack, gateway: Gateway
+) -> None:
+    """``prepare_tool_call`` gets the token before the MCP client runs: the approval is
+    asked for by the SDK's own call, not from inside the client's task group."""
+    from authority.sdk import ApprovalPending
+    from authority.sdk.mcp import GatewayAuth
+
+    assert stack.agent is not None
+    auth = GatewayAuth(stack.agent)
+    try:
+        with pytest.raises(ApprovalPending) as pending:
+            await auth.prepare_tool_call(stack.mcp_url, "deploy", {"env": "prod"})
+        assert stack.mcp_seen.calls("tools/call") == []
+        with pytest.raises(LookupError):
+            await auth.prepare_tool_call(stack.mcp_url, "unmapped", {})
+        world = stack.world
+        listed = await world.client.get("/v1/approvals", headers=world.auth(world.owner_key))
+        (approval,) = listed.json()["items"]
+        approved = await world.client.post(
+            f"/v1/approvals/{approval['id']}/approve", headers=world.auth(world.owner_key)
+        )
+        assert approved.status_code == 200, approved.text
+        auth.provide(await stack.agent.wait_for_approval(pending.value))
+        async with stack.mcp(auth=auth) as client:
+            result = await client.call_tool("deploy", {"env": "prod"})
+        assert result.content[0].text == "deployed to prod"  # type: ignore[union-attr]
+    finally:
+        await auth.aclose()
+
+
 async def test_a_handshake_session_is_bound_to_the_delegation_that_opened_it(
     stack: Stack, gateway: Gateway
 ) -> None:

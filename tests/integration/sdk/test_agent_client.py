@@ -15,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from authority.sdk import AgentClient, AuthorityClientError
+from authority.sdk import AgentClient, AuthorityClientError, InvalidScope, SyncAgentClient
 from tests.support import ISSUER, RS_AUDIENCE, World
 
 
-def sdk_client(world: World, *, dpop: bool = False) -> AgentClient:
+def sdk_client(
+    world: World, *, dpop: bool = False, http: httpx.AsyncClient | None = None
+) -> AgentClient:
     key = OKPKey.import_key(
         {
             **world.agent_key.public_jwk(),
@@ -31,7 +33,7 @@ def sdk_client(world: World, *, dpop: bool = False) -> AgentClient:
         world.agent_id,
         key,
         world.credential,
-        http=world.client,
+        http=http or world.client,
         dpop_key=OKPKey.generate_key("Ed25519") if dpop else None,
         clock=world.clock.now,
     )
@@ -61,6 +63,7 @@ async def test_refusal_carries_the_rfc_error(world: World) -> None:
         await client.token("github.issues.create", "evil/repo", "create", audience=RS_AUDIENCE)
     assert refused.value.error == "invalid_scope"
     assert refused.value.status == 400
+    assert isinstance(refused.value, InvalidScope)
 
 
 async def test_httpx_auth_attaches_a_fresh_token_per_request(world: World) -> None:
@@ -159,3 +162,88 @@ async def test_a_denied_approval_raises_access_denied(
     with pytest.raises(AuthorityClientError) as refused:
         await client.wait_for_approval(pending.value)
     assert refused.value.error == "access_denied"
+
+
+class LoseFirstAnswer(httpx.AsyncBaseTransport):
+    """Passes the exchange to the authority, then answers the first one with a 503 as a
+    proxy would whose upstream answered too late: the authority has spent its jtis."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.first: tuple[httpx.Request, int] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/token") and self.first is None:
+            await response.aread()
+            self.first = (request, response.status_code)
+            busy = {"error": "temporarily_unavailable", "error_description": "upstream timeout"}
+            return httpx.Response(503, json=busy, headers={"Retry-After": "0"})
+        return response
+
+
+async def test_a_retried_exchange_is_a_fresh_one(world: World, app: Starlette) -> None:
+    """The authority spends the attestation's jti (and a DPoP proof's) when it issues: the
+    retry after a lost answer must carry new ones, or it would be refused as a replay."""
+    transport = LoseFirstAnswer(app)
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = sdk_client(world, dpop=True, http=http)
+        token = await client.token(
+            "github.issues.create", "acme/web", "create", audience=RS_AUDIENCE
+        )
+        assert token.token_type == "DPoP"
+        assert transport.first is not None
+        first, status = transport.first
+        assert status == 200  # the first attempt was issued, its answer lost
+        # Sending that attempt again is what a naive retry does: refused.
+        again = await http.send(
+            httpx.Request(first.method, first.url, headers=first.headers, content=first.content)
+        )
+    assert again.status_code == 400
+    assert again.json()["error_description"].endswith("has already been used.")
+
+
+async def test_the_sync_client_gets_a_token_from_the_authority(
+    world: World, app: Starlette
+) -> None:
+    """The blocking client against the real authority: it runs in a thread, and its
+    transport hands each request to the app on the test's loop (where its services live)."""
+    loop = asyncio.get_running_loop()
+    inner = httpx.ASGITransport(app=app)
+
+    class OnTheLoop(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            async def send() -> httpx.Response:
+                copy = httpx.Request(
+                    request.method, request.url, headers=request.headers, content=request.read()
+                )
+                response = await inner.handle_async_request(copy)
+                content = await response.aread()
+                return httpx.Response(
+                    response.status_code, headers=response.headers, content=content
+                )
+
+            return asyncio.run_coroutine_threadsafe(send(), loop).result(timeout=30)
+
+    async_client = sdk_client(world, dpop=True)
+    with httpx.Client(transport=OnTheLoop()) as http:
+        client = SyncAgentClient(
+            ISSUER,
+            world.agent_id,
+            async_client._protocol.key,
+            world.credential,
+            http=http,
+            dpop_key=async_client.dpop_key,
+            clock=world.clock.now,
+        )
+        token = await asyncio.to_thread(
+            client.token, "github.issues.create", "acme/web", "create", audience=RS_AUDIENCE
+        )
+        with pytest.raises(InvalidScope) as refused:
+            await asyncio.to_thread(
+                client.token, "github.issues.create", "evil/repo", "create", audience=RS_AUDIENCE
+            )
+    assert token.token_type == "DPoP"
+    claims = jwt.decode(token.value, options={"verify_signature": False})
+    assert claims["authorization_details"][0]["resource"] == "acme/web"
+    assert (refused.value.error, refused.value.status) == ("invalid_scope", 400)
