@@ -45,8 +45,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from authority.settings import load_settings
     from authority import logs, traces
+    from authority.settings import load_settings
 
     # Flags become AUTHORITY_* variables so that every worker process sees the same settings.
     for name in ("host", "port", "workers", "data_dir"):
