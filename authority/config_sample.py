@@ -29,6 +29,7 @@ EXAMPLES: dict[str, object] = {
     "key_rotation_grace": 2592005,
     "service_documentation": "https://authority.example.com/docs",
     "metrics_token": "REPLACE: 32+ random characters",
+    "otel_exporter": "otlp",
     "policy_file": "config/policy.cedar",
     "console_rp_id": "authority.example.com",
 }
