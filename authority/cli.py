@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -88,49 +87,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- migrate --------------------------------------------------------------------------------
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from authority.app import downgrade, migrate
-
-    settings = _settings(args)
-    if args.check:
-        return _check_schema(settings, wait=args.wait)
-    if args.revision.startswith("-") or args.downgrade:
-        asyncio.run(downgrade(settings.sqlalchemy_url, args.revision))
-    else:
-        asyncio.run(migrate(settings.sqlalchemy_url, args.revision))
-    if args.json:
-        print(json.dumps({"revision": args.revision}))
-    else:
-        print(f"database at revision {args.revision}")
-    return 0
-
-
-def _check_schema(settings: Settings, *, wait: float) -> int:
-    """``migrate --check``: 0 once the schema is at head, 1 if it is not within ``wait``.
-
-    For servers that do not migrate (a Kubernetes init container waits on it while one
-    Job migrates); an unreachable database counts as not yet, until the wait is over.
-    """
-    import time
-
-    from authority.app import schema_is_current
-
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            if asyncio.run(schema_is_current(settings.sqlalchemy_url)):
-                print("database schema is up to date")
-                return 0
-            problem = "database schema is not up to date: run `authority migrate`"
-        except Exception as exc:  # the network's, the driver's or SQLAlchemy's errors
-            problem = f"database unreachable ({type(exc).__name__})"
-        if time.monotonic() >= deadline:
-            print(f"error: {problem}", file=sys.stderr)
-            return 1
-        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-
-
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; given the ``command`` about to run, only that command's module is
     imported (every command's, for ``--help`` or a name nobody registers)."""
@@ -146,18 +102,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--data-dir", type=Path, default=None, dest="data_dir")
     serve.set_defaults(func=cmd_serve)
-
-    mig = sub.add_parser("migrate", help="bring the database schema up to date")
-    mig.add_argument("revision", nargs="?", default="head")
-    mig.add_argument("--downgrade", action="store_true", help="go down to REVISION")
-    mig.add_argument(
-        "--check", action="store_true", help="change nothing: exit 0 if at head, 1 if not"
-    )
-    mig.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS", help="with --check: keep checking"
-    )
-    mig.add_argument("--json", action="store_true", help='print {"revision": REVISION}')
-    mig.set_defaults(func=cmd_migrate)
 
     registrars = _registrars()
     if any(command in names for names, _ in registrars):
@@ -256,6 +200,7 @@ def _registrars() -> list[tuple[tuple[str, ...], Registrar]]:
     turns into a one-line explanation on the SDK install, not a failure of every command.
     """
     return [
+        (("migrate",), _migrate),
         (("owners", "servers", "tools"), _registry),
         (("agents",), _agents),
         (("delegations",), _delegations),
@@ -273,6 +218,12 @@ def _registrars() -> list[tuple[tuple[str, ...], Registrar]]:
 
 
 Subparsers = argparse._SubParsersAction
+
+
+def _migrate(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.storage.migrate_cli import register
+
+    register(sub)
 
 
 def _registry(sub: Subparsers[argparse.ArgumentParser]) -> None:
