@@ -31,6 +31,19 @@ _BROKEN: tuple[type[BaseException], ...] = (
 )
 
 
+#: Errors after which the server behind a connection is gone or no longer the primary
+#: (a failover): every connection opened before is dropped, not just this one.
+_SERVER_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+#: URL options SQLAlchemy's dialect reads for itself, which asyncpg.connect does not take.
+_ENGINE_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback")
+
+
 class _PostgresTransaction:
     def __init__(self, connection: Any, statements: Statements) -> None:
         self._connection = connection
@@ -54,15 +67,21 @@ class PostgresDriver:
     def __init__(
         self, url: str, *, pool_size: int, transaction_timeout: float | None = None
     ) -> None:
-        parsed = make_url(url)
-        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        # The engine's own reading of the URL, so both connect alike: a list of hosts
+        # (``?host=h1:p1&host=h2:p2``), ``target_session_attrs`` and every other option.
+        _, options = pg_dialect.dialect().create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
+        for engine_only in _ENGINE_ONLY:
+            options.pop(engine_only, None)
         settings = session_settings(transaction_timeout)
         # A statement the server has not answered in this long has lost its connection.
         timeout = None if transaction_timeout is None else transaction_timeout + 1.0
 
         async def connect() -> asyncpg.Connection:
             return await asyncpg.connect(
-                dsn, timeout=timeout, command_timeout=timeout, server_settings=dict(settings)
+                timeout=timeout,
+                command_timeout=timeout,
+                server_settings=dict(settings),
+                **options,
             )
 
         self._pool = ConnectionPool(connect, size=pool_size, timeout=timeout)
@@ -79,6 +98,14 @@ class PostgresDriver:
             # the connection usable (asyncpg has rolled its transaction back); a lost,
             # timed out or cancelled exchange of messages does not.
             healthy = isinstance(exc, Exception) and not isinstance(exc, _BROKEN)
+            if isinstance(exc, _SERVER_LOST) or (
+                isinstance(exc, asyncpg.PostgresError) and connection.is_closed()
+            ):
+                # The rest of the pool reached the same server: a primary lost or demoted
+                # would fail a request per idle connection. They are reopened instead,
+                # on the hosts' first primary (``target_session_attrs``).
+                self._pool.invalidate()
+                healthy = False
             if isinstance(exc, asyncpg.PostgresError) and connection.is_closed():
                 # The server reported an error and hung up (a crash, a restart).
                 raise ConnectionError("the database closed the connection") from exc
