@@ -32,7 +32,7 @@ def _binary(name: str = "redis-server") -> str:
     return found
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(redis.RedisError, OSError):
@@ -49,6 +49,7 @@ class Servers:
 
     root: Path
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    commands: dict[int, list[str]] = field(default_factory=dict)
 
     def start(self, port: int, *args: str, config: str | None = None) -> None:
         home = self.root / str(port)
@@ -59,8 +60,13 @@ class Servers:
             command.append(str(home / "redis.conf"))
         command += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(home)]
         command += ["--save", "", "--appendonly", "no", "--logfile", str(home / "log")]
-        self.processes[port] = subprocess.Popen([*command, *args])  # noqa: S603 (our own)
-        _wait(lambda: bool(ask(port, "PING")), f"port {port}")
+        self.commands[port] = [*command, *args]
+        self.restart(port)
+
+    def restart(self, port: int) -> None:
+        """Start the server on ``port`` again, as it was first started."""
+        self.processes[port] = subprocess.Popen(self.commands[port])  # noqa: S603 (our own)
+        wait_for(lambda: bool(ask(port, "PING")), f"port {port}")
 
     def stop(self, port: int) -> None:
         process = self.processes.pop(port)
@@ -108,9 +114,12 @@ class SentinelDeployment:
         """``SENTINEL FAILOVER``: the replica becomes the master; its port."""
         old = self.master_port()
         ask(self.sentinel, "SENTINEL", "FAILOVER", SERVICE)
-        _wait(lambda: self.master_port() != old, "the Sentinel to name a new master")
+        wait_for(lambda: self.master_port() != old, "the Sentinel to name a new master")
         new = self.master_port()
-        _wait(lambda: role(new) == "master", "the new master")
+        wait_for(lambda: role(new) == "master", "the new master")
+        # The failover ends when the old master has been made a replica of the new one:
+        # until then it still takes writes from the connections it has.
+        wait_for(lambda: role(old) == "slave", "the old master to become a replica")
         return new
 
 
@@ -121,7 +130,7 @@ def sentinel_deployment(root: Path) -> Iterator[SentinelDeployment]:
     try:
         servers.start(master)
         servers.start(replica, "--replicaof", "127.0.0.1", str(master))
-        _wait(
+        wait_for(
             lambda: info(replica, "replication").get("master_link_status") == "up",
             "the replica to sync",
         )
@@ -134,7 +143,7 @@ def sentinel_deployment(root: Path) -> Iterator[SentinelDeployment]:
                 f"sentinel failover-timeout {SERVICE} 3000\n"
             ),
         )
-        _wait(
+        wait_for(
             lambda: _replica_seen(sentinel, replica),
             "the Sentinel to see the replica",
         )
@@ -164,7 +173,7 @@ class ClusterDeployment:
         target = ask(to_port, "CLUSTER", "MYID")
         for port in self.ports:
             ask(port, "CLUSTER", "SETSLOT", slot, "NODE", target)
-        _wait(lambda: all(self._owner_seen(p, slot) == to_port for p in self.ports), "the move")
+        wait_for(lambda: all(self._owner_seen(p, slot) == to_port for p in self.ports), "the move")
 
     def _owner_seen(self, port: int, slot: int) -> int | None:
         for start, end, (_, owner, *_rest), *_ in ask(port, "CLUSTER", "SLOTS"):
@@ -197,10 +206,10 @@ def cluster_deployment(root: Path) -> Iterator[ClusterDeployment]:
             capture_output=True,
             timeout=60,
         )
-        _wait(
+        wait_for(
             lambda: (
                 all(info(p, "cluster").get("cluster_enabled") == 1 for p in ports)
-                and all(_cluster_ok(p) for p in ports)
+                and all(cluster_ok(p) for p in ports)
             ),
             "the cluster to be ready",
         )
@@ -221,7 +230,7 @@ def _replica_seen(sentinel: int, replica: int) -> bool:
         )
 
 
-def _cluster_ok(port: int) -> bool:
+def cluster_ok(port: int) -> bool:
     with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as connection:
         return bool(connection.cluster("info")["cluster_state"] == "ok")
 
