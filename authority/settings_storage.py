@@ -20,7 +20,8 @@ class StorageSettings(BaseModel):
     data_dir: Path = Field(Path("var"), description="Where the embedded default keeps its files.")
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy async URL; default: a SQLite file in data_dir.",
+        description="SQLAlchemy async URL, or PostgreSQL's with several hosts "
+        "(docs/high-availability.md); default: a SQLite file in data_dir.",
     )
     redis_url: str | None = Field(
         None,
