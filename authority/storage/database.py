@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
+from .postgres_connect import connector, several_hosts
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -66,6 +68,11 @@ def make_engine(
     # skips, for free, a connection the server has closed while it was pooled; one lost
     # without a word fails its request with 503 (endpoints.guard), and SQLAlchemy then
     # invalidates the whole pool, so the next request reconnects.
+    options: dict[str, Any] = {"connect_args": connect_args}
+    if several_hosts(url):  # each host with a timeout of its own (storage.postgres_connect)
+        extra = {k: v for k, v in connect_args.items() if k != "timeout"}
+        timeout = connect_args.get("timeout", 60.0)  # asyncpg's default
+        options = {"async_creator": connector(url, timeout=timeout, **extra)}
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -73,7 +80,7 @@ def make_engine(
         pool_recycle=1800,
         pool_timeout=pool_timeout,
         skip_autocommit_rollback=True,
-        connect_args=connect_args,
+        **options,
     )
     event.listen(engine.sync_engine, "checkout", _drop_dead)
     event.listen(engine.sync_engine, "handle_error", _standby_is_a_disconnect)

@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import make_url
 from sqlalchemy.dialects.postgresql import asyncpg as pg_dialect
 from sqlalchemy.sql import Executable
 
 from .compiled import Row, Statements
 from .database import session_settings
 from .pool import ConnectionPool
+from .postgres_connect import connector
 
 #: Errors after which a connection's state is unknown: it is closed, not reused.
 _BROKEN: tuple[type[BaseException], ...] = (
@@ -35,13 +35,14 @@ _BROKEN: tuple[type[BaseException], ...] = (
 #: (a failover): every connection opened before is dropped, not just this one.
 _SERVER_LOST: tuple[type[BaseException], ...] = (
     OSError,
+    # Our own timeout, a second past the server's statement_timeout: the server has not
+    # answered even with its own error, so it is gone or cut off.
+    TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.ReadOnlySQLTransactionError,
 )
-#: URL options SQLAlchemy's dialect reads for itself, which asyncpg.connect does not take.
-_ENGINE_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback")
 
 
 class _PostgresTransaction:
@@ -67,22 +68,12 @@ class PostgresDriver:
     def __init__(
         self, url: str, *, pool_size: int, transaction_timeout: float | None = None
     ) -> None:
-        # The engine's own reading of the URL, so both connect alike: a list of hosts
-        # (``?host=h1:p1&host=h2:p2``), ``target_session_attrs`` and every other option.
-        _, options = pg_dialect.dialect().create_connect_args(make_url(url))  # type: ignore[no-untyped-call]
-        for engine_only in _ENGINE_ONLY:
-            options.pop(engine_only, None)
         settings = session_settings(transaction_timeout)
         # A statement the server has not answered in this long has lost its connection.
         timeout = None if transaction_timeout is None else transaction_timeout + 1.0
-
-        async def connect() -> asyncpg.Connection:
-            return await asyncpg.connect(
-                timeout=timeout,
-                command_timeout=timeout,
-                server_settings=dict(settings),
-                **options,
-            )
+        connect = connector(
+            url, timeout=timeout, command_timeout=timeout, server_settings=dict(settings)
+        )
 
         self._pool = ConnectionPool(connect, size=pool_size, timeout=timeout)
         self._statements = Statements(pg_dialect.dialect())  # type: ignore[no-untyped-call]

@@ -152,3 +152,32 @@ async def test_a_standby_answer_drops_every_connection_of_the_drivers_pool(
     fresh = await pool.acquire()
     pool.release(fresh, healthy=True)
     assert not fresh.is_closed() and pool.size == 1  # opened after: kept
+
+
+async def test_a_first_host_that_answers_nothing_is_passed_over(
+    world: World, settings: Settings, clock: FrozenClock, proxies: tuple[Proxy, Proxy]
+) -> None:
+    """A primary powered off or cut off answers nothing (no refusal): the requests on its
+    connections time out (503), the pools drop them, and new connections give the first
+    host a share of the timeout before the second is tried."""
+    first, second = proxies
+    instance = await _instance(
+        settings, clock, database_url=several_hosts(settings, first, second), database_timeout=1.0
+    )
+    try:
+        token = await issue(world)
+        for response in await every_endpoint(world, instance, token):
+            assert response.status_code == 200, response.text
+        first.stall()  # connections open, nothing forwarded: a host that went silent
+
+        answers: list[httpx.Response] = []
+        async with asyncio.timeout(60):
+            for _ in range(4):
+                answers += await every_endpoint(world, instance, await issue(world))
+        assert {r.status_code for r in answers} <= {200, 503}
+        assert all(r.status_code == 200 for r in answers[-6:]), [r.text for r in answers]
+        assert second._links
+    finally:
+        first.flow()
+        await instance.client.aclose()
+        await stop(instance.services)
