@@ -106,9 +106,10 @@ class StorageSettings(BaseModel):
 def hosts_in_query(rest: str) -> str:
     """libpq's list of hosts (``h1:p1,h2:p2/db``) in SQLAlchemy's form (``/db?host=h1:p1&...``).
 
-    asyncpg tries the hosts in order and, with ``target_session_attrs=read-write``, keeps
-    the first that accepts writes: the primary, wherever a failover has put it. SQLAlchemy
-    reads a host list only from the query, so the libpq form is moved there.
+    New connections try the hosts in order (``storage.postgres_connect``) and, with
+    ``target_session_attrs=read-write``, keep the first that accepts writes: the primary,
+    wherever a failover has put it. SQLAlchemy reads a host list only from the query, so
+    the libpq form is moved there.
     """
     base, _, query = rest.partition("?")
     netloc, _, path = base.partition("/")

@@ -133,3 +133,8 @@ async def test_unreachable_redis_fails_closed() -> None:
             await state.apply([Claim("{x}a", 1)], [Count("{x}b", 1)])
     finally:
         await state.close()
+
+
+async def test_ping_answers(hot: HotState) -> None:
+    """What readiness asks (on a cluster: any one node)."""
+    await hot.ping()
