@@ -298,8 +298,8 @@ class RedisHotState:
         try:
             while True:
                 message = await pubsub.get_sharded_message(timeout=None)
-                if message is None:
-                    continue
+                if message is None:  # blocking, it answers None only with no shard left
+                    raise RedisConnectionError("no shard subscription left")
                 kind = message.get("type")
                 if kind in (b"sunsubscribe", "sunsubscribe"):
                     raise RedisConnectionError("the shard channel's slot has moved")
