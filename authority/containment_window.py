@@ -12,9 +12,14 @@ from authority.storage.hot import Count, HotState
 
 
 def keys(agent_id: str, now: int, window: int) -> tuple[str, str]:
-    """The agent's current and previous buckets."""
+    """The agent's current and previous buckets.
+
+    One hash tag, the agent's id, for both: on a Redis Cluster they live on one node, so
+    losing a node loses an agent's two buckets together (never one estimate made of a
+    lost bucket and a kept one), and a call may name both (``storage.hot``).
+    """
     bucket = now // window
-    return f"contain:{agent_id}:{bucket}", f"contain:{agent_id}:{bucket - 1}"
+    return f"contain:{{{agent_id}}}:{bucket}", f"contain:{{{agent_id}}}:{bucket - 1}"
 
 
 def estimate(current: int, previous: int, now: int, window: int) -> float:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from authority.storage import redis_url
+
 
 class StorageSettings(BaseModel):
     """The storage fields of ``Settings`` (a base of it, never used alone)."""
@@ -18,11 +20,13 @@ class StorageSettings(BaseModel):
     data_dir: Path = Field(Path("var"), description="Where the embedded default keeps its files.")
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy async URL; default: a SQLite file in data_dir.",
+        description="SQLAlchemy async URL, or PostgreSQL's with several hosts "
+        "(docs/high-availability.md); default: a SQLite file in data_dir.",
     )
     redis_url: str | None = Field(
         None,
-        description="Redis URL for shared hot state; default: in-process (single instance).",
+        description="Redis URL for shared hot state (one server, redis+sentinel:// or "
+        "redis+cluster://, docs/high-availability.md); default: in-process (single instance).",
     )
     redis_prefix: str = Field("authority:", description="Key prefix for everything in Redis.")
     redis_timeout: float = Field(
@@ -69,10 +73,10 @@ class StorageSettings(BaseModel):
     def _database_is_async(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        if value.startswith("sqlite+aiosqlite://"):
             return value
-        if value.startswith(("postgresql://", "postgres://")):
-            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith(("postgresql+asyncpg://", "postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + hosts_in_query(value.split("://", 1)[1])
         if value.startswith("sqlite://"):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
         raise ValueError("use a sqlite:// or postgresql:// URL")
@@ -80,8 +84,8 @@ class StorageSettings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("use a redis://, rediss:// or unix:// URL")
+        if value is not None:
+            redis_url.parse(value)  # BadRedisURL is a ValueError: reported for this field
         return value
 
     @property
@@ -97,3 +101,26 @@ class StorageSettings(BaseModel):
     @property
     def should_auto_migrate(self) -> bool:
         return self.is_embedded if self.auto_migrate is None else self.auto_migrate
+
+
+def hosts_in_query(rest: str) -> str:
+    """libpq's list of hosts (``h1:p1,h2:p2/db``) in SQLAlchemy's form (``/db?host=h1:p1&...``).
+
+    New connections try the hosts in order (``storage.postgres_connect``) and, with
+    ``target_session_attrs=read-write``, keep the first that accepts writes: the primary,
+    wherever a failover has put it. SQLAlchemy reads a host list only from the query, so
+    the libpq form is moved there.
+    """
+    base, _, query = rest.partition("?")
+    netloc, _, path = base.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return rest
+    listed = []
+    for item in hosts.split(","):
+        host, _, port = item.partition(":")
+        if not host or "[" in item or (port and not port.isdigit()):
+            raise ValueError("list several PostgreSQL hosts as name:port,name:port")
+        listed.append(f"host={host}:{port or 5432}")
+    query = "&".join([*listed, query] if query else listed)
+    return f"{userinfo}{at}/{path}?{query}"

@@ -3,6 +3,19 @@
 # starting the machine's own servers if they are installed but stopped.
 set -euo pipefail
 
+# The Sentinel and Cluster tests start their own servers from Debian's redis-server
+# (Sentinel is the same binary: redis-server --sentinel) and redis-cli (cluster create).
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "redis-server is missing: run 'apt-get install -y redis-server' as root" >&2
+    exit 1
+  fi
+  echo "installing redis-server" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
+fi
+
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 

@@ -155,6 +155,9 @@ class _OnePool:
     def release(self, connection: asyncpg.Connection, *, healthy: bool) -> None:
         self._pinned.give_back("the driver")
 
+    def invalidate(self) -> None:
+        """The pinned connection stays: the test ends it."""
+
     async def close(self) -> None:
         """The connection is the test's: it is closed when the test ends."""
 

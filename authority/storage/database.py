@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
+from .postgres_connect import connector, several_hosts
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -62,18 +64,49 @@ def make_engine(
         connect_args["command_timeout"] = wait_timeout + 1.0
         connect_args["timeout"] = wait_timeout
         pool_timeout = wait_timeout
-    # No pool_pre_ping: it would add a round trip to every checkout on the hot path. A
-    # connection lost while pooled fails its request with 503 (endpoints.guard), and
-    # SQLAlchemy then invalidates the whole pool, so the next request reconnects.
-    return create_async_engine(
+    # No pool_pre_ping: it would add a round trip to every checkout. ``_drop_dead``
+    # skips, for free, a connection the server has closed while it was pooled; one lost
+    # without a word fails its request with 503 (endpoints.guard), and SQLAlchemy then
+    # invalidates the whole pool, so the next request reconnects.
+    options: dict[str, Any] = {"connect_args": connect_args}
+    if several_hosts(url):  # each host with a timeout of its own (storage.postgres_connect)
+        extra = {k: v for k, v in connect_args.items() if k != "timeout"}
+        timeout = connect_args.get("timeout", 60.0)  # asyncpg's default
+        options = {"async_creator": connector(url, timeout=timeout, **extra)}
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
         pool_timeout=pool_timeout,
         skip_autocommit_rollback=True,
-        connect_args=connect_args,
+        **options,
     )
+    event.listen(engine.sync_engine, "checkout", _drop_dead)
+    event.listen(engine.sync_engine, "handle_error", _standby_is_a_disconnect)
+    return engine
+
+
+def _drop_dead(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose socket the server closed (a restart, a failover) is
+    replaced at checkout: asyncpg learns of the close from the event loop, so asking
+    costs no round trip, unlike ``pool_pre_ping``."""
+    from sqlalchemy.exc import DisconnectionError
+
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the database closed this connection while it was pooled")
+
+
+#: SQLSTATE of a write refused by a read-only server: a primary demoted to a standby.
+_READ_ONLY_TRANSACTION = "25006"
+
+
+def _standby_is_a_disconnect(context: Any) -> None:
+    """After a failover the old primary, if it is back, is a standby: its connections are
+    dropped with the pool's others, so the next ones find the primary
+    (``target_session_attrs=read-write``)."""
+    if getattr(context.original_exception, "sqlstate", None) == _READ_ONLY_TRANSACTION:
+        context.is_disconnect = True
 
 
 def session_settings(transaction_timeout: float | None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -177,40 +177,68 @@ return out
 
 
 class RedisHotState:
-    """Hot state in Redis (redis.asyncio), shared by every authority instance."""
+    """Hot state in Redis (redis.asyncio), shared by every authority instance.
+
+    ``url``: one server, a Sentinel-managed master or a Redis Cluster
+    (``storage.redis_url``). On a cluster each key lives on the node owning its slot,
+    so one ``apply`` (one script) must keep its keys in one slot: a hash tag, the text
+    between the first ``{`` and the next ``}``, shared by every key of the call
+    (``contain:{agent}:...``). That is checked here on every deployment, so a test on
+    one server refuses the call a cluster would.
+    """
 
     def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
-        from redis.asyncio import Redis
+        from .redis_clients import make_clients
+        from .redis_url import parse
 
         self._prefix = prefix
         self._timeout = timeout
-        self._redis = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=max(timeout, 0.5),
-            health_check_interval=0,
-            max_connections=256,
-        )
+        self._clients = clients = make_clients(parse(url), timeout=timeout)
+        self._redis = clients.commands
+        self._cluster = clients.cluster
         # One script, run atomically by Redis like MULTI/EXEC, and one command on the
         # wire: redis-py spends about half the client CPU on it that a pipeline costs.
         self._apply = self._redis.register_script(_APPLY)
         # Subscriptions block on reads by design, so they get a client without a read timeout.
-        self._subscriber = Redis.from_url(url, socket_connect_timeout=max(timeout, 0.5))
+        self._subscriber = clients.subscriber
+        self._ready = not self._cluster
+        self._readying = asyncio.Lock()
 
     def _k(self, key: str) -> str:
         return self._prefix + key
 
+    async def _prepare(self) -> None:
+        """On a cluster, read the slot map and load the script on every primary, once,
+        before any command. Left to the first commands, each concurrent one would read
+        the slot map again, closing connections with calls in flight that redis-py then
+        sends again: a claim refused to its first user, a count counted twice."""
+        async with self._readying:
+            if not self._ready:
+                await self._redis.initialize()
+                await self._redis.script_load(_APPLY)
+                self._ready = True
+
     async def _run(self, coro: Awaitable[object]) -> object:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         try:
             async with asyncio.timeout(self._timeout):
+                if not self._ready:
+                    await self._prepare()
                 return await coro
-        except (RedisError, OSError, TimeoutError) as exc:
+        # AttributeError: redis-py's cluster client can meet a connection that another
+        # call closed under it (8.1: no writer); for this caller that is an outage.
+        except (RedisError, RedisClusterException, OSError, TimeoutError, AttributeError) as exc:
+            if isinstance(coro, Coroutine):
+                coro.close()  # never started when the preparation failed
             raise HotStateUnavailable(type(exc).__name__) from exc
 
     async def apply(self, claims: Sequence[Claim], counts: Sequence[Count]) -> Outcome:
         keys = [self._k(c.key) for c in claims] + [self._k(c.key) for c in counts]
+        if not keys:
+            return Outcome((), ())
+        if len(keys) > 1:
+            one_slot(keys)
         ttls = [max(1, int(c.ttl * 1000)) for c in claims]
         ttls += [max(1, int(c.ttl * 1000)) for c in counts]
         result = cast(list[Any], await self._run(self._apply(keys, [len(claims), *ttls])))
@@ -232,9 +260,18 @@ class RedisHotState:
         await self._run(self._redis.delete(self._k(key)))
 
     async def publish(self, channel: str, message: bytes) -> None:
-        await self._run(self._redis.publish(self._k(channel), message))
+        if self._cluster:
+            # Sharded pub/sub (Redis 7): the message goes to the shard owning the
+            # channel's slot, not over the cluster bus to every node as PUBLISH does.
+            await self._run(self._redis.spublish(self._k(channel), message))
+        else:
+            await self._run(self._redis.publish(self._k(channel), message))
 
     async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        if self._cluster:
+            async for data in self._sharded(self._k(channel)):
+                yield data
+            return
         pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self._k(channel))
         try:
@@ -243,11 +280,54 @@ class RedisHotState:
                 if isinstance(data, bytes):
                     yield data
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
+
+    async def _sharded(self, channel: str) -> AsyncIterator[bytes]:
+        """SSUBSCRIBE on the node owning ``channel``'s slot, until that node is lost.
+
+        When the slot moves or its node fails, the server ends the subscription (a
+        ``sunsubscribe``) or the connection breaks: this raises, and the caller
+        subscribes again, on the slot map read afresh here.
+        """
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        await self._subscriber.initialize()
+        await self._subscriber.nodes_manager.initialize()  # the slot map as it is now
+        pubsub = self._subscriber.pubsub()
+        await pubsub.ssubscribe(channel)
+        try:
+            while True:
+                message = await pubsub.get_sharded_message(timeout=None)
+                if message is None:  # blocking, it answers None only with no shard left
+                    raise RedisConnectionError("no shard subscription left")
+                kind = message.get("type")
+                if kind in (b"sunsubscribe", "sunsubscribe"):
+                    raise RedisConnectionError("the shard channel's slot has moved")
+                data = message.get("data")
+                if kind in (b"smessage", "smessage") and isinstance(data, bytes):
+                    yield data
+        finally:
+            await pubsub.aclose()
 
     async def ping(self) -> None:
-        await self._run(self._redis.ping())
+        if self._cluster:
+            # Any node: readiness must not fail every instance for one lost node.
+            await self._run(self._redis.ping(target_nodes=self._redis.RANDOM))
+        else:
+            await self._run(self._redis.ping())
 
     async def close(self) -> None:
-        await self._redis.aclose()
-        await self._subscriber.aclose()
+        await self._clients.close()
+
+
+def one_slot(keys: Sequence[str]) -> None:
+    """Refuse keys that a Redis Cluster would keep on different nodes (a programming error).
+
+    A ``ValueError``, not ``HotStateUnavailable``: the call is wrong everywhere, and must
+    fail its test rather than pass for an outage.
+    """
+    from redis.crc import key_slot
+
+    slots = {key_slot(key.encode()) for key in keys}
+    if len(slots) > 1:
+        raise ValueError("the keys of one apply must share a hash tag: {tag}")

@@ -24,6 +24,12 @@ class ConnectionPool:
     A connection whose exchange with the server broke off, or that is closed, or that
     was left in a transaction, is terminated on release rather than trusted again; its
     slot goes to the next waiter.
+
+    ``invalidate`` drops every connection opened so far (idle ones at once, those in use
+    when they come back): after the server behind one is lost or demoted, the others
+    reach the same server. A connection the server closed while idle is noticed for free
+    (the event loop sees the socket close: ``is_closed``) and skipped at checkout, so no
+    round trip is spent to check connections on the hot path.
     """
 
     def __init__(
@@ -42,6 +48,8 @@ class ConnectionPool:
             collections.deque()
         )
         self._closed = False
+        self._generation = 0
+        self._born: dict[int, int] = {}  # id(connection) -> generation it was opened in
 
     @property
     def size(self) -> int:
@@ -79,11 +87,14 @@ class ConnectionPool:
 
     async def _connect_on_slot(self) -> asyncpg.Connection:
         """Open a connection on a slot already counted in ``_open``."""
+        generation = self._generation
         try:
-            return await self._connect()
+            connection = await self._connect()
         except BaseException:
             self._free_slot()
             raise
+        self._born[id(connection)] = generation
+        return connection
 
     def _idle_connection(self) -> asyncpg.Connection | None:
         if self._closed:
@@ -92,17 +103,34 @@ class ConnectionPool:
             connection = self._idle.pop()
             if not connection.is_closed():
                 return connection
+            self._born.pop(id(connection), None)
             self._free_slot()
         return None
 
     def release(self, connection: asyncpg.Connection, *, healthy: bool) -> None:
         """Give a connection back, to the next waiter or the idle stack."""
-        if self._closed or not healthy or connection.is_closed() or connection.is_in_transaction():
+        if (
+            self._closed
+            or not healthy
+            or connection.is_closed()
+            or connection.is_in_transaction()
+            or self._born.get(id(connection), self._generation) < self._generation
+        ):
+            self._born.pop(id(connection), None)
             connection.terminate()
             self._free_slot()
             return
         if not self._wake(connection):
             self._idle.append(connection)
+
+    def invalidate(self) -> None:
+        """Drop every connection opened until now (the server behind them is gone)."""
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._born.pop(id(connection), None)
+            connection.terminate()
+            self._free_slot()
 
     def _free_slot(self) -> None:
         """A connection is gone: its slot goes to the first waiter, or back to the pool.
@@ -124,6 +152,7 @@ class ConnectionPool:
     async def close(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
+        self._born.clear()
         for connection in idle:
             self._open -= 1
             with contextlib.suppress(Exception):

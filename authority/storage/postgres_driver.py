@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import make_url
 from sqlalchemy.dialects.postgresql import asyncpg as pg_dialect
 from sqlalchemy.sql import Executable
 
 from .compiled import Row, Statements
 from .database import session_settings
 from .pool import ConnectionPool
+from .postgres_connect import connector
 
 #: Errors after which a connection's state is unknown: it is closed, not reused.
 _BROKEN: tuple[type[BaseException], ...] = (
@@ -28,6 +28,20 @@ _BROKEN: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
+)
+
+
+#: Errors after which the server behind a connection is gone or no longer the primary
+#: (a failover): every connection opened before is dropped, not just this one.
+_SERVER_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    # Our own timeout, a second past the server's statement_timeout: the server has not
+    # answered even with its own error, so it is gone or cut off.
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ReadOnlySQLTransactionError,
 )
 
 
@@ -54,16 +68,12 @@ class PostgresDriver:
     def __init__(
         self, url: str, *, pool_size: int, transaction_timeout: float | None = None
     ) -> None:
-        parsed = make_url(url)
-        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         settings = session_settings(transaction_timeout)
         # A statement the server has not answered in this long has lost its connection.
         timeout = None if transaction_timeout is None else transaction_timeout + 1.0
-
-        async def connect() -> asyncpg.Connection:
-            return await asyncpg.connect(
-                dsn, timeout=timeout, command_timeout=timeout, server_settings=dict(settings)
-            )
+        connect = connector(
+            url, timeout=timeout, command_timeout=timeout, server_settings=dict(settings)
+        )
 
         self._pool = ConnectionPool(connect, size=pool_size, timeout=timeout)
         self._statements = Statements(pg_dialect.dialect())  # type: ignore[no-untyped-call]
@@ -79,6 +89,14 @@ class PostgresDriver:
             # the connection usable (asyncpg has rolled its transaction back); a lost,
             # timed out or cancelled exchange of messages does not.
             healthy = isinstance(exc, Exception) and not isinstance(exc, _BROKEN)
+            if isinstance(exc, _SERVER_LOST) or (
+                isinstance(exc, asyncpg.PostgresError) and connection.is_closed()
+            ):
+                # The rest of the pool reached the same server: a primary lost or demoted
+                # would fail a request per idle connection. They are reopened instead,
+                # on the hosts' first primary (``target_session_attrs``).
+                self._pool.invalidate()
+                healthy = False
             if isinstance(exc, asyncpg.PostgresError) and connection.is_closed():
                 # The server reported an error and hung up (a crash, a restart).
                 raise ConnectionError("the database closed the connection") from exc

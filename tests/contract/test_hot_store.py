@@ -1,4 +1,5 @@
-"""One contract for every HotState implementation: in-process and Redis."""
+"""One contract for every HotState implementation: in-process, and Redis as one server, a
+Sentinel-managed master and a three-node Cluster (``tests.redis_servers``)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,23 @@ from authority.storage.hot import (
     RedisHotState,
 )
 from tests.conftest import REDIS_URL
+from tests.redis_servers import redis_cluster, redis_sentinel
+
+__all__ = ["redis_cluster", "redis_sentinel"]  # fixtures, started only when asked for
+REDIS = ["redis", "sentinel", "cluster"]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS])
 async def hot(request: pytest.FixtureRequest) -> AsyncIterator[HotState]:
     state: HotState
+    prefix = f"authority-test:{uuid.uuid4().hex}:"
     if request.param == "memory":
         state = MemoryHotState()
+    elif request.param == "redis":
+        state = RedisHotState(REDIS_URL, prefix=prefix, timeout=2.0)
     else:
-        state = RedisHotState(REDIS_URL, prefix=f"authority-test:{uuid.uuid4().hex}:", timeout=2.0)
+        deployment = request.getfixturevalue(f"redis_{request.param}")
+        state = RedisHotState(deployment.url(), prefix=prefix, timeout=2.0)
     try:
         yield state
     finally:
@@ -63,10 +72,27 @@ async def test_counter_window_starts_at_first_increment(hot: HotState) -> None:
 
 
 async def test_apply_claims_and_counts_in_one_call(hot: HotState) -> None:
-    first = await hot.apply([Claim("a", 10), Claim("b", 10)], [Count("c", 10)])
-    second = await hot.apply([Claim("a", 10), Claim("d", 10)], [Count("c", 10)])
+    # One hash tag: on a Cluster the keys of one call live in one slot.
+    first = await hot.apply([Claim("{t}:a", 10), Claim("{t}:b", 10)], [Count("{t}:c", 10)])
+    second = await hot.apply([Claim("{t}:a", 10), Claim("{t}:d", 10)], [Count("{t}:c", 10)])
     assert first.claimed == (True, True) and first.counts == (1,)
     assert second.claimed == (False, True) and second.counts == (2,)
+
+
+@pytest.mark.parametrize("kind", REDIS)
+async def test_keys_of_one_apply_without_a_shared_tag_are_refused_on_any_redis(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """A call a Cluster would refuse (CROSSSLOT) is refused on one server too, as a
+    programming error, before Redis is asked: so the single-server tests catch it."""
+    url = REDIS_URL if kind == "redis" else request.getfixturevalue(f"redis_{kind}").url()
+    state = RedisHotState(url, prefix=f"authority-test:{uuid.uuid4().hex}:", timeout=2.0)
+    try:
+        with pytest.raises(ValueError, match="hash tag"):
+            await state.apply([Claim("a", 10)], [Count("b", 10)])
+        assert await state.get("a") is None  # nothing was written
+    finally:
+        await state.close()
 
 
 async def test_get_and_delete(hot: HotState) -> None:
@@ -104,6 +130,11 @@ async def test_unreachable_redis_fails_closed() -> None:
         with pytest.raises(HotStateUnavailable):
             await state.claim("jti", 10)
         with pytest.raises(HotStateUnavailable):
-            await state.apply([Claim("a", 1)], [Count("b", 1)])
+            await state.apply([Claim("{x}a", 1)], [Count("{x}b", 1)])
     finally:
         await state.close()
+
+
+async def test_ping_answers(hot: HotState) -> None:
+    """What readiness asks (on a cluster: any one node)."""
+    await hot.ping()

@@ -281,3 +281,16 @@ async def test_closing_the_pool_fails_its_waiters() -> None:
         await waiting
     connections.release(held, healthy=True)
     assert held.closed and connections.size == 0
+
+
+async def test_invalidating_drops_idle_connections_now_and_those_in_use_on_return() -> None:
+    connections, made = pool(size=3)
+    in_use, idle = await connections.acquire(), await connections.acquire()
+    connections.release(idle, healthy=True)
+    connections.invalidate()
+    assert idle.closed and not in_use.closed
+    connections.release(in_use, healthy=True)
+    assert in_use.closed and connections.size == 0
+    fresh = await connections.acquire()
+    connections.release(fresh, healthy=True)
+    assert not fresh.closed and connections.size == 1 and len(made) == 3
