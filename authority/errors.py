@@ -170,12 +170,16 @@ class TemporarilyUnavailable(AuthorityError):
 
 
 class TooManyRequests(AuthorityError):
+    """429. ``Retry-After`` says when asking again can succeed (a rate window's end);
+    without it, waiting alone will not help (too many calls await their owner)."""
+
     error = "too_many_requests"
     status_code = 429
     default_description = "Too many requests; retry later."
 
-    def __init__(self, description: str | None = None, *, retry_after: int = 1):
-        super().__init__(description, headers={"Retry-After": str(retry_after)})
+    def __init__(self, description: str | None = None, *, retry_after: int | None = 1):
+        headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+        super().__init__(description, headers=headers)
 
 
 # --- management API (same body shape, HTTP semantics) -----------------------------------

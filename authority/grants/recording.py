@@ -158,4 +158,7 @@ async def after_denial(
             delegation_id=record.delegation_id,
         )
     )
-    return Denied(reason, error_for(reason, client_assertion=record.client_assertion))
+    error = error_for(
+        reason, client_assertion=record.client_assertion, now=services.now()
+    )
+    return Denied(reason, error)

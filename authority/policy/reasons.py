@@ -147,11 +147,22 @@ CLIENT_AUTHENTICATION_FAILURES = frozenset(
 CLIENT_NOT_AUTHORIZED = frozenset({Reason.AGENT_INACTIVE, Reason.OWNER_INACTIVE})
 
 
-def error_for(reason: Reason, *, client_assertion: bool = False) -> AuthorityError:
-    """The client-facing error for a denial: the RFC code and a fixed description."""
+def error_for(
+    reason: Reason, *, client_assertion: bool = False, now: int | None = None
+) -> AuthorityError:
+    """The client-facing error for a denial: the RFC code and a fixed description.
+
+    A rate-limited exchange says when its minute's window ends (``now``, seconds), so a
+    client that retries asks once the window has turned, not into the same refusal; a
+    full approval queue gives no ``Retry-After``: only the owner's decisions empty it.
+    """
     description = _DESCRIPTIONS[reason]
     if client_assertion and reason in CLIENT_AUTHENTICATION_FAILURES:
         return InvalidClient(description)
     if client_assertion and reason in CLIENT_NOT_AUTHORIZED:
         return UnauthorizedClient(description)
+    if reason is Reason.RATE_LIMITED:
+        return TooManyRequests(description, retry_after=60 - (now or 0) % 60)
+    if reason is Reason.APPROVAL_LIMIT:
+        return TooManyRequests(description, retry_after=None)
     return _ERRORS[reason](description)

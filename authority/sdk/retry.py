@@ -59,7 +59,8 @@ class RetryPolicy:
     """How often and how long to retry "not now" answers.
 
     ``max_attempts`` counts the first request (1: never retry). Without ``Retry-After``
-    the n-th retry waits ``base_delay * 2**(n-1)`` (capped at ``max_delay``) times a
+    a 503 or a connection never opened is retried, the n-th time after
+    ``base_delay * 2**(n-1)`` (capped at ``max_delay``) times a
     random factor in [0.5, 1] so that many agents do not come back at once. With one,
     the wait is what it asks for; an answer asking for more than ``max_delay`` is raised
     at once (coming back earlier would only be refused again), and so is one whose wait
@@ -107,6 +108,10 @@ class RetryPolicy:
         elif status not in self.statuses:
             return None
         asked = parse_retry_after((headers or {}).get("retry-after"), now)
+        if status == 429 and asked is None:
+            # "Too many" without a time: nothing gets better by waiting (the authority
+            # names one whenever it does, such as a rate window's end).
+            return None
         wait = self.backoff(attempt) if asked is None else asked
         if wait > self.max_delay or waited + wait > self.max_total_delay:
             return None

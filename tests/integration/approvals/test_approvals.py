@@ -403,6 +403,8 @@ async def test_an_agent_cannot_flood_its_owner_with_requests(
         response = await ask(world)
         assert (response.status_code, error_of(response)) == (429, "too_many_requests")
         assert (await ledger(world, "grant"))[-1]["reason"] == "approval_limit"
+        # Only the owner's decisions empty the queue: no time to come back at.
+        assert "retry-after" not in response.headers
 
 
 async def test_lists_page_and_filter(risky: World) -> None:

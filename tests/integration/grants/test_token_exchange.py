@@ -471,9 +471,12 @@ async def test_call_cap_holds_under_concurrency(world: World) -> None:
 
 async def test_rate_limit_per_minute(world: World) -> None:
     await world.delegate(rate_per_minute=3)
-    codes = [(await world.exchange()).status_code for _ in range(4)]
-    assert codes == [200, 200, 200, 429]
+    answers = [await world.exchange() for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert (await last_grant(world)).reason == "rate_limited"
+    # Asking again is worth it once the minute's window has turned, not before.
+    now = int(world.clock.now())
+    assert answers[-1].headers["retry-after"] == str(60 - now % 60)
     world.clock.advance(60)
     assert (await world.exchange()).status_code == 200
 

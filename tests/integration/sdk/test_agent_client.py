@@ -247,3 +247,57 @@ async def test_the_sync_client_gets_a_token_from_the_authority(
     claims = jwt.decode(token.value, options={"verify_signature": False})
     assert claims["authorization_details"][0]["resource"] == "acme/web"
     assert (refused.value.error, refused.value.status) == ("invalid_scope", 400)
+
+
+class CountExchanges(httpx.AsyncBaseTransport):
+    def __init__(self, app: Starlette) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.exchanges = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.exchanges += request.url.path.endswith("/token")
+        return await self.inner.handle_async_request(request)
+
+
+async def _rate_limited(world: World, app: Starlette, seconds_into_minute: int) -> tuple[
+    CountExchanges, AgentClient, list[float]
+]:  # fmt: skip
+    now = int(world.clock.now())
+    world.clock.advance(60 - now % 60 + seconds_into_minute)
+    await world.delegate(rate_per_minute=1)
+    transport = CountExchanges(app)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        world.clock.advance(seconds)
+
+    client = AgentClient(
+        ISSUER,
+        world.agent_id,
+        sdk_client(world)._protocol.key,
+        world.credential,
+        http=httpx.AsyncClient(transport=transport, base_url=ISSUER),
+        clock=world.clock.now,
+        sleep=sleep,
+    )
+    await client.token("github.issues.create", "acme/web", "create", audience=RS_AUDIENCE)
+    return transport, client, waits
+
+
+async def test_a_rate_limited_exchange_is_not_asked_again_into_the_same_window(
+    world: World, app: Starlette
+) -> None:
+    """The delegation's minute is spent: the authority says when it ends, and the SDK does
+    not send more refused exchanges (each one a denial in the ledger) before then."""
+    transport, client, waits = await _rate_limited(world, app, seconds_into_minute=10)
+    with pytest.raises(AuthorityClientError) as refused:
+        await client.token("github.issues.create", "acme/web", "create", audience=RS_AUDIENCE)
+    assert (refused.value.status, refused.value.error) == (429, "too_many_requests")
+    assert transport.exchanges == 2 and waits == []
+
+
+async def test_a_rate_window_about_to_turn_is_waited_for(world: World, app: Starlette) -> None:
+    transport, client, waits = await _rate_limited(world, app, seconds_into_minute=55)
+    await client.token("github.issues.create", "acme/web", "create", audience=RS_AUDIENCE)
+    assert transport.exchanges == 3 and waits == [5.0]

@@ -51,6 +51,12 @@ def test_503_and_429_are_retried_with_what_retry_after_asks() -> None:
     assert delay(policy(), 429, retry_after="2") == 2.0
 
 
+def test_a_429_without_retry_after_is_not_retried() -> None:
+    """The authority leaves it out when waiting cannot help (a full approval queue)."""
+    assert delay(policy(), 429) is None
+    assert delay(policy(), 503) == 0.5
+
+
 def test_without_retry_after_the_backoff_doubles_up_to_its_ceiling() -> None:
     p = policy(base_delay=0.5, max_delay=3.0, max_attempts=10, max_total_delay=100)
     assert [delay(p, 503, attempt=n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
