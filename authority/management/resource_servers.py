@@ -26,6 +26,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest, NotFound
 from authority.ledger.entries import Entry
+from authority.management.field_errors import Refused
 from authority.secrets import new_id, new_secret
 from authority.storage.registry import Stale, Taken, Written
 from authority.storage.resource_servers import ServerRow
@@ -50,15 +51,18 @@ def _check_audience(value: str) -> str:
     """RFC 8707 §2: an absolute URI, without a fragment (and here without a query or
     credentials, which have no place in an identifier that every token carries)."""
     if not value.isascii() or not value.isprintable() or " " in value:
-        raise ValueError("not a URI")
+        raise Refused("not a URI")
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("not an http(s) URI")
+        raise Refused("not an http(s) URI")
     if parts.fragment or "#" in value or parts.query or "?" in value:
-        raise ValueError("has a query or fragment")
+        raise Refused("has a query or fragment")
     if parts.username is not None or "@" in parts.netloc:
-        raise ValueError("has credentials")
-    _ = parts.port  # raises ValueError on a bad port
+        raise Refused("has credentials")
+    try:
+        _ = parts.port
+    except ValueError:  # its text quotes the port sent
+        raise Refused("has a bad port") from None
     return value
 
 

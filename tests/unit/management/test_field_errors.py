@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import pytest
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from authority.errors import InvalidRequest
 from authority.grants.delegations import CreateDelegation
 from authority.management.inputs import Body, parse
+from authority.management.resource_servers import ServerCreate
 from authority.management.tools import ToolCreate
 
 SECRET = "S3CRET-VALUE-never-echoed"
@@ -133,3 +134,23 @@ def test_a_pattern_with_a_backslash_is_referred_to_not_quoted() -> None:
     )
     assert "\\" not in text and '"' not in text
     assert text.startswith("The name field must be a string of 1 to 200 characters")
+
+
+def test_a_validator_names_its_own_reason_but_never_a_library_message() -> None:
+    """``urlsplit`` quotes a bad port in its ValueError: only a ``Refused`` sentence of
+    this code base is passed on."""
+    base = {"name": "rs"}
+    assert described({**base, "audience": "ftp://x/"}, ServerCreate) == (
+        "The audience field is invalid (not an http(s) URI)."
+    )
+    text = described({**base, "audience": f"https://h:{SECRET}/"}, ServerCreate)
+    assert text == "The audience field is invalid (has a bad port)."
+
+    def library(value: str) -> str:
+        raise ValueError(f"cannot use {value!r}")
+
+    class Quoting(Body):
+        field: Annotated[str, AfterValidator(library)]
+
+    text = described({"field": SECRET}, Quoting)
+    assert SECRET not in text and "cannot use" not in text
