@@ -91,6 +91,13 @@ class Settings(
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Server log level."
     )
+    shutdown_grace: int = Field(
+        10,
+        ge=0,
+        le=300,
+        description="Seconds a stopping worker waits for requests in flight after SIGTERM "
+        "before it cancels them (feed streams end at once).",
+    )
 
     @model_validator(mode="before")
     @classmethod

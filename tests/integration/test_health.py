@@ -9,10 +9,19 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_reports_both_dependencies(client: httpx.AsyncClient) -> None:
+async def test_readyz_reports_every_check(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "hot_state": "ok"}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {
+            "database": "ok",
+            "hot_state": "ok",
+            "signing_keys": "ok",
+            "sequencer": "ok",
+            "shutdown": "running",
+        },
+    }
 
 
 async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
