@@ -33,6 +33,7 @@ from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.shutdown import chain_signals
 from authority.storage.database import downgrade, make_engine, migrate, pool_usage, reader
 from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
@@ -330,6 +331,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owns_services:
             await start(svc)
+            # SIGTERM begins the drain before it reaches the server (authority.shutdown).
+            chain_signals(svc.drain)
             # What the process has loaded by now (modules, keys, policy) lives as long as
             # it does: kept out of the cyclic collector's full passes, which otherwise
             # walk it all and stall every request in flight for tens of milliseconds.

@@ -52,12 +52,13 @@ def workers_directory(workers: int) -> Iterator[Path | None]:
     would count the last run's requests again), so each start gets its own directory,
     inside ``PROMETHEUS_MULTIPROC_DIR`` when the operator set one (e.g. on a tmpfs),
     otherwise in the system's temporary directory; it is removed when the server stops.
-    One worker needs none of this: its registry is the whole truth.
+    One worker needs none of this (its registry is the whole truth) unless the operator
+    set the variable, which puts prometheus_client in this mode whatever we do.
     """
-    if workers <= 1:
+    parent = shared_directory()
+    if workers <= 1 and parent is None:
         yield None
         return
-    parent = shared_directory()
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix="authority-metrics-", dir=parent))

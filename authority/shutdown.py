@@ -21,6 +21,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from sse_starlette.sse import AppStatus
+
 log = logging.getLogger("authority.shutdown")
 
 #: The signals uvicorn stops on.
@@ -65,15 +67,21 @@ class Drain:
 def chain_signals(drain: Drain) -> bool:
     """Begin ``drain`` on SIGTERM and SIGINT, then hand the signal to the server's handler.
 
-    Called where uvicorn imports the application (``authority.asgi``), by which time it
-    has installed its handlers (``Server.capture_signals``); it restores its own originals
-    when it stops. Nothing is installed when no handler of a server is there (the module
-    imported by a test, or outside the main thread): False then.
+    Called from the application's lifespan start-up, by which time uvicorn has installed
+    its handlers (``Server.capture_signals``; it may import the application before or
+    after, depending on the number of workers); it restores its own originals when it
+    stops. Nothing is installed when no server's handler is there (an application run
+    by a test, or outside the main thread): False then.
     """
     if threading.current_thread() is not threading.main_thread():
         return False
     if not callable(signal.getsignal(signal.SIGTERM)):
         return False  # SIG_DFL (Python's own default): no server is serving here
+    # sse-starlette's own drain would cancel every stream (a cut, not an end with the
+    # retry hint) half a second after the signal; it notices the signal only where it
+    # was imported before uvicorn installed its handlers, which depends on the imports
+    # of the command. The drain here is the one way streams end on a stop.
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
     installed = False
     for sig in SIGNALS:
         previous = signal.getsignal(sig)

@@ -13,10 +13,10 @@ is when resource servers most need it.
 
 The response is sse-starlette's ``EventSourceResponse``: it watches for the client's
 disconnect while the stream waits (so a follower that went away frees its slot at once)
-and answers HEAD without opening a stream. Its own shutdown detection stays unused: it
-looks for uvicorn's signal handler, which ``authority.shutdown`` wraps, and ends streams
-by cancellation; the stream ends itself instead, with the ``retry:`` hint, when the
-instance drains. Its pings are off: the stream sends the heartbeats its settings ask for.
+and answers HEAD without opening a stream. Its own shutdown handling is turned off
+(``authority.shutdown``): it ends streams by cancellation, with no last word; the stream
+ends itself instead, with the ``retry:`` hint, when the instance drains. Its pings are
+off: the stream sends the heartbeats its settings ask for.
 """
 
 from __future__ import annotations
