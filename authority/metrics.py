@@ -25,7 +25,6 @@ instances. Series and their labels:
 * ``authority_containments_total``, ``authority_approvals_total{event}``,
   ``authority_webhook_deliveries_total{outcome}``, ``authority_client_disconnects_total``
   (clients that hung up mid-body: a normal event, logged at debug level only).
-
 * ``authority_exchange_denials_total{reason}``: denied exchanges by reason code; only
   the codes of ``authority.policy.reasons.Reason`` are label values, anything else is
   ``reason="other"`` (a bounded label whatever a caller sends).
