@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -33,7 +35,15 @@ from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
 from authority.secrets import SecretHasher
 from authority.settings import Settings
-from authority.storage.database import downgrade, make_engine, migrate, reader, schema_is_current
+from authority.shutdown import chain_signals
+from authority.storage.database import (
+    downgrade,
+    make_engine,
+    migrate,
+    pool_usage,
+    reader,
+    schema_is_current,
+)
 from authority.storage.driver import Driver, make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
@@ -173,14 +183,19 @@ def build_services(
         exchange_store=SqlExchangeStore(sql),
         client_store=SqlClientStore(sql),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
-        metrics=metrics.Metrics(settings.metrics_max_agents),
+        metrics=metrics.Metrics(
+            settings.metrics_max_agents, sample_interval=settings.metrics_sample_interval
+        ),
         webhook_sealer=webhook_signing.SecretSealer(secret_key),
         recording_sealer=HeadSealer(secret_key),
     )
     # Idle until first used: the webhook workers start with the first event, the feed's
     # hub with the first stream.
     services.webhooks = webhooks.Dispatcher(services)
-    services.revocation_feed = revocation_feed.FeedHub(services)
+    hub = revocation_feed.FeedHub(services)
+    services.revocation_feed = hub
+    services.drain.on_begin(hub.wake_streams)
+    services.metrics.add_sampler(functools.partial(_sample, services))
     services.tracing = tracing
     subscribers.wire(services)
     if tracing.enabled:
@@ -200,6 +215,18 @@ def _traced(
     if not isinstance(hot, MemoryHotState):
         hot = traced.TracedHotState(hot, tracer)
     return traced.TracedDriver(sql, tracer), hot
+
+
+def _sample(services: Services) -> None:
+    """The gauges of the instance's state (``authority.metrics``)."""
+    measured = services.metrics
+    pools = (("engine", pool_usage(services.engine)), ("hot_path", services.sql.pool_usage()))
+    for name, usage in pools:
+        measured.pool_checked_out.labels(name).set(usage.checked_out)
+        measured.pool_size.labels(name).set(usage.size)
+    if services.sequencer is not None and services.sequencer.sequenced_at is not None:
+        measured.sequenced.set(services.sequencer.sequenced_at)
+    measured.feed_streams.set(services.open_items.server_streams.total)
 
 
 @contextlib.asynccontextmanager
@@ -253,6 +280,7 @@ async def start(services: Services) -> None:
         services.settings.data_dir.mkdir(parents=True, exist_ok=True)
     if services.settings.should_auto_migrate:
         await migrate(services.settings.sqlalchemy_url)
+    services.drain.bind(asyncio.get_running_loop())
     services.sql.start()
     await services.keyring.load()
     services.keyring.start_refresh()
@@ -268,6 +296,7 @@ async def start(services: Services) -> None:
     # A kill switch's owner stays contained until its cascade finishes: finish the ones
     # a stopped or crashed process left behind.
     cascade.resume_unfinished(services)
+    services.metrics.start()
 
 
 def ledger_sequencer(services: Services) -> Sequencer:
@@ -299,6 +328,7 @@ async def stop(services: Services) -> None:
     await services.hot.close()
     await services.sql.close()
     await services.engine.dispose()
+    await services.metrics.close()
     services.tracing.shutdown()
 
 
@@ -356,6 +386,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owns_services:
             await start(svc)
+            # SIGTERM begins the drain before it reaches the server (authority.shutdown).
+            chain_signals(svc.drain)
             # What the process has loaded by now (modules, keys, policy) lives as long as
             # it does: kept out of the cyclic collector's full passes, which otherwise
             # walk it all and stall every request in flight for tens of milliseconds.

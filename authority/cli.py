@@ -70,20 +70,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from authority.app import migrate
 
         asyncio.run(migrate(settings.sqlalchemy_url))
+    from authority.metrics_workers import workers_directory
+
     print(f"authority serving {settings.issuer} on http://{settings.host}:{settings.port}")
-    uvicorn.run(
-        "authority.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        # uvicorn's lines in the authority's format; its access log off: the app writes
-        # one line per request itself, with the route template and the request id.
-        log_config=logs.uvicorn_config(settings.log_level, settings.log_format),
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-    )
+    # Several workers share their metrics through a fresh directory of this start.
+    with workers_directory(settings.workers):
+        uvicorn.run(
+            "authority.asgi:app",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            # uvicorn's lines in the authority's format; its access log off: the app writes
+            # one line per request itself, with the route template and the request id.
+            log_config=logs.uvicorn_config(settings.log_level, settings.log_format),
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=settings.shutdown_grace,
+        )
     return 0
 
 

@@ -24,6 +24,7 @@ from authority.policy.cedar import CedarPolicy
 from authority.recordings.sealing import HeadSealer
 from authority.secrets import SecretHasher
 from authority.settings import Settings
+from authority.shutdown import Drain
 from authority.storage.agents import AgentStore
 from authority.storage.api_keys import ApiKeyStore
 from authority.storage.approval_decisions import ApprovalDecisionStore
@@ -117,6 +118,8 @@ class Services:
     cascades: set[asyncio.Task[Any]] = field(default_factory=set)
     # Open request bodies and feed streams (endpoints.limits).
     open_items: OpenItems = field(default_factory=OpenItems)
+    # Set when the instance starts to stop (authority.shutdown): readiness and the feed.
+    drain: Drain = field(default_factory=Drain)
     # Started by app.start() once the keyring is loaded; tests call its run_once().
     sequencer: Sequencer | None = None
     # Deletes spent JWT ids once their JWTs have expired (storage.replay); started by start().

@@ -14,6 +14,11 @@ class Counter:
     def __init__(self) -> None:
         self.open: dict[str, int] = {}
 
+    @property
+    def total(self) -> int:
+        """Open items over every key (a gauge of the metrics)."""
+        return sum(self.open.values())
+
     def acquire(self, key: str, cap: int) -> Callable[[], None] | None:
         """A release callback, or None when ``key`` already holds ``cap`` items."""
         if self.open.get(key, 0) >= cap:

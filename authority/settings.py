@@ -121,6 +121,14 @@ class Settings(
             return "otlp"
         return "none"
 
+    shutdown_grace: int = Field(
+        10,
+        ge=0,
+        le=300,
+        description="Seconds a stopping worker waits for requests in flight after SIGTERM "
+        "before it cancels them (feed streams end at once).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _default_issuer(cls, data: Any) -> Any:

@@ -97,6 +97,13 @@ class OperationsSettings(BaseModel):
         le=100_000,
         description="Agents with a series of their own; later ones are counted as 'other'.",
     )
+    metrics_sample_interval: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Seconds between two samples of a worker's gauges (database pools) when "
+        "several workers serve; a scrape samples the worker answering it.",
+    )
 
     # --- policy ---------------------------------------------------------------------
     policy_file: Path | None = Field(

@@ -34,7 +34,11 @@ def wire(services: Services) -> None:
     decision_log.wire(bus)
 
     # Metrics: counters, never in the way of an answer.
-    bus.subscribe(ExchangeDenied, lambda e: measured.exchange("denied", e.agent_id))
+    def denied(event: ExchangeDenied) -> None:
+        measured.exchange("denied", event.agent_id)
+        measured.deny(event.reason)
+
+    bus.subscribe(ExchangeDenied, denied)
     bus.subscribe(ExchangeIssued, lambda e: measured.exchange("issued", e.agent_id))
     bus.subscribe(ExchangePending, lambda e: measured.exchange("pending", e.agent_id))
     bus.subscribe(ApprovalRequested, lambda e: measured.approvals.labels("requested").inc())

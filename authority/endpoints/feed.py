@@ -10,12 +10,20 @@ and the no-gap, no-duplicate guarantee are described in ``authority.revocations.
 The feed only ever says "revoked", so it does not need hot state except to reject a
 replayed client assertion: it keeps running during a Redis outage (it reads SQL), which
 is when resource servers most need it.
+
+The response is sse-starlette's ``EventSourceResponse``: it watches for the client's
+disconnect while the stream waits (so a follower that went away frees its slot at once)
+and answers HEAD without opening a stream. Its own shutdown handling is turned off
+(``authority.shutdown``): it ends streams by cancellation, with no last word; the stream
+ends itself instead, with the ``retry:`` hint, when the instance drains. Its pings are
+off: the stream sends the heartbeats its settings ask for.
 """
 
 from __future__ import annotations
 
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from authority.context import Services
@@ -92,12 +100,12 @@ async def revocation_feed(request: Request) -> Response:
         cursor = backlog[0].id - 1 if backlog else ready_at
     else:
         cursor = last_event_id
-    return StreamingResponse(
+    return EventSourceResponse(
         feed.stream(
             services, hub, server_id=client.id, cursor=cursor, ready_at=ready_at, backlog=backlog
         ),
-        media_type="text/event-stream",
         headers=STREAM_HEADERS,
+        ping=0,
     )
 
 

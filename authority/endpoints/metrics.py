@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -53,7 +53,7 @@ async def serve_metrics(request: Request) -> Response:
             raise InvalidToken(headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
     else:
         require_role(await authenticate(request), *SEE_ALL)
-    body = generate_latest(services.metrics.registry)
+    body = services.metrics.exposition(services.clock.now())
     return Response(body, 200, headers=NO_STORE, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -158,7 +158,5 @@ async def after_denial(
             delegation_id=record.delegation_id,
         )
     )
-    error = error_for(
-        reason, client_assertion=record.client_assertion, now=services.now()
-    )
+    error = error_for(reason, client_assertion=record.client_assertion, now=services.now())
     return Denied(reason, error)

@@ -72,11 +72,23 @@ class Sequencer:
         self._state: CompactRange | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        #: Every entry committed before this time (clock seconds) has its leaf and a
+        #: checkpoint: the start of the newest round here that left no backlog (the
+        #: metrics' sequenced time and lag). Until the first one, when sequencing began.
+        self.sequenced_at: float | None = None
+        #: Whether this instance's latest round failed (the readiness probe's question).
+        self.failing = False
 
     def start(self) -> None:
         """Run rounds every ``interval`` seconds in the background until ``stop``."""
         if self._task is None:
+            self.sequenced_at = self._clock.now()
             self._task = asyncio.create_task(self.run(), name="ledger-sequencer")
+
+    @property
+    def usable(self) -> bool:
+        """Running in the background, and its latest round did not fail."""
+        return self._task is not None and not self._task.done() and not self.failing
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -92,11 +104,14 @@ class Sequencer:
         lock (it will do the work).
         """
         async with self._lock:
+            started = self._clock.now()
             latest: Checkpoint | None = None
             while True:
-                done, checkpoint = await self._round()
+                done, checkpoint, here = await self._round()
                 latest = checkpoint or latest
                 if done:
+                    if here:
+                        self.sequenced_at = started
                     return latest
 
     async def run(self) -> None:
@@ -108,18 +123,21 @@ class Sequencer:
             started = loop.time()
             try:
                 await self.run_once()
+                self.failing = False
             except Exception:
                 # The database may be down; appends fail closed meanwhile, and the next
                 # round picks up where this one stopped.
                 log.exception("ledger sequencing round failed")
+                self.failing = True
                 self._state = None
             delay = max(0.0, self._interval - (loop.time() - started))
 
-    async def _round(self) -> tuple[bool, Checkpoint | None]:
-        """One batch in one round: (whether the backlog is empty, the checkpoint)."""
+    async def _round(self) -> tuple[bool, Checkpoint | None, bool]:
+        """One batch in one round: (whether the backlog is empty, the checkpoint, whether
+        this instance held the lock)."""
         async with self._store.round() as sequencing:
             if sequencing is None:
-                return True, None  # another instance is sequencing
+                return True, None, False  # another instance is sequencing
             size = await sequencing.tree_size()
             state = self._state
             if state is None or state.size != size:
@@ -127,7 +145,7 @@ class Sequencer:
             pending = await sequencing.unsequenced(await self._floor(sequencing), self._batch)
             if not pending:
                 self._state = state
-                return True, None
+                return True, None, True
             state = state.copy()
             leaves: list[Leaf] = []
             nodes: list[Node] = []
@@ -140,7 +158,7 @@ class Sequencer:
             await sequencing.write(leaves, nodes, checkpoint)
         # Committed: only now does the in-memory state move on.
         self._state = state
-        return len(pending) < self._batch, checkpoint
+        return len(pending) < self._batch, checkpoint, True
 
     async def _floor(self, sequencing: SequencingRound) -> int | None:
         """The entry id at or below which everything is sequenced (see the module doc)."""

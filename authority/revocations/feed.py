@@ -15,7 +15,11 @@ position it starts from (the HTML standard sets the last event id even for a mes
 without data), so a client that reconnects with ``Last-Event-ID`` resumes exactly there
 even if it saw no event. Idle streams carry a ``: heartbeat`` comment every
 ``revocation_feed_heartbeat`` seconds, and end after ``revocation_feed_max_duration``
-seconds; clients reconnect with ``Last-Event-ID``.
+seconds; clients reconnect with ``Last-Event-ID``. When the instance stops (SIGTERM,
+``authority.shutdown``), every stream ends at once with a last message holding a
+``retry:`` (between half and one and a half times the usual, so that the followers of a
+stopping instance do not all come back in the same instant) and its ``id:``: followers
+reconnect through the load balancer to another instance and resume exactly there.
 
 Catch-up, then ``ready``: a stream first sends, from SQL, every live event
 (``events.is_live``) after ``Last-Event-ID``, or without one every live event at all (a
@@ -54,6 +58,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 import orjson
@@ -86,6 +91,13 @@ def format_ready(cursor: int) -> bytes:
 
 def preamble(cursor: int) -> bytes:
     return b"retry: %d\nid: %d\n\n" % (RETRY_MS, cursor)
+
+
+def farewell(cursor: int) -> bytes:
+    """The last message of a stream whose instance is stopping: reconnect soon (spread
+    over RETRY_MS/2 .. 3*RETRY_MS/2), from ``cursor``."""
+    retry = RETRY_MS // 2 + secrets.randbelow(RETRY_MS + 1)
+    return b"retry: %d\nid: %d\n\n" % (retry, cursor)
 
 
 class FeedHub:
@@ -142,6 +154,11 @@ class FeedHub:
     def poke(self) -> None:
         """Read SQL now (tests, and writers in this very process)."""
         self._wake.set()
+
+    def wake_streams(self) -> None:
+        """Wake every stream now, without new events (they look at the drain then)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _listen(self) -> None:
         delay = 0.1
@@ -220,9 +237,11 @@ async def stream(
     ``ready_at`` the last event id SQL held then. The stream first catches up from SQL,
     page by page, to at least ``ready_at``, then says so (``ready``), then follows the
     hub. Ends after ``revocation_feed_max_duration`` seconds (once caught up), or when SQL
-    fails (the client resumes with Last-Event-ID either way).
+    fails (the client resumes with Last-Event-ID either way), or with ``farewell`` as
+    soon as the instance drains.
     """
     settings = services.settings
+    drain = services.drain
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.revocation_feed_max_duration
     yield preamble(cursor)
@@ -230,6 +249,9 @@ async def stream(
     # or no longer hold them). A short page means SQL holds no later live event.
     page: list[RevocationEvent] = backlog
     while True:
+        if drain.draining:
+            yield farewell(cursor)
+            return
         now = services.now()
         for event in page:
             if _wanted(event, server_id, now, settings):
@@ -249,6 +271,9 @@ async def stream(
     yield format_ready(cursor)
     pending: list[RevocationEvent] | None = None
     while True:
+        if drain.draining:
+            yield farewell(cursor)
+            return
         changed = feed.changed
         pending = feed.since(cursor)
         if pending is None:

@@ -8,7 +8,7 @@ import sqlite3
 import weakref
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 from sqlalchemy import event, make_url
@@ -107,6 +107,23 @@ def _standby_is_a_disconnect(context: Any) -> None:
     (``target_session_attrs=read-write``)."""
     if getattr(context.original_exception, "sqlstate", None) == _READ_ONLY_TRANSACTION:
         context.is_disconnect = True
+
+
+class PoolUsage(NamedTuple):
+    """A pool's connections in use and its size, for the metrics."""
+
+    checked_out: int
+    size: int
+
+
+def pool_usage(engine: AsyncEngine) -> PoolUsage:
+    """The engine's pool: in use now, and the size it keeps (it may overflow as many)."""
+    pool = engine.pool
+    checked_out = getattr(pool, "checkedout", None)
+    size = getattr(pool, "size", None)
+    if not callable(checked_out) or not callable(size):  # a pool that keeps no count
+        return PoolUsage(0, 0)
+    return PoolUsage(int(checked_out()), int(size()))
 
 
 def session_settings(transaction_timeout: float | None) -> dict[str, str]:

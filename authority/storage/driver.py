@@ -35,6 +35,7 @@ from sqlalchemy import make_url
 from sqlalchemy.sql import Executable
 
 from .compiled import Row
+from .database import PoolUsage
 from .postgres_driver import PostgresDriver
 from .sqlite_driver import SQLiteDriver
 
@@ -91,6 +92,9 @@ class Driver(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """``async with driver.transaction() as tx``: commit on exit, roll back on error."""
+
+    def pool_usage(self) -> PoolUsage:
+        """Connections in use now, and how many the driver keeps (for the metrics)."""
 
     def start(self) -> None:
         """Start background upkeep, if the database needs any (from the running loop)."""

@@ -56,6 +56,15 @@ class ConnectionPool:
         """Connections open now (idle or in use); at most the pool's size."""
         return self._open
 
+    @property
+    def in_use(self) -> int:
+        """Connections handed out and not released yet."""
+        return self._open - len(self._idle)
+
+    @property
+    def capacity(self) -> int:
+        return self._size
+
     async def acquire(self) -> asyncpg.Connection:
         """A connection for one use; ``TimeoutError`` if none frees up in time."""
         connection = self._idle_connection()

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as pg_dialect
 from sqlalchemy.sql import Executable
 
 from .compiled import Row, Statements
-from .database import session_settings
+from .database import PoolUsage, session_settings
 from .pool import ConnectionPool
 from .postgres_connect import connector
 
@@ -77,6 +77,9 @@ class PostgresDriver:
 
         self._pool = ConnectionPool(connect, size=pool_size, timeout=timeout)
         self._statements = Statements(pg_dialect.dialect())  # type: ignore[no-untyped-call]
+
+    def pool_usage(self) -> PoolUsage:
+        return PoolUsage(self._pool.in_use, self._pool.capacity)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.sql import Executable
 
 from .compiled import Row, Statements
-from .database import SQLITE_BUSY_TIMEOUT, sqlite_lock_key, sqlite_pragmas
+from .database import SQLITE_BUSY_TIMEOUT, PoolUsage, sqlite_lock_key, sqlite_pragmas
 from .database import write_lock as sqlite_write_lock
 
 log = logging.getLogger("authority.storage")
@@ -121,6 +121,13 @@ class SQLiteDriver:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+
+    def pool_usage(self) -> PoolUsage:
+        """One connection, in use only while a transaction is open (statements run on
+        the event loop: between two of them it is free)."""
+        connection = self._connection
+        in_use = int(connection is not None and connection.in_transaction)
+        return PoolUsage(in_use, 1)
 
     def start(self) -> None:
         if self._background_checkpoints and self._checkpointer is None:

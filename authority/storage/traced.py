@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
 from .compiled import Row
+from .database import PoolUsage
 from .driver import Driver, Transaction
 from .hot import Claim, Count, HotState, Outcome
 
@@ -177,6 +178,9 @@ class TracedDriver:
         with _client_span(self._tracer, "transaction", attributes):
             async with self._inner.transaction() as tx:
                 yield _TracedTransaction(tx, self._tracer, self._statements)
+
+    def pool_usage(self) -> PoolUsage:
+        return self._inner.pool_usage()
 
     def start(self) -> None:
         self._inner.start()

@@ -3,12 +3,15 @@ per agent within a bound, and never shows a token."""
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import httpx
 import pytest
 
+from authority import __version__
 from authority.clock import FrozenClock
+from authority.metrics import REASONS
 from tests.support import AgentKey, World
 
 from .support import ask_pending, with_risky_tool, world_with
@@ -104,3 +107,48 @@ async def test_unauthenticated_requests_mint_no_agent_series(world: World, forge
     text = (await scrape(world)).text
     assert value(text, 'authority_exchanges_total{decision="denied"}') == 3
     assert "agt_0000" not in text
+
+
+async def test_denials_are_counted_by_their_reason_code_only(world: World) -> None:
+    assert (await world.exchange(tool="nope")).status_code == 400
+    text = (await scrape(world)).text
+    assert value(text, 'authority_exchange_denials_total{reason="tool_unknown"}') == 1
+    # A string that is no reason code never becomes a label value.
+    world.services.metrics.deny("made-up <reason>")
+    world.services.metrics.deny("x" * 200)
+    text = (await scrape(world)).text
+    assert value(text, 'authority_exchange_denials_total{reason="other"}') == 2
+    assert "made-up" not in text
+    labels = [
+        line.split('reason="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("authority_exchange_denials_total{")
+    ]
+    assert set(labels) <= REASONS | {"other"}
+
+
+async def test_build_info_process_and_pool_series(world: World) -> None:
+    text = (await scrape(world)).text
+    build = f'authority_build_info{{python="{platform.python_version()}",version="{__version__}"}}'
+    assert value(text, build) == 1
+    assert value(text, "process_resident_memory_bytes") > 0
+    assert "process_cpu_seconds_total " in text
+    for pool in ("engine", "hot_path"):
+        assert value(text, f'authority_db_pool_size{{pool="{pool}"}}') >= 1
+        assert f'authority_db_pool_checked_out{{pool="{pool}"}}' in text
+    assert value(text, "authority_feed_streams_open") == 0
+
+
+async def test_the_sequencer_lag_is_the_time_since_the_ledger_was_last_caught_up(
+    world: World, clock: FrozenClock
+) -> None:
+    sequencer = world.services.sequencer
+    assert sequencer is not None
+    await sequencer.run_once()
+    caught_up = clock.now()
+    assert sequencer.sequenced_at == caught_up
+    await sequencer.stop()  # as a stuck sequencer: nothing moves it on
+    clock.advance(90)
+    text = (await scrape(world)).text
+    assert value(text, "authority_ledger_sequenced_timestamp_seconds") == caught_up
+    assert value(text, "authority_ledger_sequencer_lag_seconds") == 90
