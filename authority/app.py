@@ -10,12 +10,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from authority import metrics, subscribers, traces
@@ -26,7 +23,6 @@ from authority.context import Services
 from authority.endpoints.limits import ClientLimits
 from authority.endpoints.metrics import MetricsMiddleware
 from authority.endpoints.request_log import RequestLog
-from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
@@ -44,7 +40,7 @@ from authority.storage.database import (
     reader,
     schema_is_current,
 )
-from authority.storage.driver import Driver, make_driver
+from authority.storage.driver import make_driver
 from authority.storage.hot import HotState, MemoryHotState, RedisHotState
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.secret_key import load_secret_key
@@ -87,10 +83,10 @@ from .endpoints import (
     token,
 )
 from .endpoints import metrics as metrics_endpoint
-from .endpoints.http import allowed_methods, error_response
+from .endpoints.http import http_error
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
+    pass
 
 __all__ = [
     "build_services",
@@ -150,7 +146,10 @@ def build_services(
     )
     tracing = tracing or traces.from_settings(settings)
     if tracing.tracer is not None:
-        sql, hot = _traced(tracing.tracer, engine, sql, hot)
+        # Imported here: OpenTelemetry is needed only by an instance that exports traces.
+        from authority.storage import traced
+
+        sql, hot = traced.instrument(tracing.tracer, engine, sql, hot)
     autocommit = reader(engine)
     services = Services(
         settings=settings,
@@ -201,20 +200,6 @@ def build_services(
     if tracing.enabled:
         traces.wire(services.events)
     return services
-
-
-def _traced(
-    tracer: Tracer, engine: AsyncEngine, sql: Driver, hot: HotState
-) -> tuple[Driver, HotState]:
-    """The storage with a client span per statement and per Redis round trip."""
-    # Imported here: OpenTelemetry is needed only by an instance that exports traces.
-    from authority.storage import traced
-
-    traced.instrument_engine(engine, tracer)
-    # In-process hot state makes no round trip worth a span.
-    if not isinstance(hot, MemoryHotState):
-        hot = traced.TracedHotState(hot, tracer)
-    return traced.TracedDriver(sql, tracer), hot
 
 
 def _sample(services: Services) -> None:
@@ -353,15 +338,6 @@ def routes(settings: Settings) -> list[BaseRoute]:
     ]
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    err: AuthorityError = NotFound("No such endpoint.")
-    if exc.status_code == 405:
-        allow = allowed_methods(request, (exc.headers or {}).get("Allow", ""))
-        err = MethodNotAllowed(headers={"Allow": allow})
-    return error_response(err)
-
-
 def _tracing_middleware(services: Services) -> list[Middleware]:
     """The server span of each request, when traces are exported (none otherwise)."""
     if services.tracing.tracer is None:
@@ -398,7 +374,7 @@ def create_app(
             if owns_services:
                 await stop(svc)
 
-    handlers: dict[Any, Any] = {HTTPException: _http_error}
+    handlers: dict[Any, Any] = {HTTPException: http_error}
     # Outermost after Starlette's own error handling, so every answer is counted and timed.
     middleware = [
         # Outermost of ours: every answer carries its request id and has its log line.

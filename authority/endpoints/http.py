@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -23,6 +24,8 @@ from starlette.routing import Match, Route
 from authority.errors import (
     AuthorityError,
     InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     ServerError,
     UnsupportedMediaType,
@@ -235,3 +238,14 @@ def allowed_methods(request: Request, fallback: str = "") -> str:
 def render_unexpected(exc: BaseException) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     return error_response(ServerError())
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 in the RFC error shape; a 405 names every method the
+    path answers (RFC 9110 §15.5.6), from the whole route table."""
+    assert isinstance(exc, HTTPException)
+    err: AuthorityError = NotFound("No such endpoint.")
+    if exc.status_code == 405:
+        allow = allowed_methods(request, (exc.headers or {}).get("Allow", ""))
+        err = MethodNotAllowed(headers={"Allow": allow})
+    return error_response(err)

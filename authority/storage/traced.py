@@ -297,3 +297,16 @@ class TracedHotState:
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+def instrument(
+    tracer: Tracer, engine: AsyncEngine, sql: Driver, hot: HotState
+) -> tuple[Driver, HotState]:
+    """The storage with a client span per statement and per Redis round trip."""
+    from .hot import MemoryHotState
+
+    instrument_engine(engine, tracer)
+    # In-process hot state makes no round trip worth a span.
+    if not isinstance(hot, MemoryHotState):
+        hot = TracedHotState(hot, tracer)
+    return TracedDriver(sql, tracer), hot
