@@ -271,6 +271,67 @@ def test_at_level_0_the_token_waits_for_the_owners_approval(walk: Walk, ran: Ran
     assert out.strip().count(".") == 2
 
 
+def test_a_pending_call_is_resumed_by_its_auth_req_id_not_asked_again(walk: Walk, ran: Ran) -> None:
+    admin = authority(walk, "admin", "bootstrap", "--force-new").strip()
+    [owner] = json.loads(authority(walk, "owners", "list", "--json", key=admin))
+    owner_key = authority(walk, "owners", "keys", "create", owner["id"], key=admin).strip()
+    [agent] = json.loads(authority(walk, "agents", "list", "--json", key=owner_key))
+    authority(walk, "agents", "autonomy", agent["id"], "0", key=owner_key)
+
+    def pending() -> list[str]:
+        listed = json.loads(authority(walk, "approvals", "list", "--json", key=owner_key))
+        return [a["id"] for a in listed]
+
+    before = set(pending())
+    token = [
+        str(walk.directory / ".venv" / "bin" / "authority"),
+        "token",
+        "--url",
+        f"http://127.0.0.1:{walk.port}",
+        "--agent",
+        agent["id"],
+        "--key",
+        "agent.jwk",
+        "--delegation",
+        "delegation.jwt",
+        "--tool",
+        "github.issues.create",
+        "--resource",
+        "acme/web",
+        "--action",
+        "create",
+        "--audience",
+        "https://api.example",
+    ]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 (this checkout's own command)
+            [*token, *extra],
+            cwd=walk.directory,
+            env=walk.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    asked = run("--json")
+    assert asked.returncode == 4, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert set(answer) == {"auth_req_id", "expires_in", "interval"}
+    # The whole id, to resume with; never "run this again", which would ask again.
+    assert f"--auth-req-id {answer['auth_req_id']} " in asked.stderr
+    assert "run this again" not in asked.stderr
+    [approval] = [a for a in pending() if a not in before]
+    authority(walk, "approvals", "approve", approval, key=owner_key)
+
+    resumed = run("--auth-req-id", answer["auth_req_id"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip().count(".") == 2
+    assert "token for github.issues.create on acme/web (create)" in resumed.stderr
+    assert set(pending()) == before  # resuming asked the owner nothing new
+
+
 # --- the SDK install: pip install authority, no [server] -------------------------------------
 def sdk_install(walk: Walk, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 (our own interpreter and module)

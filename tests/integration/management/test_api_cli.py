@@ -189,6 +189,29 @@ async def test_connection_errors_name_the_url(
     assert "cannot reach http://127.0.0.1:9/" in output(capsys)[1]
 
 
+async def test_a_url_is_printed_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joserfc.jwk import OKPKey
+
+    monkeypatch.setenv("AUTHORITY_URL", "http://ops:hunter2@127.0.0.1:9")
+    monkeypatch.setenv("AUTHORITY_API_KEY", "ak_x")
+    assert await run("agents", "list") == 3
+    [line] = output(capsys)[1].splitlines()
+    assert "hunter2" not in line
+    assert "at http://127.0.0.1:9:" in line
+    key = tmp_path / "agent.jwk"
+    key.write_text(json.dumps(OKPKey.generate_key("Ed25519").as_dict(private=True)))
+    call = ["--tool", "t", "--resource", "r", "--action", "a", "--audience", "https://x"]
+    argv = ["token", "--agent", "agt_x", "--key", str(key), "--delegation", "a.b.c", *call]
+    assert await run(*argv) == 3
+    [line] = output(capsys)[1].splitlines()
+    assert "hunter2" not in line
+    assert "at http://127.0.0.1:9:" in line
+    assert await run("agents", "list", "--url", "ftp://ops:hunter2@x") == 2
+    assert "hunter2" not in output(capsys)[1]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
