@@ -152,6 +152,17 @@ def test_the_readme_walk_has_the_steps_it_promises() -> None:
     assert "-d '" not in setup
 
 
+def test_every_readme_shell_variable_is_set_by_the_walk_or_its_block() -> None:
+    """A block elsewhere in the README (schemathesis' ``$ADMIN``) may use what the walk
+    sets; nothing the walk never sets."""
+    assign = re.compile(r"^(?:export )?([A-Za-z_]\w*)=", flags=re.M)
+    walk = {name for b in readme_blocks() if b.kind == "sh" for name in assign.findall(b.text)}
+    text = README.read_text(encoding="utf-8")
+    for body in re.findall(r"^```(?:sh|bash)\n(.*?)^```$", text, flags=re.M | re.S):
+        used = set(re.findall(r"\$\{?([A-Za-z_]\w*)", body))
+        assert used <= walk | set(assign.findall(body)), (used, body[:80])
+
+
 def test_the_setup_makes_every_object_and_hands_over_key_and_credential(
     walk: Walk, ran: Ran
 ) -> None:
