@@ -257,7 +257,7 @@ def created(args: argparse.Namespace, value: dict[str, Any], what: str, shown: s
         print_json(value)
         return EXIT_OK
     note = "" if shown == "id" else f"; its {shown.replace('_', ' ')} is shown once: store it now"
-    print(f"created {what} {value.get('id', '')}{note}", file=sys.stderr)
+    print(printable(f"created {what} {value.get('id', '')}{note}"), file=sys.stderr)
     print(value[shown])
     return EXIT_OK
 

@@ -29,6 +29,7 @@ from authority.cli_api import (
     add_connection,
     guarded,
     print_json,
+    printable,
     read_json_argument,
     show,
     show_all,
@@ -98,10 +99,13 @@ def cmd_create(args: argparse.Namespace) -> int:
         return EXIT_OK
     note = f"created delegation {delegation['id']} to {delegation['agent_id']}"
     if args.credential_file is not None:
-        print(f"{note}; its credential is in {args.credential_file}", file=sys.stderr)
+        print(printable(f"{note}; its credential is in {args.credential_file}"), file=sys.stderr)
         print(delegation["id"])
     else:
-        print(f"{note}; its credential (shown once, for the agent) follows:", file=sys.stderr)
+        print(
+            printable(f"{note}; its credential (shown once, for the agent) follows:"),
+            file=sys.stderr,
+        )
         print(delegation["credential"])
     return EXIT_OK
 

@@ -30,6 +30,7 @@ from authority.cli_api import (
     Api,
     CliError,
     print_json,
+    printable,
     read_json_argument,
     show,
     show_all,
@@ -105,10 +106,10 @@ def cmd_create(args: argparse.Namespace) -> int:
         print_json({"agent": agent, "private_jwk": private} if key_file is None else agent)
         return EXIT_OK
     if private is not None and key_file is None:
-        print(note + "; its private key (shown once) follows:", file=sys.stderr)
+        print(printable(note + "; its private key (shown once) follows:"), file=sys.stderr)
         print(json.dumps(private, sort_keys=True))
         return EXIT_OK
-    print(note, file=sys.stderr)
+    print(printable(note), file=sys.stderr)
     print(agent["id"])
     return EXIT_OK
 

@@ -246,6 +246,20 @@ async def test_key_and_credential_files_are_new_and_made_before_the_call(
         assert credential_file.stat().st_mode & 0o777 == 0o600
 
 
+async def test_a_note_shows_a_name_escaped(
+    world: World, app: Starlette, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with serving(app) as url:
+        common = ["--url", url, "--api-key", world.owner_key]
+        # A right-to-left override would turn what the note says around.
+        assert (
+            await run("agents", "create", "--name", "bot\u202eexe.", "--generate-key", *common) == 0
+        )
+    err = output(capsys)[1]
+    assert "\u202e" not in err
+    assert "(bot\\u202eexe.)" in err
+
+
 async def test_connection_errors_name_the_url(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
