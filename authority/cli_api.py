@@ -14,6 +14,10 @@ everything a script depends on:
   unreadable key file, no key), 3 unavailable (cannot connect, a timeout, a 5xx); the
   message is one line on stderr, naming the URL tried when it could not be reached.
 
+Whatever the server (or anyone between) sent is printed through ``printable``, and a URL
+without its userinfo (``shown_url``): a line on the terminal neither acts on it nor
+shows a password that came with ``--url``.
+
 It needs only ``httpx`` (a base dependency), so an owner's or auditor's machine runs these
 commands from the SDK install, without the server's packages.
 """
@@ -28,6 +32,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -62,7 +67,7 @@ def guarded(command: Command) -> Command:
         try:
             return command(args)
         except CliError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {printable(str(exc))}", file=sys.stderr)
             return exc.code
 
     run.__doc__ = command.__doc__
@@ -74,8 +79,22 @@ def base_url(args: argparse.Namespace) -> str:
     if not url:
         url = _configured_issuer(args) or DEFAULT_URL
     if not url.startswith(("http://", "https://")):
-        raise CliError(f"the authority's URL must start with http:// or https://: {url!r}", 2)
+        raise CliError(
+            f"the authority's URL must start with http:// or https://: {shown_url(url)!r}", 2
+        )
     return url.rstrip("/")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: without the ``user:password@`` it may carry."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that does not parse)"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def _configured_issuer(args: argparse.Namespace) -> str | None:
@@ -116,6 +135,7 @@ class Api:
 
     def __init__(self, args: argparse.Namespace, *, authenticated: bool = True) -> None:
         self.url = base_url(args)
+        self.shown = shown_url(self.url)
         headers = {"Authorization": f"Bearer {api_key(args)}"} if authenticated else {}
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=TIMEOUT, follow_redirects=False
@@ -134,7 +154,7 @@ class Api:
             )
         except httpx.HTTPError as exc:
             raise CliError(
-                f"cannot reach the authority at {self.url}: {_reason(exc)}", EXIT_UNAVAILABLE
+                f"cannot reach the authority at {self.shown}: {_reason(exc)}", EXIT_UNAVAILABLE
             ) from None
         return answer_of(response, self.url)
 
@@ -172,8 +192,8 @@ def answer_of(response: httpx.Response, url: str) -> Any:
         description = str(body.get("error_description") or "")
     code = EXIT_UNAVAILABLE if response.status_code >= 500 else EXIT_REFUSED
     detail = ": ".join(part for part in (error, description) if part) or response.reason_phrase
-    where = f" at {url}" if code == EXIT_UNAVAILABLE else ""
-    raise CliError(f"HTTP {response.status_code}{where} {detail}", code)
+    where = f" at {shown_url(url)}" if code == EXIT_UNAVAILABLE else ""
+    raise CliError(f"HTTP {response.status_code}{where} {printable(detail)}", code)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -192,11 +212,11 @@ def line(item: dict[str, Any], fields: Sequence[str]) -> str:
             text = value
         else:
             text = json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
-        values.append(_printable(text))
+        values.append(printable(text))
     return "\t".join(values)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` with every control and format character escaped (a tab as a space), so
     nothing the API stores can act on the terminal or shift the columns."""
     out = []
@@ -237,7 +257,7 @@ def created(args: argparse.Namespace, value: dict[str, Any], what: str, shown: s
         print_json(value)
         return EXIT_OK
     note = "" if shown == "id" else f"; its {shown.replace('_', ' ')} is shown once: store it now"
-    print(f"created {what} {value.get('id', '')}{note}", file=sys.stderr)
+    print(printable(f"created {what} {value.get('id', '')}{note}"), file=sys.stderr)
     print(value[shown])
     return EXIT_OK
 

@@ -2,14 +2,16 @@
 
     authority token --agent AGENT_ID --key agent.jwk --delegation delegation.jwt
         --tool TOOL --resource RESOURCE --action ACTION --audience URL
-        [--arguments JSON|@FILE] [--lifetime SECONDS] [--wait]
+        [--arguments JSON|@FILE] [--lifetime SECONDS] [--wait | --auth-req-id ID]
 
 The agent SDK's own exchange (``authority.sdk.AgentClient.token``): a fresh attestation
 signed with the agent's private key, the delegation, and the one call. The token is
 printed alone on stdout. When the call needs the owner's approval (an agent at autonomy
 level 0 calling anything but a read action, or a tool above its level), the command says
-so and exits 4; with ``--wait`` it polls until the owner decides. Only the SDK install
-is needed.
+so, with the request's ``auth_req_id``, and exits 4; with ``--wait`` it polls until the
+owner decides, and ``--auth-req-id ID`` (the same command again) polls that request
+instead of asking again: a plain re-run is a new exchange, a new pending approval. Only
+the SDK install is needed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from authority.cli_api import (
     EXIT_OK,
@@ -31,8 +33,13 @@ from authority.cli_api import (
     base_url,
     guarded,
     print_json,
+    printable,
     read_json_argument,
+    shown_url,
 )
+
+#: CIBA §7.3: a client polls every 5 s when the authority named no interval.
+POLL_INTERVAL = 5
 
 
 def _private_key(path: str) -> Any:
@@ -75,6 +82,12 @@ async def _exchange(args: argparse.Namespace, issuer: str) -> Any:
         raise CliError("--arguments must be a JSON object", 2)
     try:
         async with AgentClient(issuer, args.agent, key, delegation) as client:
+            if args.auth_req_id is not None:
+                # The approval asked for already: poll it (CIBA §7.3's default interval),
+                # rather than exchange again, which would ask the owner a second time.
+                print("waiting for the owner's approval…", file=sys.stderr)
+                resumed = ApprovalPending(args.auth_req_id, 0, POLL_INTERVAL)
+                return await client.wait_for_approval(resumed)
             try:
                 return await client.token(
                     args.tool,
@@ -86,15 +99,7 @@ async def _exchange(args: argparse.Namespace, issuer: str) -> Any:
                 )
             except ApprovalPending as pending:
                 if not args.wait:
-                    raise CliError(
-                        "the call waits for the owner's approval (the agent's autonomy level "
-                        "does not cover it): the owner approves it with `authority approvals "
-                        "list` and `authority approvals approve ID`, or raises the level with "
-                        "`authority agents autonomy AGENT_ID LEVEL`; then run this again, or "
-                        f"with --wait (request {pending.auth_req_id[:12]}…, expires in "
-                        f"{pending.expires_in} s)",
-                        EXIT_PENDING,
-                    ) from None
+                    _pending(args, pending)
                 print("waiting for the owner's approval…", file=sys.stderr)
                 return await client.wait_for_approval(pending)
     except AuthorityClientError as exc:
@@ -103,8 +108,31 @@ async def _exchange(args: argparse.Namespace, issuer: str) -> Any:
         raise CliError(f"refused ({detail})", code) from None
     except httpx.HTTPError as exc:
         raise CliError(
-            f"cannot reach the authority at {issuer}: {type(exc).__name__}", EXIT_UNAVAILABLE
+            f"cannot reach the authority at {shown_url(issuer)}: {type(exc).__name__}",
+            EXIT_UNAVAILABLE,
         ) from None
+
+
+def _pending(args: argparse.Namespace, pending: Any) -> NoReturn:
+    """Say how this one approval goes on: a new run without ``--auth-req-id`` is a new
+    exchange, which asks the owner again (another pending approval)."""
+    if args.json:
+        print_json(
+            {
+                "auth_req_id": pending.auth_req_id,
+                "expires_in": pending.expires_in,
+                "interval": pending.interval,
+            }
+        )
+    raise CliError(
+        "the call waits for the owner's approval (the agent's autonomy level does not cover "
+        "it): the owner approves it with `authority approvals list` and `authority approvals "
+        f"approve ID`; to wait for it, add --auth-req-id {pending.auth_req_id} to this "
+        f"command (expires in {pending.expires_in} s), as without it a new run asks again. "
+        "Or the owner raises the level with `authority agents autonomy AGENT_ID LEVEL`, "
+        "after which a new run needs no approval",
+        EXIT_PENDING,
+    )
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -120,9 +148,13 @@ def cmd_token(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_OK
+    # The call the token is for: with --auth-req-id, the one that was approved.
+    [call] = token.authorization_details[:1] or [vars(args)]
     print(
-        f"{token.token_type} token for {args.tool} on {args.resource} ({args.action}), "
-        f"good for one call to {args.audience}:",
+        printable(
+            f"{token.token_type} token for {call.get('tool')} on {call.get('resource')} "
+            f"({call.get('action')}), good for one call to {args.audience}:"
+        ),
         file=sys.stderr,
     )
     print(token.value)
@@ -146,4 +178,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     token.add_argument("--lifetime", type=int, default=None, metavar="SECONDS")
     token.add_argument("--wait", action="store_true", help="wait for the owner's approval")
+    token.add_argument(
+        "--auth-req-id",
+        default=None,
+        metavar="ID",
+        help="wait for this approval, asked for by an earlier run (instead of asking again)",
+    )
     token.set_defaults(func=guarded(cmd_token))

@@ -8,29 +8,28 @@ Every command talks to the management API with the owner's API key
 (``authority.cli_api``: ``--url`` or ``AUTHORITY_URL``, ``--api-key-file``, ``--api-key``
 or ``AUTHORITY_API_KEY``, ``--json``, the exit codes), exactly as any other client
 would: the same rules, the same ledger entries. ``list`` prints one tab-separated line
-per approval.
+per approval, its arguments last as compact ASCII JSON (exactly what will be sent), every
+column escaped as ``cli_api.line`` escapes them: nothing an agent sends can act on the
+owner's terminal.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
 
-from authority.cli_api import Api, add_connection, guarded, print_json
+from authority.cli_api import Api, add_connection, guarded, line, print_json
 
-
-def _line(item: dict[str, Any]) -> str:
-    fields = ("id", "status", "agent_id", "tool", "action", "resource", "intent", "expires_at")
-    values = [str(item.get(name, "")).replace("\t", " ") for name in fields]
-    # The arguments as compact ASCII JSON: exactly what will be sent, with every control
-    # character escaped, so nothing an agent sends can act on the owner's terminal.
-    arguments = item.get("arguments")
-    if arguments is not None:
-        values.append(
-            json.dumps(arguments, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
-        )
-    return "\t".join(values)
+FIELDS = (
+    "id",
+    "status",
+    "agent_id",
+    "tool",
+    "action",
+    "resource",
+    "intent",
+    "expires_at",
+    "arguments",
+)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -43,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print_json(list(items))
             return 0
         for item in items:
-            print(_line(item))
+            print(line(item, FIELDS))
     return 0
 
 
@@ -54,7 +53,7 @@ def _decide(args: argparse.Namespace, verb: str) -> int:
     if args.json:
         print_json(item)
     else:
-        print(f"{item['id']}\t{item['status']}")
+        print(line(item, ("id", "status")))
     return 0
 
 

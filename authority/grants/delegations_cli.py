@@ -7,8 +7,10 @@
     authority delegations list [--agent ID] | show ID | revoke ID [--reason TEXT]
 
 The delegation credential (a JWT bound to the agent's key) exists only in the answer to
-its creation: with ``--credential-file`` it is written there (mode 0600) and the
-delegation's id goes to stdout; without, the credential is printed on stdout, once.
+its creation: with ``--credential-file`` it is written there (a new file, mode 0600,
+made before the delegation is asked for, never over an existing file or through a
+symlink) and the delegation's id goes to stdout (``--json``: the answer without the
+credential); without, the credential is printed on stdout, once.
 Only an owner's API key can delegate (an admin cannot grant on an owner's behalf).
 """
 
@@ -27,6 +29,7 @@ from authority.cli_api import (
     add_connection,
     guarded,
     print_json,
+    printable,
     read_json_argument,
     show,
     show_all,
@@ -50,13 +53,16 @@ def _scope(args: argparse.Namespace) -> list[Any]:
     return scope
 
 
-def _write_credential(path: Path, credential: str) -> None:
+def _create_private(path: Path) -> int:
+    """``path``, new and readable by its owner only, before the delegation exists: on an
+    existing file (or through a symlink) the mode would be ignored and the credential
+    land in whatever permissions and place were there."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise CliError(f"{path} exists: the credential is never written over a file", 2) from None
     except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror}", 2) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(credential + "\n")
+        raise CliError(f"cannot create {path}: {exc.strerror}", 2) from None
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -69,19 +75,37 @@ def cmd_create(args: argparse.Namespace) -> int:
     for name in ("max_calls", "rate_per_minute", "key_id"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
-    with Api(args) as api:
-        delegation = api.call("POST", "/v1/delegations", body)
-    if args.credential_file is not None:
-        _write_credential(Path(args.credential_file), delegation["credential"])
+    path = None if args.credential_file is None else Path(args.credential_file)
+    fd = None if path is None else _create_private(path)
+    try:
+        with Api(args) as api:
+            delegation = api.call("POST", "/v1/delegations", body)
+    except BaseException:
+        if fd is not None and path is not None:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+        raise
+    if fd is not None:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(delegation["credential"] + "\n")
     if args.json:
-        print_json(delegation)
+        # With a file, the credential is there only, as agents create's private key.
+        shown = (
+            delegation
+            if path is None
+            else {k: v for k, v in delegation.items() if k != "credential"}
+        )
+        print_json(shown)
         return EXIT_OK
     note = f"created delegation {delegation['id']} to {delegation['agent_id']}"
     if args.credential_file is not None:
-        print(f"{note}; its credential is in {args.credential_file}", file=sys.stderr)
+        print(printable(f"{note}; its credential is in {args.credential_file}"), file=sys.stderr)
         print(delegation["id"])
     else:
-        print(f"{note}; its credential (shown once, for the agent) follows:", file=sys.stderr)
+        print(
+            printable(f"{note}; its credential (shown once, for the agent) follows:"),
+            file=sys.stderr,
+        )
         print(delegation["credential"])
     return EXIT_OK
 

@@ -30,6 +30,7 @@ from authority.cli_api import (
     Api,
     CliError,
     print_json,
+    printable,
     read_json_argument,
     show,
     show_all,
@@ -53,16 +54,17 @@ def generate_key(key_type: str, kid: str | None) -> Any:
     return RSAKey.generate_key(2048, parameters=parameters, auto_kid=kid is None)
 
 
-def _write_private(path: Path, jwk: dict[str, Any]) -> None:
-    """Create ``path`` readable by its owner only; refuse to overwrite anything."""
+def _create_private(path: Path) -> int:
+    """Create ``path`` readable by its owner only; refuse to overwrite anything.
+
+    Before the agent is registered: a file that cannot be made must not leave a
+    registered agent whose private key is lost."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise CliError(f"{path} exists: the new key is never written over a file", 2) from None
     except OSError as exc:
         raise CliError(f"cannot create {path}: {exc.strerror}", 2) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(json.dumps(jwk, indent=2, sort_keys=True) + "\n")
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -76,32 +78,38 @@ def cmd_create(args: argparse.Namespace) -> int:
     if args.generate_key is not None:
         if args.jwks is not None:
             raise CliError("give --generate-key or --jwks, not both", 2)
-        if key_file is not None and key_file.exists():
-            raise CliError(f"{key_file} exists: the new key is never written over a file", 2)
         key = generate_key(args.key_type, args.kid)
         body["jwks"] = {"keys": [key.as_dict(private=False)]}
     elif args.jwks is not None:
         body["jwks"] = read_json_argument(args.jwks, "--jwks")
     else:
         raise CliError("the agent needs a key: --generate-key [FILE], or --jwks JSON|@FILE", 2)
-    with Api(args) as api:
-        agent = api.call("POST", "/v1/agents", body)
+    fd = None if key_file is None else _create_private(key_file)
+    try:
+        with Api(args) as api:
+            agent = api.call("POST", "/v1/agents", body)
+    except BaseException:
+        if fd is not None and key_file is not None:
+            os.close(fd)
+            key_file.unlink(missing_ok=True)
+        raise
     level = agent.get("autonomy_level")
     note = f"created agent {agent['id']} ({agent['name']}) at autonomy level {level}" + (
         " (reads only: other calls wait for the owner's approval)" if level == 0 else ""
     )
     private = None if key is None else key.as_dict(private=True)
-    if key_file is not None and key is not None and private is not None:
-        _write_private(key_file, private)
+    if fd is not None and key is not None and private is not None:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(private, indent=2, sort_keys=True) + "\n")
         note += f"; its private key (kid {key.kid}) is in {key_file}"
     if args.json:
         print_json({"agent": agent, "private_jwk": private} if key_file is None else agent)
         return EXIT_OK
     if private is not None and key_file is None:
-        print(note + "; its private key (shown once) follows:", file=sys.stderr)
+        print(printable(note + "; its private key (shown once) follows:"), file=sys.stderr)
         print(json.dumps(private, sort_keys=True))
         return EXIT_OK
-    print(note, file=sys.stderr)
+    print(printable(note), file=sys.stderr)
     print(agent["id"])
     return EXIT_OK
 

@@ -9,6 +9,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from authority.cli_api import EXIT_UNAVAILABLE
+
 if TYPE_CHECKING:
     from authority.settings import Settings
 
@@ -36,7 +38,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _check_schema(settings: Settings, *, wait: float) -> int:
-    """``migrate --check``: 0 once the schema is at head, 1 if it is not within ``wait``.
+    """``migrate --check``: 0 once the schema is at head; at the end of ``wait``, 1 if it
+    is not, 3 if the database is still unreachable (the command line's "unavailable").
 
     For servers that do not migrate (a Kubernetes init container waits on it while one
     Job migrates); an unreachable database counts as not yet, until the wait is over.
@@ -51,12 +54,12 @@ def _check_schema(settings: Settings, *, wait: float) -> int:
             if asyncio.run(schema_is_current(settings.sqlalchemy_url)):
                 print("database schema is up to date")
                 return 0
-            problem = "database schema is not up to date: run `authority migrate`"
+            problem, code = "database schema is not up to date: run `authority migrate`", 1
         except Exception as exc:  # the network's, the driver's or SQLAlchemy's errors
-            problem = f"database unreachable ({type(exc).__name__})"
+            problem, code = f"database unreachable ({type(exc).__name__})", EXIT_UNAVAILABLE
         if time.monotonic() >= deadline:
             print(f"error: {problem}", file=sys.stderr)
-            return 1
+            return code
         time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
 
@@ -65,7 +68,9 @@ def register(sub: Any) -> None:
     mig.add_argument("revision", nargs="?", default="head")
     mig.add_argument("--downgrade", action="store_true", help="go down to REVISION")
     mig.add_argument(
-        "--check", action="store_true", help="change nothing: exit 0 if at head, 1 if not"
+        "--check",
+        action="store_true",
+        help="change nothing: exit 0 if at head, 1 if not, 3 if the database does not answer",
     )
     mig.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="with --check: keep checking"

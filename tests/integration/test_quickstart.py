@@ -152,6 +152,17 @@ def test_the_readme_walk_has_the_steps_it_promises() -> None:
     assert "-d '" not in setup
 
 
+def test_every_readme_shell_variable_is_set_by_the_walk_or_its_block() -> None:
+    """A block elsewhere in the README (schemathesis' ``$ADMIN``) may use what the walk
+    sets; nothing the walk never sets."""
+    assign = re.compile(r"^(?:export )?([A-Za-z_]\w*)=", flags=re.M)
+    walk = {name for b in readme_blocks() if b.kind == "sh" for name in assign.findall(b.text)}
+    text = README.read_text(encoding="utf-8")
+    for body in re.findall(r"^```(?:sh|bash)\n(.*?)^```$", text, flags=re.M | re.S):
+        used = set(re.findall(r"\$\{?([A-Za-z_]\w*)", body))
+        assert used <= walk | set(assign.findall(body)), (used, body[:80])
+
+
 def test_the_setup_makes_every_object_and_hands_over_key_and_credential(
     walk: Walk, ran: Ran
 ) -> None:
@@ -269,6 +280,67 @@ def test_at_level_0_the_token_waits_for_the_owners_approval(walk: Walk, ran: Ran
     assert waiting.returncode == 0, err
     assert "waiting for the owner's approval" in err
     assert out.strip().count(".") == 2
+
+
+def test_a_pending_call_is_resumed_by_its_auth_req_id_not_asked_again(walk: Walk, ran: Ran) -> None:
+    admin = authority(walk, "admin", "bootstrap", "--force-new").strip()
+    [owner] = json.loads(authority(walk, "owners", "list", "--json", key=admin))
+    owner_key = authority(walk, "owners", "keys", "create", owner["id"], key=admin).strip()
+    [agent] = json.loads(authority(walk, "agents", "list", "--json", key=owner_key))
+    authority(walk, "agents", "autonomy", agent["id"], "0", key=owner_key)
+
+    def pending() -> list[str]:
+        listed = json.loads(authority(walk, "approvals", "list", "--json", key=owner_key))
+        return [a["id"] for a in listed]
+
+    before = set(pending())
+    token = [
+        str(walk.directory / ".venv" / "bin" / "authority"),
+        "token",
+        "--url",
+        f"http://127.0.0.1:{walk.port}",
+        "--agent",
+        agent["id"],
+        "--key",
+        "agent.jwk",
+        "--delegation",
+        "delegation.jwt",
+        "--tool",
+        "github.issues.create",
+        "--resource",
+        "acme/web",
+        "--action",
+        "create",
+        "--audience",
+        "https://api.example",
+    ]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 (this checkout's own command)
+            [*token, *extra],
+            cwd=walk.directory,
+            env=walk.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    asked = run("--json")
+    assert asked.returncode == 4, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert set(answer) == {"auth_req_id", "expires_in", "interval"}
+    # The whole id, to resume with; never "run this again", which would ask again.
+    assert f"--auth-req-id {answer['auth_req_id']} " in asked.stderr
+    assert "run this again" not in asked.stderr
+    [approval] = [a for a in pending() if a not in before]
+    authority(walk, "approvals", "approve", approval, key=owner_key)
+
+    resumed = run("--auth-req-id", answer["auth_req_id"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip().count(".") == 2
+    assert "token for github.issues.create on acme/web (create)" in resumed.stderr
+    assert set(pending()) == before  # resuming asked the owner nothing new
 
 
 # --- the SDK install: pip install authority, no [server] -------------------------------------

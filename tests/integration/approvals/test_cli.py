@@ -12,7 +12,7 @@ from authority.cli import main
 from tests.revocation_support import serving
 from tests.support import World
 
-from .support import ask_pending, error_of, poll, with_risky_tool
+from .support import RISKY_TOOL, ask_pending, error_of, poll, with_risky_tool
 
 
 async def run(*argv: str) -> int:
@@ -56,3 +56,21 @@ async def test_a_missing_key_file_is_an_error(tmp_path: Path) -> None:
         "approvals", "list", "--url", "http://127.0.0.1:9", "--api-key-file", str(tmp_path / "x")
     )
     assert code == 2
+
+
+async def test_what_a_line_shows_cannot_act_on_the_terminal(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await with_risky_tool(world)
+    # A delegation's intent may hold a newline (a second, forged line) and a right-to-left
+    # override (which would reorder what the owner reads).
+    scope = [{"tool": RISKY_TOOL, "resources": ["prod/*"], "actions": ["run"]}]
+    await world.delegate(scope=scope, intent="deploy\nappr_forged\tapproved\u202egpj.exe")
+    await ask_pending(world)
+    key_file = tmp_path / "owner.key"
+    key_file.write_text(world.owner_key + "\n")
+    async with serving(world.client._transport.app) as url:  # type: ignore[attr-defined]
+        assert await run("approvals", "list", "--url", url, "--api-key-file", str(key_file)) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert "\u202e" not in line
+    assert line.split("\t")[6] == "deploy\\u000aappr_forged approved\\u202egpj.exe"

@@ -171,6 +171,95 @@ async def test_the_lifecycle_from_the_command_line(
         assert "HTTP 403" in output(capsys)[1]
 
 
+async def test_key_and_credential_files_are_new_and_made_before_the_call(
+    world: World,
+    app: Starlette,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUTHORITY_API_KEY", world.owner_key)
+    async with serving(app) as url:
+        monkeypatch.setenv("AUTHORITY_URL", url)
+
+        async def agents() -> set[str]:
+            assert await run("agents", "list", "--json") == 0
+            return {agent["id"] for agent in json.loads(output(capsys)[0])}
+
+        async def delegations() -> set[str]:
+            assert await run("delegations", "list", "--json") == 0
+            return {item["id"] for item in json.loads(output(capsys)[0])}
+
+        # A key file that cannot be made: refused before any agent is registered.
+        registered = await agents()
+        missing = tmp_path / "no-such-directory" / "agent.jwk"
+        assert await run("agents", "create", "--name", "lost", "--generate-key", str(missing)) == 2
+        [line] = output(capsys)[1].splitlines()
+        assert line.startswith(f"error: cannot create {missing}")
+        assert await agents() == registered
+        # The API refuses: the file made for the key is removed again.
+        key_file = tmp_path / "refused.jwk"
+        assert await run("agents", "create", "--name", " ", "--generate-key", str(key_file)) == 1
+        output(capsys)
+        assert not key_file.exists()
+        assert await agents() == registered
+
+        delegate = [
+            "delegations",
+            "create",
+            "--agent",
+            world.agent_id,
+            "--intent",
+            "triage",
+            "--tool",
+            "github.issues.create",
+            "--resource",
+            "acme/web",
+            "--action",
+            "create",
+            "--credential-file",
+        ]
+        granted = await delegations()
+        # An existing file (mode 0644 here) is never written to, nor a symlink's target.
+        readable = tmp_path / "readable.jwt"
+        readable.write_text("kept\n")
+        readable.chmod(0o644)
+        target = tmp_path / "target"
+        link = tmp_path / "link.jwt"
+        link.symlink_to(target)
+        for path in (readable, link):
+            assert await run(*delegate, str(path)) == 2
+            [line] = output(capsys)[1].splitlines()
+            assert line.startswith("error: ") and str(path) in line
+        assert readable.read_text() == "kept\n"
+        assert not target.exists()
+        assert await delegations() == granted
+
+        # With a file and --json, the credential is in the file only.
+        credential_file = tmp_path / "delegation.jwt"
+        assert await run(*delegate, str(credential_file), "--json") == 0
+        printed = json.loads(output(capsys)[0])
+        assert "credential" not in printed
+        assert printed["id"].startswith("dlg_")
+        assert credential_file.read_text().count(".") == 2
+        assert credential_file.read_text().split(".")[0] not in json.dumps(printed)
+        assert credential_file.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_note_shows_a_name_escaped(
+    world: World, app: Starlette, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with serving(app) as url:
+        common = ["--url", url, "--api-key", world.owner_key]
+        # A right-to-left override would turn what the note says around.
+        assert (
+            await run("agents", "create", "--name", "bot\u202eexe.", "--generate-key", *common) == 0
+        )
+    err = output(capsys)[1]
+    assert "\u202e" not in err
+    assert "(bot\\u202eexe.)" in err
+
+
 async def test_connection_errors_name_the_url(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,6 +276,29 @@ async def test_connection_errors_name_the_url(
     unreachable = ["--export", "http://127.0.0.1:9/e", "--checkpoints", "http://127.0.0.1:9/c"]
     assert await run("ledger", "verify", *unreachable) == 3
     assert "cannot reach http://127.0.0.1:9/" in output(capsys)[1]
+
+
+async def test_a_url_is_printed_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joserfc.jwk import OKPKey
+
+    monkeypatch.setenv("AUTHORITY_URL", "http://ops:hunter2@127.0.0.1:9")
+    monkeypatch.setenv("AUTHORITY_API_KEY", "ak_x")
+    assert await run("agents", "list") == 3
+    [line] = output(capsys)[1].splitlines()
+    assert "hunter2" not in line
+    assert "at http://127.0.0.1:9:" in line
+    key = tmp_path / "agent.jwk"
+    key.write_text(json.dumps(OKPKey.generate_key("Ed25519").as_dict(private=True)))
+    call = ["--tool", "t", "--resource", "r", "--action", "a", "--audience", "https://x"]
+    argv = ["token", "--agent", "agt_x", "--key", str(key), "--delegation", "a.b.c", *call]
+    assert await run(*argv) == 3
+    [line] = output(capsys)[1].splitlines()
+    assert "hunter2" not in line
+    assert "at http://127.0.0.1:9:" in line
+    assert await run("agents", "list", "--url", "ftp://ops:hunter2@x") == 2
+    assert "hunter2" not in output(capsys)[1]
 
 
 @pytest.mark.parametrize(
