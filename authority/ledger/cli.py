@@ -33,6 +33,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import orjson
 
+from authority.cli_api import printable, shown_url
+
 from .checkpoints import encode_hash, ledger_keyset
 from .store import export_line
 from .verify import (
@@ -93,11 +95,13 @@ async def _get_json(client: httpx.AsyncClient, url: str, **params: str) -> Any:
     try:
         response = await client.get(url, params=params or None)
     except httpx.HTTPError as exc:
-        raise Unreachable(f"cannot reach {url}: {type(exc).__name__}") from None
+        raise Unreachable(f"cannot reach {shown_url(url)}: {type(exc).__name__}") from None
     if response.status_code >= 500:
-        raise Unreachable(f"{url}: HTTP {response.status_code}")
+        raise Unreachable(f"{shown_url(url)}: HTTP {response.status_code}")
     if response.status_code != 200:
-        raise InputError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
+        # The server's words, escaped: they reach the auditor's terminal.
+        said = printable(response.text[:200])
+        raise InputError(f"{shown_url(url)}: HTTP {response.status_code} {said}")
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
@@ -272,7 +276,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAILED at {where}: {exc.message}", file=sys.stderr)
         return 1
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 3 if isinstance(exc, Unreachable) else 2
     print(json.dumps({"ok": True, "summary": summary}, sort_keys=True) if args.json else summary)
     return 0
