@@ -317,8 +317,10 @@ class RevocationFeed:
                             # Fail closed: not trusted, not skipped (last_event_id unchanged).
                             log.warning("revocation feed sent a malformed event")
                             raise _Reconnect("a malformed event") from None
-                        self.last_event_id = message.last_event_id
                         yield event
+                        # Only once the consumer took it: an event whose handling raised
+                        # (or was never resumed) is asked for again, never skipped.
+                        self.last_event_id = message.last_event_id
                         continue
                     self.last_event_id = message.last_event_id
                     if message.event == READY_NAME:

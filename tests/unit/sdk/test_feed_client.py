@@ -194,3 +194,16 @@ async def test_the_middleware_s_follower_reconnects_as_the_stream_asks() -> None
     assert script.sleeps == [0.3, 0.3]
     assert [r.headers.get("last-event-id") for r in script.requests] == [None, "1"]
     assert "at_1" in follower.revoked.tokens
+
+
+async def test_an_event_whose_handling_failed_is_asked_for_again() -> None:
+    """The position moves past an event only once its consumer took it: a follower whose
+    handling raised resumes at that event, never after it."""
+    script = Script([stream(b"id: 0\n\n" + event(1) + event(2))], waits=1)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(script.handle)) as http:
+        feed = RevocationFeed(URL, http=http, sleep=script.sleep, jitter=lambda: 1.0)
+        with pytest.raises(RuntimeError):
+            async for item in feed.events():
+                if item.id == 2:
+                    raise RuntimeError("the consumer could not apply it")
+    assert feed.last_event_id == "1"
