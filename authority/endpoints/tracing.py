@@ -1,7 +1,10 @@
 """The server span of each HTTP request (OpenTelemetry HTTP semantic conventions).
 
-Added by ``authority.app`` only when traces are exported (``authority.traces``). The
-span continues the caller's trace when it sends a W3C ``traceparent``, is named by the
+Added by ``authority.app`` only when traces are exported (``authority.traces``). Callers
+are agents, not trusted parts of the operator's system: a W3C ``traceparent`` they send
+is a link of the span, never its parent, so no caller can switch tracing of its own
+requests off (a parent's sampled flag decides for its children) or write into another
+trace. The span is named by the
 method and the route template (``POST /oauth2/token``), and carries the status and the
 request id; never the path (its ids and query are the caller's), a header or a body.
 A 5xx is an error of the span; a refusal is an answer.
@@ -10,7 +13,8 @@ A 5xx is an error of the span; a refusal is an answer.
 from __future__ import annotations
 
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind, StatusCode, Tracer, get_current_span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authority.logs import REQUEST_ID
@@ -43,9 +47,11 @@ class TracingMiddleware:
                 status = int(message["status"])
             await send(message)
 
+        caller = get_current_span(propagate.extract(carrier)).get_span_context()
         with self.tracer.start_as_current_span(
             method,
-            context=propagate.extract(carrier),
+            context=Context(),  # a root: this authority's sampler decides
+            links=[Link(caller)] if caller.is_valid else None,
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method},
             record_exception=False,

@@ -99,9 +99,12 @@ async def test_an_exchange_is_a_span_tree_with_its_sql_beneath(
 
     server = named(spans, "POST /oauth2/token")
     assert server.kind == SpanKind.SERVER
-    # The caller's trace goes on.
-    assert server.context is not None
-    assert format(server.context.trace_id, "032x") == TRACE_ID
+    # The caller's trace is linked, not continued: an agent's traceparent (its sampled
+    # flag included) decides nothing here.
+    assert server.context is not None and server.parent is None
+    assert format(server.context.trace_id, "032x") != TRACE_ID
+    (link,) = server.links
+    assert format(link.context.trace_id, "032x") == TRACE_ID
     assert attributes(server)["http.route"] == "/oauth2/token"
     assert attributes(server)["http.response.status_code"] == 200
     assert attributes(server)["authority.request_id"] == response.headers["x-request-id"]
@@ -185,3 +188,15 @@ def test_without_an_exporter_nothing_is_wrapped(settings: Settings) -> None:
     assert services.tracing.span("x") is NO_TRACING.span("y")
     app = create_app(settings, services=services)
     assert "TracingMiddleware" not in repr(app.user_middleware)
+
+
+async def test_a_caller_cannot_switch_tracing_of_its_requests_off(
+    world: World, exporter: InMemorySpanExporter
+) -> None:
+    """A traceparent whose sampled flag is 0 would silence every child span were it the
+    parent; it is only a link."""
+    exporter.clear()
+    response = await world.exchange(headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-00"})
+    assert response.status_code == 200, response.text
+    server = named(exporter.get_finished_spans(), "POST /oauth2/token")
+    assert server.parent is None and len(server.links) == 1

@@ -202,8 +202,12 @@ async def test_an_event_whose_handling_failed_is_asked_for_again() -> None:
     script = Script([stream(b"id: 0\n\n" + event(1) + event(2))], waits=1)
     async with httpx.AsyncClient(transport=httpx.MockTransport(script.handle)) as http:
         feed = RevocationFeed(URL, http=http, sleep=script.sleep, jitter=lambda: 1.0)
-        with pytest.raises(RuntimeError):
+
+        async def apply() -> None:
             async for item in feed.events():
                 if item.id == 2:
                     raise RuntimeError("the consumer could not apply it")
+
+        with pytest.raises(RuntimeError):
+            await apply()
     assert feed.last_event_id == "1"
