@@ -20,8 +20,11 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authority.errors import ServerError
 from authority.logs import REQUEST_ID
 from authority.metrics import METHODS, OTHER
+
+from .http import error_response
 
 log = logging.getLogger("authority.access")
 
@@ -55,11 +58,12 @@ class RequestLog:
         rid = request_id(scope)
         token = REQUEST_ID.set(rid)
         status = 500
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, answered = int(message["status"]), True
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER]
                 headers.append((HEADER, rid.encode("ascii")))
                 message = {**message, "headers": headers}
@@ -67,6 +71,14 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Unforeseen: logged here with its traceback (never the request), answered in
+            # the RFC shape with the request id, so the caller's report finds this line.
+            log.exception("unhandled error")
+            if not answered:
+                await error_response(ServerError())(scope, receive, send_with_id)
+            else:
+                raise
         finally:
             # The router writes the matched route into this very scope.
             route = getattr(scope.get("route"), "path", None) or "unmatched"

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from authority import logs
@@ -183,3 +184,29 @@ async def test_a_call_awaiting_approval_logs_the_approval_never_its_auth_req_id(
     assert decision["agent_id"] == world.agent_id
     # The agent's polling handle is a bearer secret: it stays out of the logs.
     assert auth_req_id not in lines.getvalue()
+
+
+async def test_an_unforeseen_error_is_answered_in_the_rfc_shape_with_its_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Starlette's own last resort answers plain text without the request id; the log
+    line with the traceback and the answer share the id."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from authority.endpoints.request_log import RequestLog
+
+    async def broken(request: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    app = Starlette(routes=[Route("/boom", broken)], middleware=[Middleware(RequestLog)])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        with caplog.at_level(logging.INFO, logger="authority"):
+            response = await http.get("/boom", headers={"X-Request-Id": "req-500"})
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert response.headers["x-request-id"] == "req-500"
+    (failure,) = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert failure.exc_info is not None
