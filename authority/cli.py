@@ -346,8 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        settings = sys.modules.get("authority.settings")
-        if settings is not None and isinstance(exc, settings.ConfigError):
+        settings, traces = (
+            sys.modules.get("authority.settings"),
+            sys.modules.get("authority.traces"),
+        )
+        # Bad configuration, or an exporter configured without authority[otel]: one line.
+        if (settings is not None and isinstance(exc, settings.ConfigError)) or (
+            traces is not None and isinstance(exc, traces.TracingUnavailable)
+        ):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         message = unavailable(exc)

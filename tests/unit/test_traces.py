@@ -105,3 +105,17 @@ def test_serve_refuses_an_exporter_it_cannot_load_in_one_line(
     assert cli.main(["serve"]) == 2
     err = capsys.readouterr().err
     assert err == "error: traces to otlp need OpenTelemetry: pip install ...\n"
+
+
+def test_any_command_refuses_an_exporter_it_cannot_load_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Operator commands build the services too (``admin``, ``keys``, ``console``)."""
+    from authority import cli
+
+    def command(args: object) -> int:
+        raise traces.TracingUnavailable("traces to otlp need OpenTelemetry: pip install ...")
+
+    monkeypatch.setattr("authority.storage.migrate_cli.cmd_migrate", command)
+    assert cli.main(["migrate"]) == 2
+    assert capsys.readouterr().err == "error: traces to otlp need OpenTelemetry: pip install ...\n"
