@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from authority.gateway.config import CONFIG_FILE_VARIABLE, GatewayConfigError
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authority import logs
     from authority.gateway.config import load_gateway_settings
     from authority.gateway.wiring import build_gateway
 
@@ -31,7 +31,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     except GatewayConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper())
+    # The authority's log format; uvicorn's own lines in it too, its access log off.
+    logs.configure(settings.log_level, settings.log_format)
     names = ", ".join(u.name for u in settings.upstreams) or "no upstream"
     print(
         f"authority gateway for {settings.issuer} on http://{settings.host}:{settings.port} "
@@ -42,6 +43,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=logs.uvicorn_config(settings.log_level, settings.log_format),
         access_log=False,
         proxy_headers=False,
         server_header=False,

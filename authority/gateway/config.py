@@ -204,6 +204,9 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8500, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines: text for a terminal, or one JSON object each."
+    )
     upstreams: tuple[Upstream, ...] = ()
     leeway: int = Field(5, ge=0, le=60, description="Clock skew allowed on token times.")
     feed_max_silence: float = Field(

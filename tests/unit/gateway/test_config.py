@@ -190,3 +190,27 @@ def test_the_cli_refuses_a_configuration_it_cannot_run(
     )
     assert main(["gateway", "--config", str(path)]) == 2
     assert "recording: unknown member store" in capsys.readouterr().err
+
+
+def test_the_gateway_logs_in_the_format_it_is_set_to(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, secrets: Path
+) -> None:
+    import argparse
+    import logging
+
+    import uvicorn
+
+    from authority import logs
+    from authority.gateway import cli
+
+    _file(monkeypatch, tmp_path / "gateway.toml", TOML.replace("SECRET_FILE", str(secrets)))
+    monkeypatch.setenv("AUTHORITY_GATEWAY_LOG_FORMAT", "json")
+    ran: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: ran.update(kwargs))
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    assert cli.cmd_gateway(parser.parse_args(["gateway"])) == 0
+    handlers = logging.getLogger("authority").handlers
+    assert any(isinstance(h.formatter, logs.JsonFormatter) for h in handlers)
+    assert ran["log_config"]["formatters"] and ran["access_log"] is False
+    logs.configure("info", "text")
