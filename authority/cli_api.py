@@ -60,6 +60,19 @@ class CliError(Exception):
         self.code = code
 
 
+def create_private(path: Path, what: str) -> int:
+    """``path``, new and readable by its owner only, made before the API is asked (so a
+    file that cannot be made leaves nothing registered whose secret is lost); on an
+    existing file, or through a symlink, the mode would be ignored and ``what`` would
+    land in whatever permissions and place were there, so neither is accepted."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise CliError(f"{path} exists: {what} is never written over a file", 2) from None
+    except OSError as exc:
+        raise CliError(f"cannot create {path}: {exc.strerror}", 2) from None
+
+
 def guarded(command: Command) -> Command:
     """Run ``command``; a ``CliError`` becomes its one line on stderr and its status."""
 

@@ -27,6 +27,7 @@ from authority.cli_api import (
     Api,
     CliError,
     add_connection,
+    create_private,
     guarded,
     print_json,
     printable,
@@ -53,18 +54,6 @@ def _scope(args: argparse.Namespace) -> list[Any]:
     return scope
 
 
-def _create_private(path: Path) -> int:
-    """``path``, new and readable by its owner only, before the delegation exists: on an
-    existing file (or through a symlink) the mode would be ignored and the credential
-    land in whatever permissions and place were there."""
-    try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        raise CliError(f"{path} exists: the credential is never written over a file", 2) from None
-    except OSError as exc:
-        raise CliError(f"cannot create {path}: {exc.strerror}", 2) from None
-
-
 def cmd_create(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         "agent_id": args.agent,
@@ -76,7 +65,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     path = None if args.credential_file is None else Path(args.credential_file)
-    fd = None if path is None else _create_private(path)
+    fd = None if path is None else create_private(path, "the credential")
     try:
         with Api(args) as api:
             delegation = api.call("POST", "/v1/delegations", body)

@@ -29,6 +29,7 @@ from authority.cli_api import (
     EXIT_OK,
     Api,
     CliError,
+    create_private,
     print_json,
     printable,
     read_json_argument,
@@ -54,19 +55,6 @@ def generate_key(key_type: str, kid: str | None) -> Any:
     return RSAKey.generate_key(2048, parameters=parameters, auto_kid=kid is None)
 
 
-def _create_private(path: Path) -> int:
-    """Create ``path`` readable by its owner only; refuse to overwrite anything.
-
-    Before the agent is registered: a file that cannot be made must not leave a
-    registered agent whose private key is lost."""
-    try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        raise CliError(f"{path} exists: the new key is never written over a file", 2) from None
-    except OSError as exc:
-        raise CliError(f"cannot create {path}: {exc.strerror}", 2) from None
-
-
 def cmd_create(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"name": args.name, "autonomy_level": args.autonomy_level}
     if args.description is not None:
@@ -84,7 +72,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         body["jwks"] = read_json_argument(args.jwks, "--jwks")
     else:
         raise CliError("the agent needs a key: --generate-key [FILE], or --jwks JSON|@FILE", 2)
-    fd = None if key_file is None else _create_private(key_file)
+    fd = None if key_file is None else create_private(key_file, "the new key")
     try:
         with Api(args) as api:
             agent = api.call("POST", "/v1/agents", body)
