@@ -28,6 +28,7 @@ from authority.errors import AuthorityError, MethodNotAllowed, NotFound
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.rate_window import RateWindows
 from authority.recordings.sealing import HeadSealer
 from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
@@ -181,6 +182,12 @@ def build_services(
     # hub with the first stream.
     services.webhooks = webhooks.Dispatcher(services)
     services.revocation_feed = revocation_feed.FeedHub(services)
+    services.introspection_rate = RateWindows(
+        hot,
+        interval=settings.introspection_rate_sync_interval,
+        budget=settings.introspection_rate_local_budget,
+        allowance=settings.introspection_rate_outage_allowance,
+    )
     services.tracing = tracing
     subscribers.wire(services)
     if tracing.enabled:
@@ -296,6 +303,8 @@ async def stop(services: Services) -> None:
     if services.recording_sweeper is not None:
         await services.recording_sweeper.close()
     await services.keyring.stop_refresh()
+    if services.introspection_rate is not None:
+        await services.introspection_rate.close()
     await services.hot.close()
     await services.sql.close()
     await services.engine.dispose()

@@ -35,9 +35,11 @@ An active answer also carries ``delegation_scope``: the entries of the token's d
 for the tools the caller hosts (none of another server's), which the gateway uses to show
 an agent only the tools its delegation covers.
 
-Cost: one SQL round trip and one hot-state round trip (the per-client rate window and,
-for ``private_key_jwt``, the assertion's jti), plus the consuming UPDATE for single-use
-tokens. The header and claims are checked in memory before any I/O. A hot-state or database
+Cost: one SQL round trip (shared with the other lookups of the same event-loop turn,
+``storage.sql.introspection``), plus for ``private_key_jwt`` the assertion's jti and for
+single-use tokens the consuming UPDATE. The per-client rate window is counted in process
+and reconciled with hot state in the background (``authority.rate_window``). The header and
+claims are checked in memory before any I/O. A hot-state or database
 failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and becomes
 503 at the endpoint: never ``active: true``.
 """
@@ -59,7 +61,14 @@ from authority.tokens.access_token import AT_TYP
 from authority.tokens.inbound import JWTRejected, peek
 from authority.tokens.validate import OwnToken, recognise_own
 
-from .client_auth import Presented, authenticate_server, check_client, server_from_row
+from .client_auth import (
+    Presented,
+    authenticate_server,
+    enforce_rate,
+    rate_window,
+    require_fresh,
+    server_from_row,
+)
 
 #: The one inactive answer: byte for byte the same whatever the reason.
 INACTIVE: Final[Mapping[str, Any]] = {"active": False}
@@ -182,9 +191,14 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         endpoint_url=request.endpoint_url,
         now=now,
     )
-    await check_client(
-        services, client, "introspect", services.settings.introspection_rate_per_minute, now
-    )
+    await require_fresh(services, client)
+    limit = services.settings.introspection_rate_per_minute
+    if services.introspection_rate is not None:
+        count = await services.introspection_rate.count("introspect", client.id, now)
+    else:
+        window = rate_window("introspect", client.id, now)
+        count = (await services.hot.apply([], [window])).counts[0]
+    enforce_rate(count, limit, now)
     if request.token is None:
         # RFC 7662 §2.1: token is REQUIRED (checked once the caller is known).
         raise InvalidRequest("The token parameter is missing.")
