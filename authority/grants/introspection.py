@@ -47,6 +47,7 @@ failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import json
 from collections.abc import Mapping
@@ -156,12 +157,19 @@ def _scope_for_caller(row: Any) -> list[Any]:
     """The delegation's scope entries for the caller's own tools (RFC 7662 §2.2 allows
     service-specific members): a gateway shows an agent the tools its delegation covers
     there, and learns nothing of what the delegation grants on other servers."""
+    return list(_own_entries(row.delegation_scope, row.rs_tools))
+
+
+@functools.lru_cache(maxsize=4096)
+def _own_entries(scope_json: str | None, rs_tools: str | None) -> tuple[Any, ...]:
+    """Decoded and filtered once per (scope, tools) as stored: both are the row's own
+    text, so a changed delegation or tool list is a new key, never a stale answer."""
     try:
-        scope = json.loads(row.delegation_scope) if row.delegation_scope else []
+        scope = json.loads(scope_json) if scope_json else []
     except ValueError:
-        return []
-    own = set(row.rs_tools.split(",")) if row.rs_tools else set()
-    return [e for e in scope if isinstance(e, dict) and e.get("tool") in own]
+        return ()
+    own = set(rs_tools.split(",")) if rs_tools else set()
+    return tuple(e for e in scope if isinstance(e, dict) and e.get("tool") in own)
 
 
 def active_answer(token: OwnToken, row: Any = None) -> dict[str, Any]:
