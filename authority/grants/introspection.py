@@ -59,7 +59,7 @@ from authority.domain_events import InactiveTokenPresented, TokenIntrospected
 from authority.errors import InvalidRequest
 from authority.secrets import token_hash
 from authority.tokens.access_token import AT_TYP
-from authority.tokens.inbound import JWTRejected, UnverifiedJWT, peek
+from authority.tokens.inbound import JWTRejected, peek
 from authority.tokens.validate import OwnToken, recognise_own
 
 from .client_auth import (
@@ -100,29 +100,10 @@ class IntrospectionRequest:
     endpoint_url: str
 
 
-#: Header and claims of the tokens introspected lately, by the SHA-256 digest of their
-#: bytes: the same bytes always parse the same way, so this holds only what the bytes
-#: say (no token, no signature, nothing verified, no state). Everything that can change,
-#: the key still published and every row, is checked again on every call.
-_PARSED: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
-_PARSED_LIMIT = 4096
-
-
-def _unverified(raw: str, digest: str) -> UnverifiedJWT:
-    parsed = _PARSED.get(digest)
-    if parsed is None:
-        unverified = peek(raw)  # a malformed token raises, and is not kept
-        if len(_PARSED) >= _PARSED_LIMIT:
-            _PARSED.clear()
-        _PARSED[digest] = (unverified.header, unverified.claims)
-        return unverified
-    return UnverifiedJWT(raw, *parsed)
-
-
-def _recognised(services: Services, raw: str, digest: str) -> OwnToken | None:
+def _recognised(services: Services, raw: str) -> OwnToken | None:
     """Header and claims, if they can be ours: authentic only once ``_is_ours`` holds."""
     try:
-        return recognise_own(services, _unverified(raw, digest), AT_TYP)
+        return recognise_own(services, peek(raw), AT_TYP)
     except JWTRejected:
         return None
 
@@ -208,11 +189,8 @@ def active_answer(token: OwnToken, row: Any = None) -> dict[str, Any]:
 async def introspect(services: Services, request: IntrospectionRequest) -> Mapping[str, Any]:
     """The RFC 7662 answer for an authenticated resource server."""
     now = services.now()
-    raw = request.token
-    # The digest first (the body's size bounds it): the key of the parse, then the grant's.
-    presented = token_hash(raw) if raw is not None else ""
-    token = _recognised(services, raw, presented) if raw is not None else None
-    digest = presented if token is not None else ""
+    token = _recognised(services, request.token) if request.token is not None else None
+    digest = token_hash(request.token) if token is not None and request.token is not None else ""
     row = await services.introspection_store.lookup(request.credentials.client_id, digest)
     client = authenticate_server(
         services,

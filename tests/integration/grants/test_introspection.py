@@ -538,15 +538,3 @@ async def test_concurrent_introspections_each_answer_for_their_own_token(world: 
                 answer.json()["jti"]
                 == jwt.decode(token, options={"verify_signature": False})["jti"]
             )
-
-
-async def test_the_parse_cache_holds_no_token_and_decides_nothing(world: World) -> None:
-    """grants.introspection keeps the header and claims of a token by its digest; never
-    the token itself, and a revocation after a cached parse is still seen at once."""
-    from authority.grants import introspection as flow
-
-    token = await issue(world)
-    assert (await introspect(world, token)).json()["active"] is True
-    assert token not in repr(flow._PARSED)
-    assert (await revoke_as_server(world, token)).status_code == 200
-    assert (await introspect(world, token)).content == INACTIVE
