@@ -26,6 +26,7 @@ from authority.endpoints.request_log import RequestLog
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
 from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.rate_window import RateWindows
 from authority.recordings.sealing import HeadSealer
 from authority.recordings.sweeper import RecordingSweeper
 from authority.revocations import feed as revocation_feed
@@ -195,6 +196,7 @@ def build_services(
     services.revocation_feed = hub
     services.drain.on_begin(hub.wake_streams)
     services.metrics.add_sampler(functools.partial(_sample, services))
+    services.introspection_rate = RateWindows.from_settings(hot, settings)
     services.tracing = tracing
     subscribers.wire(services)
     if tracing.enabled:
@@ -310,6 +312,8 @@ async def stop(services: Services) -> None:
     if services.recording_sweeper is not None:
         await services.recording_sweeper.close()
     await services.keyring.stop_refresh()
+    if services.introspection_rate is not None:
+        await services.introspection_rate.close()
     await services.hot.close()
     await services.sql.close()
     await services.engine.dispose()

@@ -21,6 +21,7 @@ from authority.counters import OpenItems
 from authority.ledger.sequencer import Sequencer
 from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
+from authority.rate_window import RateWindows
 from authority.recordings.sealing import HeadSealer
 from authority.secrets import SecretHasher
 from authority.settings import Settings
@@ -112,6 +113,9 @@ class Services:
     # this module are Protocols here): the webhook queue and the revocation feed's hub.
     webhooks: WebhookQueue | None = None
     revocation_feed: Background | None = None
+    # Introspection's per-client windows, counted in process (authority.rate_window);
+    # None: one hot-state round trip per request.
+    introspection_rate: RateWindows | None = None
     # Delegation credentials already verified, by digest (grants.agent_auth).
     delegation_cache: dict[str, OwnToken] = field(default_factory=dict)
     # The kill switch's cascades running in the background (management.cascade).

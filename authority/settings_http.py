@@ -49,6 +49,29 @@ class HttpSettings(BaseModel):
     introspection_rate_per_minute: int = Field(
         60_000, ge=1, description="Introspections per resource server per minute (then 429)."
     )
+    # authority.rate_window: one window admits at most limit + N x min(budget, limit),
+    # N being instances x workers; without hot state, a worker answers for the allowance.
+    introspection_rate_sync_interval: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="Seconds between reconciliations of each worker's introspection counts "
+        "with hot state.",
+    )
+    introspection_rate_local_budget: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Introspections per resource server a worker may admit before hot state "
+        "has counted them: the over-admission bound per worker and window.",
+    )
+    introspection_rate_outage_allowance: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Seconds since its last reconciliation a worker keeps counting "
+        "introspections without hot state (then 503).",
+    )
     revocation_rate_per_minute: int = Field(
         600, ge=1, description="Revocation requests per client per minute (then 429)."
     )

@@ -12,7 +12,9 @@ delegation over the management API, issues one access token, and prints:
   to but form parsing): sequentially, in microseconds per call, and from 16 concurrent
   tasks, in calls per second;
 * the whole HTTP round trip through the ASGI app with an in-process httpx client (form
-  parsing, routing, rendering, plus httpx's own overhead).
+  parsing, routing, rendering, plus httpx's own overhead);
+* the same request handed to the ASGI app directly (what the server does per request,
+  without uvicorn's HTTP parsing); ``--profile`` prints cProfile's view of that loop.
 
 Every call is the full check: one SQL query joining the caller's registration and the
 token's grant, delegation, agent and owner, and one hot-state round trip (the caller's
@@ -23,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import cProfile
 import os
+import pstats
 import statistics
 import tempfile
 import time
@@ -77,7 +82,42 @@ async def throughput(calls: int, work: Callable[[], Awaitable[Any]]) -> float:
     return (calls // CONCURRENCY * CONCURRENCY) / (time.perf_counter() - started)
 
 
-async def run(settings: Settings, label: str, calls: int) -> None:
+def asgi_call(app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> Any:
+    """One request straight into the ASGI app, as uvicorn would hand it over."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive() -> Any:
+        return message
+
+    async def send(_: Any) -> None:
+        return None
+
+    async def call() -> None:
+        await app(dict(scope), receive, send)
+
+    return call
+
+
+async def run(settings: Settings, label: str, calls: int, profile: bool = False) -> None:
     clock = FrozenClock(float(int(time.time())))
     services: Services = build_services(settings, clock=clock)
     await start(services)
@@ -114,19 +154,35 @@ async def run(settings: Settings, label: str, calls: int) -> None:
             async def over_http() -> None:
                 await client.post("/oauth2/introspect", data={"token": token}, auth=auth)
 
+            basic = base64.b64encode(f"{world.server_id}:{world.server_secret}".encode())
+            raw = asgi_call(
+                app,
+                "/oauth2/introspect",
+                f"token={token}".encode(),
+                [(b"authorization", b"Basic " + basic)],
+            )
             sequential = await timed(calls, domain)
             parallel = await throughput(calls, domain)
             http = await timed(max(calls // 2, 1), over_http)
+            direct = await timed(calls, raw)
+            if profile:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                await throughput(calls * 2, raw)
+                profiler.disable()
+                order = os.environ.get("BENCH_SORT", "tottime")
+                pstats.Stats(profiler).sort_stats(order).print_stats(35)
         print(f"{label}:")
         print(f"  signature check (verify_own)            {signature:8.0f} us/call")
         print(f"  introspect(), sequential                {sequential:8.0f} us/call")
         print(f"  introspect(), {CONCURRENCY} concurrent tasks       {parallel:8.0f} calls/s")
         print(f"  POST /oauth2/introspect via httpx ASGI  {http:8.0f} us/call")
+        print(f"  POST /oauth2/introspect, ASGI directly  {direct:8.0f} us/call")
     finally:
         await stop(services)
 
 
-async def embedded(calls: int) -> None:
+async def embedded(calls: int, profile: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp),
@@ -134,10 +190,10 @@ async def embedded(calls: int) -> None:
             auto_migrate=True,
             introspection_rate_per_minute=10**9,
         )
-        await run(settings, "embedded (SQLite, in-process hot state)", calls)
+        await run(settings, "embedded (SQLite, in-process hot state)", calls, profile)
 
 
-async def postgres(calls: int) -> None:
+async def postgres(calls: int, profile: bool) -> None:
     name = f"authority_bench_{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
@@ -156,7 +212,7 @@ async def postgres(calls: int) -> None:
             introspection_rate_per_minute=10**9,
             data_dir=Path(tempfile.gettempdir()),
         )
-        await run(settings, "postgres (PostgreSQL, Redis)", calls)
+        await run(settings, "postgres (PostgreSQL, Redis)", calls, profile)
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -167,11 +223,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--backend", choices=["embedded", "postgres", "all"], default="all")
+    parser.add_argument("--profile", action="store_true", help="cProfile the ASGI loop")
     args = parser.parse_args()
     if args.backend in ("embedded", "all"):
-        asyncio.run(embedded(args.calls))
+        asyncio.run(embedded(args.calls, args.profile))
     if args.backend in ("postgres", "all"):
-        asyncio.run(postgres(args.calls))
+        asyncio.run(postgres(args.calls, args.profile))
 
 
 if __name__ == "__main__":

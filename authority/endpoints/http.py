@@ -9,6 +9,7 @@ member name. Every error is an ``AuthorityError`` rendered as
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -218,9 +219,16 @@ async def read_form(request: Request, limit: int, *, schema: Sequence[type[FormB
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The form body is malformed.") from None
+    repeatable, declared = _names_of(tuple(schema))
+    return Form(pairs, repeatable, declared)
+
+
+@functools.cache
+def _names_of(schema: tuple[type[FormBody], ...]) -> tuple[frozenset[str], frozenset[str] | None]:
+    """The repeatable and the declared names of a form's models: the same every request."""
     repeatable = frozenset().union(*(model.REPEATABLE for model in schema))
     declared = frozenset().union(*(model.names() for model in schema)) if schema else None
-    return Form(pairs, repeatable, declared)
+    return repeatable, declared
 
 
 def allowed_methods(request: Request, fallback: str = "") -> str:

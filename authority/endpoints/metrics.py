@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -66,6 +67,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,5 +91,20 @@ class MetricsMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "")
             method = method if method in METHODS else OTHER
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            requests, latency = self._children(method, route, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The two series of a request, looked up once: ``labels()`` validates and locks
+        on every call, a measurable share of a fast request. Keys are bounded: methods
+        and route templates are fixed sets, statuses a small one."""
+        key = (method, route, status)
+        children = self._series.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            self._series[key] = children
+        return children

@@ -35,9 +35,11 @@ An active answer also carries ``delegation_scope``: the entries of the token's d
 for the tools the caller hosts (none of another server's), which the gateway uses to show
 an agent only the tools its delegation covers.
 
-Cost: one SQL round trip and one hot-state round trip (the per-client rate window and,
-for ``private_key_jwt``, the assertion's jti), plus the consuming UPDATE for single-use
-tokens. The header and claims are checked in memory before any I/O. A hot-state or database
+Cost: one SQL round trip (shared with the other lookups of the same event-loop turn,
+``storage.sql.introspection``), plus for ``private_key_jwt`` the assertion's jti and for
+single-use tokens the consuming UPDATE. The per-client rate window is counted in process
+and reconciled with hot state in the background (``authority.rate_window``). The header and
+claims are checked in memory before any I/O. A hot-state or database
 failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and becomes
 503 at the endpoint: never ``active: true``.
 """
@@ -45,6 +47,7 @@ failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import json
 from collections.abc import Mapping
@@ -59,7 +62,14 @@ from authority.tokens.access_token import AT_TYP
 from authority.tokens.inbound import JWTRejected, peek
 from authority.tokens.validate import OwnToken, recognise_own
 
-from .client_auth import Presented, authenticate_server, check_client, server_from_row
+from .client_auth import (
+    Presented,
+    authenticate_server,
+    enforce_rate,
+    rate_window,
+    require_fresh,
+    server_from_row,
+)
 
 #: The one inactive answer: byte for byte the same whatever the reason.
 INACTIVE: Final[Mapping[str, Any]] = {"active": False}
@@ -147,12 +157,19 @@ def _scope_for_caller(row: Any) -> list[Any]:
     """The delegation's scope entries for the caller's own tools (RFC 7662 §2.2 allows
     service-specific members): a gateway shows an agent the tools its delegation covers
     there, and learns nothing of what the delegation grants on other servers."""
+    return list(_own_entries(row.delegation_scope, row.rs_tools))
+
+
+@functools.lru_cache(maxsize=4096)
+def _own_entries(scope_json: str | None, rs_tools: str | None) -> tuple[Any, ...]:
+    """Decoded and filtered once per (scope, tools) as stored: both are the row's own
+    text, so a changed delegation or tool list is a new key, never a stale answer."""
     try:
-        scope = json.loads(row.delegation_scope) if row.delegation_scope else []
+        scope = json.loads(scope_json) if scope_json else []
     except ValueError:
-        return []
-    own = set(row.rs_tools.split(",")) if row.rs_tools else set()
-    return [e for e in scope if isinstance(e, dict) and e.get("tool") in own]
+        return ()
+    own = set(rs_tools.split(",")) if rs_tools else set()
+    return tuple(e for e in scope if isinstance(e, dict) and e.get("tool") in own)
 
 
 def active_answer(token: OwnToken, row: Any = None) -> dict[str, Any]:
@@ -182,9 +199,14 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         endpoint_url=request.endpoint_url,
         now=now,
     )
-    await check_client(
-        services, client, "introspect", services.settings.introspection_rate_per_minute, now
-    )
+    await require_fresh(services, client)
+    limit = services.settings.introspection_rate_per_minute
+    if services.introspection_rate is not None:
+        count = await services.introspection_rate.count("introspect", client.id, now)
+    else:
+        window = rate_window("introspect", client.id, now)
+        count = (await services.hot.apply([], [window])).counts[0]
+    enforce_rate(count, limit, now)
     if request.token is None:
         # RFC 7662 §2.1: token is REQUIRED (checked once the caller is known).
         raise InvalidRequest("The token parameter is missing.")

@@ -87,6 +87,9 @@ class Driver(Protocol):
     async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         """Run a read outside any transaction (it sees one consistent snapshot)."""
 
+    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+        """Every row of a read outside any transaction (one consistent snapshot)."""
+
     async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         """Run one write in a transaction of its own; its first row, or None."""
 

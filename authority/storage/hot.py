@@ -32,10 +32,13 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Count:
-    """Increment ``key``; the window of ``ttl`` seconds starts at the first increment."""
+    """Add ``by`` to ``key``; the window of ``ttl`` seconds starts at the first increment.
+
+    ``by`` above 1 reconciles increments counted in process (``authority.rate_window``)."""
 
     key: str
     ttl: float
+    by: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +107,12 @@ class MemoryHotState:
         self._values[key] = (b"1", now + ttl)
         return True
 
-    def _incr(self, key: str, ttl: float, now: float) -> int:
+    def _incr(self, key: str, ttl: float, now: float, by: int = 1) -> int:
         current = self._live(key, now)
         if current is None:
-            self._values[key] = (b"1", now + ttl)
-            return 1
-        value = int(current) + 1
+            self._values[key] = (str(by).encode(), now + ttl)
+            return by
+        value = int(current) + by
         self._values[key] = (str(value).encode(), self._values[key][1])
         return value
 
@@ -118,7 +121,7 @@ class MemoryHotState:
         self._sweep(now)
         # No await from here to the return: as atomic as Redis's MULTI/EXEC.
         claimed = tuple(self._claim(c.key, c.ttl, now) for c in claims)
-        counted = tuple(self._incr(c.key, c.ttl, now) for c in counts)
+        counted = tuple(self._incr(c.key, c.ttl, now, c.by) for c in counts)
         return Outcome(claimed, counted)
 
     async def claim(self, key: str, ttl: float) -> bool:
@@ -158,9 +161,10 @@ class MemoryHotState:
 
 
 #: ``HotState.apply`` in Redis. KEYS: the claims' keys, then the counters'. ARGV[1]: the
-#: number of claims; then one TTL in milliseconds per key. A claim is SET NX (1 if this
-#: call set it); a counter is INCR, and its window starts at the first increment (PEXPIRE
-#: NX, so later increments do not extend it). Returns one integer per key.
+#: number of claims; then one TTL in milliseconds per key, then one increment per counter.
+#: A claim is SET NX (1 if this call set it); a counter is INCRBY, and its window starts
+#: at the first increment (PEXPIRE NX, so later increments do not extend it). Returns one
+#: integer per key.
 _APPLY = """
 local claims = tonumber(ARGV[1])
 local out = {}
@@ -168,7 +172,7 @@ for i = 1, #KEYS do
   if i <= claims then
     out[i] = redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[i + 1]) and 1 or 0
   else
-    out[i] = redis.call('INCR', KEYS[i])
+    out[i] = redis.call('INCRBY', KEYS[i], ARGV[#KEYS + i - claims + 1])
     redis.call('PEXPIRE', KEYS[i], ARGV[i + 1], 'NX')
   end
 end
@@ -241,6 +245,7 @@ class RedisHotState:
             one_slot(keys)
         ttls = [max(1, int(c.ttl * 1000)) for c in claims]
         ttls += [max(1, int(c.ttl * 1000)) for c in counts]
+        ttls += [c.by for c in counts]
         result = cast(list[Any], await self._run(self._apply(keys, [len(claims), *ttls])))
         claimed = tuple(bool(r) for r in result[: len(claims)])
         counted = tuple(int(r) for r in result[len(claims) :])

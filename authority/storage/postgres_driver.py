@@ -113,6 +113,12 @@ class PostgresDriver:
                 statement, params
             )
 
+    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+        compiled = self._statements(statement)
+        async with self._connection() as connection:
+            records = await connection.fetch(compiled.sql, *compiled.arguments(params))
+        return [Row(record.items()) for record in records]
+
     async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         # One statement is its own transaction in autocommit: no BEGIN, no COMMIT.
         return await self.fetchrow(statement, params)

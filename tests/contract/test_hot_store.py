@@ -138,3 +138,11 @@ async def test_unreachable_redis_fails_closed() -> None:
 async def test_ping_answers(hot: HotState) -> None:
     """What readiness asks (on a cluster: any one node)."""
     await hot.ping()
+
+
+async def test_counter_adds_a_reconciled_count(hot: HotState) -> None:
+    # authority.rate_window adds what a worker counted in process, in one trip.
+    outcome = await hot.apply([], [Count("rate:by", 10, by=7), Count("rate:other", 10)])
+    assert outcome.counts == (7, 1)
+    assert (await hot.apply([], [Count("rate:by", 10, by=0)])).counts == (7,)
+    assert await hot.incr("rate:by", 10) == 8

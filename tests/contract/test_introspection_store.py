@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Coroutine, Mapping
+from typing import Any, TypeVar, cast
 
 import pytest
 
-from authority.storage.introspection import IntrospectionFacts
+from authority.storage.compiled import Row
+from authority.storage.driver import Driver
+from authority.storage.introspection import IntrospectionFacts, IntrospectionStore
+from authority.storage.sql.introspection import SqlIntrospectionStore
 
 from .support import NOW, Store, seed
 
 CONSUMERS = 50
+T = TypeVar("T")
 
 
 async def test_lookup_by_digest_returns_the_joined_facts(store: Store) -> None:
@@ -178,3 +184,86 @@ async def test_a_token_revoked_through_the_revocation_port_is_not_consumed(store
     assert revoked is not None
     assert await store.introspection.consume(s.jti, NOW) is False
     assert (await store.introspection.lookup(s.server_id, s.digest)).revoked_at == NOW
+
+
+# --- coalesced lookups (storage.sql.introspection: one query per event-loop turn) ----------
+class CountingDriver:
+    """The store's driver, counting its queries; ``fail`` makes every query raise."""
+
+    def __init__(self, inner: Driver) -> None:
+        self._inner = inner
+        self.dialect = inner.dialect
+        self.queries = 0
+        self.fail = False
+
+    async def fetchrow(self, statement: Any, params: Mapping[str, Any]) -> Row | None:
+        return await self._run(self._inner.fetchrow(statement, params))
+
+    async def fetch(self, statement: Any, params: Mapping[str, Any]) -> list[Row]:
+        return await self._run(self._inner.fetch(statement, params))
+
+    async def _run(self, query: Awaitable[T]) -> T:
+        self.queries += 1
+        if self.fail:
+            await asyncio.sleep(0)  # the round trip, lost
+            if isinstance(query, Coroutine):
+                query.close()
+            raise ConnectionError("the database closed the connection")
+        return await query
+
+
+def counted(store: Store) -> tuple[IntrospectionStore, CountingDriver]:
+    if store.services is None:
+        pytest.skip("the memory port has no queries to coalesce")
+    driver = CountingDriver(store.services.sql)
+    return SqlIntrospectionStore(cast(Driver, driver)), driver
+
+
+async def test_concurrent_lookups_each_get_their_own_facts(store: Store) -> None:
+    s = await seed(store)
+    questions = [(s.server_id, s.digest), (s.server_id, "0" * 64), ("rs_unknown", s.digest)] * 5
+    alone = [await store.introspection.lookup(c, d) for c, d in questions]
+    together = await asyncio.gather(*(store.introspection.lookup(c, d) for c, d in questions))
+    assert list(together) == alone
+    assert alone[0].grant_id == s.grant_id
+    assert alone[1].grant_id is None and alone[1].rs_id == s.server_id
+    assert alone[2].rs_id is None and alone[2].grant_id == s.grant_id
+
+
+async def test_concurrent_lookups_in_one_turn_are_one_query_on_postgresql(store: Store) -> None:
+    s = await seed(store)
+    introspection, driver = counted(store)
+    facts = await asyncio.gather(*(introspection.lookup(s.server_id, s.digest) for _ in range(40)))
+    assert {f.grant_id for f in facts} == {s.grant_id}
+    # SQLite answers inline, so its lookups never overlap: one statement each.
+    assert driver.queries == (1 if driver.dialect == "postgresql" else 40)
+    # A lone lookup is the single query.
+    assert (await introspection.lookup(s.server_id, s.digest)).grant_id == s.grant_id
+    assert driver.queries == (2 if driver.dialect == "postgresql" else 41)
+
+
+async def test_a_failed_query_fails_every_lookup_it_answers(store: Store) -> None:
+    s = await seed(store)
+    introspection, driver = counted(store)
+    driver.fail = True
+    answers = await asyncio.gather(
+        *(introspection.lookup(s.server_id, s.digest) for _ in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(a, ConnectionError) for a in answers), answers
+    driver.fail = False
+    assert (await introspection.lookup(s.server_id, s.digest)).grant_id == s.grant_id
+
+
+async def test_a_cancelled_lookup_leaves_the_others_answered(store: Store) -> None:
+    s = await seed(store)
+    introspection, driver = counted(store)
+    tasks = [asyncio.create_task(introspection.lookup(s.server_id, s.digest)) for _ in range(5)]
+    await asyncio.sleep(0)  # every lookup asked (on SQLite: already answered, inline)
+    tasks[2].cancel()
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    if driver.dialect == "postgresql":
+        assert isinstance(answers[2], asyncio.CancelledError)
+    assert [a.grant_id for i, a in enumerate(answers) if i != 2] == [s.grant_id] * 4  # type: ignore[union-attr]
+    # Nothing left behind: the next turn's lookups are answered as usual.
+    again = await asyncio.gather(*(introspection.lookup(s.server_id, s.digest) for _ in range(3)))
+    assert {a.grant_id for a in again} == {s.grant_id}

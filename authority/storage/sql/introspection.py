@@ -2,15 +2,31 @@
 
 One query joins the calling resource server's registration and the token's grant row
 with its delegation, agent, owner and tool (``grants -> delegations, agents, owners,
-tools``): one round trip, one row, whatever exists. Consuming a single-use token is one
-conditional UPDATE, so exactly one introspection across all instances wins it.
+tools``): one round trip, one row, whatever exists. On PostgreSQL the lookups of one
+event-loop turn are one query (``SqlIntrospectionStore``): one row per question.
+Consuming a single-use token is one conditional UPDATE, so exactly one introspection
+across all instances wins it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import dataclasses
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, bindparam, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -42,45 +58,69 @@ def _names_postgresql(element: _names, compiler: SQLCompiler, **kw: Any) -> str:
     return f"string_agg({compiler.process(element.clauses, **kw)}, ',')"
 
 
-_OWN_TOOLS = tools.alias("own_tools")
-#: The caller's active tools, a scalar subquery of the same statement: still one round trip.
-_SERVER_TOOLS = (
-    select(_names(_OWN_TOOLS.c.name))
-    .where(_OWN_TOOLS.c.resource_server_id == bindparam("client_id"))
-    .where(_OWN_TOOLS.c.status == literal("active"))
-    .scalar_subquery()
+def _lookup(
+    asked: FromClause, client_id: ColumnElement[Any], token_hash: ColumnElement[Any]
+) -> Select[Any]:
+    """The caller's registration and the token's grant with everything it hangs on, for
+    each row of ``asked``. The tool joins on its unique name; the caller's active tools
+    are a scalar subquery of the same statement: still one round trip, one row each."""
+    own_tools = tools.alias("own_tools")
+    server_tools = (
+        select(_names(own_tools.c.name))
+        .where(own_tools.c.resource_server_id == client_id)
+        .where(own_tools.c.status == literal("active"))
+        .correlate_except(own_tools)
+        .scalar_subquery()
+    )
+    return select(
+        *SERVER_COLUMNS,
+        grants.c.id.label("grant_id"),
+        grants.c.decision,
+        grants.c.token_hash,
+        grants.c.audience.label("grant_audience"),
+        grants.c.expires_at.label("grant_expires_at"),
+        grants.c.revoked_at,
+        grants.c.single_use,
+        grants.c.consumed_at,
+        grants.c.delegation_id,
+        grants.c.agent_id,
+        grants.c.owner_id,
+        delegations.c.status.label("delegation_status"),
+        delegations.c.expires_at.label("delegation_expires_at"),
+        agents.c.status.label("agent_status"),
+        owners.c.status.label("owner_status"),
+        tools.c.status.label("tool_status"),
+        tools.c.resource_server_id.label("tool_server_id"),
+        delegations.c.scope.label("delegation_scope"),
+        server_tools.label("rs_tools"),
+    ).select_from(
+        asked.outerjoin(resource_servers, resource_servers.c.id == client_id)
+        .outerjoin(grants, grants.c.token_hash == token_hash)
+        .outerjoin(delegations, delegations.c.id == grants.c.delegation_id)
+        .outerjoin(agents, agents.c.id == grants.c.agent_id)
+        .outerjoin(owners, owners.c.id == grants.c.owner_id)
+        .outerjoin(tools, tools.c.name == grants.c.tool)
+    )
+
+
+#: Built once: one lookup, on a one-row subquery.
+_QUERY = _lookup(_ONE, bindparam("client_id"), bindparam("token_hash"))
+
+#: Built once (PostgreSQL): many lookups, one row per pair of the two arrays, in order.
+_ASKED = (
+    func.unnest(
+        cast(bindparam("client_ids"), ARRAY(String)), cast(bindparam("token_hashes"), ARRAY(String))
+    )
+    .table_valued("client_id", "token_hash", with_ordinality="asked_at")
+    .render_derived(name="asked")
 )
-#: Built once: the caller's registration and the token's grant with everything it hangs on.
-#: The tool joins on its unique name: still one round trip, one row.
-_QUERY = select(
-    *SERVER_COLUMNS,
-    grants.c.id.label("grant_id"),
-    grants.c.decision,
-    grants.c.token_hash,
-    grants.c.audience.label("grant_audience"),
-    grants.c.expires_at.label("grant_expires_at"),
-    grants.c.revoked_at,
-    grants.c.single_use,
-    grants.c.consumed_at,
-    grants.c.delegation_id,
-    grants.c.agent_id,
-    grants.c.owner_id,
-    delegations.c.status.label("delegation_status"),
-    delegations.c.expires_at.label("delegation_expires_at"),
-    agents.c.status.label("agent_status"),
-    owners.c.status.label("owner_status"),
-    tools.c.status.label("tool_status"),
-    tools.c.resource_server_id.label("tool_server_id"),
-    delegations.c.scope.label("delegation_scope"),
-    _SERVER_TOOLS.label("rs_tools"),
-).select_from(
-    _ONE.outerjoin(resource_servers, resource_servers.c.id == bindparam("client_id"))
-    .outerjoin(grants, grants.c.token_hash == bindparam("token_hash"))
-    .outerjoin(delegations, delegations.c.id == grants.c.delegation_id)
-    .outerjoin(agents, agents.c.id == grants.c.agent_id)
-    .outerjoin(owners, owners.c.id == grants.c.owner_id)
-    .outerjoin(tools, tools.c.name == grants.c.tool)
-)
+_BATCH = _lookup(_ASKED, _ASKED.c.client_id, _ASKED.c.token_hash).add_columns(_ASKED.c.asked_at)
+
+#: Most lookups one query answers; more in one turn are split into several queries.
+MAX_BATCH = 128
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(IntrospectionFacts))
+
 
 _CONSUME = (
     update(grants)
@@ -94,15 +134,89 @@ _CONSUME = (
 )
 
 
+class _Asked(NamedTuple):
+    client_id: str
+    token_hash: str
+    answer: asyncio.Future[IntrospectionFacts]
+
+
 class SqlIntrospectionStore:
+    """On PostgreSQL, the lookups asked in one event-loop turn are answered by one query.
+
+    Each ``lookup`` queues its question and awaits its own answer; the first of a turn
+    schedules the query for the end of the turn, in a task of its own (so that a
+    cancelled caller cancels nobody else's lookup; its answer is dropped, nothing was
+    written). A failure of that query (a lost connection, a timeout) is raised to every
+    lookup it would have answered: each becomes a 503, none an answer. A lone lookup is
+    the single query, with no timer. On SQLite the driver answers inline without ever
+    suspending, so lookups cannot overlap there and each runs its own statement.
+    """
+
     def __init__(self, sql: Driver) -> None:
         self._sql = sql
+        self._coalesce = sql.dialect == "postgresql"
+        self._asked: list[_Asked] = []
+        self._running: set[asyncio.Task[None]] = set()
 
     async def lookup(self, client_id: str, token_hash: str) -> IntrospectionFacts:
+        if not self._coalesce:
+            return await self._one(client_id, token_hash)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[IntrospectionFacts] = loop.create_future()
+        if not self._asked:
+            loop.call_soon(self._dispatch)
+        self._asked.append(_Asked(client_id, token_hash, answer))
+        return await answer
+
+    def _dispatch(self) -> None:
+        asked, self._asked = self._asked, []
+        for start in range(0, len(asked), MAX_BATCH):
+            task = asyncio.create_task(self._answer(asked[start : start + MAX_BATCH]))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _answer(self, asked: list[_Asked]) -> None:
+        try:
+            if len(asked) == 1:
+                facts = [await self._one(asked[0].client_id, asked[0].token_hash)]
+            else:
+                facts = await self._many(asked)
+        except BaseException as exc:
+            for one in asked:
+                if one.answer.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    one.answer.cancel()
+                else:
+                    one.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for one, fact in zip(asked, facts, strict=True):
+            if not one.answer.done():  # a cancelled caller's answer is dropped
+                one.answer.set_result(fact)
+
+    async def _one(self, client_id: str, token_hash: str) -> IntrospectionFacts:
         row = await self._sql.fetchrow(_QUERY, {"client_id": client_id, "token_hash": token_hash})
         if row is None:  # the query is built on a one-row subquery: cannot happen
             raise RuntimeError("the introspection query returned no row")
         return IntrospectionFacts(**row)
+
+    async def _many(self, asked: list[_Asked]) -> list[IntrospectionFacts]:
+        rows = await self._sql.fetch(
+            _BATCH,
+            {
+                "client_ids": [one.client_id for one in asked],
+                "token_hashes": [one.token_hash for one in asked],
+            },
+        )
+        by_position = {row["asked_at"]: row for row in rows}
+        if len(by_position) != len(asked):  # one row per question: cannot happen
+            raise RuntimeError("the introspection query returned the wrong rows")
+        return [
+            IntrospectionFacts(**{name: by_position[i][name] for name in _FIELDS})
+            for i in range(1, len(asked) + 1)
+        ]
 
     async def consume(self, jti: str, now: int) -> bool:
         """The first active introspection of a single-use token wins; every other loses."""

@@ -521,3 +521,20 @@ async def test_a_resource_server_deactivated_after_issue_never_hears_active(
                 .values(status="retired")
             )
     _assert_invalid_client(await introspect(world, token))
+
+
+async def test_concurrent_introspections_each_answer_for_their_own_token(world: World) -> None:
+    """Coalesced lookups (storage.sql.introspection): one query for many, each its answer."""
+    tokens = [await issue(world) for _ in range(3)]
+    assert (await revoke_as_server(world, tokens[1])).status_code == 200
+    asked = [tokens[i % 3] for i in range(30)] + ["not-a-token"]
+    answers = await asyncio.gather(*(introspect(world, t) for t in asked))
+    for token, answer in zip(asked, answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        expected = token in (tokens[0], tokens[2])
+        assert answer.json()["active"] is expected
+        if expected:
+            assert (
+                answer.json()["jti"]
+                == jwt.decode(token, options={"verify_signature": False})["jti"]
+            )

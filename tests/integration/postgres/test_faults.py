@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from authority.app import build_services, create_app, start, stop
 from authority.clock import FrozenClock
+from authority.rate_window import RateWindows
 from authority.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.integration.postgres.conftest import Instance
@@ -65,12 +66,35 @@ async def _instance(settings: Settings, clock: FrozenClock, **overrides: Any) ->
     return Instance(services, app, client)
 
 
+class Ticks:
+    """The monotonic clock of the faulty instance's introspection rate windows."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def ticks() -> Ticks:
+    return Ticks()
+
+
+def past_the_allowance(instance: Instance, ticks: Ticks) -> None:
+    """Long enough without Redis that introspection's local count may not go on."""
+    ticks.t += instance.services.settings.introspection_rate_outage_allowance + 0.1
+
+
 @pytest.fixture
 async def via_redis_proxy(
-    settings: Settings, clock: FrozenClock, redis_proxy: Proxy
+    settings: Settings, clock: FrozenClock, redis_proxy: Proxy, ticks: Ticks
 ) -> AsyncIterator[Instance]:
     instance = await _instance(
         settings, clock, redis_url=redis_proxy.url_for(REDIS_URL), redis_timeout=0.05
+    )
+    instance.services.introspection_rate = RateWindows.from_settings(
+        instance.services.hot, instance.services.settings, monotonic=ticks
     )
     yield instance
     await instance.client.aclose()
@@ -150,11 +174,12 @@ async def test_redis_unreachable_from_the_start(
 
 
 async def test_redis_stopped_then_back(
-    world: World, via_redis_proxy: Instance, redis_proxy: Proxy
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy, ticks: Ticks
 ) -> None:
     token = await issue(world)
     await assert_normal(world, via_redis_proxy, token)
     await redis_proxy.down()
+    past_the_allowance(via_redis_proxy, ticks)
     for _ in range(3):
         for response in await needs_hot_state(world, via_redis_proxy, token):
             assert_unavailable(response)
@@ -164,11 +189,12 @@ async def test_redis_stopped_then_back(
 
 
 async def test_redis_slower_than_the_timeout_then_fast_again(
-    world: World, via_redis_proxy: Instance, redis_proxy: Proxy
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy, ticks: Ticks
 ) -> None:
     token = await issue(world)
     await assert_normal(world, via_redis_proxy, token)
     redis_proxy.delay = 0.2  # > redis_timeout (50 ms), each way
+    past_the_allowance(via_redis_proxy, ticks)
     for response in await needs_hot_state(world, via_redis_proxy, token):
         assert_unavailable(response)
     redis_proxy.delay = 0.0
@@ -176,15 +202,66 @@ async def test_redis_slower_than_the_timeout_then_fast_again(
 
 
 async def test_a_revoked_token_stays_inactive_through_a_redis_outage(
-    world: World, via_redis_proxy: Instance, redis_proxy: Proxy
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy, ticks: Ticks
 ) -> None:
     token = await issue(world)
     assert (await revoke_as_server(world, token)).status_code == 200
     await redis_proxy.down()
+    past_the_allowance(via_redis_proxy, ticks)
     assert_unavailable(await introspect(world, token, client=via_redis_proxy.client))
     await redis_proxy.up()
     answer = await introspect(world, token, client=via_redis_proxy.client)
     assert answer.content == b'{"active":false}'
+
+
+async def test_introspection_rides_out_a_short_redis_outage_then_fails_closed(
+    world: World, via_redis_proxy: Instance, redis_proxy: Proxy, ticks: Ticks
+) -> None:
+    """authority.rate_window: within the allowance the local count answers, and every
+    answer still comes from SQL (a revocation committed meanwhile is seen); past it, 503."""
+    token = await issue(world)
+    await assert_normal(world, via_redis_proxy, token)
+    await redis_proxy.down()
+    ticks.t += via_redis_proxy.services.settings.introspection_rate_outage_allowance / 2
+    answer = await introspect(world, token, client=via_redis_proxy.client)
+    assert answer.json()["active"] is True
+    assert (await revoke_as_server(world, token)).status_code == 200  # on the healthy instance
+    answer = await introspect(world, token, client=via_redis_proxy.client)
+    assert answer.content == b'{"active":false}'
+    past_the_allowance(via_redis_proxy, ticks)
+    for _ in range(3):
+        assert_unavailable(await introspect(world, token, client=via_redis_proxy.client))
+    await redis_proxy.up()
+    answer = await introspect(world, token, client=via_redis_proxy.client)
+    assert answer.content == b'{"active":false}'
+
+
+async def test_introspection_without_redis_stops_at_the_local_budget(
+    world: World, settings: Settings, clock: FrozenClock, redis_proxy: Proxy
+) -> None:
+    """The over-admission bound holds during an outage: a worker admits at most its
+    budget of introspections that Redis has not counted, then answers 503."""
+    instance = await _instance(
+        settings,
+        clock,
+        redis_url=redis_proxy.url_for(REDIS_URL),
+        redis_timeout=0.05,
+        introspection_rate_local_budget=3,
+        introspection_rate_outage_allowance=60,
+        introspection_rate_sync_interval=10,  # only the budget calls for a reconciliation
+    )
+    try:
+        token = await issue(world)
+        # Reconciled before it is counted (the worker had never reached Redis), then
+        # counted locally: one of the budget's three.
+        await assert_normal(world, instance, token)
+        await redis_proxy.down()
+        answers = [await introspect(world, token, client=instance.client) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 503, 503]
+        assert_unavailable(answers[-1])
+    finally:
+        await instance.client.aclose()
+        await stop(instance.services)
 
 
 async def test_the_feed_keeps_delivering_from_sql_while_redis_is_down(
