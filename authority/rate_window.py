@@ -116,7 +116,9 @@ class RateWindows:
         if window is None or window.minute != minute:
             # A new minute starts from zero (and replaces the last one: what it had not
             # reconciled no longer decides anything).
-            window = _Window(f"rate:{kind}:{client_id}:{minute}", minute)
+            # Hash tag: one minute's windows of a kind are in one Redis Cluster slot, so
+            # they are reconciled in one apply (storage.hot.one_slot).
+            window = _Window(f"rate:{{{kind}:{minute}}}:{client_id}", minute)
             self._windows[(kind, client_id)] = window
         return window
 
@@ -141,11 +143,17 @@ class RateWindows:
         return True
 
     async def _flush(self) -> None:
-        windows = list(self._windows.values())
+        # One apply per hash tag (a kind's minute): usually one, two as a minute turns.
+        groups: dict[str, list[_Window]] = {}
+        for window in self._windows.values():
+            groups.setdefault(window.key.partition("}")[0], []).append(window)
+        await asyncio.gather(*(self._add(windows) for windows in groups.values()))
+        self._last_ok = self._monotonic()
+
+    async def _add(self, windows: list[_Window]) -> None:
         sent = [w.pending for w in windows]
         counts = [Count(w.key, WINDOW, by=n) for w, n in zip(windows, sent, strict=True)]
         outcome = await self._hot.apply([], counts)
-        self._last_ok = self._monotonic()
         for window, n, total in zip(windows, sent, outcome.counts, strict=True):
             window.pending -= n
             window.known = total

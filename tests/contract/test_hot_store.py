@@ -142,7 +142,23 @@ async def test_ping_answers(hot: HotState) -> None:
 
 async def test_counter_adds_a_reconciled_count(hot: HotState) -> None:
     # authority.rate_window adds what a worker counted in process, in one trip.
-    outcome = await hot.apply([], [Count("rate:by", 10, by=7), Count("rate:other", 10)])
+    by, other = "rate:{t}:by", "rate:{t}:other"
+    outcome = await hot.apply([], [Count(by, 10, by=7), Count(other, 10)])
     assert outcome.counts == (7, 1)
-    assert (await hot.apply([], [Count("rate:by", 10, by=0)])).counts == (7,)
-    assert await hot.incr("rate:by", 10) == 8
+    assert (await hot.apply([], [Count(by, 10, by=0)])).counts == (7,)
+    assert await hot.incr(by, 10) == 8
+
+
+async def test_rate_windows_of_several_clients_reconcile_in_one_slot(hot: HotState) -> None:
+    """authority.rate_window adds many clients' counts at once: on a cluster (and so on
+    every Redis) they must share a hash tag, across a minute that turns too."""
+    from authority.rate_window import RateWindows
+
+    windows = RateWindows(hot, interval=0.0, budget=1, allowance=60.0)
+    now = 1_800_000_059
+    for client in ("rs_1", "rs_2", "rs_3"):
+        assert await windows.count("introspect", client, now) == 1
+    assert await windows.count("introspect", "rs_1", now) == 2
+    assert await windows.count("introspect", "rs_2", now + 1) == 1  # the next minute
+    assert await windows.count("introspect", "rs_3", now) == 2
+    await windows.close()
