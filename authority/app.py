@@ -170,7 +170,9 @@ def build_services(
         console_store=SqlConsoleStore(engine, autocommit),
         # The exchange, the CIBA poll and client authentication: every statement of
         # theirs on the hot path's driver, one pool per request.
-        exchange_store=SqlExchangeStore(sql),
+        exchange_store=SqlExchangeStore(
+            sql, batch_lock_timeout=settings.exchange_batch_lock_timeout
+        ),
         client_store=SqlClientStore(sql),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(settings.metrics_max_agents),

@@ -46,7 +46,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # the connection closed under us
     # The protocol met a message it did not expect, such as the notice of a session
-    # the server has just ended: the connection is dropped (postgres_driver._BROKEN),
+    # the server has just ended: the connection is dropped (postgres_driver.BROKEN),
     # the caller told to retry.
     asyncpg.InternalClientError,
     asyncpg.OperatorInterventionError,  # statement_timeout, shutdown, crash, starting up
@@ -85,6 +85,9 @@ class Driver(Protocol):
 
     async def fetchrow(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         """Run a read outside any transaction (it sees one consistent snapshot)."""
+
+    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+        """Run a read outside any transaction; all its rows (one consistent snapshot)."""
 
     async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         """Run one write in a transaction of its own; its first row, or None."""

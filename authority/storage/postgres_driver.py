@@ -21,7 +21,7 @@ from .database import session_settings
 from .pool import ConnectionPool
 
 #: Errors after which a connection's state is unknown: it is closed, not reused.
-_BROKEN: tuple[type[BaseException], ...] = (
+BROKEN: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
@@ -78,7 +78,7 @@ class PostgresDriver:
             # An error the server reported, or one of ours between statements, leaves
             # the connection usable (asyncpg has rolled its transaction back); a lost,
             # timed out or cancelled exchange of messages does not.
-            healthy = isinstance(exc, Exception) and not isinstance(exc, _BROKEN)
+            healthy = isinstance(exc, Exception) and not isinstance(exc, BROKEN)
             if isinstance(exc, asyncpg.PostgresError) and connection.is_closed():
                 # The server reported an error and hung up (a crash, a restart).
                 raise ConnectionError("the database closed the connection") from exc
@@ -91,6 +91,12 @@ class PostgresDriver:
             return await _PostgresTransaction(connection, self._statements).fetchrow(
                 statement, params
             )
+
+    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+        compiled = self._statements(statement)
+        async with self._connection() as connection:
+            records = await connection.fetch(compiled.sql, *compiled.arguments(params))
+        return [Row(record.items()) for record in records]
 
     async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         # One statement is its own transaction in autocommit: no BEGIN, no COMMIT.

@@ -102,6 +102,14 @@ class SQLiteDriver:
             raise RuntimeError("a read on the SQLite driver inside an open transaction")
         return await _SQLiteTransaction(connection, self._statements).fetchrow(statement, params)
 
+    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+        connection = self._connect()
+        if connection.in_transaction:  # as in fetchrow
+            raise RuntimeError("a read on the SQLite driver inside an open transaction")
+        compiled = self._statements(statement)
+        rows: list[Row] = connection.execute(compiled.sql, compiled.arguments(params)).fetchall()
+        return rows
+
     async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         # Never in autocommit: SQLite's own lock would make this wait, blocking the
         # loop, for a transaction of the engine's that holds the in-process lock.

@@ -163,6 +163,11 @@ class TracedDriver:
         with _client_span(self._tracer, name, attributes):
             return await self._inner.fetchrow(statement, params)
 
+    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
+        name, attributes = self._statements.attributes(statement)
+        with _client_span(self._tracer, name, attributes):
+            return await self._inner.fetch(statement, params)
+
     async def commit_one(self, statement: Executable, params: Mapping[str, Any]) -> Row | None:
         name, attributes = self._statements.attributes(statement)
         with _client_span(self._tracer, name, attributes):
