@@ -134,7 +134,7 @@ async def test_a_lone_write_waiting_on_a_lock_holds_up_no_batch() -> None:
     queue = GroupCommit(one, writes.many, lost=(Lost,))
     stuck = asyncio.create_task(queue.submit("held"))
     await asyncio.sleep(0.01)
-    assert await asyncio.gather(queue.submit("a"), queue.submit("b")) == ["ok a", "ok b"]
+    assert list(await asyncio.gather(queue.submit("a"), queue.submit("b"))) == ["ok a", "ok b"]
     assert not stuck.done()
     held.set()
     assert await stuck == "ok held"
