@@ -171,7 +171,9 @@ def build_services(
         # The exchange, the CIBA poll and client authentication: every statement of
         # theirs on the hot path's driver, one pool per request.
         exchange_store=SqlExchangeStore(
-            sql, batch_lock_timeout=settings.exchange_batch_lock_timeout
+            sql,
+            batch_lock_timeout=settings.exchange_batch_lock_timeout,
+            group_commit=settings.exchange_group_commit,
         ),
         client_store=SqlClientStore(sql),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),

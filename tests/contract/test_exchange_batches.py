@@ -30,7 +30,9 @@ from .support import NOW, Seeded, seed
 async def ports(sql_settings: Settings | None) -> AsyncIterator[Ports]:
     if sql_settings is None:
         pytest.skip("group commit is the SQL implementation's")
-    async for opened in open_ports(sql_settings):
+    # On both SQL backends, whatever the default for each.
+    forced = sql_settings.model_copy(update={"exchange_group_commit": True})
+    async for opened in open_ports(forced):
         yield opened
 
 

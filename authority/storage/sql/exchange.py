@@ -235,15 +235,20 @@ _LOCK_TIMEOUT = select(func.set_config("lock_timeout", bindparam("lock_timeout")
 
 class SqlExchangeStore:
     """``batch_lock_timeout``: how long a batch of spends waits for a row lock (seconds)
-    before its items are retried one by one; ``group_commit`` False writes each alone."""
+    before its items are retried one by one. ``group_commit``: None, on SQLite only.
+
+    Measured (bench/README.md): on PostgreSQL a batch's statements are round trips, one
+    after the other, on one connection, where spends alone overlap theirs on several;
+    on a CPU-bound worker that cost more than the commits it saved.
+    """
 
     def __init__(
-        self, sql: Driver, *, batch_lock_timeout: float = 0.05, group_commit: bool = True
+        self, sql: Driver, *, batch_lock_timeout: float = 0.05, group_commit: bool | None = None
     ) -> None:
         self._sql = sql
         self._loads = exchange_load.Loads(sql) if sql.dialect == "postgresql" else None
         self._lock_timeout = f"{max(1, round(batch_lock_timeout * 1000))}ms"
-        self._group_commit = group_commit
+        self._group_commit = sql.dialect == "sqlite" if group_commit is None else group_commit
         self.spends = GroupCommit(self._spend_alone, self._spend_many, lost=_LOST)
 
     async def load(self, agent_id: str, delegation_id: str, tool: str) -> ExchangeFacts:
