@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from authority import metrics, subscribers, traces
+from authority import metrics, metrics_sampling, subscribers, traces
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.console import web as console
@@ -37,7 +37,6 @@ from authority.storage.database import (
     downgrade,
     make_engine,
     migrate,
-    pool_usage,
     reader,
     schema_is_current,
 )
@@ -180,7 +179,11 @@ def build_services(
         console_store=SqlConsoleStore(engine, autocommit),
         # The exchange, the CIBA poll and client authentication: every statement of
         # theirs on the hot path's driver, one pool per request.
-        exchange_store=SqlExchangeStore(sql),
+        exchange_store=SqlExchangeStore(
+            sql,
+            batch_lock_timeout=settings.exchange_batch_lock_timeout,
+            group_commit=settings.exchange_group_commit,
+        ),
         client_store=SqlClientStore(sql),
         policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
         metrics=metrics.Metrics(
@@ -195,25 +198,13 @@ def build_services(
     hub = revocation_feed.FeedHub(services)
     services.revocation_feed = hub
     services.drain.on_begin(hub.wake_streams)
-    services.metrics.add_sampler(functools.partial(_sample, services))
+    services.metrics.add_sampler(functools.partial(metrics_sampling.sample, services))
     services.introspection_rate = RateWindows.from_settings(hot, settings)
     services.tracing = tracing
     subscribers.wire(services)
     if tracing.enabled:
         traces.wire(services.events)
     return services
-
-
-def _sample(services: Services) -> None:
-    """The gauges of the instance's state (``authority.metrics``)."""
-    measured = services.metrics
-    pools = (("engine", pool_usage(services.engine)), ("hot_path", services.sql.pool_usage()))
-    for name, usage in pools:
-        measured.pool_checked_out.labels(name).set(usage.checked_out)
-        measured.pool_size.labels(name).set(usage.size)
-    if services.sequencer is not None and services.sequencer.sequenced_at is not None:
-        measured.sequenced.set(services.sequencer.sequenced_at)
-    measured.feed_streams.set(services.open_items.server_streams.total)
 
 
 @contextlib.asynccontextmanager

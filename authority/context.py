@@ -33,6 +33,7 @@ from authority.storage.clients import ClientStore
 from authority.storage.console import ConsoleStore
 from authority.storage.containment import ContainmentStore
 from authority.storage.controls import ControlsStore
+from authority.storage.database import PoolUsage, pool_usage
 from authority.storage.delegations import DelegationStore
 from authority.storage.driver import Driver
 from authority.storage.event_reader import EventReader
@@ -135,6 +136,10 @@ class Services:
 
     def now(self) -> int:
         return int(self.clock.now())
+
+    def pools(self) -> tuple[tuple[str, PoolUsage], ...]:
+        """Each connection pool's use now, by name (the metrics' gauges)."""
+        return (("engine", pool_usage(self.engine)), ("hot_path", self.sql.pool_usage()))
 
 
 #: Opens the services for one operator command (``authority admin``, ``authority keys``);

@@ -348,6 +348,18 @@ def bench_authority(
                     tokens_out=out,
                 )
             )
+            if args.one_agent:
+                # One agent alone: the latency of a lone request (no batch to join).
+                results.append(
+                    run_wrk(
+                        f"exchange, 1 agent, {label}",
+                        base + "/oauth2/token",
+                        exchange_bodies(world, int(probe.rate * args.one_agent * 1.2) + 500, base),
+                        concurrency=1,
+                        duration=args.one_agent,
+                        threads=1,
+                    )
+                )
             if not introspection:
                 return results
             tokens: list[str] = []
@@ -372,7 +384,7 @@ def bench_authority(
     return results
 
 
-def bench_baseline(args: argparse.Namespace, workers: int) -> Result:
+def bench_baseline(args: argparse.Namespace, workers: int, *, one_agent: bool = False) -> Result:
     port = free_port()
     cmd = uvicorn_cmd("bench.baseline:app", port, workers)
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
@@ -380,13 +392,14 @@ def bench_baseline(args: argparse.Namespace, workers: int) -> Result:
     with process(cmd, env, base + "/healthz"):
         # A body of an exchange request's size, so both sides parse the same bytes.
         body = "x=" + "a" * 1400
+        agents = ", 1 agent" if one_agent else ""
         return run_wrk(
-            f"baseline: sign one JWT ({workers} worker{'s' if workers > 1 else ''})",
+            f"baseline: sign one JWT{agents} ({workers} worker{'s' if workers > 1 else ''})",
             base + "/sign",
             [body] * 64,
-            concurrency=args.concurrency,
-            duration=args.duration,
-            threads=args.threads,
+            concurrency=1 if one_agent else args.concurrency,
+            duration=args.one_agent if one_agent else args.duration,
+            threads=1 if one_agent else args.threads,
             single_use=False,
         )
 
@@ -440,8 +453,12 @@ def report(results: list[Result], baselines: dict[str, Result]) -> None:
     )
     for r in results:
         workers = "1" if "(1 worker)" in r.name else "n"
-        base = baselines.get(workers)
-        ratio = f"{r.rate / base.rate:.0%}" if base and base is not r and base.rate else ""
+        if ", 1 agent" in r.name:  # a lone agent: its p50 against the lone baseline's
+            base = baselines.get(workers + ":1")
+            ratio = f"p50 {r.p50_ms / base.p50_ms:.1f}x" if base and base is not r else ""
+        else:
+            base = baselines.get(workers)
+            ratio = f"{r.rate / base.rate:.0%}" if base and base is not r and base.rate else ""
         print(
             f"{r.name:<42} {r.rate:>8.0f} {r.p50_ms:>7.1f} {r.p95_ms:>7.1f} {r.p99_ms:>7.1f} "
             f"{r.errors:>6} {ratio:>11}"
@@ -468,6 +485,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--one-agent",
+        type=float,
+        default=5,
+        help="seconds of one agent alone (1 connection), exchange and baseline; 0: none",
+    )
+    parser.add_argument(
         "--no-floor",
         action="store_true",
         help="skip bench/floor.py (the rules' unavoidable work alone, on PostgreSQL + Redis)",
@@ -492,6 +515,9 @@ def main() -> None:
         if key not in baselines:
             baselines[key] = bench_baseline(args, workers)
             results.append(baselines[key])
+            if args.one_agent:
+                baselines[key + ":1"] = bench_baseline(args, workers, one_agent=True)
+                results.append(baselines[key + ":1"])
         if backend == "postgres" and not args.no_floor:
             results.extend(bench_floor(args, workers))
         results.extend(bench_authority(backend, args))

@@ -8,11 +8,12 @@ Shared by the token exchange (RFC 8693) and the CIBA poll: both load through
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
 from authority.context import Services
-from authority.policy.checks import AgentFacts, DelegationFacts, ToolFacts
+from authority.policy.checks import AgentFacts, DelegationFacts, ScopeEntry, ToolFacts
 from authority.storage.exchange import Registered, StoredAgent, StoredDelegation, StoredTool
 
 from .delegations import scope_from_json
@@ -81,7 +82,7 @@ def _delegation_facts(delegation: StoredDelegation) -> DelegationFacts:
         agent_id=delegation.agent_id,
         status=delegation.status,
         expires_at=delegation.expires_at,
-        scope=scope_from_json(delegation.scope),
+        scope=_scope(delegation.scope),
         intent=delegation.intent,
         max_calls=delegation.max_calls,
         rate_per_minute=delegation.rate_per_minute,
@@ -89,6 +90,14 @@ def _delegation_facts(delegation: StoredDelegation) -> DelegationFacts:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _scope(text: str) -> tuple[ScopeEntry, ...]:
+    """A delegation's scope, decoded once per stored text (it never changes in place)."""
+    return scope_from_json(text)
+
+
+# Keyed by the whole row as read, so a changed tool or server is a miss, never stale.
+@functools.lru_cache(maxsize=1024)
 def _tool_facts(tool: StoredTool) -> ToolFacts:
     # A tool on a retired resource server is as unusable as a retired tool (and one
     # without a server, which its foreign key rules out, as one on a retired server).

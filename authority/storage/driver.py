@@ -47,7 +47,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # the connection closed under us
     # The protocol met a message it did not expect, such as the notice of a session
-    # the server has just ended: the connection is dropped (postgres_driver._BROKEN),
+    # the server has just ended: the connection is dropped (postgres_driver.BROKEN),
     # the caller told to retry.
     asyncpg.InternalClientError,
     asyncpg.OperatorInterventionError,  # statement_timeout, shutdown, crash, starting up

@@ -21,7 +21,7 @@ from .pool import ConnectionPool
 from .postgres_connect import connector
 
 #: Errors after which a connection's state is unknown: it is closed, not reused.
-_BROKEN: tuple[type[BaseException], ...] = (
+BROKEN: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
@@ -91,7 +91,7 @@ class PostgresDriver:
             # An error the server reported, or one of ours between statements, leaves
             # the connection usable (asyncpg has rolled its transaction back); a lost,
             # timed out or cancelled exchange of messages does not.
-            healthy = isinstance(exc, Exception) and not isinstance(exc, _BROKEN)
+            healthy = isinstance(exc, Exception) and not isinstance(exc, BROKEN)
             if isinstance(exc, _SERVER_LOST) or (
                 isinstance(exc, asyncpg.PostgresError) and connection.is_closed()
             ):

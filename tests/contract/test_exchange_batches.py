@@ -1,0 +1,151 @@
+"""The exchange port's spends under group commit (``storage.sql.group_commit``), on SQL.
+
+Concurrent spends of one worker share a transaction; what each caller is told stays
+what it would have been told alone: its own call spent or refused, caps exact, one
+item's error its own, a lost commit never a success, a lock held on one owner's rows
+no stall for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+
+from authority.settings import Settings
+from authority.storage.exchange import GrantWrite, SpendOutcome
+from authority.storage.sql.exchange import SqlExchangeStore
+from tests.isolation import asyncpg_dsn
+
+from .exchange_support import Ports, grant, open_ports, refuse_as, spend_of, use
+from .support import NOW, Seeded, seed
+
+
+@pytest.fixture
+async def ports(sql_settings: Settings | None) -> AsyncIterator[Ports]:
+    if sql_settings is None:
+        pytest.skip("group commit is the SQL implementation's")
+    # On both SQL backends, whatever the default for each.
+    forced = sql_settings.model_copy(update={"exchange_group_commit": True})
+    async for opened in open_ports(forced):
+        yield opened
+
+
+def batched(ports: Ports) -> SqlExchangeStore:
+    store = ports.exchange
+    assert isinstance(store, SqlExchangeStore)
+    return store
+
+
+async def spend(ports: Ports, s: Seeded, name: str, write: GrantWrite | None = None) -> Any:
+    return await ports.exchange.spend(
+        dataclasses.replace(spend_of(s), delegation_id=s.delegation_id, agent_id=s.agent_id),
+        write or grant(s, "issued"),
+        [use(name)],
+        refuse_as(s, "refused"),
+    )
+
+
+async def second_owner(ports: Ports, s: Seeded) -> Seeded:
+    """Another owner with its agent and delegation, on the same tool."""
+    other = dataclasses.replace(s, owner_id="own_2", agent_id="agt_2", delegation_id="dlg_2")
+    stamps = {"created_at": NOW - 100, "updated_at": NOW - 100}
+    insert = ports.store.insert
+    await insert("owners", {"id": "own_2", "name": "other", "status": "active", **stamps})
+    agent = await ports.row("agents", s.agent_id)
+    await insert("agents", {**agent, "id": "agt_2", "owner_id": "own_2"})
+    delegation = await ports.row("delegations", s.delegation_id)
+    await insert(
+        "delegations", {**delegation, "id": "dlg_2", "owner_id": "own_2", "agent_id": "agt_2"}
+    )
+    return other
+
+
+async def test_concurrent_spends_on_one_delegation_share_batches_and_each_spends_a_call(
+    ports: Ports,
+) -> None:
+    s = await seed(ports.store)
+    await ports.update("delegations", s.delegation_id, max_calls=5)
+    outcomes = await asyncio.gather(*(spend(ports, s, f"u{i}") for i in range(20)))
+    assert [o.denial for o in outcomes].count(None) == 5
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 5
+    store = batched(ports)
+    assert store.spends.batches >= 1 and store.spends.items > store.spends.batches
+    grants = [r for r in await ports.rows("grants") if r["id"] != s.grant_id]
+    assert len(grants) == 20 and len(await ports.entries()) == 20
+
+
+async def test_one_spends_error_in_a_concurrent_batch_fails_no_other(ports: Ports) -> None:
+    s = await seed(ports.store)
+    good = grant(s, "issued")
+    clash = dataclasses.replace(good, grant=dataclasses.replace(good.grant, id=s.grant_id))
+    outcomes = await asyncio.gather(
+        spend(ports, s, "a"),
+        spend(ports, s, "bad", clash),  # its grant row's id is taken: it cannot be written
+        spend(ports, s, "c"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], Exception)
+    assert outcomes[0] == outcomes[2] == SpendOutcome(claimed=(True,))
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 2
+    # Nothing of the failed spend stayed: not its call, not its use.
+    assert {r["key"] for r in await ports.rows("used_jtis")} == {use("a").key, use("c").key}
+
+
+async def test_a_batch_whose_commit_is_lost_tells_no_waiter_it_was_spent(
+    ports: Ports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = await seed(ports.store)
+    sql: Any = batched(ports)._sql
+    real = sql.transaction
+
+    @asynccontextmanager
+    async def lost_at_commit() -> AsyncIterator[Any]:
+        async with real() as tx:
+            yield tx
+            raise ConnectionError("the connection was lost at COMMIT")
+
+    monkeypatch.setattr(sql, "transaction", lost_at_commit)
+    outcomes = await asyncio.gather(
+        *(spend(ports, s, f"u{i}") for i in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
+    assert batched(ports).spends.batches == 1
+    monkeypatch.undo()
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 0
+
+
+@pytest.mark.commits
+async def test_a_lock_on_one_owners_rows_stalls_no_other_owners_spends(
+    ports: Ports, backend: str, sql_settings: Settings | None
+) -> None:
+    if backend != "postgres" or sql_settings is None:
+        pytest.skip("SQLite serialises writers: no row locks to wait on")
+    s = await seed(ports.store)
+    other = await second_owner(ports, s)
+    assert sql_settings.database_url is not None
+    blocker = await asyncpg.connect(asyncpg_dsn(sql_settings.database_url))
+    try:
+        held = blocker.transaction()
+        await held.start()
+        # As a kill switch of own_2 would, while it revokes that owner's delegations.
+        await blocker.execute("SELECT 1 FROM owners WHERE id = 'own_2' FOR UPDATE")
+        first = [asyncio.create_task(spend(ports, s, f"a{i}")) for i in range(6)]
+        waiting = asyncio.create_task(spend(ports, other, "held"))
+        rest = [asyncio.create_task(spend(ports, s, f"b{i}")) for i in range(6)]
+        # The batch holding own_2's spend gives up its lock wait at the bound; the
+        # other owner's spends are then written, while own_2's row is still locked.
+        outcomes = await asyncio.gather(*first, *rest)
+        assert all(o.denial is None for o in outcomes)
+        assert not waiting.done()
+        await held.rollback()
+        assert (await waiting).denial is None
+    finally:
+        await blocker.close()
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 12
+    assert (await ports.row("delegations", other.delegation_id))["calls_used"] == 1
