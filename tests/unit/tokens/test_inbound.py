@@ -170,6 +170,22 @@ def test_padded_base64url_is_malformed(
     assert reason(f"{head}.{body}.{signature}") == "jwt_malformed"
 
 
+@pytest.mark.parametrize("in_header", [True, False])
+def test_base64_that_is_not_base64url_or_not_canonical_is_malformed(in_header: bool) -> None:
+    """The signature is checked over the segments as sent, their members as ``peek``
+    decoded them: one strict decoding (RFC 7515 §2), no '+' or '/', no stray bits."""
+    head, body, signature = compact({"alg": "EdDSA", "typ": "JWT"}, {"sub": "s"}).split(".")
+    for bad in ("+", "/"):
+        segment = (head if in_header else body).replace("_", bad).replace("-", bad)
+        if segment == (head if in_header else body):  # no such character: make one
+            segment = segment[:-1] + bad
+        text = f"{segment}.{body}.{signature}" if in_header else f"{head}.{segment}.{signature}"
+        assert reason(text) == "jwt_malformed"
+    # "e30" is "{}"; "e31" has the same bytes with a non-zero stray bit.
+    stray = f"e31.{body}.{signature}" if in_header else f"{head}.e31.{signature}"
+    assert reason(stray) == "jwt_malformed"
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=40), st.booleans())
 def test_bytes_that_are_not_utf8_json_are_malformed(raw: bytes, in_header: bool) -> None:
