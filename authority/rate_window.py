@@ -101,6 +101,7 @@ class RateWindows:
         window = self._window(kind, client_id, now)
         while not self._may_count_locally(window):
             await self._reconcile()
+            window = self._window(kind, client_id, now)  # as the reconciliation left it
         if self._sync is None and self._monotonic() >= self._next_sync:
             self._sync = asyncio.get_running_loop().create_task(self._background())
         window.pending += 1
@@ -143,11 +144,23 @@ class RateWindows:
         return True
 
     async def _flush(self) -> None:
+        # A past minute's window with nothing left to add decides nothing more.
+        latest = max((w.minute for w in self._windows.values()), default=0)
+        for name, window in list(self._windows.items()):
+            if window.minute < latest and window.pending == 0:
+                del self._windows[name]
         # One apply per hash tag (a kind's minute): usually one, two as a minute turns.
         groups: dict[str, list[_Window]] = {}
         for window in self._windows.values():
             groups.setdefault(window.key.partition("}")[0], []).append(window)
-        await asyncio.gather(*(self._add(windows) for windows in groups.values()))
+        # Every apply ends before this reconciliation does (the next one must not send
+        # what one still in flight is adding); one that failed fails it.
+        results = await asyncio.gather(
+            *(self._add(windows) for windows in groups.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         self._last_ok = self._monotonic()
 
     async def _add(self, windows: list[_Window]) -> None:

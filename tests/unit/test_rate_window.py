@@ -142,3 +142,18 @@ async def test_a_cancelled_waiter_does_not_cancel_the_reconciliation() -> None:
         await first
     assert await w.count("introspect", "rs_1", NOW) == 2
     await w.close()
+
+
+async def test_a_past_minute_with_nothing_to_add_is_forgotten() -> None:
+    """Idle clients' old windows would otherwise be sent (and their keys made again) at
+    every reconciliation, one apply per old minute."""
+    hot, clock = FlakyHot(), Monotonic()
+    w = windows(hot, clock, budget=1)
+    await w.count("introspect", "rs_idle", NOW)
+    clock.t += 0.2
+    await w.count("introspect", "rs_busy", NOW + 60)  # the next minute
+    for _ in range(3):
+        clock.t += 0.2
+        await w.count("introspect", "rs_busy", NOW + 60)
+    await asyncio.sleep(0)
+    assert list(w._windows) == [("introspect", "rs_busy")]
