@@ -54,7 +54,8 @@ class StorageSettings(BaseModel):
         None,
         description="Write concurrent exchange spends of a worker in one transaction; "
         "default: on SQLite only (on PostgreSQL a batch's statements are serial round trips "
-        "on one connection, measured slower than spends alone).",
+        "on one connection, measured slower than spends alone). A request cancelled once "
+        "its spend is queued is still written with its batch: a call spent, no token sent.",
     )
     exchange_batch_lock_timeout: float = Field(
         0.05,
