@@ -12,7 +12,6 @@ one-row query, as without coalescing. On SQLite a read is a call into a local fi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from authority.storage.driver import Driver
 from authority.storage.exchange import ExchangeFacts, StoredAgent, StoredDelegation, StoredTool
 from authority.storage.schema import agents, delegations, owners, resource_servers, tools
+
+from .coalesce import Coalesced
 
 _COLUMNS = (
     agents.c.id.label("agent_id"),
@@ -102,48 +103,26 @@ async def load_one(sql: Driver, asked: Asked) -> ExchangeFacts:
     return facts(row)
 
 
-class Loads:
-    """PostgreSQL: the loads asked for in one turn of the event loop, in one query.
+#: Most loads one query answers; more in one turn are split into several queries.
+MAX_BATCH = 128
 
-    The first load of a turn schedules a task; every load asked for before that task
-    runs joins it. A waiter cancelled meanwhile is left out; an error fails every
-    waiter of that query (each then answers 503, as a lone read would).
-    """
+
+class Loads:
+    """PostgreSQL: the loads asked for in one turn of the event loop, in one query
+    (``coalesce``: a cancelled waiter is left out; an error fails every waiter of that
+    query, each then answering 503, as a lone read would)."""
 
     def __init__(self, sql: Driver) -> None:
         self._sql = sql
-        self._asked: list[tuple[Asked, asyncio.Future[ExchangeFacts]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._coalesced: Coalesced[Asked, ExchangeFacts] = Coalesced(
+            self._one, self._many, max_batch=MAX_BATCH
+        )
 
     async def load(self, asked: Asked) -> ExchangeFacts:
-        future: asyncio.Future[ExchangeFacts] = asyncio.get_running_loop().create_future()
-        if not self._asked:
-            task = asyncio.create_task(self._read(), name="exchange-loads")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        self._asked.append((asked, future))
-        return await future
+        return await self._coalesced.ask(asked)
 
-    async def _read(self) -> None:
-        taken, self._asked = self._asked, []
-        waiting = [(asked, future) for asked, future in taken if not future.done()]
-        if not waiting:
-            return
-        try:
-            if len(waiting) == 1:
-                found = [await load_one(self._sql, waiting[0][0])]
-            else:
-                found = await self._many([asked for asked, _ in waiting])
-        except BaseException as exc:
-            for _, future in waiting:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, future), one in zip(waiting, found, strict=True):
-            if not future.done():
-                future.set_result(one)
+    async def _one(self, asked: Asked) -> ExchangeFacts:
+        return await load_one(self._sql, asked)
 
     async def _many(self, asked: Sequence[Asked]) -> list[ExchangeFacts]:
         params = {

@@ -10,9 +10,9 @@ across all instances wins it.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -35,6 +35,7 @@ from authority.storage.driver import Driver
 from authority.storage.introspection import IntrospectionFacts
 from authority.storage.schema import agents, delegations, grants, owners, resource_servers, tools
 
+from .coalesce import Coalesced
 from .columns import SERVER_COLUMNS
 
 _ONE = select(literal(1).label("one")).subquery("one")
@@ -134,67 +135,26 @@ _CONSUME = (
 )
 
 
-class _Asked(NamedTuple):
-    client_id: str
-    token_hash: str
-    answer: asyncio.Future[IntrospectionFacts]
-
-
 class SqlIntrospectionStore:
-    """On PostgreSQL, the lookups asked in one event-loop turn are answered by one query.
-
-    Each ``lookup`` queues its question and awaits its own answer; the first of a turn
-    schedules the query for the end of the turn, in a task of its own (so that a
-    cancelled caller cancels nobody else's lookup; its answer is dropped, nothing was
-    written). A failure of that query (a lost connection, a timeout) is raised to every
-    lookup it would have answered: each becomes a 503, none an answer. A lone lookup is
-    the single query, with no timer. On SQLite the driver answers inline without ever
-    suspending, so lookups cannot overlap there and each runs its own statement.
-    """
+    """On PostgreSQL, the lookups asked in one event-loop turn are answered by one query
+    (``coalesce``). On SQLite the driver answers inline without ever suspending, so
+    lookups cannot overlap there and each runs its own statement."""
 
     def __init__(self, sql: Driver) -> None:
         self._sql = sql
-        self._coalesce = sql.dialect == "postgresql"
-        self._asked: list[_Asked] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._coalesced: Coalesced[tuple[str, str], IntrospectionFacts] | None = (
+            Coalesced(self._asked_one, self._many, max_batch=MAX_BATCH)
+            if sql.dialect == "postgresql"
+            else None
+        )
 
     async def lookup(self, client_id: str, token_hash: str) -> IntrospectionFacts:
-        if not self._coalesce:
+        if self._coalesced is None:
             return await self._one(client_id, token_hash)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[IntrospectionFacts] = loop.create_future()
-        if not self._asked:
-            loop.call_soon(self._dispatch)
-        self._asked.append(_Asked(client_id, token_hash, answer))
-        return await answer
+        return await self._coalesced.ask((client_id, token_hash))
 
-    def _dispatch(self) -> None:
-        asked, self._asked = self._asked, []
-        for start in range(0, len(asked), MAX_BATCH):
-            task = asyncio.create_task(self._answer(asked[start : start + MAX_BATCH]))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _answer(self, asked: list[_Asked]) -> None:
-        try:
-            if len(asked) == 1:
-                facts = [await self._one(asked[0].client_id, asked[0].token_hash)]
-            else:
-                facts = await self._many(asked)
-        except BaseException as exc:
-            for one in asked:
-                if one.answer.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    one.answer.cancel()
-                else:
-                    one.answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for one, fact in zip(asked, facts, strict=True):
-            if not one.answer.done():  # a cancelled caller's answer is dropped
-                one.answer.set_result(fact)
+    async def _asked_one(self, asked: tuple[str, str]) -> IntrospectionFacts:
+        return await self._one(*asked)
 
     async def _one(self, client_id: str, token_hash: str) -> IntrospectionFacts:
         row = await self._sql.fetchrow(_QUERY, {"client_id": client_id, "token_hash": token_hash})
@@ -202,12 +162,12 @@ class SqlIntrospectionStore:
             raise RuntimeError("the introspection query returned no row")
         return IntrospectionFacts(**row)
 
-    async def _many(self, asked: list[_Asked]) -> list[IntrospectionFacts]:
+    async def _many(self, asked: Sequence[tuple[str, str]]) -> list[IntrospectionFacts]:
         rows = await self._sql.fetch(
             _BATCH,
             {
-                "client_ids": [one.client_id for one in asked],
-                "token_hashes": [one.token_hash for one in asked],
+                "client_ids": [client_id for client_id, _ in asked],
+                "token_hashes": [token_hash for _, token_hash in asked],
             },
         )
         by_position = {row["asked_at"]: row for row in rows}
