@@ -24,12 +24,14 @@ Use::
         token = github.github_token(repository="octo-org/app", now=NOW)
         identity = await verifier.verify(domain, token, NOW)
 
-``domain(key_source=...)`` makes the domain of any key source (``static_jwks`` and
-``spiffe_bundle`` use the issuer's current keys). ``rotate()`` adds a new signing key
-(``retire=True`` drops the old ones), ``mode`` makes the issuer answer ``"up"``,
-``"error"`` (500), ``"garbage"`` (200, not JSON) or ``"hang"`` (never answers until the
-issuer stops), ``await stop()`` stops its server (connections refused) and ``await
-start()`` serves again on the same port. ``requests`` counts what was asked, by path.
+An issuer that is never served (for ``static_jwks`` and a static ``spiffe_bundle``) is
+named ``https://<name>.issuer.test``. ``domain(key_source=...)`` makes the domain of any
+key source (``static_jwks`` and ``spiffe_bundle`` use the issuer's current keys).
+``rotate()`` adds a new signing key (``retire=True`` drops the old ones); ``mode`` makes
+the issuer answer ``"up"``, ``"error"`` (500), ``"garbage"`` (200, not JSON) or
+``"hang"`` (never answers until the issuer stops); ``await stop()`` stops its server
+(connections refused) and ``await start()`` serves again on the same port; ``requests``
+counts what was asked, by path, and ``asked`` is set by the first request.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class TestIssuer:
     mode: str = "up"
     cache_control: str | None = None
     requests: Counter[str] = field(default_factory=Counter)
+    asked: asyncio.Event = field(default_factory=asyncio.Event)  # set by any request
     base: str = ""
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: contextlib.AsyncExitStack | None = None
@@ -135,9 +138,8 @@ class TestIssuer:
     # --- what it publishes --------------------------------------------------------------
     @property
     def url(self) -> str:
-        if not self.base:
-            raise RuntimeError("the issuer is not served yet (serving_issuers)")
-        return f"{self.base}/{self.name}"
+        # Unserved (static keys only), an issuer is named as a real one would be.
+        return f"{self.base}/{self.name}" if self.base else f"https://{self.name}.issuer.test"
 
     @property
     def issuer(self) -> str:
@@ -228,7 +230,9 @@ class TestIssuer:
         header = {"typ": "JWT", "kid": key.kid, **(headers or {})}
         header = {k: v for k, v in header.items() if v is not None}
         body = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(body, key.private, algorithm=key.alg, headers=header)
+        # PyJWS, not PyJWT: it signs any claims, as a test of a malformed one needs.
+        payload = json.dumps(body).encode()
+        return jwt.api_jws.encode(payload, key.private, algorithm=key.alg, headers=header)
 
     def _times(self, now: int, lifetime: int) -> dict[str, Any]:
         return {"iat": now, "nbf": now, "exp": now + lifetime}
@@ -414,6 +418,7 @@ class TestIssuer:
             "/bundle": self.bundle,
         }
         self.requests[route or path] += 1
+        self.asked.set()
         if self.mode == "hang":
             await self._release.wait()
             await _reply(send, 503, b"stopping")

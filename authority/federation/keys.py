@@ -247,26 +247,33 @@ class IssuerKeys:
                 if entry.last_failed or self._clock.now() >= entry.fresh_until:
                     raise IssuerUnavailable(domain.id, "issuer_recently_failed")
                 return
-            entry.generation += 1
             entry.last_attempt = self._clock.now()
             self.fetches[domain.id] = self.fetches.get(domain.id, 0) + 1
             try:
-                async with asyncio.timeout(self._limits.fetch_timeout):
-                    keys, max_age = await self._fetch(domain)
-            except TimeoutError:
+                keys, max_age = await self._attempt(domain)
+            except IssuerUnavailable:
                 entry.last_failed = True
-                raise IssuerUnavailable(domain.id, "issuer_timeout") from None
-            except httpx.HTTPError:
-                entry.last_failed = True
-                raise IssuerUnavailable(domain.id, "issuer_unreachable") from None
-            except _Unusable as exc:
-                entry.last_failed = True
-                raise IssuerUnavailable(domain.id, str(exc)) from None
+                raise
+            finally:
+                # Counted once it is over, so that whoever waited for it sees it ended.
+                entry.generation += 1
             limits = self._limits
             age = limits.max_age if max_age is None else max_age
             age = max(min(age, limits.max_age), min(limits.refresh_min_interval, limits.max_age))
             entry.keys, entry.last_failed = keys, False
             entry.fresh_until = entry.last_attempt + age
+
+    async def _attempt(self, domain: TrustDomain) -> tuple[tuple[IssuerKey, ...], float | None]:
+        """One fetch within the timeout; every way it can fail is ``IssuerUnavailable``."""
+        try:
+            async with asyncio.timeout(self._limits.fetch_timeout):
+                return await self._fetch(domain)
+        except TimeoutError:
+            raise IssuerUnavailable(domain.id, "issuer_timeout") from None
+        except httpx.HTTPError:
+            raise IssuerUnavailable(domain.id, "issuer_unreachable") from None
+        except _Unusable as exc:
+            raise IssuerUnavailable(domain.id, str(exc)) from None
 
     async def _fetch(self, domain: TrustDomain) -> tuple[tuple[IssuerKey, ...], float | None]:
         spiffe = domain.key_source is KeySource.SPIFFE_BUNDLE
