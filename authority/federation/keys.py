@@ -30,6 +30,7 @@ another use (``enc``), type or size is skipped, never an error for the others.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.util import urlsafe_b64decode
 
 from authority.clock import Clock
 from authority.federation.errors import IssuerUnavailable, WorkloadRejected
@@ -52,6 +54,7 @@ MAX_KEYS = 64
 #: Most keys tried for a token without kid (those whose algorithms include its alg).
 MAX_KEYS_WITHOUT_KID = 5
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192
 _PUBLIC_MEMBERS = {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
 #: RFC 7518 §3.1 and RFC 8037 §3.1, asymmetric only: what each key type may verify.
 _ALGORITHMS: dict[tuple[str, str | None], frozenset[str]] = {
@@ -113,14 +116,20 @@ def _import(member: Mapping[str, Any], *, spiffe: bool) -> IssuerKey | None:
     try:
         key: PublicKey
         if kty == "RSA":
-            key = RSAKey.import_key({"kty": kty, **public})
-            if key.public_key.key_size < MIN_RSA_BITS:
+            # Measured before import (which warns of a small key): too small is weak, too
+            # large makes every check slow.
+            modulus = public.get("n")
+            if not isinstance(modulus, str):
                 return None
+            bits = int.from_bytes(urlsafe_b64decode(modulus.encode("ascii"))).bit_length()
+            if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
+                return None
+            key = RSAKey.import_key({"kty": kty, **public})
         elif kty == "EC":
             key = ECKey.import_key({"kty": kty, **public})
         else:
             key = OKPKey.import_key({"kty": kty, **public})
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, binascii.Error):
         return None
     crv = public.get("crv") if kty != "RSA" else None
     algorithms = _ALGORITHMS.get((kty, crv if isinstance(crv, str) else None), frozenset())
