@@ -258,14 +258,15 @@ class IssuerKeys:
                 return
             entry.last_attempt = self._clock.now()
             self.fetches[domain.id] = self.fetches.get(domain.id, 0) + 1
+            # Counted once it is over, so that whoever waited sees its result; a fetch
+            # cancelled with its request is not counted, and the next waiter fetches.
             try:
                 keys, max_age = await self._attempt(domain)
             except IssuerUnavailable:
                 entry.last_failed = True
-                raise
-            finally:
-                # Counted once it is over, so that whoever waited for it sees it ended.
                 entry.generation += 1
+                raise
+            entry.generation += 1
             limits = self._limits
             age = limits.max_age if max_age is None else max_age
             age = max(min(age, limits.max_age), min(limits.refresh_min_interval, limits.max_age))

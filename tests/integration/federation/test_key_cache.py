@@ -5,6 +5,7 @@ tokens (503) while every other domain keeps verifying."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -194,12 +195,7 @@ async def test_the_discovery_document_must_name_the_domains_issuer(
     async with serving_issuers(real, other):
         # A domain for the real issuer whose discovery location is the other issuer's.
         domain = real.domain()
-        misdirected = type(domain)(
-            **{
-                **{f: getattr(domain, f) for f in domain.__slots__},
-                "key_location": other.url + DISCOVERY,
-            }
-        )
+        misdirected = dataclasses.replace(domain, key_location=other.url + DISCOVERY)
         with pytest.raises(IssuerUnavailable, match="discovery_issuer_mismatch"):
             await verifier.verify(misdirected, real.github_token(), NOW)
 
@@ -227,3 +223,21 @@ async def test_the_fetch_timeout_bounds_the_whole_fetch(clock: FrozenClock) -> N
                 await verifier.verify(slow.domain(), slow.oidc_token(), NOW)
     finally:
         await verifier.aclose()
+
+
+async def test_a_fetch_cancelled_with_its_request_leaves_the_next_one_to_fetch(
+    verifier: WorkloadVerifier,
+) -> None:
+    github = TestIssuer("github", Preset.GITHUB, mode="hang")
+    async with serving_issuers(github):
+        domain = github.domain()
+        first = asyncio.create_task(verifier.verify(domain, github.github_token(), NOW))
+        await github.asked.wait()
+        second = asyncio.create_task(verifier.verify(domain, github.github_token(), NOW))
+        await asyncio.sleep(0)  # the second request waits on the first one's fetch
+        github.mode = "up"
+        first.cancel()
+        identity = await second
+        assert identity.claims["repository"] == "octo-org/octo-repo"
+        with pytest.raises(asyncio.CancelledError):
+            await first

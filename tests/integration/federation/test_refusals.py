@@ -4,6 +4,7 @@ if the rule is removed."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -174,9 +175,7 @@ async def test_typ_of_another_kind_of_jwt(verifier: WorkloadVerifier) -> None:
 async def test_a_disabled_domain_verifies_nothing(verifier: WorkloadVerifier) -> None:
     github = TestIssuer("github", Preset.GITHUB)
     domain = github.domain(key_source=KeySource.STATIC_JWKS)
-    disabled = type(domain)(
-        **{**{f: getattr(domain, f) for f in domain.__slots__}, "status": "disabled"}
-    )
+    disabled = dataclasses.replace(domain, status="disabled")
     await _refused(verifier, disabled, github.github_token(), "workload_domain_disabled")
 
 
