@@ -153,7 +153,10 @@ def select(keys: tuple[IssuerKey, ...], kid: str | None, alg: str) -> tuple[Issu
     if kid is not None:
         return tuple(k for k in keys if k.kid == kid)
     fitting = tuple(k for k in keys if alg in k.algorithms)
-    return fitting if len(fitting) <= MAX_KEYS_WITHOUT_KID else ()
+    if len(fitting) > MAX_KEYS_WITHOUT_KID:
+        # RFC 7515 §4.1.4 makes kid optional; trying every key of a large set is not.
+        raise WorkloadRejected("workload_kid_required")
+    return fitting
 
 
 def _max_age(cache_control: str | None) -> float | None:

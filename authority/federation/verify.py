@@ -36,7 +36,7 @@ import httpx
 
 from authority.clock import Clock, SystemClock
 from authority.federation.errors import IssuerUnavailable, WorkloadRejected
-from authority.federation.keys import WORKLOAD_ALGORITHMS, IssuerKeys, KeyLimits
+from authority.federation.keys import WORKLOAD_ALGORITHMS, IssuerKey, IssuerKeys, KeyLimits
 from authority.federation.model import Preset, TrustDomain, WorkloadIdentity
 from authority.federation.presets import shape, spiffe_trust_domain
 from authority.sdk.jws import (
@@ -164,7 +164,9 @@ class WorkloadVerifier:
             raise WorkloadRejected("workload_wrong_typ")
 
     @staticmethod
-    def _verified_claims(unverified: UnverifiedJWT, candidates: Any) -> dict[str, Any]:
+    def _verified_claims(
+        unverified: UnverifiedJWT, candidates: tuple[IssuerKey, ...]
+    ) -> dict[str, Any]:
         failure = WorkloadRejected("workload_bad_signature")
         for candidate in candidates:
             if unverified.header["alg"] not in candidate.algorithms:

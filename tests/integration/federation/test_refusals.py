@@ -129,6 +129,13 @@ async def test_unknown_kid_and_tampering(verifier: WorkloadVerifier) -> None:
         github.mint(_claims(github.github_token()), key=impostor),
         "workload_bad_signature",
     )
+    # A key carried by the token itself is never used (RFC 8725 §3.10).
+    for member in ("jwk", "jku", "x5u"):
+        carried: object = impostor.public_jwk() if member == "jwk" else "https://evil.test/k"
+        forged = github.mint(
+            _claims(github.github_token()), key=impostor, headers={member: carried}
+        )
+        await _refused(verifier, domain, forged, "workload_bad_signature")
     token = github.github_token()
     header, payload, signature = token.split(".")
     changed = _segment({**_claims(token), "repository": "octo-org/admin"})
@@ -186,3 +193,22 @@ async def test_jti_when_present_is_a_short_string(verifier: WorkloadVerifier) ->
     await _refused(verifier, domain, github.github_token(jti="j" * 257), "workload_bad_jti")
     identity = await verifier.verify(domain, github.github_token(jti=None), NOW)
     assert identity.token_id is None
+
+
+async def test_a_token_without_kid_is_tried_against_the_keys_of_its_alg(
+    verifier: WorkloadVerifier,
+) -> None:
+    okta = TestIssuer("okta", Preset.OIDC)
+    okta.rotate("ES256")
+    domain = okta.domain(key_source=KeySource.STATIC_JWKS)
+    claims = _claims(okta.oidc_token())
+    rsa_key, ec_key = okta.keys
+    for key in (rsa_key, ec_key):
+        token = okta.mint(claims, key=key, headers={"kid": None})
+        assert (await verifier.verify(domain, token, NOW)).subject == claims["sub"]
+    await _refused(
+        verifier,
+        domain,
+        okta.mint(claims, key=new_key(), headers={"kid": None}),
+        "workload_bad_signature",
+    )

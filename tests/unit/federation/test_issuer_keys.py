@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from authority.federation.errors import WorkloadRejected
 from authority.federation.keys import (
     MAX_KEYS_WITHOUT_KID,
     _max_age,
@@ -92,7 +93,8 @@ def test_a_spiffe_bundle_gives_its_jwt_svid_keys_only() -> None:
 
 def test_keys_without_kid_are_tried_only_a_few() -> None:
     keys = parse_jwks({"keys": [_ec(ec.SECP256R1()) for _ in range(MAX_KEYS_WITHOUT_KID + 1)]})
-    assert select(keys, None, "ES256") == ()
+    with pytest.raises(WorkloadRejected, match="workload_kid_required"):
+        select(keys, None, "ES256")
     assert len(select(keys[:MAX_KEYS_WITHOUT_KID], None, "ES256")) == MAX_KEYS_WITHOUT_KID
     assert select(keys[:2], None, "RS256") == ()
 
