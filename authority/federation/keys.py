@@ -73,7 +73,7 @@ class KeyLimits:
     """How long key sets are kept and how hard an issuer is asked (from the settings)."""
 
     max_age: float = 300.0
-    refresh_min_interval: float = 30.0
+    refresh_min_interval: float = 10.0
     fetch_timeout: float = 3.0
 
 
@@ -191,7 +191,7 @@ class IssuerKeys:
     def __init__(
         self, limits: KeyLimits, clock: Clock, http: httpx.AsyncClient | None = None
     ) -> None:
-        self._limits = limits
+        self.limits = limits
         self._clock = clock
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(
@@ -233,7 +233,7 @@ class IssuerKeys:
         entry = self._entry(domain)
         now = self._clock.now()
         recent = entry.last_attempt is not None and (
-            now - entry.last_attempt < self._limits.refresh_min_interval
+            now - entry.last_attempt < self.limits.refresh_min_interval
         )
         if now < entry.fresh_until:
             found = select(entry.keys, kid, alg)
@@ -270,7 +270,7 @@ class IssuerKeys:
                 entry.generation += 1
                 raise
             entry.generation += 1
-            limits = self._limits
+            limits = self.limits
             age = limits.max_age if max_age is None else max_age
             age = max(min(age, limits.max_age), min(limits.refresh_min_interval, limits.max_age))
             entry.keys, entry.last_failed = keys, False
@@ -279,7 +279,7 @@ class IssuerKeys:
     async def _attempt(self, domain: TrustDomain) -> tuple[tuple[IssuerKey, ...], float | None]:
         """One fetch within the timeout; every way it can fail is ``IssuerUnavailable``."""
         try:
-            async with asyncio.timeout(self._limits.fetch_timeout):
+            async with asyncio.timeout(self.limits.fetch_timeout):
                 return await self._fetch(domain)
         except TimeoutError:
             raise IssuerUnavailable(domain.id, "issuer_timeout") from None
