@@ -177,6 +177,8 @@ class _Entry:
     """One domain's cache: its key set, until when it is fresh, the last fetch."""
 
     source: tuple[object, ...]
+    static_text: str = ""  # static keys as canonical JSON ("" for fetched ones)
+    static: Mapping[str, object] | None = None  # the object they were last read from
     keys: tuple[IssuerKey, ...] = ()
     fresh_until: float = float("-inf")
     last_attempt: float | None = None
@@ -210,16 +212,25 @@ class IssuerKeys:
         self._entries.pop(domain_id, None)
 
     def _entry(self, domain: TrustDomain) -> _Entry:
+        """The domain's cache entry, new when the domain changed how its keys are had
+        (its source, location, issuer, version, or static keys' content)."""
         source = (domain.key_source, domain.key_location, domain.issuer, domain.version)
+        spiffe = domain.key_source is KeySource.SPIFFE_BUNDLE
+        static = domain.key_source is KeySource.STATIC_JWKS or (
+            spiffe and domain.key_location is None
+        )
         entry = self._entries.get(domain.id)
-        if entry is None or entry.source != source:
-            entry = self._entries[domain.id] = _Entry(source)
-            spiffe = domain.key_source is KeySource.SPIFFE_BUNDLE
-            if domain.key_source is KeySource.STATIC_JWKS or (
-                spiffe and domain.key_location is None
-            ):
+        if entry is not None and entry.source == source and not static:
+            return entry
+        if entry is not None and entry.source == source and entry.static is domain.static_jwks:
+            return entry  # the very keys parsed before: nothing to compare
+        text = json.dumps(domain.static_jwks, sort_keys=True, default=str) if static else ""
+        if entry is None or entry.source != source or entry.static_text != text:
+            entry = self._entries[domain.id] = _Entry(source, static_text=text)
+            if static:
                 entry.keys = parse_jwks(domain.static_jwks or {}, spiffe=spiffe)
                 entry.fresh_until = float("inf")
+        entry.static = domain.static_jwks
         return entry
 
     async def keys_for(

@@ -212,3 +212,23 @@ async def test_a_token_without_kid_is_tried_against_the_keys_of_its_alg(
         okta.mint(claims, key=new_key(), headers={"kid": None}),
         "workload_bad_signature",
     )
+
+
+async def test_static_keys_changed_in_place_are_read_again(verifier: WorkloadVerifier) -> None:
+    github = TestIssuer("github", Preset.GITHUB)
+    domain = github.domain(key_source=KeySource.STATIC_JWKS)
+    assert await verifier.verify(domain, github.github_token(), NOW)
+    old = github.signing
+    github.rotate(retire=True)
+    # The same domain id and version, with other keys: the old key no longer verifies.
+    changed = dataclasses.replace(domain, static_jwks=github.jwks())
+    assert await verifier.verify(changed, github.github_token(), NOW)
+    await _refused(
+        verifier,
+        changed,
+        github.mint(_claims(github.github_token()), key=old),
+        "workload_unknown_kid",
+    )
+    # An equal copy of the keys is the same entry.
+    copy = dataclasses.replace(domain, static_jwks=github.jwks())
+    assert await verifier.verify(copy, github.github_token(), NOW)
