@@ -28,8 +28,9 @@ An issuer that is never served (for ``static_jwks`` and a static ``spiffe_bundle
 named ``https://<name>.issuer.test``. ``domain(key_source=...)`` makes the domain of any
 key source (``static_jwks`` and ``spiffe_bundle`` use the issuer's current keys).
 ``rotate()`` adds a new signing key (``retire=True`` drops the old ones); ``mode`` makes
-the issuer answer ``"up"``, ``"error"`` (500), ``"garbage"`` (200, not JSON) or
-``"hang"`` (never answers until the issuer stops); ``await stop()`` stops its server
+the issuer answer ``"up"``, ``"error"`` (500), ``"garbage"`` (200, not JSON),
+``"huge"`` (a 300 KiB document), ``"redirect"`` (302 to itself) or ``"hang"`` (never
+answers until the issuer stops); ``await stop()`` stops its server
 (connections refused) and ``await start()`` serves again on the same port; ``requests``
 counts what was asked, by path, and ``asked`` is set by the first request.
 """
@@ -426,6 +427,12 @@ class TestIssuer:
         if self.mode == "error":
             await _reply(send, 500, b"internal error")
             return
+        if self.mode == "redirect":
+            await _reply(send, 302, b"", location=self.url + (route or "/"))
+            return
+        if self.mode == "huge":
+            await _reply(send, 200, b'{"keys": [' + b" " * (300 * 1024) + b"]}")
+            return
         if route not in documents:
             await _reply(send, 404, b"not found")
             return
@@ -452,10 +459,19 @@ class TestIssuer:
             await stack.aclose()
 
 
-async def _reply(send: Any, status: int, body: bytes, cache_control: str | None = None) -> None:
+async def _reply(
+    send: Any,
+    status: int,
+    body: bytes,
+    cache_control: str | None = None,
+    *,
+    location: str | None = None,
+) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if cache_control is not None:
         headers.append((b"cache-control", cache_control.encode()))
+    if location is not None:
+        headers.append((b"location", location.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

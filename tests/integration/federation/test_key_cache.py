@@ -120,9 +120,19 @@ async def test_concurrent_misses_share_one_fetch(verifier: WorkloadVerifier) -> 
         assert github.requests == {DISCOVERY: 1, JWKS: 1}
 
 
-@pytest.mark.parametrize("failure", ["stopped", "error", "garbage", "hang"])
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        ("stopped", "issuer_unreachable"),
+        ("error", "issuer_http_status"),
+        ("redirect", "issuer_http_status"),
+        ("garbage", "issuer_document_not_json"),
+        ("huge", "issuer_document_too_large"),
+        ("hang", "issuer_timeout"),
+    ],
+)
 async def test_an_issuer_down_fails_its_domain_only(
-    verifier: WorkloadVerifier, failure: str
+    verifier: WorkloadVerifier, failure: str, reason: str
 ) -> None:
     down = TestIssuer("down", Preset.GITHUB)
     up = TestIssuer("up", Preset.KUBERNETES)
@@ -135,6 +145,7 @@ async def test_an_issuer_down_fails_its_domain_only(
         with pytest.raises(IssuerUnavailable) as caught:
             await verifier.verify(domain, down.github_token(), NOW)
         assert caught.value.domain_id == domain.id
+        assert caught.value.reason == reason
         identity = await verifier.verify(other, up.kubernetes_token(), NOW)
         assert identity.domain_id == other.id
 
@@ -241,3 +252,12 @@ async def test_a_fetch_cancelled_with_its_request_leaves_the_next_one_to_fetch(
         assert identity.claims["repository"] == "octo-org/octo-repo"
         with pytest.raises(asyncio.CancelledError):
             await first
+
+
+async def test_an_issuer_without_usable_keys_is_unavailable(verifier: WorkloadVerifier) -> None:
+    github = TestIssuer("github", Preset.GITHUB)
+    async with serving_issuers(github):
+        token = github.github_token()
+        github.keys = []
+        with pytest.raises(IssuerUnavailable, match="no_usable_keys"):
+            await verifier.verify(github.domain(), token, NOW)
