@@ -122,6 +122,8 @@ class TestIssuer:
     keys: list[SigningKey] = field(default_factory=list)
     mode: str = "up"
     cache_control: str | None = None
+    refresh_hint: int = 300  # a SPIFFE bundle's spiffe_refresh_hint
+    jwks_uri: str | None = None  # what the discovery document names (default: its own)
     requests: Counter[str] = field(default_factory=Counter)
     asked: asyncio.Event = field(default_factory=asyncio.Event)  # set by any request
     base: str = ""
@@ -167,12 +169,16 @@ class TestIssuer:
         jwt_keys = [{**k.public_jwk(), "use": "jwt-svid"} for k in self.keys]
         for key in jwt_keys:
             del key["alg"]  # SPIRE's bundles carry no alg
-        return {"keys": [x509, *jwt_keys], "spiffe_sequence": 1, "spiffe_refresh_hint": 300}
+        return {
+            "keys": [x509, *jwt_keys],
+            "spiffe_sequence": 1,
+            "spiffe_refresh_hint": self.refresh_hint,
+        }
 
     def discovery(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
-            "jwks_uri": self.url + _JWKS_PATHS[self.preset],
+            "jwks_uri": self.jwks_uri or self.url + _JWKS_PATHS[self.preset],
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": sorted({k.alg for k in self.keys}),

@@ -261,3 +261,27 @@ async def test_an_issuer_without_usable_keys_is_unavailable(verifier: WorkloadVe
         github.keys = []
         with pytest.raises(IssuerUnavailable, match="no_usable_keys"):
             await verifier.verify(github.domain(), token, NOW)
+
+
+async def test_a_spiffe_bundles_refresh_hint_is_honoured(
+    verifier: WorkloadVerifier, clock: FrozenClock
+) -> None:
+    spire = TestIssuer("spire", Preset.SPIFFE, refresh_hint=60)
+    async with serving_issuers(spire):
+        domain = spire.domain(key_source=KeySource.SPIFFE_BUNDLE)
+        await verifier.verify(domain, spire.spiffe_svid(), NOW)
+        clock.advance(59)
+        await verifier.verify(domain, spire.spiffe_svid(), NOW)
+        assert spire.requests["/bundle"] == 1
+        clock.advance(1)
+        await verifier.verify(domain, spire.spiffe_svid(), NOW)
+        assert spire.requests["/bundle"] == 2
+
+
+async def test_keys_are_never_fetched_from_a_plain_http_location(
+    verifier: WorkloadVerifier,
+) -> None:
+    github = TestIssuer("github", Preset.GITHUB, jwks_uri="http://keys.example.com/jwks")
+    async with serving_issuers(github):
+        with pytest.raises(IssuerUnavailable, match="key_location_refused"):
+            await verifier.verify(github.domain(), github.github_token(), NOW)
