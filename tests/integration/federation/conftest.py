@@ -1,3 +1,5 @@
+"""Fixtures of the federation tests: a verifier whose key caches run on a clock of their own."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -14,13 +16,14 @@ FETCH_TIMEOUT = 2.0
 
 
 @pytest.fixture
-def clock() -> FrozenClock:
+def key_clock() -> FrozenClock:
+    """The clock of the key caches (not named ``clock``: that one is the world's)."""
     return FrozenClock(NOW)
 
 
 @pytest.fixture
-async def verifier(clock: FrozenClock) -> AsyncIterator[WorkloadVerifier]:
+async def verifier(key_clock: FrozenClock) -> AsyncIterator[WorkloadVerifier]:
     limits = KeyLimits(max_age=300, refresh_min_interval=30, fetch_timeout=FETCH_TIMEOUT)
-    verifier = WorkloadVerifier(skew=5, limits=limits, clock=clock)
+    verifier = WorkloadVerifier(skew=5, limits=limits, clock=key_clock)
     yield verifier
     await verifier.aclose()

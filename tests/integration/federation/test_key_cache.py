@@ -20,7 +20,7 @@ JWKS = "/.well-known/jwks"
 
 
 async def test_keys_are_fetched_once_and_kept_for_their_max_age(
-    verifier: WorkloadVerifier, clock: FrozenClock
+    verifier: WorkloadVerifier, key_clock: FrozenClock
 ) -> None:
     github = TestIssuer("github", Preset.GITHUB)
     async with serving_issuers(github):
@@ -28,10 +28,10 @@ async def test_keys_are_fetched_once_and_kept_for_their_max_age(
         for _ in range(3):
             await verifier.verify(domain, github.github_token(), NOW)
         assert github.requests == {DISCOVERY: 1, JWKS: 1}
-        clock.advance(299)
+        key_clock.advance(299)
         await verifier.verify(domain, github.github_token(), NOW)
         assert github.requests[JWKS] == 1
-        clock.advance(2)  # past the 300 s max age: fetched again
+        key_clock.advance(2)  # past the 300 s max age: fetched again
         await verifier.verify(domain, github.github_token(), NOW)
         assert github.requests == {DISCOVERY: 2, JWKS: 2}
 
@@ -41,28 +41,28 @@ async def test_keys_are_fetched_once_and_kept_for_their_max_age(
     [("max-age=60", 60), ("public, max-age=5", 30), ("max-age=86400", 300), ("no-store", 30)],
 )
 async def test_cache_control_is_honoured_within_bounds(
-    verifier: WorkloadVerifier, clock: FrozenClock, cache_control: str, kept: int
+    verifier: WorkloadVerifier, key_clock: FrozenClock, cache_control: str, kept: int
 ) -> None:
     cluster = TestIssuer("cluster", Preset.KUBERNETES, cache_control=cache_control)
     async with serving_issuers(cluster):
         domain = cluster.domain(key_source=KeySource.JWKS_URI)
         await verifier.verify(domain, cluster.kubernetes_token(), NOW)
-        clock.advance(kept - 1)
+        key_clock.advance(kept - 1)
         await verifier.verify(domain, cluster.kubernetes_token(), NOW)
         assert cluster.requests["/openid/v1/jwks"] == 1
-        clock.advance(1)
+        key_clock.advance(1)
         await verifier.verify(domain, cluster.kubernetes_token(), NOW)
         assert cluster.requests["/openid/v1/jwks"] == 2
 
 
 async def test_a_rotation_is_picked_up_at_once(
-    verifier: WorkloadVerifier, clock: FrozenClock
+    verifier: WorkloadVerifier, key_clock: FrozenClock
 ) -> None:
     github = TestIssuer("github", Preset.GITHUB)
     async with serving_issuers(github):
         domain = github.domain()
         await verifier.verify(domain, github.github_token(), NOW)
-        clock.advance(31)  # past the refresh interval, well within the max age
+        key_clock.advance(31)  # past the refresh interval, well within the max age
         github.rotate(retire=True)
         identity = await verifier.verify(domain, github.github_token(), NOW)
         assert identity.claims["repository"] == "octo-org/octo-repo"
@@ -70,7 +70,7 @@ async def test_a_rotation_is_picked_up_at_once(
 
 
 async def test_a_retired_key_stops_verifying_once_refetched(
-    verifier: WorkloadVerifier, clock: FrozenClock
+    verifier: WorkloadVerifier, key_clock: FrozenClock
 ) -> None:
     github = TestIssuer("github", Preset.GITHUB)
     async with serving_issuers(github):
@@ -78,30 +78,30 @@ async def test_a_retired_key_stops_verifying_once_refetched(
         old = github.signing
         await verifier.verify(domain, github.github_token(), NOW)
         github.rotate(retire=True)
-        clock.advance(301)
+        key_clock.advance(301)
         with pytest.raises(WorkloadRejected, match="workload_unknown_kid"):
             await verifier.verify(domain, github.mint({"iss": github.issuer}, key=old), NOW)
 
 
 async def test_unknown_kids_refresh_at_most_once_per_interval(
-    verifier: WorkloadVerifier, clock: FrozenClock
+    verifier: WorkloadVerifier, key_clock: FrozenClock
 ) -> None:
     github = TestIssuer("github", Preset.GITHUB)
     async with serving_issuers(github):
         domain = github.domain()
         await verifier.verify(domain, github.github_token(), NOW)
         claims = {"iss": github.issuer, "sub": "x", "aud": "a", "exp": NOW + 60}
-        clock.advance(31)
+        key_clock.advance(31)
         for _ in range(20):
             stranger = github.mint(claims, key=new_key())
             with pytest.raises(WorkloadRejected, match="workload_unknown_kid"):
                 await verifier.verify(domain, stranger, NOW)
         assert github.requests[JWKS] == 2  # the first fetch, and one refresh
-        clock.advance(29)
+        key_clock.advance(29)
         with pytest.raises(WorkloadRejected, match="workload_unknown_kid"):
             await verifier.verify(domain, github.mint(claims, key=new_key()), NOW)
         assert github.requests[JWKS] == 2
-        clock.advance(1)
+        key_clock.advance(1)
         with pytest.raises(WorkloadRejected, match="workload_unknown_kid"):
             await verifier.verify(domain, github.mint(claims, key=new_key()), NOW)
         assert github.requests[JWKS] == 3
@@ -166,22 +166,22 @@ async def test_a_slow_issuer_does_not_hold_up_another_domain(
 
 
 async def test_past_max_age_keys_are_not_used_when_the_fetch_fails(
-    verifier: WorkloadVerifier, clock: FrozenClock
+    verifier: WorkloadVerifier, key_clock: FrozenClock
 ) -> None:
     github = TestIssuer("github", Preset.GITHUB)
     async with serving_issuers(github):
         domain = github.domain()
         await verifier.verify(domain, github.github_token(), NOW)
         github.mode = "error"
-        clock.advance(299)
+        key_clock.advance(299)
         await verifier.verify(domain, github.github_token(), NOW)  # still fresh
-        clock.advance(2)
+        key_clock.advance(2)
         with pytest.raises(IssuerUnavailable):
             await verifier.verify(domain, github.github_token(), NOW)
 
 
 async def test_a_failed_issuer_is_asked_again_only_after_the_interval(
-    verifier: WorkloadVerifier, clock: FrozenClock
+    verifier: WorkloadVerifier, key_clock: FrozenClock
 ) -> None:
     github = TestIssuer("github", Preset.GITHUB, mode="error")
     async with serving_issuers(github):
@@ -191,10 +191,10 @@ async def test_a_failed_issuer_is_asked_again_only_after_the_interval(
                 await verifier.verify(domain, github.github_token(), NOW)
         assert github.requests[DISCOVERY] == 1
         github.mode = "up"
-        clock.advance(29)
+        key_clock.advance(29)
         with pytest.raises(IssuerUnavailable, match="issuer_recently_failed"):
             await verifier.verify(domain, github.github_token(), NOW)
-        clock.advance(1)
+        key_clock.advance(1)
         await verifier.verify(domain, github.github_token(), NOW)
         assert github.requests[DISCOVERY] == 2
 
@@ -224,9 +224,9 @@ async def test_a_changed_domain_drops_its_old_keys(
         assert github.requests[JWKS] == 3
 
 
-async def test_the_fetch_timeout_bounds_the_whole_fetch(clock: FrozenClock) -> None:
+async def test_the_fetch_timeout_bounds_the_whole_fetch(key_clock: FrozenClock) -> None:
     limits = KeyLimits(fetch_timeout=0.2)
-    verifier = WorkloadVerifier(limits=limits, clock=clock)
+    verifier = WorkloadVerifier(limits=limits, clock=key_clock)
     slow = TestIssuer("slow", Preset.OIDC, mode="hang")
     try:
         async with serving_issuers(slow):
@@ -264,16 +264,16 @@ async def test_an_issuer_without_usable_keys_is_unavailable(verifier: WorkloadVe
 
 
 async def test_a_spiffe_bundles_refresh_hint_is_honoured(
-    verifier: WorkloadVerifier, clock: FrozenClock
+    verifier: WorkloadVerifier, key_clock: FrozenClock
 ) -> None:
     spire = TestIssuer("spire", Preset.SPIFFE, refresh_hint=60)
     async with serving_issuers(spire):
         domain = spire.domain(key_source=KeySource.SPIFFE_BUNDLE)
         await verifier.verify(domain, spire.spiffe_svid(), NOW)
-        clock.advance(59)
+        key_clock.advance(59)
         await verifier.verify(domain, spire.spiffe_svid(), NOW)
         assert spire.requests["/bundle"] == 1
-        clock.advance(1)
+        key_clock.advance(1)
         await verifier.verify(domain, spire.spiffe_svid(), NOW)
         assert spire.requests["/bundle"] == 2
 
