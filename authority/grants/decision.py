@@ -9,6 +9,7 @@ the CIBA poll, which decides an approved call again at issue. The answer is a va
 from __future__ import annotations
 
 from authority.context import Services
+from authority.policy.cedar import CedarPolicy
 from authority.policy.checks import (
     ALLOW,
     Decision,
@@ -49,8 +50,9 @@ def facts(
     )
 
 
-def decide(services: Services, facts: Facts) -> Decision:
-    """The built-in checks first (the first that is not ``Allow``), then Cedar.
+def decide(services: Services, facts: Facts, policy: CedarPolicy) -> Decision:
+    """The built-in checks first (the first that is not ``Allow``), then Cedar: ``policy``,
+    the active version the caller read (``services.policy``) and records with the grant.
 
     A Cedar ``forbid`` annotated ``@approval("owner")`` asks the owner; any other forbid
     refuses, even a call the built-in checks would have sent to the owner.
@@ -58,7 +60,7 @@ def decide(services: Services, facts: Facts) -> Decision:
     decision = evaluate(facts)
     if isinstance(decision, Deny):
         return decision
-    verdict = services.policy.evaluate(facts)
+    verdict = policy.evaluate(facts)
     if not verdict.allowed and not verdict.needs_approval:
         return Deny(Reason.POLICY_DENIED)
     if isinstance(decision, NeedsApproval):
