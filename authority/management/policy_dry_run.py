@@ -23,6 +23,7 @@ from authority.errors import InvalidRequest, NotFound
 from authority.grants import decision, loading
 from authority.management.auth import Principal
 from authority.management.inputs import Body
+from authority.policy import rules
 from authority.policy.arguments import ARGUMENTS, ArgumentsRejected, bind
 from authority.policy.cedar import CedarPolicy
 from authority.policy.checks import Deny, Facts, NeedsApproval, ToolCall
@@ -120,13 +121,8 @@ async def dry_run(services: Services, principal: Principal, body: DryRunBody) ->
 
 
 async def _answer(services: Services, facts: Facts, policy: CedarPolicy, version: int) -> DryRun:
-    decided = decision.decide(services, facts, policy)
-    reasons: list[str] = []
-    if isinstance(decided, Deny | NeedsApproval):
-        reasons.append(decided.reason.value)
-        if decided.reason in (Reason.POLICY_DENIED, Reason.APPROVAL_REQUIRED):
-            # The Cedar policies that said so, by their @id.
-            reasons.extend(f"policy:{name}" for name in policy.evaluate(facts).policy_ids)
+    decided = rules.decide(facts, policy)
+    reasons = rules.explain(facts, policy, decided)
     if isinstance(decided, Deny):
         return DryRun("deny", reasons, version)
     limited = await _limits(services, facts)
