@@ -35,7 +35,9 @@ async def counts(world: World) -> tuple[int, int]:
     return int(stored or 0), int(granted or 0)
 
 
-async def set_policy(world: World, text: str, key: str | None = None, **extra: Any) -> httpx.Response:
+async def set_policy(
+    world: World, text: str, key: str | None = None, **extra: Any
+) -> httpx.Response:
     return await world.client.post(
         "/v1/policies", json={"text": text, **extra}, headers=world.auth(key or world.admin)
     )

@@ -85,7 +85,8 @@ async def test_only_admins_change_the_policy(world: World) -> None:
         assert activate.status_code == 403
     # The owner does not read it either; the auditor does.
     for path in ("/v1/policies", "/v1/policies/active"):
-        assert (await world.client.get(path, headers=world.auth(world.owner_key))).status_code == 403
+        owner = await world.client.get(path, headers=world.auth(world.owner_key))
+        assert owner.status_code == 403
         assert (await world.client.get(path, headers=world.auth(auditor))).status_code == 200
     assert (await world.client.post("/v1/policies", json={"text": ""})).status_code == 401
     assert await counts(world) == before
@@ -95,7 +96,8 @@ async def test_only_admins_change_the_policy(world: World) -> None:
 async def test_a_text_that_is_not_cedar_is_a_400_that_does_not_echo_it(world: World) -> None:
     before = await counts(world)
     texts = [
-        'permit(principal, action, resource);\nforbid(principal, action, resource) when { hunter2secret };',
+        "permit(principal, action, resource);\n"
+        "forbid(principal, action, resource) when { hunter2secret };",
         'forbid(principal, action, resource) when { context.a == "hunter2secret" ',
         "forbid(principal, action, resource) when { context.x.hunter2secret() };",
         "hunter2secret",
