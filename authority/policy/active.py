@@ -76,7 +76,7 @@ class ActivePolicy:
         if self._store is None or self._monotonic() - self._confirmed < self._interval:
             return self._current
         if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(self._read(self._store))
+            self._reading = asyncio.ensure_future(self._read(self._store, self._monotonic()))
         try:
             return await asyncio.wait_for(asyncio.shield(self._reading), self._timeout)
         except TimeoutError:
@@ -89,7 +89,7 @@ class ActivePolicy:
         """Read the active version now (at start, and after a change on this instance)."""
         if self._store is None:
             return self._current
-        return await self._read(self._store)
+        return await self._read(self._store, self._monotonic())
 
     def install(self, version: int, policy: CedarPolicy) -> None:
         """The version this instance has just made active decides its next request."""
@@ -97,8 +97,7 @@ class ActivePolicy:
         self._current = Versioned(version, policy)
         self._confirmed = self._monotonic()
 
-    async def _read(self, store: PolicyStore) -> Versioned:
-        started = self._monotonic()
+    async def _read(self, store: PolicyStore, started: float) -> Versioned:
         number = await store.active_version()
         if number is None:
             current = self._default
@@ -109,7 +108,7 @@ class ActivePolicy:
         if started >= self._confirmed:  # not over a change installed since it started
             self._current = current
             self._confirmed = started
-        return current
+        return self._current
 
     async def _compile(self, store: PolicyStore, number: int) -> CedarPolicy:
         policy = self._compiled.get(number)
