@@ -4,8 +4,8 @@ A version is immutable: its number, text, digest, author, comment and time are w
 once. Which version decides exchanges is the latest activation; ``create`` stores a new
 version and activates it, ``activate`` makes a stored one active again (a rollback),
 each with the flow's ledger entry in the same transaction, so a policy change and its
-entry commit together or not at all. Version numbers count from 1 without gaps; two
-creations at once get two numbers (the loser of a race on a number retries).
+entry commit together or not at all. Version numbers count from 1 without gaps; changes
+at once are written one after the other (two creations get two numbers).
 ``active_version`` is the one small read every instance repeats to notice a change.
 """
 

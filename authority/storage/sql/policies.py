@@ -1,16 +1,18 @@
 """The policy versions port (``storage.policies``) in SQL, through the engine.
 
 A new version's number is the largest stored plus one, read in the transaction that
-inserts it; two creations at once on PostgreSQL both read the same number, one insert
-fails on the primary key, and that creation starts again with the next number.
+inserts it, and every change holds the policy's write lock until it commits: on
+PostgreSQL an advisory transaction lock, on SQLite the ``BEGIN IMMEDIATE`` every
+transaction starts with (storage/database.py). So two changes at once are written one
+after the other, each with the number and the ``previous_version`` the other left.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authority.storage.policies import ChangeEntry, NewPolicy, PolicyVersion, StoredPolicy
@@ -21,8 +23,10 @@ _v = policy_versions.c
 _a = policy_activations.c
 _INFO = (_v.version, _v.digest, _v.author, _v.comment, _v.created_at)
 _ACTIVE = select(_a.version).order_by(_a.id.desc()).limit(1)
-#: Creations that lost the race for a number, retried before giving up.
-_RETRIES = 5
+#: pg_advisory_xact_lock key: "authority policy versions", fixed for every instance.
+_ADVISORY_LOCK = int.from_bytes(
+    hashlib.sha256(b"authority policy versions").digest()[:8], "big", signed=True
+)
 
 
 def _info(row: Any) -> PolicyVersion:
@@ -53,19 +57,15 @@ class SqlPolicyStore:
     async def create(
         self, policy: NewPolicy, *, actor: str, entry: ChangeEntry, only_first: bool = False
     ) -> PolicyVersion | None:
-        for attempt in range(_RETRIES):
-            try:
-                async with self._engine.begin() as conn:
-                    return await _create(conn, policy, actor, entry, only_first)
-            except IntegrityError:
-                if attempt == _RETRIES - 1:
-                    raise
-        return None  # not reached: the last attempt returns or raises
+        async with self._engine.begin() as conn:
+            await _serialize(conn)
+            return await _create(conn, policy, actor, entry, only_first)
 
     async def activate(
         self, version: int, *, actor: str, now: int, entry: ChangeEntry
     ) -> PolicyVersion | None:
         async with self._engine.begin() as conn:
+            await _serialize(conn)
             row = (await conn.execute(select(*_INFO).where(_v.version == version))).first()
             if row is None:
                 return None
@@ -73,6 +73,11 @@ class SqlPolicyStore:
             previous = (await conn.execute(_ACTIVE)).scalar()
             await _activate(conn, info, actor, now, entry(info, previous))
         return info
+
+
+async def _serialize(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK)))
 
 
 async def _create(
