@@ -69,3 +69,24 @@ async def test_another_instance_decides_on_a_change_within_its_interval(world: W
     ticks.now += 5
     assert (await other.current()).version == 1
     assert (await other.current()).policy.count == 1
+
+
+async def test_an_exchange_is_a_503_when_the_active_version_cannot_be_read(
+    world: World,
+) -> None:
+    store = world.services.policy_store
+
+    class Down:
+        async def active_version(self) -> int | None:
+            raise OSError("database down")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+    before = await entries(world, "grant")
+    world.services.policy = ActivePolicy(Down(), interval=0, timeout=5)  # type: ignore[arg-type]
+    refused = await world.exchange()
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "temporarily_unavailable"
+    assert "access_token" not in refused.text
+    assert await entries(world, "grant") == before
