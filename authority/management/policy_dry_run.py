@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import Field
+
 from authority.context import Services
 from authority.errors import InvalidRequest, NotFound
 from authority.grants import decision, loading
@@ -43,7 +45,8 @@ class DryRunBody(Body):
     arguments: dict[str, Any] | None = None
     audience: str | None = None  # default: the tool's resource server
     dpop_bound: bool = False
-    lifetime: int | None = None  # default: access_token_lifetime, capped as an exchange's
+    # Default: access_token_lifetime, capped by the tool's as an exchange's is.
+    lifetime: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 @dataclass(frozen=True, slots=True)

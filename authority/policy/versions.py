@@ -68,14 +68,26 @@ def _shape(message: str) -> str:
     return shape[:120] or "it does not parse"
 
 
+def _fails_early(lines: list[str], count: int) -> bool:
+    message = _parses("\n".join(lines[:count]))
+    return message is not None and not message.startswith(_END_OF_INPUT)
+
+
 def _failing_line(lines: list[str]) -> int | None:
     """The first line at which the text stops parsing: the shortest prefix of whole lines
-    that fails for another reason than ending early. None: it fails only at its end."""
-    for count in range(1, len(lines) + 1):
-        message = _parses("\n".join(lines[:count]))
-        if message is not None and not message.startswith(_END_OF_INPUT):
-            return count
-    return None
+    that fails for another reason than ending early (a prefix that does keeps failing as
+    it grows, so it is searched by halving: a few parses, however long the text). None:
+    it fails only at its end."""
+    if not lines or not _fails_early(lines, len(lines)):
+        return None
+    low, high = 1, len(lines)
+    while low < high:
+        middle = (low + high) // 2
+        if _fails_early(lines, middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def compile_text(text: str) -> CedarPolicy:
