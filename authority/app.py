@@ -8,7 +8,7 @@ import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,7 +25,8 @@ from authority.endpoints.metrics import MetricsMiddleware
 from authority.endpoints.request_log import RequestLog
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
-from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.policy import versions as policy_versions
+from authority.policy.active import ActivePolicy
 from authority.rate_window import RateWindows
 from authority.recordings.sealing import HeadSealer
 from authority.recordings.sweeper import RecordingSweeper
@@ -58,6 +59,7 @@ from authority.storage.sql.introspection import SqlIntrospectionStore
 from authority.storage.sql.keys import SqlKeyStore
 from authority.storage.sql.ledger_reader import SqlLedgerReader
 from authority.storage.sql.owners import SqlOwnerStore
+from authority.storage.sql.policies import SqlPolicyStore
 from authority.storage.sql.recordings import SqlRecordingStore
 from authority.storage.sql.replay import Sweeper
 from authority.storage.sql.resource_servers import SqlResourceServerStore
@@ -78,15 +80,13 @@ from .endpoints import (
     ledger,
     management,
     openapi,
+    policies,
     recordings,
     revocation,
     token,
 )
 from .endpoints import metrics as metrics_endpoint
 from .endpoints.http import http_error
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "build_services",
@@ -151,6 +151,7 @@ def build_services(
 
         sql, hot = traced.instrument(tracing.tracer, engine, sql, hot)
     autocommit = reader(engine)
+    policy_store = SqlPolicyStore(engine, autocommit)
     services = Services(
         settings=settings,
         clock=clock,
@@ -171,6 +172,7 @@ def build_services(
         controls_store=SqlControlsStore(engine, autocommit),
         containment_store=SqlContainmentStore(engine, autocommit),
         recording_store=SqlRecordingStore(engine, autocommit),
+        policy_store=policy_store,
         owner_store=SqlOwnerStore(engine),
         agent_store=SqlAgentStore(engine),
         api_key_store=SqlApiKeyStore(engine),
@@ -185,7 +187,11 @@ def build_services(
             group_commit=settings.exchange_group_commit,
         ),
         client_store=SqlClientStore(sql),
-        policy=CedarPolicy.from_file(settings.policy_file or DEFAULT_POLICY_FILE),
+        policy=ActivePolicy(
+            policy_store,
+            interval=settings.policy_refresh_interval,
+            timeout=settings.database_timeout,
+        ),
         metrics=metrics.Metrics(
             settings.metrics_max_agents, sample_interval=settings.metrics_sample_interval
         ),
@@ -261,6 +267,11 @@ async def start(services: Services) -> None:
     services.drain.bind(asyncio.get_running_loop())
     services.sql.start()
     await services.keyring.load()
+    # The policy file becomes version 1 of a fresh database; then the active version.
+    await policy_versions.seed_from_file(
+        services.policy_store, services.settings.policy_file, now=services.now()
+    )
+    await services.policy.refresh()
     services.keyring.start_refresh()
     services.sequencer = ledger_sequencer(services)
     services.sequencer.start()
@@ -325,6 +336,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *ledger.routes,
         *feed.routes,
         *controls.routes,
+        *policies.routes,
         *approvals.routes,
         *recordings.routes,
         *metrics_endpoint.routes,

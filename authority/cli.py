@@ -213,6 +213,7 @@ def _registrars() -> list[tuple[tuple[str, ...], Registrar]]:
         (("control",), _control),
         (("token",), _token),
         (("ledger",), _ledger),
+        (("policy",), _policy),
         (("admin",), _admin),
         (("keys",), _keys),
         (("console",), _console),
@@ -271,6 +272,12 @@ def _ledger(sub: Subparsers[argparse.ArgumentParser]) -> None:
     from authority.ledger.cli import register
 
     register(sub, open_ledger=_ledger_reader)
+
+
+def _policy(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.policy.cli import register
+
+    register(sub)
 
 
 def _admin(sub: Subparsers[argparse.ArgumentParser]) -> None:

@@ -20,7 +20,7 @@ from authority.clock import Clock
 from authority.counters import OpenItems
 from authority.ledger.sequencer import Sequencer
 from authority.metrics import Metrics
-from authority.policy.cedar import CedarPolicy
+from authority.policy.active import ActivePolicy
 from authority.rate_window import RateWindows
 from authority.recordings.sealing import HeadSealer
 from authority.secrets import SecretHasher
@@ -42,6 +42,7 @@ from authority.storage.hot import HotState
 from authority.storage.introspection import IntrospectionStore
 from authority.storage.ledger_reader import LedgerReader
 from authority.storage.owners import OwnerStore
+from authority.storage.policies import PolicyStore
 from authority.storage.recordings import RecordingStore
 from authority.storage.replay import Sweeps
 from authority.storage.resource_servers import ResourceServerStore
@@ -80,7 +81,8 @@ class Services:
     sql: Driver
     hot: HotState
     hasher: SecretHasher
-    policy: CedarPolicy
+    # The active Cedar policy version, confirmed every policy_refresh_interval.
+    policy: ActivePolicy
     keyring: Keyring
     # The flows' storage ports (authority.storage), chosen by app.build_services.
     introspection_store: IntrospectionStore
@@ -94,6 +96,7 @@ class Services:
     controls_store: ControlsStore
     containment_store: ContainmentStore
     recording_store: RecordingStore
+    policy_store: PolicyStore
     # The registries of the management API (authority.management).
     owner_store: OwnerStore
     agent_store: AgentStore

@@ -107,7 +107,19 @@ class OperationsSettings(BaseModel):
 
     # --- policy ---------------------------------------------------------------------
     policy_file: Path | None = Field(
-        None, description="Cedar policy file evaluated after the built-in checks."
+        None,
+        description="Cedar policy file evaluated after the built-in checks: stored as "
+        "policy version 1 at the first start with no stored version; afterwards the stored "
+        "versions rule (authority policy set|activate) and a file that differs from the "
+        "active version is logged as a warning at start.",
+    )
+    policy_refresh_interval: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="Most seconds an instance decides on its active policy version without "
+        "confirming it in the database (0: every decision); a change reaches every instance "
+        "within it, and a confirmation that fails answers 503.",
     )
 
     # --- ledger ---------------------------------------------------------------------

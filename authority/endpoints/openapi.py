@@ -38,6 +38,7 @@ from .openapi_operations import (
     ledger_operations,
     oauth_operations,
 )
+from .openapi_policies import policy_operations
 from .openapi_v1 import console_operations, grant_operations, management_operations
 
 OPENAPI_VERSION: Final = "3.1.0"
@@ -54,6 +55,7 @@ def operations() -> dict[tuple[str, str], Operation]:
         **grant_operations(),
         **ledger_operations(),
         **console_operations(),
+        **policy_operations(),
     }
 
 

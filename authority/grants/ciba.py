@@ -144,7 +144,7 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         attestation_claim=uses[0],
         attestation_claimed=True,
     )
-    refusal = _recheck(services, loaded, authenticated.attestation.jkt, call, now)
+    refusal = await _recheck(services, record, loaded, authenticated.attestation.jkt, call, now)
     if refusal is not None:
         await _refuse(services, record, row, refusal, now)
     delegation, tool = loaded.delegation, loaded.tool
@@ -174,8 +174,9 @@ def _denied_at_issue() -> AccessDenied:
     return AccessDenied("The approved call is no longer allowed.")
 
 
-def _recheck(
+async def _recheck(
     services: Services,
+    record: GrantRecord,
     loaded: Loaded,
     jkt: str,
     call: approvals.CallRequest,
@@ -200,7 +201,9 @@ def _recheck(
     )
     if call_facts is None:
         return Reason.DELEGATION_INVALID
-    decided = decide(services, call_facts)
+    active = await services.policy.current()
+    record.policy_version = active.version
+    decided = decide(services, call_facts, active.policy)
     # NeedsApproval is what the owner has just given; a Deny is a rule that refuses it now.
     return decided.reason if isinstance(decided, Deny) else None
 

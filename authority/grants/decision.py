@@ -9,16 +9,9 @@ the CIBA poll, which decides an approved call again at issue. The answer is a va
 from __future__ import annotations
 
 from authority.context import Services
-from authority.policy.checks import (
-    ALLOW,
-    Decision,
-    Deny,
-    Facts,
-    NeedsApproval,
-    ToolCall,
-    evaluate,
-)
-from authority.policy.reasons import Reason
+from authority.policy import rules
+from authority.policy.cedar import CedarPolicy
+from authority.policy.checks import Decision, Facts, ToolCall
 
 from .loading import Loaded
 
@@ -49,20 +42,7 @@ def facts(
     )
 
 
-def decide(services: Services, facts: Facts) -> Decision:
-    """The built-in checks first (the first that is not ``Allow``), then Cedar.
-
-    A Cedar ``forbid`` annotated ``@approval("owner")`` asks the owner; any other forbid
-    refuses, even a call the built-in checks would have sent to the owner.
-    """
-    decision = evaluate(facts)
-    if isinstance(decision, Deny):
-        return decision
-    verdict = services.policy.evaluate(facts)
-    if not verdict.allowed and not verdict.needs_approval:
-        return Deny(Reason.POLICY_DENIED)
-    if isinstance(decision, NeedsApproval):
-        return decision
-    if not verdict.allowed:
-        return NeedsApproval(Reason.APPROVAL_REQUIRED)
-    return ALLOW
+def decide(services: Services, facts: Facts, policy: CedarPolicy) -> Decision:
+    """The built-in checks first, then Cedar (``policy.rules.decide``): ``policy`` is the
+    active version the caller read (``services.policy``) and records with the grant."""
+    return rules.decide(facts, policy)

@@ -43,6 +43,8 @@ class GrantRecord:
     # has spent it: a denial counts against the agent only on the attestation's first use.
     attestation_claim: SingleUse | None = None
     attestation_claimed: bool = False
+    # The policy version the rules decided on (policy.active); None before the rules ran.
+    policy_version: int | None = None
 
 
 def grant_write(
@@ -100,7 +102,9 @@ def grant_write(
         ledger_record["approval_id"] = approval_id
     if record.call.arguments_digest is not None:
         ledger_record["arguments_digest"] = record.call.arguments_digest
-    return GrantWrite(grant, ("grant", 2, now, ledger_record))
+    if record.policy_version is not None:
+        ledger_record["policy_version"] = record.policy_version
+    return GrantWrite(grant, ("grant", 3, now, ledger_record))
 
 
 def denial(record: GrantRecord, reason: Reason, now: int) -> GrantWrite:

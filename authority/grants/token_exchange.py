@@ -148,7 +148,9 @@ async def _accept(
     )
     if call_facts is None:  # the agent and delegation were found: cannot happen
         return Reason.DELEGATION_INVALID
-    decided = decide(services, call_facts)
+    active = await services.policy.current()
+    record.policy_version = active.version
+    decided = decide(services, call_facts, active.policy)
     if isinstance(decided, Deny):
         return decided.reason
     if tool is None:  # the checks have denied this already; kept explicit for the reader

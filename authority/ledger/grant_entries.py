@@ -93,6 +93,17 @@ class GrantV2(Record):
         return self
 
 
+class GrantV3(GrantV2):
+    """V2 and the stored policy version (``policy_versions``) whose rules decided it: set
+    once the request reached the rules (the built-in checks and Cedar), absent for a
+    request refused before them (who is asking, what it holds). 0 is the built-in
+    default (no policies), in force while no version is stored."""
+
+    version: ClassVar[int] = 3
+
+    policy_version: Annotated[int, Field(ge=0, lt=2**53)] | None = None
+
+
 class ApprovalDecidedV1(Record):
     """A human decision on a call that needed approval (CIBA-style, poll mode)."""
 

@@ -13,8 +13,9 @@ A schema, once released, never changes: a new member or meaning is a new version
 every old version stays registered here so that old entries keep verifying.
 
 The models live by family (``grant_entries``, ``control_entries``, ``registry_entries``,
-``gateway_entries``, on the base in ``record``); this module is the one registry of kinds
-and versions, and the canonical form every body is written and checked in.
+``gateway_entries``, ``policy_entries``, on the base in ``record``); this module is the
+one registry of kinds and versions, and the canonical form every body is written and
+checked in.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from .control_entries import (
     TokenRevokedV1,
 )
 from .gateway_entries import GatewayCallV1
-from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2
+from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2, GrantV3
+from .policy_entries import PolicyChangedV1
 from .record import Record
 from .registry_entries import KeyRotatedV1, RegistryChangedV1, RegistryChangedV2
 
@@ -73,6 +75,8 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         RegistryChangedV1,
         GatewayCallV1,
         RegistryChangedV2,
+        GrantV3,
+        PolicyChangedV1,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

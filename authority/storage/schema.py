@@ -336,3 +336,7 @@ from authority.storage.schema_console import console_credentials as console_cred
 from authority.storage.schema_console import console_enrolments as console_enrolments  # noqa: E402
 from authority.storage.schema_console import console_people as console_people  # noqa: E402
 from authority.storage.schema_console import console_sessions as console_sessions  # noqa: E402
+
+# The Cedar policy's versions (authority.policy.versions), declared on the same metadata.
+from authority.storage.schema_policy import policy_activations as policy_activations  # noqa: E402
+from authority.storage.schema_policy import policy_versions as policy_versions  # noqa: E402

@@ -303,6 +303,11 @@ PORTED_FLOWS = (
     "authority.grants.loading",
     "authority.grants.recording",
     "authority.approvals.requests",
+    "authority.policy.active",
+    "authority.policy.versions",
+    "authority.management.policies",
+    "authority.management.policy_dry_run",
+    "authority.endpoints.policies",
 )
 #: What a flow behind a port may not import: tables, statements, drivers, implementations.
 STORAGE_INTERNALS = (

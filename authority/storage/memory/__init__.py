@@ -64,6 +64,10 @@ class Tables:
     console_enrolments: Rows = field(default_factory=dict)
     console_sessions: Rows = field(default_factory=dict)
     console_challenges: Rows = field(default_factory=dict)
+    #: The Cedar policy's ``policy_versions`` rows by number, and ``policy_activations``
+    #: rows in order (the last names the active version).
+    policy_versions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    policy_activations: list[dict[str, Any]] = field(default_factory=list)
 
     def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
         """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""

@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from authority.clock import FrozenClock
+from authority.policy.active import ActivePolicy
 from authority.policy.cedar import CedarPolicy
 from authority.sdk.arguments import digest
 from authority.sdk.webhooks import verify_webhook
@@ -144,8 +145,10 @@ async def test_cedar_sees_the_approved_arguments_again_at_issue(
         [item] = (await approvals_page(world, world.owner_key))["items"]
         await decide(world, item["id"], "approve")
         # A rule written while the owner looked: it reads an argument of the approved call.
-        world.services.policy = CedarPolicy(
-            "forbid(principal, action, resource) when { context.arguments.replicas > 2 };"
+        world.services.policy = ActivePolicy.fixed(
+            CedarPolicy(
+                "forbid(principal, action, resource) when { context.arguments.replicas > 2 };"
+            )
         )
         refused = await poll(world, auth_req_id)
         assert (refused.status_code, refused.json()["error"]) == (400, "access_denied")

@@ -315,7 +315,10 @@ async def test_a_race_with_quarantine_is_decided_under_the_row_lock(
     from authority.storage.schema import agents
 
     # The checks see the agent as it was before the quarantine committed.
-    monkeypatch.setattr(ciba, "_recheck", lambda *args: None)
+    async def passes(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(ciba, "_recheck", passes)
     async with world.services.engine.begin() as conn:
         await conn.execute(
             update(agents).where(agents.c.id == world.agent_id).values(status="quarantined")

@@ -82,7 +82,7 @@ async def test_the_digest_is_in_the_token_the_answer_introspection_and_the_ledge
     [entry] = await grant_entries(world)
     assert (entry["decision"], entry["version"], entry["arguments_digest"]) == (
         "issued",
-        2,
+        3,
         expected,
     )
     # The arguments themselves are nowhere: not in the token, the answer or the ledger.
@@ -95,7 +95,7 @@ async def test_a_call_without_arguments_binds_none(world: World) -> None:
     assert response.status_code == 200, response.text
     assert "arguments_digest" not in response.json()["authorization_details"][0]
     [entry] = await grant_entries(world)
-    assert entry["version"] == 2 and "arguments_digest" not in entry
+    assert entry["version"] == 3 and "arguments_digest" not in entry
 
 
 async def test_other_arguments_other_digest_same_arguments_same_digest(world: World) -> None:

@@ -29,7 +29,7 @@ from authority.grants.recording import Denied
 from authority.grants.token_exchange import ExchangeRequest, Pending
 from authority.ledger.schemas import parse_body
 from authority.metrics import Metrics
-from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy
+from authority.policy.active import ActivePolicy
 from authority.policy.checks import ToolCall
 from authority.policy.reasons import Reason
 from authority.secrets import SecretHasher
@@ -39,6 +39,7 @@ from authority.storage.memory import Tables
 from authority.storage.memory.clients import MemoryClientStore
 from authority.storage.memory.exchange import MemoryExchangeStore
 from authority.storage.memory.introspection import MemoryIntrospectionStore
+from authority.storage.memory.policies import MemoryPolicyStore
 from authority.storage.memory.revocation import MemoryRevocationStore
 from authority.tokens.inbound import key_set, peek
 from authority.tokens.keyring import Keyring
@@ -166,7 +167,9 @@ async def memory(tmp_path: Path) -> Memory:
         sql=no_database,
         hot=MemoryHotState(),
         hasher=SecretHasher(secret),
-        policy=CedarPolicy.from_file(DEFAULT_POLICY_FILE),
+        # The policy's versions in memory too, confirmed on every decision.
+        policy=ActivePolicy(MemoryPolicyStore(tables), interval=0, timeout=5),
+        policy_store=MemoryPolicyStore(tables),
         keyring=keyring,
         introspection_store=MemoryIntrospectionStore(tables),
         revocation_store=MemoryRevocationStore(tables),

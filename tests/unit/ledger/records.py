@@ -24,7 +24,16 @@ def grant(n: int, decision: str = "denied") -> dict[str, Any]:
 
 
 EXAMPLES: dict[str, dict[str, Any]] = {
-    "grant": grant(1, "issued"),
+    "grant": {**grant(1, "issued"), "policy_version": 2},
+    "policy_changed": {
+        "policy_version": 2,
+        "change": "created",
+        "digest": "sha-256:" + "A" * 43,
+        "author": "key_admin",
+        "actor": "key_admin",
+        "previous_version": 1,
+        "comment": "no deletes below autonomy 3",
+    },
     "token_revoked": {"jti": "jti_1", "actor": "resource_server:rs_1", "reason": "rfc7009"},
     "delegation_created": {
         "delegation_id": "dlg_1",

@@ -33,7 +33,14 @@ def test_body_round_trips(kind: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "version", "record"),
     [
-        ("grant", 3, grant(1)),  # a version never released
+        ("grant", 4, grant(1)),  # a version never released
+        # The policy version is a member of grant v3 only, and a number.
+        ("grant", 2, {**grant(1), "policy_version": 1}),
+        ("grant", 3, {**grant(1), "policy_version": "1"}),
+        ("grant", 3, {**grant(1), "policy_version": -1}),
+        ("policy_changed", 1, {**EXAMPLES["policy_changed"], "digest": "abc"}),
+        ("policy_changed", 1, {**EXAMPLES["policy_changed"], "change": "deleted"}),
+        ("policy_changed", 1, {**EXAMPLES["policy_changed"], "text": "forbid(...);"}),
         ("no_such_kind", 1, {}),
         # The arguments' digest is a member of grant v2, not v1, and is only ever a digest.
         ("grant", 1, {**grant(1), "arguments_digest": "sha-256:" + "A" * 43}),
