@@ -57,7 +57,7 @@ def _caller(app: Any, world: World, dpop: bool, statuses: _Statuses) -> Callable
         if dpop:
             headers.append((b"dpop", world.agent_key.dpop_proof(world.clock.now()).encode()))
         body = urllib.parse.urlencode(form).encode()
-        call = asgi_call(app, "/oauth2/token", body, headers)
+        call: Callable[[], Awaitable[None]] = asgi_call(app, "/oauth2/token", body, headers)
         return call
 
     return one
@@ -117,6 +117,8 @@ async def run(settings: Settings, label: str, args: argparse.Namespace) -> None:
                 profiler.enable()
                 await _cpu_per_call(batch, args.concurrency)
                 profiler.disable()
+                if args.save:
+                    profiler.dump_stats(args.save)
                 order = os.environ.get("BENCH_SORT", "tottime")
                 pstats.Stats(profiler).sort_stats(order).print_stats(int(args.lines))
         print(f"{label}{' with DPoP' if args.dpop else ''}:")
@@ -170,6 +172,7 @@ def main() -> None:
     parser.add_argument("--group-commit", choices=["on", "off"], default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile the concurrent loop")
     parser.add_argument("--lines", default="40")
+    parser.add_argument("--save", default="", help="write the profile to this file")
     args = parser.parse_args()
     if args.backend in ("embedded", "all"):
         asyncio.run(embedded(args))
