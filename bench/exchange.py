@@ -76,16 +76,21 @@ def _status_app(app: Any, statuses: _Statuses) -> Any:
     return wrapped
 
 
-async def _cpu_per_call(calls: list[Callable[[], Awaitable[None]]], concurrency: int) -> float:
-    """CPU microseconds per call, the calls spread over ``concurrency`` tasks."""
+async def _cpu_per_call(
+    calls: list[Callable[[], Awaitable[None]]], concurrency: int, rates: list[float] | None = None
+) -> float:
+    """CPU microseconds per call, the calls spread over ``concurrency`` tasks (and the
+    calls per second of wall time appended to ``rates``)."""
     queue = list(reversed(calls))
 
     async def worker() -> None:
         while queue:
             await queue.pop()()
 
-    started = time.process_time()
+    started, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if rates is not None:
+        rates.append(len(calls) / (time.perf_counter() - wall))
     return (time.process_time() - started) / len(calls) * 1e6
 
 
@@ -105,7 +110,8 @@ async def run(settings: Settings, label: str, args: argparse.Namespace) -> None:
             calls = args.calls
             await _cpu_per_call([make() for _ in range(200)], args.concurrency)  # warm up
             sequential = await _cpu_per_call([make() for _ in range(calls)], 1)
-            parallel = await _cpu_per_call([make() for _ in range(calls)], args.concurrency)
+            rates: list[float] = []
+            parallel = await _cpu_per_call([make() for _ in range(calls)], args.concurrency, rates)
             lone = []
             for call in [make() for _ in range(min(calls, 500))]:
                 started = time.perf_counter()
@@ -124,6 +130,7 @@ async def run(settings: Settings, label: str, args: argparse.Namespace) -> None:
         print(f"{label}{' with DPoP' if args.dpop else ''}:")
         print(f"  CPU per exchange, one at a time         {sequential:8.0f} us")
         print(f"  CPU per exchange, {args.concurrency:2d} concurrent tasks  {parallel:8.0f} us")
+        print(f"  exchanges/s, {args.concurrency:2d} concurrent tasks      {rates[0]:8.0f}")
         print(f"  a lone exchange, wall time p50          {statistics.median(lone):8.0f} us")
         print(f"  statuses {dict(sorted(statuses.counts.items()))}")
     finally:
