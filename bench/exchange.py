@@ -94,7 +94,33 @@ async def _cpu_per_call(
     return (time.process_time() - started) / len(calls) * 1e6
 
 
-async def run(settings: Settings, label: str, args: argparse.Namespace) -> None:
+async def _server_cpu(database: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends serving ``database`` (same host)."""
+    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            pids = (
+                await conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": database},
+                )
+            ).scalars()
+            total = 0.0
+            for pid in pids:
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text()  # noqa: ASYNC240 (a bench)
+                except OSError:
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return total
+    finally:
+        await admin.dispose()
+
+
+async def run(
+    settings: Settings, label: str, args: argparse.Namespace, database: str | None = None
+) -> None:
     clock = FrozenClock(float(int(time.time())))
     services: Services = build_services(settings, clock=clock)
     await start(services)
@@ -111,7 +137,11 @@ async def run(settings: Settings, label: str, args: argparse.Namespace) -> None:
             await _cpu_per_call([make() for _ in range(200)], args.concurrency)  # warm up
             sequential = await _cpu_per_call([make() for _ in range(calls)], 1)
             rates: list[float] = []
-            parallel = await _cpu_per_call([make() for _ in range(calls)], args.concurrency, rates)
+            batch = [make() for _ in range(calls)]
+            server = await _server_cpu(database) if database else 0.0
+            parallel = await _cpu_per_call(batch, args.concurrency, rates)
+            if database:
+                server = (await _server_cpu(database) - server) / calls * 1e6
             lone = []
             for call in [make() for _ in range(min(calls, 500))]:
                 started = time.perf_counter()
@@ -130,6 +160,8 @@ async def run(settings: Settings, label: str, args: argparse.Namespace) -> None:
         print(f"{label}{' with DPoP' if args.dpop else ''}:")
         print(f"  CPU per exchange, one at a time         {sequential:8.0f} us")
         print(f"  CPU per exchange, {args.concurrency:2d} concurrent tasks  {parallel:8.0f} us")
+        if database:
+            print(f"  PostgreSQL's CPU per exchange, same loop {server:8.0f} us")
         print(f"  exchanges/s, {args.concurrency:2d} concurrent tasks      {rates[0]:8.0f}")
         print(f"  a lone exchange, wall time p50          {statistics.median(lone):8.0f} us")
         print(f"  statuses {dict(sorted(statuses.counts.items()))}")
@@ -163,7 +195,7 @@ async def postgres(args: argparse.Namespace) -> None:
             data_dir=Path(tempfile.gettempdir()),
             **extra,
         )
-        await run(settings, "postgres (PostgreSQL, Redis)", args)
+        await run(settings, "postgres (PostgreSQL, Redis)", args, name)
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
