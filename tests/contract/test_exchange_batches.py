@@ -205,3 +205,17 @@ async def test_a_refused_spend_in_a_batch_is_recorded_and_the_others_spent(
     assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 2
     assert (await ports.row("delegations", other.delegation_id))["calls_used"] == 0
     assert len(await ports.entries()) == 3
+
+
+async def test_group_commit_is_the_default_on_both_sql_backends(
+    sql_settings: Settings | None,
+) -> None:
+    if sql_settings is None:
+        pytest.skip("group commit is the SQL implementation's")
+    assert "exchange_group_commit" not in sql_settings.model_fields_set
+    async for opened in open_ports(sql_settings):
+        s = await seed(opened.store)
+        outcomes = await asyncio.gather(*(spend(opened, s, f"d{i}") for i in range(4)))
+        assert all(o.denial is None for o in outcomes)
+        store = batched(opened)
+        assert store.spends.batches == 1 and store.spends.items == 4
