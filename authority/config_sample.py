@@ -24,7 +24,6 @@ EXAMPLES: dict[str, object] = {
     "issuer": "https://authority.example.com",
     "database_url": "postgresql://authority@db.example.com:5432/authority",
     "redis_url": "redis://redis.example.com:6379/0",
-    "exchange_group_commit": True,
     "auto_migrate": False,
     "secret_key": "REPLACE: 32+ random characters",
     "key_rotation_grace": 2592005,

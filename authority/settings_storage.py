@@ -50,12 +50,12 @@ class StorageSettings(BaseModel):
         "commit) before it answers 503 (fail closed); the hot path's statements are bounded "
         "by it on the server too.",
     )
-    exchange_group_commit: bool | None = Field(
-        None,
-        description="Write concurrent exchange spends of a worker in one transaction; "
-        "default: on SQLite only (on PostgreSQL a batch's statements are serial round trips "
-        "on one connection, measured slower than spends alone). A request cancelled once "
-        "its spend is queued is still written with its batch: a call spent, no token sent.",
+    exchange_group_commit: bool = Field(
+        True,
+        description="Write the concurrent exchange spends of a worker together: on SQLite "
+        "in one transaction, on PostgreSQL in one statement (one round trip for the batch). "
+        "A request cancelled once its spend is queued is still written with its batch: a "
+        "call spent, no token sent.",
     )
     exchange_batch_lock_timeout: float = Field(
         0.05,

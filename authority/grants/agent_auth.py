@@ -36,6 +36,7 @@ from authority.tokens.inbound import (
     VerifiedAttestation,
     audience_includes,
     peek,
+    peek_credential,
     require_int,
     verify_attestation,
 )
@@ -122,7 +123,7 @@ def claim(presented: Presented) -> Claim | Refusal:
     unverified_delegation: UnverifiedJWT | None = None
     if presented.subject_token is not None:
         try:
-            unverified_delegation = peek(presented.subject_token)
+            unverified_delegation = peek_credential(presented.subject_token)
         except JWTRejected:
             unverified_delegation = None
     claimed_delegation = (

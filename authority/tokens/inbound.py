@@ -51,6 +51,7 @@ __all__ = [
     "find_key",
     "key_set",
     "peek",
+    "peek_credential",
     "require_int",
     "require_str",
     "thumbprint",
@@ -59,6 +60,25 @@ __all__ = [
 ]
 
 MAX_JTI_LENGTH = 256
+
+
+#: Most credential parses ``peek_credential`` keeps before it starts over.
+CREDENTIAL_PARSES = 1024
+_credential_parses: dict[str, UnverifiedJWT] = {}
+
+
+def peek_credential(token: str) -> UnverifiedJWT:
+    """``peek`` of a credential presented again and again (the delegation each token
+    exchange names), kept for these exact bytes: parsing is a function of them, and a
+    kept parse is trusted no more than a fresh one (it is verified as every peek is).
+    A malformed token is never kept."""
+    parsed = _credential_parses.get(token)
+    if parsed is None:
+        parsed = peek(token)
+        if len(_credential_parses) >= CREDENTIAL_PARSES:
+            _credential_parses.clear()
+        _credential_parses[token] = parsed
+    return parsed
 
 
 @functools.lru_cache(maxsize=4096)

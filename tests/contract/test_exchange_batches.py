@@ -98,26 +98,36 @@ async def test_one_spends_error_in_a_concurrent_batch_fails_no_other(ports: Port
 
 
 async def test_a_batch_whose_commit_is_lost_tells_no_waiter_it_was_spent(
-    ports: Ports, monkeypatch: pytest.MonkeyPatch
+    ports: Ports, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = await seed(ports.store)
     sql: Any = batched(ports)._sql
-    real = sql.transaction
+    if backend == "postgres":  # a batch is one statement: lost once it has run
+        real_fetch = sql.fetch
 
-    @asynccontextmanager
-    async def lost_at_commit() -> AsyncIterator[Any]:
-        async with real() as tx:
-            yield tx
-            raise ConnectionError("the connection was lost at COMMIT")
+        async def lost_after(statement: Any, params: Any) -> Any:
+            await real_fetch(statement, params)
+            raise ConnectionError("the connection was lost before the answer")
 
-    monkeypatch.setattr(sql, "transaction", lost_at_commit)
+        monkeypatch.setattr(sql, "fetch", lost_after)
+    else:
+        real = sql.transaction
+
+        @asynccontextmanager
+        async def lost_at_commit() -> AsyncIterator[Any]:
+            async with real() as tx:
+                yield tx
+                raise ConnectionError("the connection was lost at COMMIT")
+
+        monkeypatch.setattr(sql, "transaction", lost_at_commit)
     outcomes = await asyncio.gather(
         *(spend(ports, s, f"u{i}") for i in range(10)), return_exceptions=True
     )
     assert all(isinstance(o, ConnectionError) for o in outcomes)
     assert batched(ports).spends.batches == 1
     monkeypatch.undo()
-    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 0
+    if backend != "postgres":  # rolled back; on PostgreSQL it committed, unknown to all
+        assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 0
 
 
 @pytest.mark.commits
@@ -149,3 +159,63 @@ async def test_a_lock_on_one_owners_rows_stalls_no_other_owners_spends(
         await blocker.close()
     assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 12
     assert (await ports.row("delegations", other.delegation_id))["calls_used"] == 1
+
+
+async def test_a_use_asked_for_twice_in_one_batch_is_spent_once(ports: Ports) -> None:
+    s = await seed(ports.store)
+    seen: list[Any] = []
+
+    async def twice(name: str) -> Any:
+        return await ports.exchange.spend(
+            spend_of(s), grant(s, "issued"), [use(name)], refuse_as(s, "replayed", seen)
+        )
+
+    outcomes = await asyncio.gather(twice("same"), twice("other"), twice("same"))
+    assert [o.claimed for o in outcomes] == [(True,), (True,), (False,)]
+    assert [o.denial is None for o in outcomes] == [True, True, False]
+    assert [n.claimed for n in seen] == [(False,)]
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 2
+    decisions = sorted(r["decision"] for r in await ports.rows("grants") if r["id"] != s.grant_id)
+    assert decisions == ["denied", "issued", "issued"]
+    assert len(await ports.entries()) == 3
+
+
+async def test_a_refused_spend_in_a_batch_is_recorded_and_the_others_spent(
+    ports: Ports,
+) -> None:
+    s = await seed(ports.store)
+    other = await second_owner(ports, s)
+    await ports.update("delegations", other.delegation_id, status="revoked")
+    seen: list[Any] = []
+
+    async def on(seeded: Seeded, name: str) -> Any:
+        return await ports.exchange.spend(
+            dataclasses.replace(
+                spend_of(seeded), delegation_id=seeded.delegation_id, agent_id=seeded.agent_id
+            ),
+            grant(seeded, "issued"),
+            [use(name)],
+            refuse_as(seeded, "revoked", seen),
+        )
+
+    outcomes = await asyncio.gather(on(s, "a"), on(other, "b"), on(s, "c"))
+    assert [o.denial is None for o in outcomes] == [True, False, True]
+    assert len(seen) == 1 and seen[0].claimed == (True,)
+    assert seen[0].state is not None and seen[0].state.status == "revoked"
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 2
+    assert (await ports.row("delegations", other.delegation_id))["calls_used"] == 0
+    assert len(await ports.entries()) == 3
+
+
+async def test_group_commit_is_the_default_on_both_sql_backends(
+    sql_settings: Settings | None,
+) -> None:
+    if sql_settings is None:
+        pytest.skip("group commit is the SQL implementation's")
+    assert "exchange_group_commit" not in sql_settings.model_fields_set
+    async for opened in open_ports(sql_settings):
+        s = await seed(opened.store)
+        outcomes = await asyncio.gather(*(spend(opened, s, f"d{i}") for i in range(4)))
+        assert all(o.denial is None for o in outcomes)
+        store = batched(opened)
+        assert store.spends.batches == 1 and store.spends.items == 4

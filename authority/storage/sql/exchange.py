@@ -8,14 +8,14 @@ CTEs of one statement, and a refusal, rare, is read and written after it. SQLite
 serialises writers (BEGIN IMMEDIATE), which gives the same order, in one transaction.
 
 Spends are group-committed (``group_commit``): the spends concurrent requests of one
-worker ask for are written in one transaction, each item's statements exactly as it
-would run alone, in the order of their delegation ids (so two workers' batches take the
-delegation rows' locks in one order), on PostgreSQL with a lock wait bounded by
+worker ask for are written together. On SQLite, in one transaction, each item's
+statements exactly as alone, in the order of their delegation ids; on PostgreSQL, as one
+statement over arrays (``exchange_batch``) whose lock waits are bounded by
 ``batch_lock_timeout``: a batch that meets a row held by a revocation or a kill switch
-rolls back after that bound, and its items are retried one by one, so only the
-spends of that owner wait for it. Two spends on one delegation in one batch are two
-UPDATEs of its row in that transaction: both counted, the cap exact. A token leaves
-only once the batch holding its grant and ledger entry has committed.
+fails after that bound, and its items are retried one by one, so only the spends of that
+owner wait for it. Two spends on one delegation in one batch both spend a call, the cap
+exact. A token leaves only once the batch holding its grant and ledger entry has
+committed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, and_, bindparam, func, select, update
+from sqlalchemy import Boolean, Integer, and_, bindparam, select, update
 
 from authority.storage.driver import Driver, Transaction
 from authority.storage.exchange import (
@@ -46,7 +46,7 @@ from authority.storage.postgres_driver import BROKEN
 from authority.storage.replay import MOST, SingleUse
 from authority.storage.schema import agents, delegations, owners, resource_servers, tools
 
-from . import approval_requests, exchange_load, grant_writes, replay
+from . import approval_requests, exchange_batch, exchange_load, grant_writes, replay
 from .group_commit import GroupCommit
 
 #: After these the outcome of a batch's commit is unknown: every waiter answers 503.
@@ -70,6 +70,10 @@ _REGISTERED_AS_DECIDED = (
     resource_servers.c.audience == bindparam("r_audience"),
 )
 _REGISTERED = tuple(Registered.__slots__)
+if set(exchange_batch.REGISTERED_TYPES) != set(_REGISTERED):
+    raise RuntimeError("storage.exchange.Registered does not match the batch's arrays")
+#: PostgreSQL: a batch of spends in one statement.
+_PG_BATCH = exchange_batch.statement(exchange_batch.REGISTERED_TYPES, _REGISTERED_AS_DECIDED)
 
 
 def _parameters(spend: Spend) -> dict[str, Any]:
@@ -229,27 +233,23 @@ async def _spend_in(tx: Transaction, dialect: str, item: _Spending) -> SpendOutc
     return SpendOutcome(claimed)
 
 
-#: PostgreSQL: the bound on a batch's lock waits (``SET LOCAL``: this transaction only).
-_LOCK_TIMEOUT = select(func.set_config("lock_timeout", bindparam("lock_timeout"), True))
-
-
 class SqlExchangeStore:
     """``batch_lock_timeout``: how long a batch of spends waits for a row lock (seconds)
-    before its items are retried one by one. ``group_commit``: None, on SQLite only.
+    before its items are retried one by one. ``group_commit``: batch concurrent spends.
 
-    Measured (bench/README.md): on PostgreSQL a batch's statements are round trips, one
-    after the other, on one connection, where spends alone overlap theirs on several;
-    on a CPU-bound worker that cost more than the commits it saved.
+    Measured: bench/README.md.
     """
 
     def __init__(
-        self, sql: Driver, *, batch_lock_timeout: float = 0.05, group_commit: bool | None = None
+        self, sql: Driver, *, batch_lock_timeout: float = 0.05, group_commit: bool = True
     ) -> None:
         self._sql = sql
         self._loads = exchange_load.Loads(sql) if sql.dialect == "postgresql" else None
         self._lock_timeout = f"{max(1, round(batch_lock_timeout * 1000))}ms"
-        self._group_commit = sql.dialect == "sqlite" if group_commit is None else group_commit
-        self.spends = GroupCommit(self._spend_alone, self._spend_many, lost=_LOST)
+        self._group_commit = group_commit
+        self.spends: GroupCommit[_Spending, SpendOutcome | exchange_batch.Refused] = GroupCommit(
+            self._spend_alone, self._spend_many, lost=_LOST
+        )
 
     async def load(self, agent_id: str, delegation_id: str, tool: str) -> ExchangeFacts:
         asked = (agent_id, delegation_id, tool)
@@ -272,17 +272,33 @@ class SqlExchangeStore:
         async with sql.transaction() as tx:
             return await _spend_in(tx, sql.dialect, item)
 
-    async def _spend_many(self, items: Sequence[_Spending]) -> list[SpendOutcome]:
+    async def _spend_many(
+        self, items: Sequence[_Spending]
+    ) -> Sequence[SpendOutcome | exchange_batch.Refused]:
         sql = self._sql
+        if sql.dialect == "postgresql":
+            return await self._pg_spend_many(items)
         # Row locks in one order across workers: by delegation id (then as asked).
         order = sorted(range(len(items)), key=lambda i: items[i].params["p_delegation"])
         outcomes: list[SpendOutcome | None] = [None] * len(items)
         async with sql.transaction() as tx:
-            if sql.dialect == "postgresql":
-                await tx.fetchrow(_LOCK_TIMEOUT, {"lock_timeout": self._lock_timeout})
             for i in order:
                 outcomes[i] = await _spend_in(tx, sql.dialect, items[i])
         return [o for o in outcomes if o is not None]
+
+    async def _pg_spend_many(
+        self, items: Sequence[_Spending]
+    ) -> list[SpendOutcome | exchange_batch.Refused]:
+        """One statement for the batch (``exchange_batch``), committed alone; the items
+        it did not spend are refused by their own callers (``spend``)."""
+        batch = [exchange_batch.Item(item.params, item.uses, item.rows) for item in items]
+        params = exchange_batch.parameters(batch, _REGISTERED, self._lock_timeout)
+        rows = await self._sql.fetch(_PG_BATCH, params)
+        answers: list[SpendOutcome | exchange_batch.Refused] = []
+        for *claimed, spent in exchange_batch.outcomes(rows, batch):
+            flags = tuple(claimed)
+            answers.append(SpendOutcome(flags) if spent else exchange_batch.Refused(flags))
+        return answers
 
     async def spend(
         self,
@@ -300,7 +316,12 @@ class SqlExchangeStore:
             item = _Spending(params, uses, rows, refuse)
             if not self._group_commit:
                 return await self._spend_alone(item)
-            return await self.spends.submit(item)
+            outcome = await self.spends.submit(item)
+            if isinstance(outcome, exchange_batch.Refused):  # the batch has committed
+                async with sql.transaction() as tx:
+                    denial = await _refuse(tx, params, outcome.claimed, refuse)
+                return SpendOutcome(outcome.claimed, denial)
+            return outcome
         taken: tuple[bool, ...] = ()
         try:
             async with sql.transaction() as tx:

@@ -438,3 +438,27 @@ def test_a_time_that_is_not_a_finite_number_is_refused(name: str, value: Any) ->
     claims: dict[str, Any] = {"exp": NOW + 10, "iat": NOW, "nbf": NOW, name: value}
     with pytest.raises(JWTRejected, match=f"jwt_bad_{name}"):
         check_lifetime(claims, now=NOW, skew=5, max_lifetime=60)
+
+
+def test_a_credential_parse_is_kept_for_its_exact_bytes_only() -> None:
+    from authority.tokens import inbound
+
+    token = jwt.encode({"jti": "dlg_1"}, "k" * 32, algorithm="HS256", headers={"kid": "a"})
+    first = inbound.peek_credential(token)
+    assert inbound.peek_credential(token) is first
+    assert first == inbound.peek(token)
+    # Other bytes, even one character, are parsed (and refused) on their own.
+    with pytest.raises(JWTRejected):
+        inbound.peek_credential("!" + token[1:])
+    with pytest.raises(JWTRejected):
+        inbound.peek_credential(token.replace(".", "..", 1))
+    assert all(kept == inbound.peek(raw) for raw, kept in inbound._credential_parses.items())
+
+
+def test_the_kept_credential_parses_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from authority.tokens import inbound
+
+    monkeypatch.setattr(inbound, "CREDENTIAL_PARSES", 3)
+    for i in range(10):
+        inbound.peek_credential(jwt.encode({"jti": str(i)}, "k" * 32, algorithm="HS256"))
+        assert len(inbound._credential_parses) <= 3
