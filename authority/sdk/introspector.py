@@ -56,9 +56,10 @@ class _Request:
 class Introspector:
     """Asks the authority whether tokens are active, for one authenticated resource server.
 
-    ``http`` discovers the endpoint (RFC 8414 metadata, once) and, unless ``connections``
-    is given, carries the introspection requests too; with ``connections`` (on the same
-    origin as the endpoint) they go over those persistent connections instead.
+    ``http`` discovers the endpoint (RFC 8414 metadata, once, unless ``endpoint`` names
+    it) and, unless ``connections`` is given, carries the introspection requests too; with
+    ``connections`` (on the same origin as the endpoint) they go over those persistent
+    connections instead.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class Introspector:
         *,
         authorization: str | None = None,
         connections: AuthorityConnections | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.http = http
@@ -76,6 +78,8 @@ class Introspector:
         self.connections = connections
         self._authorization = authorization
         self._endpoint: str | None = None
+        if endpoint is not None:
+            self._use(endpoint)
         self._discovery = asyncio.Lock()
         self._open: dict[str, _Request] = {}
         #: Requests sent to the authority (for tests and benchmarks).
@@ -203,7 +207,10 @@ class Introspector:
                     endpoint = str(metadata["introspection_endpoint"])
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
                     return None  # the authority cannot be asked: fail closed
-                if self.connections is not None and not self.connections.origin_of(endpoint):
-                    self.connections = None  # elsewhere: through the general client
-                self._endpoint = endpoint
+                self._use(endpoint)
         return self._endpoint
+
+    def _use(self, endpoint: str) -> None:
+        if self.connections is not None and not self.connections.origin_of(endpoint):
+            self.connections = None  # elsewhere: through the general client
+        self._endpoint = endpoint
