@@ -8,7 +8,10 @@ under uvicorn (one worker) and drives with wrk:
 
 * ``/plain``: the handler, declared public: no token, no check;
 * ``/introspected/acme/web``: the same handler behind a route declared ``introspect=True``:
-  local verification, then RFC 7662 introspection at the authority on every request.
+  local verification, then RFC 7662 introspection at the authority on every request,
+  once with the same token on every request (concurrent checks share one introspection)
+  and once with a token of its own for each of the 32 in flight (round robin over a
+  couple of thousand minted beforehand: nothing to share, every check is a request).
 
 The CPU figures are each process's own (user + system, from /proc) over the wrk run,
 divided by the requests answered.
@@ -19,7 +22,9 @@ divided by the requests answered.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,11 +36,13 @@ from bench.load import (
     AUDIENCE,
     HERE,
     Result,
+    World,
     authority,
     authority_env,
     exchange_bodies,
     free_port,
     process,
+    run_wrk,
     setup_world,
     uvicorn_cmd,
 )
@@ -70,13 +77,64 @@ def listening_pid(port: int) -> int:
 
 
 def measured(
-    name: str, url: str, headers: dict[str, str], args: argparse.Namespace, pids: dict[str, int]
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    pids: dict[str, int],
+    tokens: str | None = None,
 ) -> tuple[Result, dict[str, float]]:
+    spy = None
+    if os.environ.get("BENCH_PYSPY") and headers:
+        # py-spy's samples of the tool server over this row, as collapsed stacks.
+        output = f"{os.environ['BENCH_PYSPY_OUT']}.{len(headers['Authorization'])}"
+        record = ["record", "--pid", str(pids["tools"]), "--format", "raw", "--output", output]
+        spy = subprocess.Popen(  # noqa: S603
+            [os.environ["BENCH_PYSPY"], *record, "--duration", str(round(args.duration))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     before = {k: cpu_seconds(p) for k, p in pids.items()}
-    result = run(name, url, "GET", b"", headers, args)
+    result = (
+        run(name, url, "GET", b"", headers, args)
+        if tokens is None
+        else many(name, url, tokens, args)
+    )
+    if spy is not None:
+        spy.wait(30)
     answered = max(result.requests, 1)
     cpu = {k: (cpu_seconds(p) - before[k]) / answered * 1000 for k, p in pids.items()}
     return result, cpu
+
+
+def many(name: str, url: str, tokens: str, args: argparse.Namespace) -> Result:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.concurrency}", f"-d{round(args.duration)}s"]
+    cmd += ["--timeout", "5s", "-s", str(HERE / "wrk" / "tokens.lua"), url, "--", tokens]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    data = json.loads(next(x for x in out.splitlines() if x.startswith("WRKJSON "))[8:])
+    return Result(
+        name=name,
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        ok=data["ok"],
+        failed=data["failed"],
+        reused=0,
+        socket_errors=data["socket_errors"],
+        p50_ms=data["p50_us"] / 1000,
+        p95_ms=data["p95_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        single_use=False,
+    )
+
+
+def mint(base: str, world: World, folder: str, args: argparse.Namespace) -> str:
+    """A couple of thousand tokens, by wrk at the token endpoint; the file they are in."""
+    out = os.path.join(folder, "tokens")
+    bodies = exchange_bodies(world, 4000, base)
+    run_wrk(
+        "mint", base + "/oauth2/token", bodies, concurrency=8, duration=2, threads=1, tokens_out=out
+    )
+    return out + ".0"
 
 
 def main() -> None:
@@ -103,6 +161,8 @@ def main() -> None:
             )
             issued.raise_for_status()
             value = issued.json()["access_token"]
+            tokens = mint(base, world, tmp, args)
+            minted = len(Path(tokens).read_text().split())
             plain = {k: v for k, v in env.items() if not k.startswith("AUTHORITY_")}
             plain.update(
                 BENCH_ISSUER=base,
@@ -110,6 +170,9 @@ def main() -> None:
                 BENCH_CLIENT_ID=world.server_id,
                 BENCH_CLIENT_SECRET=world.server_secret,
             )
+            if os.environ.get("BENCH_TOOLS_PYTHONPATH"):
+                # e.g. a folder whose sitecustomize hides a package, as on a smaller install
+                plain["PYTHONPATH"] += os.pathsep + os.environ["BENCH_TOOLS_PYTHONPATH"]
             cmd = uvicorn_cmd("bench.tool_server:app", tools_port, 1)
             if os.environ.get("BENCH_TOOLS_PROFILE"):
                 cmd[1:1] = ["-m", "cProfile", "-o", os.environ["BENCH_TOOLS_PROFILE"]]
@@ -130,8 +193,17 @@ def main() -> None:
                         args,
                         pids,
                     ),
+                    measured(
+                        "introspect=True, own tokens",
+                        tools + "/introspected/acme/web",
+                        {"Authorization": "many"},
+                        args,
+                        pids,
+                        tokens,
+                    ),
                 ]
     baseline = rows[0][0].rate or 1.0
+    print(f"{minted} tokens minted for the last row")
     print(f"{args.concurrency} connections, {args.duration:.0f} s each, 1 uvicorn worker")
     print(
         f"{'scenario':28} {'req/s':>8} {'ratio':>6} {'p99 ms':>7} {'errors':>6} "
