@@ -25,7 +25,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -47,10 +47,8 @@ class _Request:
     """One introspection request and the checks waiting for its answer."""
 
     answer: asyncio.Future[Answer]
-    sent: bool = False
     #: The active answer of a token that may not be used again went to a waiter already.
     spent: bool = False
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class Introspector:
@@ -82,8 +80,7 @@ class Introspector:
             self._use(endpoint)
         self._discovery = asyncio.Lock()
         self._open: dict[str, _Request] = {}
-        #: Requests sent to the authority (for tests and benchmarks).
-        self.sent = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def introspect(self, token: str) -> Answer:
         """The RFC 7662 answer when active; ``inactive`` or ``unavailable`` otherwise."""
@@ -94,7 +91,9 @@ class Introspector:
             if request is None:
                 request = _Request(asyncio.get_running_loop().create_future())
                 self._open[token] = request
-                request.task = asyncio.create_task(self._ask(token, request))
+                task = asyncio.create_task(self._ask(token, request))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             # Shielded: a waiter that goes away does not take the others' answer with it.
             answer = await asyncio.shield(request.answer)
             if isinstance(answer, str):
@@ -108,9 +107,8 @@ class Introspector:
             # Not known to be reusable: ask again, with whoever else is in the same case.
 
     async def aclose(self) -> None:
-        for request in list(self._open.values()):
-            if request.task is not None:
-                request.task.cancel()
+        for task in list(self._tasks):
+            task.cancel()  # its waiters are answered "unavailable"
         if self.connections is not None:
             await self.connections.aclose()
 
@@ -130,7 +128,6 @@ class Introspector:
 
     def _close(self, token: str, request: _Request) -> None:
         """No check joins ``request`` from now on."""
-        request.sent = True
         if self._open.get(token) is request:
             del self._open[token]
 
@@ -169,7 +166,6 @@ class Introspector:
             # Joining ends as the request is written: checks that waited for a connection
             # until now share it, and none that begins later does.
             self._close(token, request)
-            self.sent += 1
 
         await asyncio.sleep(0)  # the checks of this event-loop turn join first
         try:
@@ -184,7 +180,6 @@ class Introspector:
     ) -> tuple[int, bytes]:
         await asyncio.sleep(0)  # the checks of this event-loop turn join first
         self._close(token, request)
-        self.sent += 1
         try:
             response = await self.http.post(
                 endpoint,
