@@ -347,6 +347,34 @@ async def test_a_revoked_token_is_refused_on_the_next_request(world: World, app:
     assert refused == (401, "invalid_token")
 
 
+async def test_concurrent_checks_make_one_request_to_the_real_authority(
+    world: World, app: Starlette
+) -> None:
+    value = (await world.exchange()).json()["access_token"]
+    seen: list[str] = []
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(scope["path"])
+        await app(scope, receive, send)
+
+    async with serving(counting) as served:
+        introspector = Introspector(
+            ISSUER,
+            world.client,
+            httpx.BasicAuth(world.server_id, world.server_secret),
+            authorization=_basic(world),
+            connections=AuthorityConnections(served),
+            endpoint=served + "/oauth2/introspect",
+        )
+        try:
+            answers = await asyncio.gather(*(introspector.introspect(value) for _ in range(10)))
+        finally:
+            await introspector.aclose()
+    assert seen == ["/oauth2/introspect"]
+    assert all(isinstance(a, dict) and a["active"] is True for a in answers)
+
+
 async def test_the_middleware_refuses_a_token_revoked_after_it_passed(world: World) -> None:
     """Through the middleware's own client (introspect=True): pass, revoke, refuse."""
     from tests.integration.sdk.test_middleware import call_tool, revoke_delegation, tool_server
