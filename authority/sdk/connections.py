@@ -80,8 +80,7 @@ class AuthorityConnections:
         self.host = parts.hostname
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
-        default = 443 if self.tls else 80
-        self.authority = parts.netloc.rpartition("@")[2] if self.port != default else parts.hostname
+        self.authority = parts.netloc.rpartition("@")[2]  # the Host header: no userinfo
         if self.tls and self.ssl_context is None:
             self.ssl_context = ssl.create_default_context()
 

@@ -243,8 +243,10 @@ def _connections(issuer: str, http: httpx.AsyncClient) -> AuthorityConnections |
     seconds = max(
         (t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t), default=5.0
     )
+    # The general client's trust: certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR.
+    tls = httpx.create_ssl_context() if issuer.startswith("https:") else None
     try:
-        return AuthorityConnections(issuer, timeout=seconds, ssl_context=httpx.create_ssl_context())
+        return AuthorityConnections(issuer, timeout=seconds, ssl_context=tls)
     except ValueError:
         return None
 
