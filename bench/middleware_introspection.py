@@ -3,7 +3,7 @@
 
 It starts the authority (embedded, one worker), registers a resource server, its tool,
 an agent and a delegation over the API (``bench/load.py``), mints one per-call token
-(long-lived, so that wrk can send the same request again), starts ``bench/tool_server.py``
+(long-lived, so that wrk can send the same request again), starts ``bench/introspected_tool.py``
 under uvicorn (one worker) and drives with wrk:
 
 * ``/plain``: the handler, declared public: no token, no check;
@@ -173,7 +173,7 @@ def main() -> None:
             if os.environ.get("BENCH_TOOLS_PYTHONPATH"):
                 # e.g. a folder whose sitecustomize hides a package, as on a smaller install
                 plain["PYTHONPATH"] += os.pathsep + os.environ["BENCH_TOOLS_PYTHONPATH"]
-            cmd = uvicorn_cmd("bench.tool_server:app", tools_port, 1)
+            cmd = uvicorn_cmd("bench.introspected_tool:app", tools_port, 1)
             if os.environ.get("BENCH_TOOLS_PROFILE"):
                 cmd[1:1] = ["-m", "cProfile", "-o", os.environ["BENCH_TOOLS_PROFILE"]]
             with serve(cmd, plain, tools_port):
