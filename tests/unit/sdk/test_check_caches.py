@@ -10,6 +10,7 @@ key is never kept, a replayed jti is refused however many others came in between
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from typing import Any
@@ -17,11 +18,21 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given
+from hypothesis import strategies as st
+from joserfc.util import urlsafe_b64decode
 from jwt.algorithms import OKPAlgorithm
 
 from authority.sdk import dpop
 from authority.sdk.dpop import PROOF_KEY_CACHE_SIZE, verify_proof
-from authority.sdk.jws import JWTRejected, PreparedKey, UnverifiedJWT, peek
+from authority.sdk.jws import (
+    MAX_HEADERS_PER_KEY,
+    JWTRejected,
+    PreparedKey,
+    UnverifiedJWT,
+    _b64decode,
+    peek,
+)
 from authority.sdk.verifier import JWKSCache, TokenInvalid, TokenVerifier
 
 NOW = 1_800_000_000
@@ -152,6 +163,45 @@ def test_a_prepared_key_verifies_only_its_algorithms() -> None:
     with pytest.raises(JWTRejected, match="jwt_bad_signature"):
         PreparedKey(key, {"EdDSA", "RS256"}).verify(peek(other_alg))
     assert PreparedKey(key, {"EdDSA", "RS256"}).verify(peek(token)) == {"iss": "a"}
+
+
+def signed(signer: ed25519.Ed25519PrivateKey, header: dict[str, Any]) -> str:
+    signing_input = f"{segment(header)}.{segment({'iss': 'a'})}"
+    return f"{signing_input}.{b64(signer.sign(signing_input.encode()))}"
+
+
+def test_a_prepared_key_remembers_a_bounded_number_of_checked_headers() -> None:
+    signer = ed25519.Ed25519PrivateKey.generate()
+    prepared = PreparedKey(dpop._proof_key({"jwk": public_jwk(signer)}), {"EdDSA"})
+    for i in range(MAX_HEADERS_PER_KEY * 3):
+        assert prepared.verify(peek(signed(signer, {"alg": "EdDSA", "kid": f"k{i}"})))
+        assert len(prepared._headers) <= MAX_HEADERS_PER_KEY
+
+
+def test_a_header_the_registry_refuses_is_refused_every_time_and_never_kept() -> None:
+    signer = ed25519.Ed25519PrivateKey.generate()
+    prepared = PreparedKey(dpop._proof_key({"jwk": public_jwk(signer)}), {"EdDSA"})
+    token = signed(signer, {"alg": "EdDSA", "x5u": 12})  # RFC 7515 §4.1.5: a URI
+    for _ in range(2):
+        with pytest.raises(JWTRejected, match="jwt_bad_signature"):
+            prepared.verify(peek(token))
+    assert prepared._headers == set()
+
+
+@given(
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=.~ ", max_size=12)
+)
+def test_segments_decode_exactly_as_the_jose_librarys_strict_base64url(text: str) -> None:
+    data = text.encode()
+    try:
+        expected: bytes | None = urlsafe_b64decode(data)
+    except (binascii.Error, ValueError):
+        expected = None
+    try:
+        got: bytes | None = _b64decode(data)
+    except (binascii.Error, ValueError):
+        got = None
+    assert got == expected
 
 
 def test_peek_keeps_the_segments_of_the_token_it_parsed() -> None:
