@@ -5,7 +5,8 @@ One ``TokenGate`` guards one audience: it reads the credentials of a request (RF
 RFC 9449 §7.1), verifies the token locally (``authority.sdk.verifier``: signature against
 the JWKS, issuer, audience, lifetime, DPoP binding), checks that it names exactly the call
 about to be made, and then that it is still live: against the revocation feed when the
-feed is healthy, by introspection (RFC 7662) otherwise and for single-use tools. Every
+feed is healthy, by introspection (RFC 7662) otherwise and for single-use tools (one
+request for the concurrent checks of a token, ``authority.sdk.introspector``). Every
 "no" is a ``Refusal`` that renders as an RFC 6750 §3 / RFC 9449 §7.1 challenge naming the
 resource's RFC 9728 metadata.
 
