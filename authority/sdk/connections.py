@@ -34,7 +34,7 @@ class AuthorityUnreachable(Exception):
     """The request got no complete, well-formed answer."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HttpAnswer:
     status: int
     body: bytes

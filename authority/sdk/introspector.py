@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -39,6 +40,7 @@ __all__ = ["Answer", "Introspector", "Liveness"]
 log = logging.getLogger("authority.sdk.introspection")
 
 Liveness = Literal["inactive", "unavailable"]
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
 Answer = Mapping[str, Any] | Liveness
 
 
@@ -135,7 +137,9 @@ class Introspector:
         endpoint = await self._introspection_endpoint()
         if endpoint is None:
             return "unavailable"
-        form = urlencode({"token": token}).encode("ascii")
+        # A compact JWS is all unreserved characters: form-encoding leaves it as it is.
+        safe = _UNRESERVED.fullmatch(token) is not None
+        form = b"token=" + token.encode("ascii") if safe else urlencode({"token": token}).encode()
         if self.connections is not None:
             status, body = await self._over_connections(endpoint, form, token, request)
         else:
