@@ -155,7 +155,6 @@ SERVER_PACKAGES = frozenset(
         "pydantic_settings",
         "re2",
         "redis",
-        "sniffio",
         "sqlalchemy",
         "starlette",
         "uvicorn",

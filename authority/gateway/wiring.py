@@ -200,6 +200,7 @@ def build_gateway(
             clock=clock,
             feed_max_silence=settings.feed_max_silence,
             unavailable_status=503,
+            persistent=authority_http in owned,
         )
         upstream = Upstream(
             config=config,

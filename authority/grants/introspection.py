@@ -33,7 +33,9 @@ server MUST return an introspection response with the "active" field set to "fal
 
 An active answer also carries ``delegation_scope``: the entries of the token's delegation
 for the tools the caller hosts (none of another server's), which the gateway uses to show
-an agent only the tools its delegation covers.
+an agent only the tools its delegation covers; and ``single_use``, whether the token's
+tool is single use (this answer consumed it), so that an enforcement point that shares
+one request among concurrent checks of a token knows how many of them it may let pass.
 
 Cost: one SQL round trip (shared with the other lookups of the same event-loop turn,
 ``storage.sql.introspection``), plus for ``private_key_jwt`` the assertion's jti and for
@@ -180,6 +182,10 @@ def active_answer(token: OwnToken, row: Any = None) -> dict[str, Any]:
             answer[name] = claims[name]
     if row is not None:
         answer["delegation_scope"] = _scope_for_caller(row)
+        # Whether another introspection may find the token active too: an enforcement
+        # point that shares one answer among concurrent checks of one token lets one of
+        # them through when it is true (``authority.sdk.introspector``).
+        answer["single_use"] = bool(row.single_use)
     # RFC 7662 §2.2 token_type; RFC 9449 §6.2: "DPoP" for a token bound with cnf.jkt.
     cnf = claims.get("cnf")
     answer["token_type"] = "DPoP" if isinstance(cnf, Mapping) and "jkt" in cnf else "Bearer"

@@ -5,7 +5,8 @@ One ``TokenGate`` guards one audience: it reads the credentials of a request (RF
 RFC 9449 §7.1), verifies the token locally (``authority.sdk.verifier``: signature against
 the JWKS, issuer, audience, lifetime, DPoP binding), checks that it names exactly the call
 about to be made, and then that it is still live: against the revocation feed when the
-feed is healthy, by introspection (RFC 7662) otherwise and for single-use tools. Every
+feed is healthy, by introspection (RFC 7662) otherwise and for single-use tools (one
+request for the concurrent checks of a token, ``authority.sdk.introspector``). Every
 "no" is a ``Refusal`` that renders as an RFC 6750 §3 / RFC 9449 §7.1 challenge naming the
 resource's RFC 9728 metadata.
 
@@ -20,15 +21,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import httpx
 
 from authority import protocol
 from authority.protocol import DPOP_ALGORITHMS
+from authority.sdk.connections import AuthorityConnections
 from authority.sdk.feed import basic_auth
+from authority.sdk.introspector import Answer, Introspector, Liveness
 from authority.sdk.resource_metadata import ResourceMetadata
 from authority.sdk.revocations import FeedFollower
 from authority.sdk.verifier import JWKSCache, KeysUnavailable, TokenInvalid, TokenVerifier
@@ -49,8 +54,6 @@ __all__ = [
 log = logging.getLogger("authority.sdk.enforcement")
 
 REALM: Final = "authority"
-
-Liveness = Literal["inactive", "unavailable"]
 
 
 class Refusal(Exception):
@@ -113,7 +116,11 @@ class TokenGate:
         clock: Callable[[], float] | None = None,
         feed_max_silence: float = 30.0,
         unavailable_status: int = 401,
+        persistent: bool = False,
     ) -> None:
+        """``persistent``: introspect over connections of the gate's own to the issuer
+        (``authority.sdk.connections``) rather than through ``http``; for an ``http`` the
+        gate's owner made itself, with no proxy between it and the issuer."""
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.http = http
@@ -138,7 +145,13 @@ class TokenGate:
             else None
         )
         self.unavailable_status = unavailable_status
-        self._introspection_endpoint: str | None = None
+        self.introspector = Introspector(
+            self.issuer,
+            http,
+            self.auth,
+            authorization=_authorization(http, self.auth),
+            connections=_connections(self.issuer, http) if persistent else None,
+        )
         self.resource_metadata = ResourceMetadata.for_resource(audience, self.issuer)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -149,6 +162,7 @@ class TokenGate:
     async def stop(self) -> None:
         if self.feed is not None:
             await self.feed.stop()
+        await self.introspector.aclose()
 
     # --- the checks -----------------------------------------------------------------
     @staticmethod
@@ -200,32 +214,42 @@ class TokenGate:
             raise Refusal(401, "invalid_token", "The access token has been revoked.", dpop)
         return None
 
-    async def introspect(self, token: str) -> Mapping[str, Any] | Liveness:
+    async def introspect(self, token: str) -> Answer:
         """The RFC 7662 answer when active; ``inactive`` or ``unavailable`` otherwise."""
-        if self.auth is None:
-            return "inactive"  # no way to ask: fail closed
-        try:
-            if self._introspection_endpoint is None:
-                metadata = (
-                    await self.http.get(self.issuer + protocol.OAUTH_AUTHORIZATION_SERVER_PATH)
-                ).json()
-                self._introspection_endpoint = str(metadata["introspection_endpoint"])
-            response = await self.http.post(
-                self._introspection_endpoint, data={"token": token}, auth=self.auth
-            )
-            answer = response.json()
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            return "unavailable"  # the authority cannot be asked: fail closed
-        if response.status_code >= 500:
-            return "unavailable"
-        if response.status_code == 200 and isinstance(answer, dict) and answer.get("active"):
-            return answer if answer["active"] is True else "inactive"
-        return "inactive"
+        return await self.introspector.introspect(token)
 
     def _unavailable(self, dpop: bool, description: str) -> Refusal:
         if self.unavailable_status == 503:
             return Refusal(503, "temporarily_unavailable", "The authority cannot be reached.", dpop)
         return Refusal(401, "invalid_token", description, dpop)
+
+
+def _authorization(http: httpx.AsyncClient, auth: httpx.Auth | None) -> str | None:
+    """The ``Authorization`` value ``auth`` puts on a request (client_secret_basic)."""
+    if auth is None:
+        return None
+    request = next(auth.auth_flow(http.build_request("POST", "http://authority.invalid/")))
+    value = request.headers.get("authorization")
+    return None if value is None else str(value)
+
+
+def _connections(issuer: str, http: httpx.AsyncClient) -> AuthorityConnections | None:
+    """Persistent connections to the issuer, unless a proxy stands between (the general
+    client honours the environment's proxies; these do not)."""
+    if urllib.request.getproxies() and not urllib.request.proxy_bypass(
+        urllib.parse.urlsplit(issuer).hostname or ""
+    ):
+        return None
+    timeout = http.timeout
+    seconds = max(
+        (t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t), default=5.0
+    )
+    # The general client's trust: certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR.
+    tls = httpx.create_ssl_context() if issuer.startswith("https:") else None
+    try:
+        return AuthorityConnections(issuer, timeout=seconds, ssl_context=tls)
+    except ValueError:
+        return None
 
 
 def challenge(refusal: Refusal, metadata: ResourceMetadata | None) -> str:

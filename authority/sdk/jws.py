@@ -21,13 +21,12 @@ import copy
 import functools
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
-from joserfc.util import urlsafe_b64decode
 
 from authority.protocol import algorithms_for_key
 
@@ -65,19 +64,35 @@ class JWTRejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class UnverifiedJWT:
-    """A parsed but NOT verified JWT: nothing in it may be trusted yet."""
+    """A parsed but NOT verified JWT: nothing in it may be trusted yet.
+
+    Made by ``peek`` alone, which keeps the token's own segments (``segments``) so that
+    the signature check needs no second parse: the claims it returns are the ones decoded
+    here, from the very bytes the signature covers.
+    """
 
     raw: str
     header: Mapping[str, Any]
     claims: Mapping[str, Any]
+    #: The three encoded segments of ``raw``; empty unless made by ``peek``.
+    segments: tuple[bytes, bytes, bytes] = field(default=(b"", b"", b""), repr=False)
 
 
-def _b64decode(segment: str) -> bytes:
-    """RFC 7515 §2 base64url, strictly: no padding, no ``+``/``/``, no stray bits (the
-    JOSE library's own decoder), since ``verify_signature`` checks this very decoding."""
-    if "=" in segment:
-        raise ValueError("padding")
-    return urlsafe_b64decode(segment.encode("ascii"))
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+#: The last character of a segment whose length leaves 2 (or 4) bits over: those bits 0.
+_ENDINGS = (b"AEIMQUYcgkosw048", b"AQgw")
+
+
+def _b64decode(segment: bytes) -> bytes:
+    """RFC 7515 §2 base64url, strictly: no padding, no ``+``/``/``, no stray bits, nothing
+    outside the alphabet; the JOSE library's own rules (``joserfc.util.urlsafe_b64decode``),
+    decoded by ``binascii`` in strict mode without its wrappers."""
+    if b"+" in segment or b"/" in segment or b"=" in segment:
+        raise binascii.Error("not base64url")
+    pad = -len(segment) % 4
+    if pad == 3 or (pad and segment[-1] not in _ENDINGS[pad - 1]):
+        raise binascii.Error("not base64url")
+    return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + b"=" * pad, strict_mode=True)
 
 
 #: The registered header members we read, with their JSON types (RFC 7515 §4.1, RFC 9449 §4.2).
@@ -88,13 +103,16 @@ def peek(token: str) -> UnverifiedJWT:
     """Parse a compact JWS without verifying it, rejecting anything malformed."""
     if len(token) > MAX_JWT_BYTES:
         raise JWTRejected("jwt_too_large")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
+    try:
+        parts = token.encode().split(b".")
+    except UnicodeError:
+        raise JWTRejected("jwt_malformed") from None
+    if len(parts) != 3 or not parts[0] or not parts[1]:
         raise JWTRejected("jwt_malformed")
     try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        header = json.loads(_b64decode(parts[0]).decode())
+        claims = json.loads(_b64decode(parts[1]).decode())
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
         raise JWTRejected("jwt_malformed") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise JWTRejected("jwt_malformed")
@@ -109,7 +127,7 @@ def peek(token: str) -> UnverifiedJWT:
     if "crit" in header:
         # RFC 7515 §4.1.11: we understand no extensions, so any crit must be refused.
         raise JWTRejected("jwt_unsupported_crit")
-    return UnverifiedJWT(token, header, claims)
+    return UnverifiedJWT(token, header, claims, (parts[0], parts[1], parts[2]))
 
 
 def algorithms_for(key: PublicKey) -> frozenset[str]:
@@ -120,45 +138,83 @@ def algorithms_for(key: PublicKey) -> frozenset[str]:
     return allowed & {key.alg} if key.alg is not None else allowed
 
 
+#: Distinct headers a prepared key remembers as checked (its tokens share one or two).
+MAX_HEADERS_PER_KEY = 16
+
+
+class PreparedKey:
+    """A verification key with the algorithms it may verify, checked against the JOSE
+    library once (the key's type, ``use`` and ``alg`` against each algorithm), so that a
+    signature check is the header's registry check and the signature itself.
+
+    Prepare a key once and keep it (per kid of a key set, per DPoP ``jwk``): what is
+    checked here depends on the key and the algorithms alone.
+    """
+
+    __slots__ = ("_checked", "_headers", "algorithms", "key")
+
+    def __init__(self, key: PublicKey, algorithms: Collection[str]) -> None:
+        self.key = key
+        self.algorithms = frozenset(algorithms)
+        self._checked: dict[str, tuple[Any, Any]] = {}
+        #: Encoded headers that passed the registry's check (a pure function of them).
+        self._headers: set[bytes] = set()
+        for alg in self.algorithms:
+            try:
+                pinned = _registry(frozenset({alg}))
+                algorithm = pinned.get_alg(alg)
+                algorithm.check_key(key)
+            except (JoseError, ValueError, TypeError):
+                continue  # never verifies: a token naming it has a bad signature
+            self._checked[alg] = (pinned, algorithm)
+
+    def verify(self, unverified: UnverifiedJWT) -> dict[str, Any]:
+        """Verify the signature under the header's ``alg``; return the claims."""
+        if not unverified.segments[0]:
+            unverified = peek(unverified.raw)  # not made by peek: parse the token itself
+        alg = unverified.header["alg"]
+        if alg not in self.algorithms:
+            raise JWTRejected("jwt_alg_not_allowed")
+        checked = self._checked.get(alg)
+        if checked is None:
+            raise JWTRejected("jwt_bad_signature")
+        pinned, algorithm = checked
+        header_segment, payload_segment, signature_segment = unverified.segments
+        # joserfc's own checks of a compact JWS, in the order ``jws.deserialize_compact``
+        # runs them, without what it would redo (the parse is peek's, of these same bytes).
+        try:
+            pinned.validate_compact_value_size(
+                b"%s.%s.%s" % (header_segment, payload_segment, signature_segment)
+            )
+            pinned.validate_header_size(header_segment)
+            pinned.validate_signature_size(signature_segment)
+            pinned.validate_payload_size(payload_segment)
+            if header_segment not in self._headers:
+                pinned.check_header(dict(unverified.header))
+                if len(self._headers) >= MAX_HEADERS_PER_KEY:
+                    self._headers.clear()
+                self._headers.add(header_segment)
+            signature = _b64decode(signature_segment)
+            verified = algorithm.verify(
+                header_segment + b"." + payload_segment, signature, self.key
+            )
+        except (JoseError, ValueError, TypeError):
+            raise JWTRejected("jwt_bad_signature") from None
+        if not verified:
+            raise JWTRejected("jwt_bad_signature")
+        # peek decoded these claims from the payload segment the signature covers.
+        return dict(unverified.claims)
+
+
 def verify_signature(
     unverified: UnverifiedJWT, key: PublicKey, algorithms: Collection[str]
 ) -> dict[str, Any]:
     """Verify the signature with ``key`` under one of ``algorithms``; return the claims.
 
-    joserfc's own checks of a compact JWS, in the order ``jws.deserialize_compact`` runs
-    them (sizes, the header against the registry of the one allowed ``alg``, the key's
-    type, use and alg against the algorithm, the signature over the token's own first
-    two segments), without what it would redo: the header is ``peek``'s, decoded from
-    these same bytes (``UnverifiedJWT`` is made by ``peek`` alone), and no key set is
-    searched (the caller chose ``key``).
+    No key set is searched (the caller chose ``key``). A caller verifying with the same
+    key again and again should keep a ``PreparedKey`` instead.
     """
-    header = unverified.header
-    alg = header["alg"]
-    if alg not in algorithms:
-        raise JWTRejected("jwt_alg_not_allowed")
-    pinned = _registry(frozenset({alg}))
-    value = unverified.raw.encode()
-    try:
-        pinned.validate_compact_value_size(value)
-        header_segment, payload_segment, signature_segment = value.split(b".")
-        pinned.validate_header_size(header_segment)
-        pinned.validate_signature_size(signature_segment)
-        pinned.validate_payload_size(payload_segment)
-        pinned.check_header(dict(header))
-        algorithm = pinned.get_alg(alg)
-        algorithm.check_key(key)
-        payload = urlsafe_b64decode(payload_segment)
-        signature = urlsafe_b64decode(signature_segment)
-        verified = algorithm.verify(header_segment + b"." + payload_segment, signature, key)
-    except (JoseError, ValueError, TypeError):
-        raise JWTRejected("jwt_bad_signature") from None
-    if not verified:
-        raise JWTRejected("jwt_bad_signature")
-    # The claims are re-read from the verified payload, not reused from ``peek``.
-    claims = json.loads(payload)
-    if not isinstance(claims, dict):
-        raise JWTRejected("jwt_malformed")
-    return claims
+    return PreparedKey(key, algorithms).verify(unverified)
 
 
 @functools.lru_cache(maxsize=64)

@@ -115,6 +115,7 @@ class AuthorityMiddleware:
             use_feed=use_feed,
             leeway=leeway,
             clock=clock,
+            persistent=self._owns_http,
         )
         self.resource_metadata: ResourceMetadata | None = self.gate.resource_metadata
 

@@ -23,12 +23,12 @@ from authority.protocol import ACCESS_TOKEN_TYP, TOKEN_SIGNING_ALGORITHMS, token
 from authority.sdk.dpop import verify_proof
 from authority.sdk.jws import (
     JWTRejected,
+    PreparedKey,
     UnverifiedJWT,
     audience_includes,
     peek,
     require_int,
     require_str,
-    verify_signature,
 )
 
 AT_TYP = ACCESS_TOKEN_TYP
@@ -67,8 +67,21 @@ class VerifiedToken:
     dpop_jkt: str | None
 
 
+def _prepare(key: Any) -> PreparedKey:
+    """A published key with what a token signed by it may name as ``alg``.
+
+    RFC 8725 §3.1: the algorithm comes from our allowlist and the key, never from the
+    token alone: only the alg the key is published for, of the key's own type (so no
+    HS256 keyed with an RSA modulus, no "none", no RS256 on an EC key).
+    """
+    crv = key.as_dict().get("crv") if key.key_type in ("OKP", "EC") else None
+    allowed = token_algorithms_for_key(key.key_type, crv if isinstance(crv, str) else None, key.alg)
+    return PreparedKey(key, allowed)
+
+
 class JWKSCache:
-    """The issuer's published keys, refreshed on an unknown kid."""
+    """The issuer's published keys, refreshed on an unknown kid, each prepared once for
+    verification (``PreparedKey``) when the key set is read."""
 
     def __init__(
         self,
@@ -80,7 +93,7 @@ class JWKSCache:
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self._http = http
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, PreparedKey] = {}
         self._jwks_uri: str | None = None
         self._last_fetch = float("-inf")
         self._fetch_failed = False
@@ -99,11 +112,11 @@ class JWKSCache:
         response = await self._http.get(self._jwks_uri)
         response.raise_for_status()
         keys = KeySet.import_key_set(response.json())
-        self._keys = {str(k.kid): k for k in keys.keys if k.kid}
+        self._keys = {str(k.kid): _prepare(k) for k in keys.keys if k.kid}
         self._last_fetch = self._clock()
         self._fetch_failed = False
 
-    async def key(self, kid: str) -> Any:
+    async def key(self, kid: str) -> PreparedKey:
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -176,15 +189,9 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise TokenInvalid("no kid")
+        # The key's algorithms are the allowlist's, narrowed by the key (``_prepare``).
         key = await self.jwks.key(kid)
-        # RFC 8725 §3.1: the algorithm comes from our allowlist and the key, never from
-        # the token alone: only the alg the key is published for, of the key's own type
-        # (so no HS256 keyed with an RSA modulus, no "none", no RS256 on an EC key).
-        crv = key.as_dict().get("crv") if key.key_type in ("OKP", "EC") else None
-        allowed = token_algorithms_for_key(
-            key.key_type, crv if isinstance(crv, str) else None, key.alg
-        )
-        claims = verify_signature(unverified, key, allowed)
+        claims = key.verify(unverified)
         now = int(self.clock())
         # RFC 9068 §4: iss must match, aud must contain this resource server, exp not past.
         if claims.get("iss") != self.issuer:
@@ -253,10 +260,19 @@ class TokenVerifier:
         self._remember_proof(proof.jti, now)
 
     def _remember_proof(self, jti: str, now: int) -> None:
-        """A proof's jti is accepted once while the proof could be fresh (RFC 9449 §11.1)."""
-        if len(self._seen_proofs) > 100_000:
-            horizon = now - self.dpop_max_age - self.leeway
-            self._seen_proofs = {k: t for k, t in self._seen_proofs.items() if t >= horizon}
-        if jti in self._seen_proofs:
+        """A proof's jti is accepted once while the proof could be fresh (RFC 9449 §11.1).
+
+        Entries are kept in the order they were seen, so forgetting the ones past the
+        horizon takes the oldest first and stops at the first that may still be replayed
+        (one past a clock set back is kept longer, never dropped early).
+        """
+        seen = self._seen_proofs
+        horizon = now - self.dpop_max_age - self.leeway
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] >= horizon:
+                break
+            del seen[oldest]
+        if jti in seen:
             raise TokenInvalid("replayed DPoP proof")
-        self._seen_proofs[jti] = now
+        seen[jti] = now
