@@ -64,6 +64,7 @@ from authority.storage.sql.resource_servers import SqlResourceServerStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.storage.sql.sequencer import SqlSequencerStore
 from authority.storage.sql.tools import SqlToolStore
+from authority.storage.sql.trust_domains import SqlTrustDomainStore
 from authority.storage.sql.webhooks import SqlWebhookStore
 from authority.tokens.keyring import Keyring
 
@@ -176,6 +177,7 @@ def build_services(
         api_key_store=SqlApiKeyStore(engine),
         resource_server_store=SqlResourceServerStore(engine),
         tool_store=SqlToolStore(engine),
+        trust_domain_store=SqlTrustDomainStore(engine),
         console_store=SqlConsoleStore(engine, autocommit),
         # The exchange, the CIBA poll and client authentication: every statement of
         # theirs on the hot path's driver, one pool per request.

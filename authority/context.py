@@ -48,6 +48,7 @@ from authority.storage.resource_servers import ResourceServerStore
 from authority.storage.revocation import RevocationStore
 from authority.storage.sequencer import SequencerStore
 from authority.storage.tools import ToolStore
+from authority.storage.trust_domains import TrustDomainStore
 from authority.storage.webhooks import WebhookStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
@@ -100,6 +101,7 @@ class Services:
     api_key_store: ApiKeyStore
     resource_server_store: ResourceServerStore
     tool_store: ToolStore
+    trust_domain_store: TrustDomainStore
     console_store: ConsoleStore
     exchange_store: ExchangeStore
     client_store: ClientStore
