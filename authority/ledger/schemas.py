@@ -37,6 +37,7 @@ from .control_entries import (
     OwnerRetiredV1,
     TokenRevokedV1,
 )
+from .federation_entries import GrantV3, RegistryChangedV3
 from .gateway_entries import GatewayCallV1
 from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2
 from .record import Record
@@ -73,6 +74,8 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         RegistryChangedV1,
         GatewayCallV1,
         RegistryChangedV2,
+        RegistryChangedV3,
+        GrantV3,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

@@ -180,6 +180,7 @@ async def create(services: Services, principal: Principal, body: AgentCreate) ->
         keys=registry_changes.key_refs(jwks) if body.jwks is not None else None,
         owner_id=owner_id,
         agent_id=agent_id,
+        version=registry_changes.STRUCTURED,
     )
     created = await services.agent_store.create(row, [entry])
     if isinstance(created, Taken):
@@ -254,6 +255,9 @@ async def update_agent(
                     keys=new_keys,
                     owner_id=row.owner_id,
                     agent_id=agent_id,
+                    version=registry_changes.STRUCTURED
+                    if "identity_rules" in changed
+                    else registry_changes.VERSION,
                 )
             )
         written = await services.agent_store.replace(row, new, entries=entries)

@@ -1,0 +1,77 @@
+"""Ledger records of workload identity: trust domains, agents' identity rules, and the
+workload an exchange was decided for.
+
+``RegistryChangedV3`` is V2 that also records trust domains and structured values (an
+agent's identity rules, a domain's claim mapping): a change names its fields with their
+new values, which for these are JSON objects. ``GrantV3`` is V2 with the workload the
+agent proved itself with: the domain, the subject and the claims its rules matched.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .grant_entries import GrantV2
+from .record import Id, Text, Url
+from .registry_entries import RegistryChangedV2, RegistryField, RegistryValue
+
+ClaimName = Annotated[str, Field(min_length=1, max_length=100)]
+ClaimValue = Annotated[str, Field(max_length=1024)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RuleRecord(_Strict):
+    """One identity rule as registered: a domain and patterns."""
+
+    domain_id: Id
+    subject: ClaimValue | None = None
+    claims: dict[ClaimName, ClaimValue] = Field(default_factory=dict, max_length=20)
+
+
+StructuredValue = (
+    RegistryValue
+    | Annotated[dict[ClaimName, ClaimName], Field(max_length=50)]
+    | Annotated[list[RuleRecord], Field(max_length=20)]
+)
+
+
+class RegistryChangedV3(RegistryChangedV2):
+    """V2, trust domains, and the structured values of identity rules and mappings."""
+
+    version: ClassVar[int] = 3
+
+    object_type: Literal[  # type: ignore[assignment]
+        "tool",
+        "resource_server",
+        "api_key",
+        "agent",
+        "webhook",
+        "person",
+        "passkey",
+        "trust_domain",
+    ]
+    changes: dict[RegistryField, StructuredValue] = Field(  # type: ignore[assignment]
+        default_factory=dict, max_length=32
+    )
+
+
+class WorkloadRecord(_Strict):
+    """The verified workload identity: which domain vouched, for whom, with what."""
+
+    domain_id: Id
+    issuer: Url
+    subject: Text
+    claims: dict[ClaimName, ClaimValue] = Field(default_factory=dict, max_length=50)
+
+
+class GrantV3(GrantV2):
+    """V2 and the workload identity the agent authenticated with, when it did."""
+
+    version: ClassVar[int] = 3
+
+    workload: WorkloadRecord | None = None
