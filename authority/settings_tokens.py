@@ -73,6 +73,30 @@ class TokenSettings(BaseModel):
         10, ge=0, le=3600, description="Cache-Control max-age of the JWKS, seconds."
     )
 
+    # --- workload federation -------------------------------------------------------
+    federation_jwks_max_age: int = Field(
+        300,
+        ge=1,
+        le=86400,
+        description="Longest a trust domain's fetched keys are used before they are "
+        "fetched again, seconds (an issuer's shorter Cache-Control max-age is honoured); "
+        "past it, keys that cannot be fetched refuse the domain's tokens.",
+    )
+    federation_refresh_min_interval: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="Least seconds between two fetches of one trust domain's keys: a "
+        "token with an unknown kid, or an issuer that failed, fetches at most this often.",
+    )
+    federation_fetch_timeout: float = Field(
+        3.0,
+        gt=0,
+        le=30,
+        description="Seconds a fetch of a trust domain's discovery document and keys "
+        "may take, together.",
+    )
+
     @property
     def retired_key_grace(self) -> int:
         if self.key_rotation_grace is not None:

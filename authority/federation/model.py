@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from authority.federation.patterns import matches
+
 
 class Preset(StrEnum):
     """The shapes of workload token the authority knows, each with its claim mapping."""
@@ -70,10 +72,25 @@ class IdentityRule:
     """What an agent's workload must be: a domain and claims, exactly or by pattern.
 
     Every entry of ``claims`` must hold: a value is matched exactly unless it contains
-    ``*``, which matches any run of characters within one path segment (not ``/``), or
-    ends in ``/**``, which matches any rest. ``subject`` is matched the same way.
+    ``*``, which matches any run of characters within one segment (not ``/`` or ``:``),
+    or ends in ``/**``, which matches any non-empty rest (``authority.federation.patterns``).
+    ``subject`` is matched the same way. A claim the identity does not carry never
+    matches, whatever the pattern. Rules from outside are made by
+    ``authority.federation.rules.parse_rule``, which checks every pattern.
     """
 
     domain_id: str
     subject: str | None = None
     claims: Mapping[str, str] = field(default_factory=dict)
+
+    def matches(self, identity: WorkloadIdentity) -> bool:
+        """Whether ``identity`` is the workload this rule describes."""
+        if identity.domain_id != self.domain_id:
+            return False
+        if self.subject is not None and not matches(self.subject, identity.subject):
+            return False
+        for name, pattern in self.claims.items():
+            value = identity.claims.get(name)
+            if value is None or not matches(pattern, value):
+                return False
+        return True
