@@ -305,6 +305,8 @@ async def stop(services: Services) -> None:
     if services.recording_sweeper is not None:
         await services.recording_sweeper.close()
     await services.keyring.stop_refresh()
+    if services.workload_verifier is not None:
+        await services.workload_verifier.aclose()
     if services.introspection_rate is not None:
         await services.introspection_rate.close()
     await services.hot.close()

@@ -18,6 +18,7 @@ from authority.approvals.webhook_signing import SecretSealer
 from authority.bus import EventBus
 from authority.clock import Clock
 from authority.counters import OpenItems
+from authority.federation.verify import WorkloadVerifier
 from authority.ledger.sequencer import Sequencer
 from authority.metrics import Metrics
 from authority.policy.cedar import CedarPolicy
@@ -119,6 +120,9 @@ class Services:
     # Introspection's per-client windows, counted in process (authority.rate_window);
     # None: one hot-state round trip per request.
     introspection_rate: RateWindows | None = None
+    # Verifies platform tokens under trust domains, holding their key caches; made on
+    # first use (grants.workload_auth.verifier), closed by app.stop.
+    workload_verifier: WorkloadVerifier | None = None
     # Delegation credentials already verified, by digest (grants.agent_auth).
     delegation_cache: dict[str, OwnToken] = field(default_factory=dict)
     # The kill switch's cascades running in the background (management.cascade).

@@ -21,6 +21,7 @@ from authority.policy.checks import (
 from authority.policy.reasons import Reason
 
 from .loading import Loaded
+from .workload_auth import Proven, policy_context
 
 
 def facts(
@@ -32,6 +33,7 @@ def facts(
     lifetime: int,
     dpop_bound: bool,
     now: int,
+    workload: Proven | None = None,
 ) -> Facts | None:
     """What the rules decide on; None without an agent and a delegation to decide for."""
     if loaded.agent is None or loaded.delegation is None:
@@ -46,6 +48,7 @@ def facts(
         lifetime=lifetime,
         server_max_lifetime=services.settings.access_token_max_lifetime,
         dpop_bound=dpop_bound,
+        workload=policy_context(workload.identity) if workload is not None else None,
     )
 
 

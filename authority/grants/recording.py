@@ -9,6 +9,7 @@ denial is a value (``Denied``), written once, at the edge of the flow that refus
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from authority.context import Services
 from authority.domain_events import ExchangeDenied
@@ -43,6 +44,9 @@ class GrantRecord:
     # has spent it: a denial counts against the agent only on the attestation's first use.
     attestation_claim: SingleUse | None = None
     attestation_claimed: bool = False
+    # The workload identity the agent proved itself with (``workload_auth.record_of``):
+    # in the entry (``grant`` version 3) once verified, whatever the decision.
+    workload: dict[str, Any] | None = None
 
 
 def grant_write(
@@ -78,7 +82,7 @@ def grant_write(
         cnf_jkt=jkt,
         single_use=single_use,
     )
-    ledger_record = {
+    ledger_record: dict[str, Any] = {
         "decision": decision,
         "reason": grant.reason,
         "agent_id": record.agent_id,
@@ -100,6 +104,9 @@ def grant_write(
         ledger_record["approval_id"] = approval_id
     if record.call.arguments_digest is not None:
         ledger_record["arguments_digest"] = record.call.arguments_digest
+    if record.workload is not None:
+        ledger_record["workload"] = record.workload
+        return GrantWrite(grant, ("grant", 3, now, ledger_record))
     return GrantWrite(grant, ("grant", 2, now, ledger_record))
 
 

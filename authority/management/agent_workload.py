@@ -26,8 +26,11 @@ from pydantic import Field, StringConstraints
 from authority.context import Services
 from authority.errors import InvalidRequest
 from authority.federation.model import IdentityRule
+from authority.federation.rules import parse_rule, rule_document
+from authority.management.field_errors import Refused
 
 from .inputs import Body
+from .trust_domains import domain_of
 
 MAX_RULES = 20
 MAX_CLAIMS = 20
@@ -91,21 +94,28 @@ async def check_domains(services: Services, workload: Mapping[str, Any] | None) 
     if workload is None:
         return
     wanted = {rule["domain_id"] for rule in workload["rules"]}
-    found = await services.trust_domain_store.many(wanted)
+    found = {row.id: domain_of(row) for row in await services.trust_domain_store.many(wanted)}
     if len(found) != len(wanted):
         raise InvalidRequest(UNKNOWN_DOMAIN)
+    for rule in workload["rules"]:
+        # Each pattern checked, and each claim one the domain's identities can carry.
+        try:
+            parse_rule(rule_document(_rule(rule)), found[rule["domain_id"]])
+        except Refused as exc:
+            raise InvalidRequest(str(exc)) from None
+
+
+def _rule(rule: Mapping[str, Any]) -> IdentityRule:
+    return IdentityRule(
+        domain_id=rule["domain_id"], subject=rule.get("subject"), claims=rule.get("claims", {})
+    )
 
 
 def rules_of(workload: Mapping[str, Any] | None) -> tuple[IdentityRule, ...]:
     """The stored document's rules as the federation's values."""
     if workload is None:
         return ()
-    return tuple(
-        IdentityRule(
-            domain_id=rule["domain_id"], subject=rule.get("subject"), claims=rule.get("claims", {})
-        )
-        for rule in workload.get("rules", ())
-    )
+    return tuple(_rule(rule) for rule in workload.get("rules", ()))
 
 
 def requires_both(workload: Mapping[str, Any] | None) -> bool:

@@ -25,6 +25,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from authority.context import Services
 from authority.errors import Conflict, InvalidRequest, NotFound
 from authority.federation.model import KeySource, Preset, TrustDomain
+from authority.federation.presets import check_claim_mapping
 from authority.management.field_errors import Refused
 from authority.secrets import new_id
 from authority.storage.registry import Stale, Taken, Written
@@ -45,7 +46,6 @@ PresetName = Literal["spiffe", "kubernetes", "github", "gitlab", "oidc"]
 KeySourceName = Literal["discovery", "jwks_uri", "static_jwks", "spiffe_bundle"]
 Status = Literal["active", "disabled"]
 FETCHED = frozenset({"discovery", "jwks_uri"})
-HELD = frozenset({"static_jwks", "spiffe_bundle"})
 
 
 def _check_identifier(value: str) -> str:
@@ -173,13 +173,15 @@ def _held_keys(key_source: str, jwks: dict[str, Any] | None) -> dict[str, Any] |
         keys = jwks.get("keys")
         if not isinstance(keys, list):
             raise InvalidRequest("The static_jwks field must be a JWKS with a keys array.")
-        # SPIFFE trust domain bundle format §4: keys with use jwt-svid verify JWT-SVIDs.
+        # SPIFFE trust domain bundle format §4: keys with use jwt-svid verify JWT-SVIDs;
+        # only those are kept (an X.509 authority's never verifies a token here).
         svid = [
             {name: value for name, value in key.items() if name != "use"}
             for key in keys
             if isinstance(key, dict) and key.get("use") == "jwt-svid"
         ]
-        return validate_public_jwks({"keys": svid})
+        checked = validate_public_jwks({"keys": svid})
+        return {"keys": [{**key, "use": "jwt-svid"} for key in checked["keys"]]}
     return validate_public_jwks(jwks)
 
 
@@ -188,10 +190,20 @@ def _check_keys(key_source: str, location: str | None, jwks: dict[str, Any] | No
         raise InvalidRequest(
             "The key_source discovery or jwks_uri needs key_location and no static_jwks."
         )
-    if key_source in HELD and (jwks is None or location is not None):
+    if key_source == "static_jwks" and (jwks is None or location is not None):
+        raise InvalidRequest("The key_source static_jwks needs static_jwks and no key_location.")
+    if key_source == "spiffe_bundle" and (jwks is None) == (location is None):
         raise InvalidRequest(
-            "The key_source static_jwks or spiffe_bundle needs static_jwks and no key_location."
+            "The key_source spiffe_bundle needs either key_location (the bundle endpoint) "
+            "or static_jwks (the bundle)."
         )
+
+
+def _mapping(preset: str, mapping: dict[str, str]) -> dict[str, str]:
+    try:
+        return check_claim_mapping(Preset(preset), mapping)
+    except Refused as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def _key_refs(jwks: dict[str, Any] | None) -> list[dict[str, str]] | None:
@@ -227,7 +239,7 @@ async def create(
         key_source=body.key_source,
         key_location=body.key_location,
         static_jwks=jwks,
-        claim_mapping=dict(body.claim_mapping),
+        claim_mapping=_mapping(body.preset, dict(body.claim_mapping)),
         status="active",
         version=1,
         created_at=now,
@@ -278,11 +290,11 @@ async def update_domain(
     """Change what was sent; a change of keys or audience is a new ``version``."""
     require_role(principal, *ADMIN)
     changes = require_changes(body)
-    if "claim_mapping" in changes:
-        changes["claim_mapping"] = dict(changes["claim_mapping"])
 
     async def attempt() -> Written[TrustDomainRow] | Stale:
         row = await found(services, domain_id)
+        if "claim_mapping" in changes:
+            changes["claim_mapping"] = _mapping(row.preset, dict(changes["claim_mapping"]))
         new = replace(row, **changes)
         if "key_source" in changes and changes["key_source"] != row.key_source:
             # Another source: the other one's location or keys go unless sent anew.
