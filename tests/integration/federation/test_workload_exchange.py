@@ -271,3 +271,53 @@ async def test_cedar_sees_the_workload_origin(world: World) -> None:
     ordinary = await world.delegate()
     assert ordinary["id"]
     assert (await world.exchange()).status_code == 200
+
+
+async def test_an_approved_call_is_collected_with_a_fresh_platform_token(world: World) -> None:
+    await world.add_tool("deploy.run", actions=["run"], risk=3)
+    github = TestIssuer("github", Preset.GITHUB)
+    async with serving_issuers(github):
+        domain_id = await add_domain(world, github)
+        rule = {"domain_id": domain_id, "claims": {"repository": "acme/web"}}
+        agent_id, _ = await workload_agent(world, [rule])
+        delegation = {
+            "agent_id": agent_id,
+            "intent": "deploy acme/web",
+            "scope": [{"tool": "deploy.run", "resources": ["acme/*"], "actions": ["run"]}],
+            "expires_in": 3600,
+        }
+        credential = (await world.post("/v1/delegations", world.owner_key, delegation))[
+            "credential"
+        ]
+        now = now_of(world)
+        asked = await exchange(
+            world,
+            agent_id,
+            credential,
+            github.github_token("acme/web", now=now),
+            tool="deploy.run",
+            action="run",
+        )
+        assert asked.status_code == 200, asked.text
+        auth_req_id = asked.json()["auth_req_id"]
+        pending = (await entries(world, "grant"))[-1]
+        assert pending["decision"] == "pending" and pending["workload"]["domain_id"] == domain_id
+        listed = await world.client.get("/v1/approvals", headers=world.auth(world.owner_key))
+        [item] = listed.json()["items"]
+        approved = await world.client.post(
+            f"/v1/approvals/{item['id']}/approve", headers=world.auth(world.owner_key)
+        )
+        assert approved.status_code == 200, approved.text
+        poll = {
+            "grant_type": "urn:openid:params:grant-type:ciba",
+            "auth_req_id": auth_req_id,
+            "client_id": agent_id,
+            "actor_token": github.github_token("acme/web", now=now),
+            "actor_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        }
+        issued = await world.client.post("/oauth2/token", data=poll)
+        assert issued.status_code == 200, issued.text
+        act = _claims(issued.json()["access_token"])["act"]
+        assert act["workload"]["claims"]["repository"] == "acme/web"
+        other = {**poll, "actor_token": github.github_token("acme/other", now=now)}
+        refused(await world.client.post("/oauth2/token", data=other), NOT_MATCHED)
