@@ -83,7 +83,7 @@ class TokenSettings(BaseModel):
         "past it, keys that cannot be fetched refuse the domain's tokens.",
     )
     federation_refresh_min_interval: int = Field(
-        30,
+        10,
         ge=1,
         le=3600,
         description="Least seconds between two fetches of one trust domain's keys: a "

@@ -24,12 +24,15 @@ Use::
         token = github.github_token(repository="octo-org/app", now=NOW)
         identity = await verifier.verify(domain, token, NOW)
 
-``domain(key_source=...)`` makes the domain of any key source (``static_jwks`` and
-``spiffe_bundle`` use the issuer's current keys). ``rotate()`` adds a new signing key
-(``retire=True`` drops the old ones), ``mode`` makes the issuer answer ``"up"``,
-``"error"`` (500), ``"garbage"`` (200, not JSON) or ``"hang"`` (never answers until the
-issuer stops), ``await stop()`` stops its server (connections refused) and ``await
-start()`` serves again on the same port. ``requests`` counts what was asked, by path.
+An issuer that is never served (for ``static_jwks`` and a static ``spiffe_bundle``) is
+named ``https://<name>.issuer.test``. ``domain(key_source=...)`` makes the domain of any
+key source (``static_jwks`` and ``spiffe_bundle`` use the issuer's current keys).
+``rotate()`` adds a new signing key (``retire=True`` drops the old ones); ``mode`` makes
+the issuer answer ``"up"``, ``"error"`` (500), ``"garbage"`` (200, not JSON),
+``"huge"`` (a 300 KiB document), ``"redirect"`` (302 to itself) or ``"hang"`` (never
+answers until the issuer stops); ``await stop()`` stops its server
+(connections refused) and ``await start()`` serves again on the same port; ``requests``
+counts what was asked, by path, and ``asked`` is set by the first request.
 """
 
 from __future__ import annotations
@@ -119,7 +122,10 @@ class TestIssuer:
     keys: list[SigningKey] = field(default_factory=list)
     mode: str = "up"
     cache_control: str | None = None
+    refresh_hint: int = 300  # a SPIFFE bundle's spiffe_refresh_hint
+    jwks_uri: str | None = None  # what the discovery document names (default: its own)
     requests: Counter[str] = field(default_factory=Counter)
+    asked: asyncio.Event = field(default_factory=asyncio.Event)  # set by any request
     base: str = ""
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     _stack: contextlib.AsyncExitStack | None = None
@@ -135,9 +141,8 @@ class TestIssuer:
     # --- what it publishes --------------------------------------------------------------
     @property
     def url(self) -> str:
-        if not self.base:
-            raise RuntimeError("the issuer is not served yet (serving_issuers)")
-        return f"{self.base}/{self.name}"
+        # Unserved (static keys only), an issuer is named as a real one would be.
+        return f"{self.base}/{self.name}" if self.base else f"https://{self.name}.issuer.test"
 
     @property
     def issuer(self) -> str:
@@ -164,12 +169,16 @@ class TestIssuer:
         jwt_keys = [{**k.public_jwk(), "use": "jwt-svid"} for k in self.keys]
         for key in jwt_keys:
             del key["alg"]  # SPIRE's bundles carry no alg
-        return {"keys": [x509, *jwt_keys], "spiffe_sequence": 1, "spiffe_refresh_hint": 300}
+        return {
+            "keys": [x509, *jwt_keys],
+            "spiffe_sequence": 1,
+            "spiffe_refresh_hint": self.refresh_hint,
+        }
 
     def discovery(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
-            "jwks_uri": self.url + _JWKS_PATHS[self.preset],
+            "jwks_uri": self.jwks_uri or self.url + _JWKS_PATHS[self.preset],
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": sorted({k.alg for k in self.keys}),
@@ -228,7 +237,9 @@ class TestIssuer:
         header = {"typ": "JWT", "kid": key.kid, **(headers or {})}
         header = {k: v for k, v in header.items() if v is not None}
         body = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(body, key.private, algorithm=key.alg, headers=header)
+        # PyJWS, not PyJWT: it signs any claims, as a test of a malformed one needs.
+        payload = json.dumps(body).encode()
+        return jwt.api_jws.encode(payload, key.private, algorithm=key.alg, headers=header)
 
     def _times(self, now: int, lifetime: int) -> dict[str, Any]:
         return {"iat": now, "nbf": now, "exp": now + lifetime}
@@ -414,12 +425,19 @@ class TestIssuer:
             "/bundle": self.bundle,
         }
         self.requests[route or path] += 1
+        self.asked.set()
         if self.mode == "hang":
             await self._release.wait()
             await _reply(send, 503, b"stopping")
             return
         if self.mode == "error":
             await _reply(send, 500, b"internal error")
+            return
+        if self.mode == "redirect":
+            await _reply(send, 302, b"", location=self.url + (route or "/"))
+            return
+        if self.mode == "huge":
+            await _reply(send, 200, b'{"keys": [' + b" " * (300 * 1024) + b"]}")
             return
         if route not in documents:
             await _reply(send, 404, b"not found")
@@ -447,10 +465,19 @@ class TestIssuer:
             await stack.aclose()
 
 
-async def _reply(send: Any, status: int, body: bytes, cache_control: str | None = None) -> None:
+async def _reply(
+    send: Any,
+    status: int,
+    body: bytes,
+    cache_control: str | None = None,
+    *,
+    location: str | None = None,
+) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if cache_control is not None:
         headers.append((b"cache-control", cache_control.encode()))
+    if location is not None:
+        headers.append((b"location", location.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

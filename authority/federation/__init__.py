@@ -6,4 +6,12 @@ any OIDC issuer such as Entra or Okta), pinned to its issuer and audience. A pla
 token verified under a domain becomes a ``WorkloadIdentity``: the domain, the subject
 and the claims the domain's preset maps, which agents' identity rules are matched
 against and which the exchange carries into the grant, the ledger and the token.
+
+- ``model``: the values (``TrustDomain``, ``WorkloadIdentity``, ``IdentityRule``);
+- ``verify``: ``WorkloadVerifier.verify(domain, token, now)``, the only producer of a
+  ``WorkloadIdentity``, raising ``WorkloadRejected`` or ``IssuerUnavailable``;
+- ``keys``: each domain's key cache (discovery, JWKS URL, static JWKS, SPIFFE bundle);
+- ``presets``: each platform's token shape and the claims an identity keeps;
+- ``patterns`` and ``rules``: rule patterns, and ``parse_rule`` for rules from outside;
+- ``checks``: ``check_trust_domain``, for a domain from outside.
 """

@@ -30,6 +30,7 @@ another use (``enc``), type or size is skipped, never an error for the others.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.util import urlsafe_b64decode
 
 from authority.clock import Clock
 from authority.federation.errors import IssuerUnavailable, WorkloadRejected
@@ -52,6 +54,7 @@ MAX_KEYS = 64
 #: Most keys tried for a token without kid (those whose algorithms include its alg).
 MAX_KEYS_WITHOUT_KID = 5
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192
 _PUBLIC_MEMBERS = {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
 #: RFC 7518 §3.1 and RFC 8037 §3.1, asymmetric only: what each key type may verify.
 _ALGORITHMS: dict[tuple[str, str | None], frozenset[str]] = {
@@ -70,7 +73,7 @@ class KeyLimits:
     """How long key sets are kept and how hard an issuer is asked (from the settings)."""
 
     max_age: float = 300.0
-    refresh_min_interval: float = 30.0
+    refresh_min_interval: float = 10.0
     fetch_timeout: float = 3.0
 
 
@@ -113,14 +116,20 @@ def _import(member: Mapping[str, Any], *, spiffe: bool) -> IssuerKey | None:
     try:
         key: PublicKey
         if kty == "RSA":
-            key = RSAKey.import_key({"kty": kty, **public})
-            if key.public_key.key_size < MIN_RSA_BITS:
+            # Measured before import (which warns of a small key): too small is weak, too
+            # large makes every check slow.
+            modulus = public.get("n")
+            if not isinstance(modulus, str):
                 return None
+            bits = int.from_bytes(urlsafe_b64decode(modulus.encode("ascii"))).bit_length()
+            if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
+                return None
+            key = RSAKey.import_key({"kty": kty, **public})
         elif kty == "EC":
             key = ECKey.import_key({"kty": kty, **public})
         else:
             key = OKPKey.import_key({"kty": kty, **public})
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, binascii.Error):
         return None
     crv = public.get("crv") if kty != "RSA" else None
     algorithms = _ALGORITHMS.get((kty, crv if isinstance(crv, str) else None), frozenset())
@@ -144,7 +153,10 @@ def select(keys: tuple[IssuerKey, ...], kid: str | None, alg: str) -> tuple[Issu
     if kid is not None:
         return tuple(k for k in keys if k.kid == kid)
     fitting = tuple(k for k in keys if alg in k.algorithms)
-    return fitting if len(fitting) <= MAX_KEYS_WITHOUT_KID else ()
+    if len(fitting) > MAX_KEYS_WITHOUT_KID:
+        # RFC 7515 §4.1.4 makes kid optional; trying every key of a large set is not.
+        raise WorkloadRejected("workload_kid_required")
+    return fitting
 
 
 def _max_age(cache_control: str | None) -> float | None:
@@ -165,6 +177,8 @@ class _Entry:
     """One domain's cache: its key set, until when it is fresh, the last fetch."""
 
     source: tuple[object, ...]
+    static_text: str = ""  # static keys as canonical JSON ("" for fetched ones)
+    static: Mapping[str, object] | None = None  # the object they were last read from
     keys: tuple[IssuerKey, ...] = ()
     fresh_until: float = float("-inf")
     last_attempt: float | None = None
@@ -179,7 +193,7 @@ class IssuerKeys:
     def __init__(
         self, limits: KeyLimits, clock: Clock, http: httpx.AsyncClient | None = None
     ) -> None:
-        self._limits = limits
+        self.limits = limits
         self._clock = clock
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(
@@ -198,16 +212,25 @@ class IssuerKeys:
         self._entries.pop(domain_id, None)
 
     def _entry(self, domain: TrustDomain) -> _Entry:
+        """The domain's cache entry, new when the domain changed how its keys are had
+        (its source, location, issuer, version, or static keys' content)."""
         source = (domain.key_source, domain.key_location, domain.issuer, domain.version)
+        spiffe = domain.key_source is KeySource.SPIFFE_BUNDLE
+        static = domain.key_source is KeySource.STATIC_JWKS or (
+            spiffe and domain.key_location is None
+        )
         entry = self._entries.get(domain.id)
-        if entry is None or entry.source != source:
-            entry = self._entries[domain.id] = _Entry(source)
-            spiffe = domain.key_source is KeySource.SPIFFE_BUNDLE
-            if domain.key_source is KeySource.STATIC_JWKS or (
-                spiffe and domain.key_location is None
-            ):
+        if entry is not None and entry.source == source and not static:
+            return entry
+        if entry is not None and entry.source == source and entry.static is domain.static_jwks:
+            return entry  # the very keys parsed before: nothing to compare
+        text = json.dumps(domain.static_jwks, sort_keys=True, default=str) if static else ""
+        if entry is None or entry.source != source or entry.static_text != text:
+            entry = self._entries[domain.id] = _Entry(source, static_text=text)
+            if static:
                 entry.keys = parse_jwks(domain.static_jwks or {}, spiffe=spiffe)
                 entry.fresh_until = float("inf")
+        entry.static = domain.static_jwks
         return entry
 
     async def keys_for(
@@ -221,7 +244,7 @@ class IssuerKeys:
         entry = self._entry(domain)
         now = self._clock.now()
         recent = entry.last_attempt is not None and (
-            now - entry.last_attempt < self._limits.refresh_min_interval
+            now - entry.last_attempt < self.limits.refresh_min_interval
         )
         if now < entry.fresh_until:
             found = select(entry.keys, kid, alg)
@@ -247,26 +270,34 @@ class IssuerKeys:
                 if entry.last_failed or self._clock.now() >= entry.fresh_until:
                     raise IssuerUnavailable(domain.id, "issuer_recently_failed")
                 return
-            entry.generation += 1
             entry.last_attempt = self._clock.now()
             self.fetches[domain.id] = self.fetches.get(domain.id, 0) + 1
+            # Counted once it is over, so that whoever waited sees its result; a fetch
+            # cancelled with its request is not counted, and the next waiter fetches.
             try:
-                async with asyncio.timeout(self._limits.fetch_timeout):
-                    keys, max_age = await self._fetch(domain)
-            except TimeoutError:
+                keys, max_age = await self._attempt(domain)
+            except IssuerUnavailable:
                 entry.last_failed = True
-                raise IssuerUnavailable(domain.id, "issuer_timeout") from None
-            except httpx.HTTPError:
-                entry.last_failed = True
-                raise IssuerUnavailable(domain.id, "issuer_unreachable") from None
-            except _Unusable as exc:
-                entry.last_failed = True
-                raise IssuerUnavailable(domain.id, str(exc)) from None
-            limits = self._limits
+                entry.generation += 1
+                raise
+            entry.generation += 1
+            limits = self.limits
             age = limits.max_age if max_age is None else max_age
             age = max(min(age, limits.max_age), min(limits.refresh_min_interval, limits.max_age))
             entry.keys, entry.last_failed = keys, False
             entry.fresh_until = entry.last_attempt + age
+
+    async def _attempt(self, domain: TrustDomain) -> tuple[tuple[IssuerKey, ...], float | None]:
+        """One fetch within the timeout; every way it can fail is ``IssuerUnavailable``."""
+        try:
+            async with asyncio.timeout(self.limits.fetch_timeout):
+                return await self._fetch(domain)
+        except TimeoutError:
+            raise IssuerUnavailable(domain.id, "issuer_timeout") from None
+        except httpx.HTTPError:
+            raise IssuerUnavailable(domain.id, "issuer_unreachable") from None
+        except _Unusable as exc:
+            raise IssuerUnavailable(domain.id, str(exc)) from None
 
     async def _fetch(self, domain: TrustDomain) -> tuple[tuple[IssuerKey, ...], float | None]:
         spiffe = domain.key_source is KeySource.SPIFFE_BUNDLE

@@ -36,7 +36,7 @@ import httpx
 
 from authority.clock import Clock, SystemClock
 from authority.federation.errors import IssuerUnavailable, WorkloadRejected
-from authority.federation.keys import WORKLOAD_ALGORITHMS, IssuerKeys, KeyLimits
+from authority.federation.keys import WORKLOAD_ALGORITHMS, IssuerKey, IssuerKeys, KeyLimits
 from authority.federation.model import Preset, TrustDomain, WorkloadIdentity
 from authority.federation.presets import shape, spiffe_trust_domain
 from authority.sdk.jws import (
@@ -107,7 +107,7 @@ class WorkloadVerifier:
         clock: Clock | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self._skew = skew
+        self.skew = skew
         self.keys = IssuerKeys(limits or KeyLimits(), clock or SystemClock(), http)
 
     @classmethod
@@ -164,7 +164,9 @@ class WorkloadVerifier:
             raise WorkloadRejected("workload_wrong_typ")
 
     @staticmethod
-    def _verified_claims(unverified: UnverifiedJWT, candidates: Any) -> dict[str, Any]:
+    def _verified_claims(
+        unverified: UnverifiedJWT, candidates: tuple[IssuerKey, ...]
+    ) -> dict[str, Any]:
         failure = WorkloadRejected("workload_bad_signature")
         for candidate in candidates:
             if unverified.header["alg"] not in candidate.algorithms:
@@ -189,13 +191,13 @@ class WorkloadVerifier:
             raise WorkloadRejected("workload_wrong_audience")
         exp = _numeric(claims.get("exp"), "exp")
         # RFC 7519 §4.1.4: not accepted "on or after" exp, §4.1.5: not "before" nbf.
-        if exp + self._skew <= now:
+        if exp + self.skew <= now:
             raise WorkloadRejected("workload_expired")
         nbf = _optional_time(claims, "nbf")
-        if nbf is not None and nbf > now + self._skew:
+        if nbf is not None and nbf > now + self.skew:
             raise WorkloadRejected("workload_not_yet_valid")
         iat = _optional_time(claims, "iat")
-        if iat is not None and iat > now + self._skew:
+        if iat is not None and iat > now + self.skew:
             raise WorkloadRejected("workload_issued_in_future")
         jti = claims.get("jti")
         if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH):

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from authority.clock import FrozenClock
+from authority.federation.keys import KeyLimits
+from authority.federation.verify import WorkloadVerifier
+from tests.federation_issuers import NOW
+
+#: Short enough that a hanging issuer fails a test quickly, long enough for 2 busy cores.
+FETCH_TIMEOUT = 2.0
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@pytest.fixture
+async def verifier(clock: FrozenClock) -> AsyncIterator[WorkloadVerifier]:
+    limits = KeyLimits(max_age=300, refresh_min_interval=30, fetch_timeout=FETCH_TIMEOUT)
+    verifier = WorkloadVerifier(skew=5, limits=limits, clock=clock)
+    yield verifier
+    await verifier.aclose()

@@ -1,0 +1,26 @@
+"""The verifier's bounds come from the settings."""
+
+from __future__ import annotations
+
+from authority.federation.verify import WorkloadVerifier
+from authority.settings import Settings
+
+
+async def test_from_settings() -> None:
+    settings = Settings(
+        federation_jwks_max_age=120,
+        federation_refresh_min_interval=7,
+        federation_fetch_timeout=1.5,
+        clock_skew=3,
+    )
+    verifier = WorkloadVerifier.from_settings(settings)
+    try:
+        limits = verifier.keys.limits
+        assert (limits.max_age, limits.refresh_min_interval, limits.fetch_timeout) == (
+            120,
+            7,
+            1.5,
+        )
+        assert verifier.skew == 3
+    finally:
+        await verifier.aclose()
