@@ -175,12 +175,13 @@ async def create(services: Services, principal: Principal, body: AgentCreate) ->
             "name": body.name,
             "description": body.description,
             "autonomy_level": body.autonomy_level,
-            **_workload_changes(workload),
+            # An agent of keys only is recorded as it always was (version 1).
+            **(_workload_changes(workload) if workload is not None else {}),
         },
         keys=registry_changes.key_refs(jwks) if body.jwks is not None else None,
         owner_id=owner_id,
         agent_id=agent_id,
-        version=registry_changes.STRUCTURED,
+        version=registry_changes.STRUCTURED if workload is not None else registry_changes.VERSION,
     )
     created = await services.agent_store.create(row, [entry])
     if isinstance(created, Taken):
