@@ -321,3 +321,34 @@ async def test_an_approved_call_is_collected_with_a_fresh_platform_token(world: 
         assert act["workload"]["claims"]["repository"] == "acme/web"
         other = {**poll, "actor_token": github.github_token("acme/other", now=now)}
         refused(await world.client.post("/oauth2/token", data=other), NOT_MATCHED)
+
+
+async def test_a_workload_delegation_serves_its_agent_only(world: World) -> None:
+    github = TestIssuer("github", Preset.GITHUB)
+    async with serving_issuers(github):
+        domain_id = await add_domain(world, github)
+        rule = {"domain_id": domain_id, "claims": {"repository": "acme/web"}}
+        first, first_credential = await workload_agent(world, [rule])
+        second, _ = await workload_agent(world, [rule])
+        now = now_of(world)
+        # Another agent's workload credential, or a key-bound one, is no delegation here.
+        stolen = await exchange(
+            world, second, first_credential, github.github_token("acme/web", now=now)
+        )
+        assert stolen.status_code == 400, stolen.text
+        assert (await entries(world, "grant"))[-1]["reason"] == "delegation_wrong_agent"
+        keyed = await exchange(
+            world, first, world.credential, github.github_token("acme/web", now=now)
+        )
+        assert keyed.status_code == 400, keyed.text
+        assert (await entries(world, "grant"))[-1]["reason"] in (
+            "delegation_wrong_agent",
+            "delegation_invalid",
+        )
+        # And the workload credential cannot be used with the key agent's attestation.
+        attested = await world.exchange(subject_token=first_credential)
+        assert attested.status_code == 400, attested.text
+        ok = await exchange(
+            world, first, first_credential, github.github_token("acme/web", now=now)
+        )
+        assert ok.status_code == 200, ok.text
