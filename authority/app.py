@@ -66,6 +66,7 @@ from authority.storage.sql.resource_servers import SqlResourceServerStore
 from authority.storage.sql.revocation import SqlRevocationStore
 from authority.storage.sql.sequencer import SqlSequencerStore
 from authority.storage.sql.tools import SqlToolStore
+from authority.storage.sql.trust_domains import SqlTrustDomainStore
 from authority.storage.sql.webhooks import SqlWebhookStore
 from authority.tokens.keyring import Keyring
 
@@ -178,6 +179,7 @@ def build_services(
         api_key_store=SqlApiKeyStore(engine),
         resource_server_store=SqlResourceServerStore(engine),
         tool_store=SqlToolStore(engine),
+        trust_domain_store=SqlTrustDomainStore(engine),
         console_store=SqlConsoleStore(engine, autocommit),
         # The exchange, the CIBA poll and client authentication: every statement of
         # theirs on the hot path's driver, one pool per request.
@@ -314,6 +316,8 @@ async def stop(services: Services) -> None:
     if services.recording_sweeper is not None:
         await services.recording_sweeper.close()
     await services.keyring.stop_refresh()
+    if services.workload_verifier is not None:
+        await services.workload_verifier.aclose()
     if services.introspection_rate is not None:
         await services.introspection_rate.close()
     await services.hot.close()

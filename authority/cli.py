@@ -207,6 +207,7 @@ def _registrars() -> list[tuple[tuple[str, ...], Registrar]]:
         (("migrate",), _migrate),
         (("owners", "servers", "tools"), _registry),
         (("agents",), _agents),
+        (("trust-domains",), _trust_domains),
         (("delegations",), _delegations),
         (("approvals",), _approvals),
         (("control",), _control),
@@ -239,6 +240,12 @@ def _registry(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 def _agents(sub: Subparsers[argparse.ArgumentParser]) -> None:
     from authority.management.agents_cli import register
+
+    register(sub)
+
+
+def _trust_domains(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    from authority.management.trust_domains_cli import register
 
     register(sub)
 

@@ -18,6 +18,7 @@ from authority.approvals.webhook_signing import SecretSealer
 from authority.bus import EventBus
 from authority.clock import Clock
 from authority.counters import OpenItems
+from authority.federation.verify import WorkloadVerifier
 from authority.ledger.sequencer import Sequencer
 from authority.metrics import Metrics
 from authority.policy.active import ActivePolicy
@@ -49,6 +50,7 @@ from authority.storage.resource_servers import ResourceServerStore
 from authority.storage.revocation import RevocationStore
 from authority.storage.sequencer import SequencerStore
 from authority.storage.tools import ToolStore
+from authority.storage.trust_domains import TrustDomainStore
 from authority.storage.webhooks import WebhookStore
 from authority.tokens.keyring import Keyring
 from authority.tokens.own import OwnToken
@@ -103,6 +105,7 @@ class Services:
     api_key_store: ApiKeyStore
     resource_server_store: ResourceServerStore
     tool_store: ToolStore
+    trust_domain_store: TrustDomainStore
     console_store: ConsoleStore
     exchange_store: ExchangeStore
     client_store: ClientStore
@@ -120,6 +123,9 @@ class Services:
     # Introspection's per-client windows, counted in process (authority.rate_window);
     # None: one hot-state round trip per request.
     introspection_rate: RateWindows | None = None
+    # Verifies platform tokens under trust domains, holding their key caches; made on
+    # first use (grants.workload_auth.verifier), closed by app.stop.
+    workload_verifier: WorkloadVerifier | None = None
     # Delegation credentials already verified, by digest (grants.agent_auth).
     delegation_cache: dict[str, OwnToken] = field(default_factory=dict)
     # The kill switch's cascades running in the background (management.cascade).

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority.management import agents, api_keys, owners, resource_servers, tools
+from authority.management import agents, api_keys, owners, resource_servers, tools, trust_domains
 from authority.management.auth import (
     ADMIN,
     READERS,
@@ -271,6 +271,37 @@ async def retire_server(request: Request) -> Response:
     return ok(as_view(server))
 
 
+# --- trust domains ----------------------------------------------------------------------------
+@endpoint
+async def create_domain(request: Request) -> Response:
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, trust_domains.TrustDomainCreate)
+    domain = await trust_domains.create(services, principal, body)
+    return created_response(f"/v1/trust-domains/{domain.id}", as_view(domain))
+
+
+@endpoint
+async def list_domains(request: Request) -> Response:
+    services, principal = await caller(request, READERS, PAGING)
+    page = page_of(request, services, trust_domains.KIND)
+    return listing(await trust_domains.list_domains(services, principal, page))
+
+
+@endpoint
+async def get_domain(request: Request) -> Response:
+    services, principal = await caller(request, READERS)
+    domain = await trust_domains.get(services, principal, path_param(request, "domain_id"))
+    return ok(as_view(domain))
+
+
+@endpoint
+async def update_domain(request: Request) -> Response:
+    services, principal = await caller(request, ADMIN)
+    body = await read_model(request, services, trust_domains.TrustDomainUpdate)
+    domain_id = path_param(request, "domain_id")
+    return ok(as_view(await trust_domains.update_domain(services, principal, domain_id, body)))
+
+
 routes = [
     Route("/v1/me", me, methods=["GET"]),
     Route("/v1/owners", list_owners, methods=["GET"]),
@@ -302,4 +333,8 @@ routes = [
     Route("/v1/resource-servers/{server_id}", update_server, methods=["PATCH"]),
     Route("/v1/resource-servers/{server_id}", retire_server, methods=["DELETE"]),
     Route("/v1/resource-servers/{server_id}/secret", rotate_server_secret, methods=["POST"]),
+    Route("/v1/trust-domains", list_domains, methods=["GET"]),
+    Route("/v1/trust-domains", create_domain, methods=["POST"]),
+    Route("/v1/trust-domains/{domain_id}", get_domain, methods=["GET"]),
+    Route("/v1/trust-domains/{domain_id}", update_domain, methods=["PATCH"]),
 ]

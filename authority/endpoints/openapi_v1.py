@@ -17,6 +17,7 @@ from authority.management import (
     owners,
     resource_servers,
     tools,
+    trust_domains,
 )
 from authority.management.auth import Principal
 
@@ -153,6 +154,35 @@ def management_operations() -> dict[tuple[str, str], Operation]:
             "resource-servers",
             "api_key",
             ok(resource_servers.ResourceServer, extra=issued_secret),
+            errors=WRITE,
+        ),
+        **_trust_domain_operations(),
+    }
+
+
+def _trust_domain_operations() -> dict[tuple[str, str], Operation]:
+    """Admins register and change them; anyone with a key reads them (rules name them)."""
+    base, one, view = "/v1/trust-domains", "/v1/trust-domains/{domain_id}", "trust-domains"
+    domain = trust_domains.TrustDomainView
+    return {
+        ("GET", base): Operation(
+            "List the trust domains", view, "api_key", (listing(domain),), query=PAGE, errors=READ
+        ),
+        ("POST", base): Operation(
+            "Register a trust domain (admin keys only)",
+            view,
+            "api_key",
+            created(domain),
+            body=trust_domains.TrustDomainCreate,
+            errors=WRITE,
+        ),
+        ("GET", one): Operation("Get one trust domain", view, "api_key", ok(domain), errors=READ),
+        ("PATCH", one): Operation(
+            "Change or disable a trust domain (only the fields sent; admin keys only)",
+            view,
+            "api_key",
+            ok(domain),
+            body=trust_domains.TrustDomainUpdate,
             errors=WRITE,
         ),
     }

@@ -117,7 +117,13 @@ def _one_resource(form: Form) -> str:
 
 
 def _assertion(form: Form) -> tuple[str, bool]:
-    """The agent's attestation: as actor_token or as client_assertion, never both."""
+    """The agent's attestation: as actor_token or as client_assertion.
+
+    Both only for an agent that requires its key and its workload identity: then the
+    attestation is the client_assertion and the actor_token its platform token
+    (``_workload_token``; ``grants.workload_auth``). An agent registered with identity
+    rules only sends its platform token as actor_token, with client_id.
+    """
     # Only the methods the metadata advertises (metadata.AGENT_AUTH_METHODS) are taken:
     # RFC 6749 §5.2 "invalid_client ... unsupported authentication method" for a posted
     # client secret, as for a Basic header (checked by the callers).
@@ -126,7 +132,7 @@ def _assertion(form: Form) -> tuple[str, bool]:
     actor = form.get("actor_token")
     assertion = form.get("client_assertion")
     if actor is not None and assertion is not None:
-        raise InvalidRequest("Send the attestation as actor_token or client_assertion, not both.")
+        _workload_token(form)  # the actor_token's type is checked as when alone
     if assertion is not None:
         if form.get("client_assertion_type") != JWT_BEARER_ASSERTION:
             raise InvalidClient("The client_assertion_type must be jwt-bearer (RFC 7523).")
@@ -136,6 +142,16 @@ def _assertion(form: Form) -> tuple[str, bool]:
     if form.get("actor_token_type") != JWT_TOKEN_TYPE:
         raise InvalidRequest("The actor_token_type must be urn:ietf:params:oauth:token-type:jwt.")
     return actor, False
+
+
+def _workload_token(form: Form) -> str | None:
+    """The platform token sent as actor_token next to a client_assertion, if any."""
+    actor = form.get("actor_token")
+    if actor is None or form.get("client_assertion") is None:
+        return None
+    if form.get("actor_token_type") != JWT_TOKEN_TYPE:
+        raise InvalidRequest("The actor_token_type must be urn:ietf:params:oauth:token-type:jwt.")
+    return actor
 
 
 def _lifetime(form: Form) -> int | None:
@@ -169,6 +185,7 @@ def _presented(
     attestation: tuple[str, bool],
     client_id: str | None,
     subject_token: str | None = None,
+    workload_token: str | None = None,
 ) -> Presented:
     assertion, via_client_assertion = attestation
     return Presented(
@@ -179,6 +196,7 @@ def _presented(
         method=request.method,
         url=services.settings.issuer + paths.TOKEN,
         subject_token=subject_token,
+        workload_token=workload_token,
     )
 
 
@@ -201,7 +219,14 @@ def parse_exchange(services: Services, request: Request, form: Form) -> Exchange
     attestation = _assertion(form)
     client_id = form.get("client_id")
     lifetime = _lifetime(form)
-    presented = _presented(services, request, attestation, client_id, subject_token=subject)
+    presented = _presented(
+        services,
+        request,
+        attestation,
+        client_id,
+        subject_token=subject,
+        workload_token=_workload_token(form),
+    )
     return ExchangeRequest(presented=presented, resource=resource, call=call, lifetime=lifetime)
 
 
@@ -211,7 +236,9 @@ def parse_poll(services: Services, request: Request, form: Form) -> PollRequest:
         raise InvalidRequest("The auth_req_id parameter is malformed.")
     _no_authorization_header(request)
     attestation = _assertion(form)
-    presented = _presented(services, request, attestation, form.get("client_id"))
+    presented = _presented(
+        services, request, attestation, form.get("client_id"), workload_token=_workload_token(form)
+    )
     return PollRequest(auth_req_id=auth_req_id, presented=presented)
 
 

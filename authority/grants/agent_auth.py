@@ -13,6 +13,11 @@ poll both authenticate here, in two steps, cheapest and least trusting first:
 
 The answer is a value: ``AuthenticatedAgent``, or ``Refusal(reason)`` with what was
 known of the agent when it was refused, for the flow to record or render once.
+
+An agent registered with identity rules proves itself with its platform's token instead
+(an ``actor_token`` whose ``iss`` is not the ``client_id`` it names), or, when it
+requires both, with the attestation as ``client_assertion`` and the platform token as
+``actor_token``: ``grants.workload_auth`` verifies and matches it; here only the flow.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ from authority.tokens.inbound import (
 )
 from authority.tokens.validate import verify_own
 
-from . import loading
-from .delegations import DELEGATION_TYP
+from . import loading, workload_auth
+from .delegations import DELEGATION_TYP, WORKLOAD_BINDING
 from .loading import Loaded
+from .workload_auth import Proven
 
 log = logging.getLogger("authority.exchange")
 
@@ -60,6 +66,9 @@ class Presented:
     method: str
     url: str  # the token endpoint URL as the client addressed it (audience, DPoP htu)
     subject_token: str | None = None  # the delegation credential (token exchange only)
+    # The platform token as actor_token next to the attestation as client_assertion (an
+    # agent that requires both, ``workload_auth``).
+    workload_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,10 @@ class Claim:
     unverified_attestation: UnverifiedJWT
     unverified_delegation: UnverifiedJWT | None  # None: absent, or not a JWT
     delegation_id: str | None  # the credential's jti, if a well-formed id
+    # The platform token (unverified): the whole proof (``workload_only``: then it is
+    # also ``unverified_attestation``), or the second one; None if absent or malformed.
+    workload: UnverifiedJWT | None = None
+    workload_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,7 @@ class AuthenticatedAgent:
     attestation_use: SingleUse  # RFC 7523 §3 item 7: spent by whatever records the request
     delegation: DelegationFacts | None  # verified against the credential, in the exchange
     proof: VerifiedProof | None
+    workload: Proven | None = None  # the platform token verified and matched, if any
 
     def uses(self, services: Services, now: int) -> list[SingleUse]:
         """The single uses this request spends: the attestation, then the DPoP proof."""
@@ -112,7 +126,12 @@ def claim(presented: Presented) -> Claim | Refusal:
         unverified_attestation = peek(presented.assertion)
     except JWTRejected:
         return Refusal(Reason.ATTESTATION_INVALID)
-    claimed_agent = unverified_attestation.claims.get("iss")
+    workload_only = not presented.via_client_assertion and workload_auth.names_workload(
+        unverified_attestation, presented.client_id
+    )
+    claimed_agent = (
+        presented.client_id if workload_only else unverified_attestation.claims.get("iss")
+    )
     # Only a well-formed id can name an agent; anything else is never sent to SQL.
     if (
         not isinstance(claimed_agent, str)
@@ -129,6 +148,12 @@ def claim(presented: Presented) -> Claim | Refusal:
     claimed_delegation = (
         unverified_delegation.claims.get("jti") if unverified_delegation is not None else None
     )
+    workload = unverified_attestation if workload_only else None
+    if presented.workload_token is not None:
+        try:
+            workload = peek(presented.workload_token)
+        except JWTRejected:
+            workload = None
     return Claim(
         agent_id=claimed_agent,
         unverified_attestation=unverified_attestation,
@@ -136,6 +161,8 @@ def claim(presented: Presented) -> Claim | Refusal:
         delegation_id=claimed_delegation
         if isinstance(claimed_delegation, str) and valid_id(claimed_delegation)
         else None,
+        workload=workload,
+        workload_only=workload_only,
     )
 
 
@@ -157,6 +184,8 @@ async def authenticate(
     loaded = await loading.load(services, claimed.agent_id, delegation_id, tool)
     if loaded.agent is None or loaded.agent_jwks is None:
         return Refusal(Reason.AGENT_UNKNOWN)
+    if claimed.workload_only:
+        return await _by_workload(services, presented, claimed, loaded, now)
     try:
         attestation = verify_attestation(
             claimed.unverified_attestation,
@@ -177,6 +206,14 @@ async def authenticate(
     # From here on the agent is authenticated, and refusals are attributed to it.
     agent = loaded.agent
     use = attestation_claim(services, attestation, now)
+    proven: Proven | None = None
+    if loaded.agent_workload is not None or presented.workload_token is not None:
+        second = await workload_auth.second_proof(
+            services, loaded.agent_workload, presented.workload_token, claimed.workload, now
+        )
+        if isinstance(second, Reason):
+            return Refusal(second, agent, use)
+        proven = second
     delegation: DelegationFacts | None = None
     if presented.subject_token is not None:
         held = _held_delegation(services, loaded, claimed, agent.id, attestation, now)
@@ -192,7 +229,43 @@ async def authenticate(
         except JWTRejected as exc:
             log.info("dpop proof rejected: %s", exc.reason)
             return Refusal(Reason.DPOP_INVALID, agent, use, delegation)
-    return AuthenticatedAgent(loaded, agent, attestation, use, delegation, proof)
+    return AuthenticatedAgent(loaded, agent, attestation, use, delegation, proof, proven)
+
+
+async def _by_workload(
+    services: Services, presented: Presented, claimed: Claim, loaded: Loaded, now: int
+) -> AuthenticatedAgent | Refusal:
+    """An agent without keys: its platform token is the proof, its delegation bound to
+    its workload (``WORKLOAD_BINDING``); then the DPoP proof, as for any agent."""
+    workload = workload_auth.workload_of(loaded.agent_workload)
+    if workload is None or loaded.agent is None or claimed.workload is None:
+        return Refusal(Reason.AGENT_UNKNOWN)
+    if workload.require_key_and_workload:
+        return Refusal(Reason.ATTESTATION_REQUIRED)
+    proven = await workload_auth.prove(
+        services, workload, presented.assertion, claimed.workload, now
+    )
+    if isinstance(proven, Reason):
+        return Refusal(proven)
+    agent, use = loaded.agent, proven.use
+    # Stands for the attestation: the binding the delegation and the CIBA recheck compare.
+    bound = VerifiedAttestation(agent.id, use.key, proven.identity.expires_at, WORKLOAD_BINDING)
+    delegation: DelegationFacts | None = None
+    if presented.subject_token is not None:
+        held = _held_delegation(services, loaded, claimed, agent.id, bound, now)
+        if isinstance(held, Reason):
+            return Refusal(held, agent, use)
+        delegation = held
+    proof: VerifiedProof | None = None
+    if presented.dpop_proof is not None:
+        try:
+            proof = verify_dpop(
+                services, presented.dpop_proof, presented.method, presented.url, now
+            )
+        except JWTRejected as exc:
+            log.info("dpop proof rejected: %s", exc.reason)
+            return Refusal(Reason.DPOP_INVALID, agent, use, delegation)
+    return AuthenticatedAgent(loaded, agent, bound, use, delegation, proof, proven)
 
 
 def _held_delegation(
@@ -242,7 +315,9 @@ def verify_delegation_credential(
     if claims.get("client_id") != agent_id:
         raise JWTRejected("delegation_wrong_agent")
     cnf = claims.get("cnf")
-    if not isinstance(cnf, Mapping) or cnf.get("jkt") != jkt:
+    if not isinstance(cnf, Mapping) or (
+        cnf.get("jkt") != jkt and not _workload_bound(cnf, agent_id, jkt)
+    ):
         raise JWTRejected("delegation_key_mismatch")
     if require_int(claims, "exp") <= now:
         raise JWTRejected("delegation_expired")
@@ -250,6 +325,11 @@ def verify_delegation_credential(
     if not isinstance(delegation_id, str):
         raise JWTRejected("delegation_malformed")
     return delegation_id
+
+
+def _workload_bound(cnf: Mapping[str, Any], agent_id: str, binding: str) -> bool:
+    """A credential of an agent without keys (``delegations.confirmation``)."""
+    return binding == WORKLOAD_BINDING and "jkt" not in cnf and cnf.get("workload") == agent_id
 
 
 def _verified_delegation_claims(services: Services, unverified: UnverifiedJWT) -> Mapping[str, Any]:

@@ -54,12 +54,13 @@ from authority.policy.checks import Deny
 from authority.policy.reasons import Reason, error_for
 from authority.storage.exchange import ApprovalFacts, Denial
 
-from . import agent_auth, recording
+from . import agent_auth, recording, workload_auth
 from .agent_auth import Presented, Refusal
 from .decision import decide, facts
 from .issuance import ApprovalUsed, Authorised, Issued, issue
 from .loading import Loaded
 from .recording import Denied, GrantRecord, after_denial
+from .workload_auth import Proven
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,12 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         attestation_claim=uses[0],
         attestation_claimed=True,
     )
-    refusal = await _recheck(services, record, loaded, authenticated.attestation.jkt, call, now)
+    workload = authenticated.workload
+    if workload is not None:
+        record.workload = workload_auth.record_of(workload)
+    refusal = await _recheck(
+        services, record, loaded, authenticated.attestation.jkt, call, now, workload
+    )
     if refusal is not None:
         await _refuse(services, record, row, refusal, now)
     delegation, tool = loaded.delegation, loaded.tool
@@ -158,6 +164,7 @@ async def poll(services: Services, request: PollRequest) -> Issued:
         lifetime=call.lifetime,
         jkt=call.jkt,
         registered=loaded.registered,
+        workload=workload.identity if workload is not None else None,
     )
     try:
         issued = await issue(services, record, authorised, now, approval=row)
@@ -181,6 +188,7 @@ async def _recheck(
     jkt: str,
     call: approvals.CallRequest,
     now: int,
+    workload: Proven | None = None,
 ) -> Reason | None:
     """The first rule that refuses the approved call now, or None."""
     # The attestation is signed by the key the delegation is bound to, as in the exchange.
@@ -198,6 +206,7 @@ async def _recheck(
         # asked for without DPoP stays unbound, and a tool that now requires DPoP refuses it.
         dpop_bound=call.jkt is not None,
         now=now,
+        workload=workload,
     )
     if call_facts is None:
         return Reason.DELEGATION_INVALID

@@ -14,6 +14,7 @@ from authority.policy.cedar import CedarPolicy
 from authority.policy.checks import Decision, Facts, ToolCall
 
 from .loading import Loaded
+from .workload_auth import Proven, policy_context
 
 
 def facts(
@@ -25,6 +26,7 @@ def facts(
     lifetime: int,
     dpop_bound: bool,
     now: int,
+    workload: Proven | None = None,
 ) -> Facts | None:
     """What the rules decide on; None without an agent and a delegation to decide for."""
     if loaded.agent is None or loaded.delegation is None:
@@ -39,6 +41,7 @@ def facts(
         lifetime=lifetime,
         server_max_lifetime=services.settings.access_token_max_lifetime,
         dpop_bound=dpop_bound,
+        workload=policy_context(workload.identity) if workload is not None else None,
     )
 
 

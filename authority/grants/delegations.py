@@ -32,6 +32,12 @@ from authority.storage.delegations import Delegation, Grantee, NewDelegation, Sc
 from authority.tokens.inbound import key_set
 
 DELEGATION_TYP = protocol.DELEGATION_TYP
+#: The binding (``cnf_jkt``) of a delegation to an agent without keys, which proves
+#: itself by its workload identity (``grants.workload_auth``): never a key's RFC 7638
+#: thumbprint (43 base64url characters). Its credential's ``cnf`` is
+#: ``{"workload": <agent id>}``: usable only by that agent, with a platform token that
+#: matches its identity rules, presented with the credential.
+WORKLOAD_BINDING = "workload"
 KIND = "delegations"
 MAX_SCOPE_ENTRIES = 50
 MAX_PATTERNS = 50
@@ -79,6 +85,13 @@ def scope_from_json(text: str) -> tuple[ScopeEntry, ...]:
     )
 
 
+def confirmation(cnf_jkt: str, agent_id: str) -> dict[str, str]:
+    """The credential's ``cnf``: the key's thumbprint, or the agent's workload."""
+    if cnf_jkt == WORKLOAD_BINDING:
+        return {"workload": agent_id}
+    return {"jkt": cnf_jkt}
+
+
 def render(row: Delegation) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -86,7 +99,7 @@ def render(row: Delegation) -> dict[str, Any]:
         "agent_id": row.agent_id,
         "intent": row.intent,
         "scope": json.loads(row.scope),
-        "cnf": {"jkt": row.cnf_jkt},
+        "cnf": confirmation(row.cnf_jkt, row.agent_id),
         "expires_at": row.expires_at,
         "max_calls": row.max_calls,
         "rate_per_minute": row.rate_per_minute,
@@ -100,6 +113,8 @@ def render(row: Delegation) -> dict[str, Any]:
 
 def _bound_key_thumbprint(jwks_json: str, key_id: str | None) -> str:
     keys = key_set(jwks_json).keys
+    if not keys and key_id is None:  # an agent registered with identity rules only
+        return WORKLOAD_BINDING
     if key_id is None:
         if len(keys) != 1:
             raise InvalidRequest("The agent has several keys: name one with key_id.")
@@ -203,7 +218,7 @@ async def create(services: Services, principal: Principal, body: CreateDelegatio
             "jti": delegation_id,
             "iat": now,
             "exp": expires_at,
-            "cnf": {"jkt": row.cnf_jkt},
+            "cnf": confirmation(row.cnf_jkt, row.agent_id),
         },
         typ=DELEGATION_TYP,
     )

@@ -19,6 +19,7 @@ from authority.approvals import requests as approvals
 from authority.context import Services
 from authority.domain_events import ExchangeIssued
 from authority.errors import InvalidGrant
+from authority.federation.model import WorkloadIdentity
 from authority.policy.checks import AgentFacts, DelegationFacts, ToolCall, ToolFacts
 from authority.policy.reasons import Reason
 from authority.secrets import new_id, token_hash
@@ -29,6 +30,7 @@ from authority.tokens.access_token import AT_TYP, access_token_claims, authoriza
 from . import recording
 from .loading import Registered
 from .recording import Denied, GrantRecord
+from .workload_auth import actor_claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class Authorised:
     lifetime: int
     jkt: str | None  # the DPoP key the token is bound to (RFC 9449 cnf.jkt)
     registered: Registered  # what the decision read, compared again at the spend
+    workload: WorkloadIdentity | None = None  # the platform identity, into the token's act
 
 
 async def issue(
@@ -90,6 +93,7 @@ async def issue(
             expires_at=expires_at,
             jti=jti,
             jkt=jkt,
+            workload=actor_claims(authorised.workload) if authorised.workload else None,
         ),
         typ=AT_TYP,
     )

@@ -29,6 +29,7 @@ class Loaded:
     delegation_jkt: str | None
     tool: ToolFacts | None
     registered: Registered | None  # None unless both agent and tool were found
+    agent_workload: str | None = None  # the agent's identity rules, JSON (workload_auth)
 
 
 async def load(
@@ -44,6 +45,7 @@ async def load(
         delegation_jkt=delegation.cnf_jkt if delegation is not None else None,
         tool=_tool_facts(tool) if tool is not None else None,
         registered=_registered(agent, tool),
+        agent_workload=agent.workload if agent is not None else None,
     )
 
 

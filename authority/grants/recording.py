@@ -9,6 +9,7 @@ denial is a value (``Denied``), written once, at the edge of the flow that refus
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from authority.context import Services
 from authority.domain_events import ExchangeDenied
@@ -45,6 +46,9 @@ class GrantRecord:
     attestation_claimed: bool = False
     # The policy version the rules decided on (policy.active); None before the rules ran.
     policy_version: int | None = None
+    # The workload identity the agent proved itself with (``workload_auth.record_of``):
+    # in the entry (``grant`` version 3) once verified, whatever the decision.
+    workload: dict[str, Any] | None = None
 
 
 def grant_write(
@@ -80,7 +84,7 @@ def grant_write(
         cnf_jkt=jkt,
         single_use=single_use,
     )
-    ledger_record = {
+    ledger_record: dict[str, Any] = {
         "decision": decision,
         "reason": grant.reason,
         "agent_id": record.agent_id,
@@ -104,6 +108,8 @@ def grant_write(
         ledger_record["arguments_digest"] = record.call.arguments_digest
     if record.policy_version is not None:
         ledger_record["policy_version"] = record.policy_version
+    if record.workload is not None:
+        ledger_record["workload"] = record.workload
     return GrantWrite(grant, ("grant", 3, now, ledger_record))
 
 

@@ -42,7 +42,7 @@ from authority.storage.exchange import GrantWrite, NotRequested
 from authority.storage.hot import Count
 from authority.storage.replay import SingleUse
 
-from . import agent_auth, recording
+from . import agent_auth, recording, workload_auth
 from .agent_auth import AuthenticatedAgent, Presented, Refusal
 from .decision import decide, facts
 from .issuance import Authorised, Issued, issue, replayed
@@ -105,6 +105,8 @@ def _attribute(record: GrantRecord, known: AuthenticatedAgent | Refusal) -> None
     if known.delegation is not None:
         record.delegation_id = known.delegation.id
         record.intent = known.delegation.intent
+    if isinstance(known, AuthenticatedAgent) and known.workload is not None:
+        record.workload = workload_auth.record_of(known.workload)
 
 
 async def _accept(
@@ -145,6 +147,7 @@ async def _accept(
         lifetime=lifetime,
         dpop_bound=proof is not None,
         now=now,
+        workload=authenticated.workload,
     )
     if call_facts is None:  # the agent and delegation were found: cannot happen
         return Reason.DELEGATION_INVALID
@@ -176,6 +179,7 @@ async def _accept(
         lifetime=lifetime,
         jkt=proof.jkt if proof is not None else None,
         registered=loaded.registered,
+        workload=authenticated.workload.identity if authenticated.workload else None,
     )
     approval = decided.reason if isinstance(decided, NeedsApproval) else None
     return _Accepted(authorised, uses, approval)

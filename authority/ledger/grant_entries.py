@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .record import Actor, Code, Hash, Id, Name, Record, Text, Time, Url
 
@@ -93,15 +93,36 @@ class GrantV2(Record):
         return self
 
 
+ClaimName = Annotated[str, Field(min_length=1, max_length=100)]
+ClaimValue = Annotated[str, Field(max_length=1024)]
+
+
+class WorkloadRecord(BaseModel):
+    """The verified workload identity: which domain vouched, for whom, with what."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    domain_id: Id
+    issuer: Url
+    subject: Text
+    claims: dict[ClaimName, ClaimValue] = Field(default_factory=dict, max_length=50)
+
+
 class GrantV3(GrantV2):
-    """V2 and the stored policy version (``policy_versions``) whose rules decided it: set
-    once the request reached the rules (the built-in checks and Cedar), absent for a
-    request refused before them (who is asking, what it holds). 0 is the built-in
-    default (no policies), in force while no version is stored."""
+    """V2, the stored policy version whose rules decided it, and the workload identity
+    the agent authenticated with.
+
+    ``policy_version`` (``policy_versions``) is set once the request reached the rules
+    (the built-in checks and Cedar), absent for a request refused before them (who is
+    asking, what it holds); 0 is the built-in default (no policies), in force while no
+    version is stored. ``workload`` is set when the agent proved itself by a platform
+    token (``authority.federation``), whatever the decision.
+    """
 
     version: ClassVar[int] = 3
 
     policy_version: Annotated[int, Field(ge=0, lt=2**53)] | None = None
+    workload: WorkloadRecord | None = None
 
 
 class ApprovalDecidedV1(Record):

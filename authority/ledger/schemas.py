@@ -38,6 +38,7 @@ from .control_entries import (
     OwnerRetiredV1,
     TokenRevokedV1,
 )
+from .federation_entries import RegistryChangedV3
 from .gateway_entries import GatewayCallV1
 from .grant_entries import ApprovalDecidedV1, ApprovalDecidedV2, GrantV1, GrantV2, GrantV3
 from .policy_entries import PolicyChangedV1
@@ -77,6 +78,7 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         RegistryChangedV2,
         GrantV3,
         PolicyChangedV1,
+        RegistryChangedV3,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

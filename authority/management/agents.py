@@ -1,4 +1,6 @@
-"""Agents: the programs that act for an owner, known by their public keys (a JWKS).
+"""Agents: the programs that act for an owner, known by their public keys (a JWKS), by
+the workload identity of the platform they run on (identity rules, ``agent_workload``),
+or by both.
 
 An owner registers and edits its own agents; an admin any owner's. Status is not
 editable here: quarantine and release are decisions with their own endpoints and ledger
@@ -27,7 +29,7 @@ from authority.storage.agents import AgentRow
 from authority.storage.registry import NewEvent, Stale, Taken, Written
 from authority.tokens.jwks import validate_public_jwks
 
-from . import autonomy, owners, paging, records
+from . import agent_workload, autonomy, owners, paging, records
 from . import changes as registry_changes
 from .auth import READERS, WRITERS, Principal, require_role, sees_all
 from .inputs import Body, Description, Name, PublicJwks, require_changes
@@ -52,7 +54,17 @@ class AgentCreate(Body):
         "is at most the level need none (unless approval_required). Change it with "
         "POST /v1/agents/{agent_id}/autonomy.",
     )
-    jwks: PublicJwks
+    jwks: PublicJwks | None = None
+    identity_rules: agent_workload.IdentityRules = Field(
+        default_factory=list,
+        description="The workload identities the agent may prove itself with: any one "
+        "rule matching its platform token will do.",
+    )
+    require_key_and_workload: bool = Field(
+        False,
+        description="Both an attestation by one of its keys and a matching platform "
+        "token on every exchange. Required when both jwks and identity_rules are given.",
+    )
 
 
 class AgentUpdate(Body):
@@ -61,6 +73,12 @@ class AgentUpdate(Body):
     description: Description | None = None
     autonomy_level: AutonomyLevel = 0
     jwks: PublicJwks = Field(default_factory=dict)
+    identity_rules: agent_workload.IdentityRules = Field(default_factory=list)
+    require_key_and_workload: bool = False
+
+
+#: What a workload-only agent stores as its keys: none (no attestation verifies).
+NO_KEYS: dict[str, Any] = {"keys": []}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +90,15 @@ class Agent:
     status: str
     status_reason: str | None
     autonomy_level: int
-    jwks: dict[str, Any]
+    jwks: dict[str, Any] | None  # None: no keys, the agent proves itself by workload
+    identity_rules: list[dict[str, Any]]
+    require_key_and_workload: bool
     created_at: int
     updated_at: int
 
 
 def _agent(row: AgentRow) -> Agent:
+    rules, both = agent_workload.view(row.workload)
     return Agent(
         id=row.id,
         owner_id=row.owner_id,
@@ -86,7 +107,9 @@ def _agent(row: AgentRow) -> Agent:
         status=row.status,
         status_reason=row.status_reason,
         autonomy_level=row.autonomy_level,
-        jwks=row.jwks,
+        jwks=row.jwks if row.jwks.get("keys") else None,
+        identity_rules=rules,
+        require_key_and_workload=both,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -121,7 +144,10 @@ async def create(services: Services, principal: Principal, body: AgentCreate) ->
         owner_id = body.owner_id
     if owner_id is None:  # an owner key always names its owner (schema constraint)
         raise InvalidRequest("The owner_id field is required.")
-    jwks = validate_public_jwks(body.jwks)
+    jwks = validate_public_jwks(body.jwks) if body.jwks is not None else NO_KEYS
+    workload = agent_workload.stored(body.identity_rules, body.require_key_and_workload)
+    agent_workload.check_shape(body.jwks is not None, workload, body.require_key_and_workload)
+    await agent_workload.check_domains(services, workload)
     now = services.now()
     agent_id = new_id("agt")
     await owners.check_open(services, principal, owner_id)
@@ -137,6 +163,7 @@ async def create(services: Services, principal: Principal, body: AgentCreate) ->
         jwks=jwks,
         created_at=now,
         updated_at=now,
+        workload=workload,
     )
     entry = registry_changes.entry(
         now=now,
@@ -148,10 +175,13 @@ async def create(services: Services, principal: Principal, body: AgentCreate) ->
             "name": body.name,
             "description": body.description,
             "autonomy_level": body.autonomy_level,
+            # An agent of keys only is recorded as it always was (version 1).
+            **(_workload_changes(workload) if workload is not None else {}),
         },
-        keys=registry_changes.key_refs(jwks),
+        keys=registry_changes.key_refs(jwks) if body.jwks is not None else None,
         owner_id=owner_id,
         agent_id=agent_id,
+        version=registry_changes.STRUCTURED if workload is not None else registry_changes.VERSION,
     )
     created = await services.agent_store.create(row, [entry])
     if isinstance(created, Taken):
@@ -183,11 +213,15 @@ async def update_agent(
     if "jwks" in changes:
         changes["jwks"] = validate_public_jwks(changes["jwks"])
         keys = registry_changes.key_refs(changes["jwks"])
+    rules = changes.pop("identity_rules", None)
+    both = changes.pop("require_key_and_workload", None)
 
     async def attempt() -> Written[AgentRow] | Stale:
         row = _open(await found(services, agent_id, scope(principal)))
         now = services.now()
         new = replace(row, **changes, updated_at=now)
+        if rules is not None or both is not None or "jwks" in changes:
+            new = await _new_workload(services, row, new, rules, both)
         entries: list[Entry] = []
         if new.autonomy_level != row.autonomy_level:
             # Every change of autonomy is in the ledger, whichever route made it.
@@ -208,6 +242,8 @@ async def update_agent(
             {"name": row.name, "description": row.description},
         )
         new_keys = None if records.same_json(new.jwks, row.jwks) else keys
+        if not records.same_json(new.workload, row.workload):
+            changed.update(_workload_changes(new.workload))
         if changed or new_keys is not None:
             entries.append(
                 registry_changes.entry(
@@ -220,6 +256,9 @@ async def update_agent(
                     keys=new_keys,
                     owner_id=row.owner_id,
                     agent_id=agent_id,
+                    version=registry_changes.STRUCTURED
+                    if "identity_rules" in changed
+                    else registry_changes.VERSION,
                 )
             )
         written = await services.agent_store.replace(row, new, entries=entries)
@@ -228,6 +267,30 @@ async def update_agent(
         return written
 
     return _agent((await records.until_written(attempt)).row)
+
+
+def _workload_changes(workload: dict[str, Any] | None) -> dict[str, Any]:
+    """The ledger's record of an agent's identity rules: all of them, as stored."""
+    rules, both = agent_workload.view(workload)
+    return {"identity_rules": rules, "require_key_and_workload": both}
+
+
+async def _new_workload(
+    services: Services,
+    row: AgentRow,
+    new: AgentRow,
+    rules: list[agent_workload.IdentityRuleBody] | None,
+    both: bool | None,
+) -> AgentRow:
+    """``new`` with the identity rules and flag a PATCH sent, checked as a whole."""
+    current_rules, current_both = agent_workload.view(row.workload)
+    if rules is None:
+        rules = [agent_workload.IdentityRuleBody.model_validate(r) for r in current_rules]
+    require_both = current_both if both is None else both
+    workload = agent_workload.stored(rules, require_both)
+    agent_workload.check_shape(bool(new.jwks.get("keys")), workload, require_both)
+    await agent_workload.check_domains(services, workload)
+    return replace(new, workload=workload)
 
 
 async def retire(services: Services, principal: Principal, agent_id: str) -> Agent:

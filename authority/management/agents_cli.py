@@ -2,6 +2,9 @@
 
     authority agents create --name NAME --generate-key [FILE] [--key-type ed25519|p-256|rsa]
     authority agents create --name NAME --jwks JSON|@FILE
+    authority agents create --name NAME --identity-rule RULE [--identity-rule RULE]
+    authority agents update ID [--identity-rule RULE ... | --no-identity-rules]
+                               [--require-key-and-workload]
     authority agents list | show ID | retire ID
     authority agents autonomy ID LEVEL [--reason TEXT]
 
@@ -38,6 +41,7 @@ from authority.cli_api import (
 )
 
 from .registry_cli import Subparsers, command
+from .trust_domains_cli import RULE_FORMAT, parse_rule
 
 AGENT_FIELDS = ("id", "name", "owner_id", "status", "autonomy_level")
 KEY_TYPES = ("ed25519", "p-256", "rsa")
@@ -70,8 +74,16 @@ def cmd_create(args: argparse.Namespace) -> int:
         body["jwks"] = {"keys": [key.as_dict(private=False)]}
     elif args.jwks is not None:
         body["jwks"] = read_json_argument(args.jwks, "--jwks")
-    else:
-        raise CliError("the agent needs a key: --generate-key [FILE], or --jwks JSON|@FILE", 2)
+    elif not args.identity_rule:
+        raise CliError(
+            "the agent needs a key: --generate-key [FILE], or --jwks JSON|@FILE, "
+            "or a workload identity: --identity-rule " + RULE_FORMAT,
+            2,
+        )
+    if args.identity_rule:
+        body["identity_rules"] = [parse_rule(rule) for rule in args.identity_rule]
+    if args.require_key_and_workload:
+        body["require_key_and_workload"] = True
     fd = None if key_file is None else create_private(key_file, "the new key")
     try:
         with Api(args) as api:
@@ -102,6 +114,27 @@ def cmd_create(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {}
+    if args.identity_rule and args.no_identity_rules:
+        raise CliError("give --identity-rule or --no-identity-rules, not both", 2)
+    if args.identity_rule:
+        body["identity_rules"] = [parse_rule(rule) for rule in args.identity_rule]
+    if args.no_identity_rules:
+        body["identity_rules"] = []
+    if args.require_key_and_workload is not None:
+        body["require_key_and_workload"] = args.require_key_and_workload
+    for name in ("name", "description"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    if args.jwks is not None:
+        body["jwks"] = read_json_argument(args.jwks, "--jwks")
+    if not body:
+        raise CliError("name something to change", 2)
+    with Api(args) as api:
+        return show(args, api.call("PATCH", f"/v1/agents/{args.id}", body), AGENT_FIELDS)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     with Api(args) as api:
         return show_all(args, api.items("/v1/agents"), AGENT_FIELDS)
@@ -124,6 +157,22 @@ def cmd_autonomy(args: argparse.Namespace) -> int:
     with Api(args) as api:
         agent = api.call("POST", f"/v1/agents/{args.id}/autonomy", body)
     return show(args, agent, AGENT_FIELDS)
+
+
+def _workload_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--identity-rule",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help=f"a workload identity it may prove itself with: {RULE_FORMAT} (repeat)",
+    )
+    parser.add_argument(
+        "--require-key-and-workload",
+        action="store_true",
+        default=None,
+        help="every exchange needs both its key's attestation and its platform token",
+    )
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -151,6 +200,16 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     create.add_argument("--key-type", choices=KEY_TYPES, default="ed25519")
     create.add_argument("--kid", default=None, help="the key's kid (default: its thumbprint)")
     create.add_argument("--jwks", default=None, metavar="JSON|@FILE", help="its public JWK Set")
+    _workload_options(create)
+    update = command(group, "update", "change an agent's name, keys or identity rules", cmd_update)
+    update.add_argument("id")
+    update.add_argument("--name", default=None)
+    update.add_argument("--description", default=None)
+    update.add_argument("--jwks", default=None, metavar="JSON|@FILE", help="its public JWK Set")
+    _workload_options(update)
+    update.add_argument(
+        "--no-identity-rules", action="store_true", help="remove every identity rule"
+    )
     command(group, "list", "every agent you may see", cmd_list)
     for verb, handler, text in (
         ("show", cmd_show, "one agent"),

@@ -24,10 +24,13 @@ from authority.tokens.jwks import key_set
 
 KIND = "registry_changed"
 VERSION = 1
+#: The version that also records trust domains and structured values (identity rules,
+#: claim mappings): ``ledger.federation_entries.RegistryChangedV3``.
+STRUCTURED = 3
 #: The actor of changes made on the authority's own machine (``authority admin``).
 OPERATOR = "operator"
 
-ObjectType = Literal["tool", "resource_server", "api_key", "agent", "webhook"]
+ObjectType = Literal["tool", "resource_server", "api_key", "agent", "webhook", "trust_domain"]
 Change = Literal["created", "updated", "secret_rotated", "retired", "revoked", "deleted"]
 
 
@@ -53,11 +56,12 @@ def entry(
     owner_id: str | None = None,
     agent_id: str | None = None,
     tool: str | None = None,
+    version: int = VERSION,
 ) -> Entry:
     """The entry of one change, for the port that makes it (``authority.ledger.entries``)."""
     return (
         KIND,
-        VERSION,
+        version,
         now,
         {
             "object_type": object_type,

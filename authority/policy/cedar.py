@@ -122,7 +122,10 @@ class CedarPolicy:
             "time": facts.now,
             "lifetime": facts.lifetime,
             "dpop_bound": facts.dpop_bound,
+            "tool": call.tool,
         }
+        if facts.workload is not None:
+            context["workload"] = dict(facts.workload)
         if call.arguments is not None:
             context["arguments"] = cedar_values.record(call.arguments)
         if call.arguments_digest is not None:

@@ -113,6 +113,9 @@ class Facts:
     lifetime: int  # the token lifetime that would be issued
     server_max_lifetime: int
     dpop_bound: bool
+    # The workload identity the agent proved itself with (``grants.workload_auth``): its
+    # claims by their mapped names, with domain_id, issuer and subject; None without.
+    workload: Mapping[str, str] | None = None
 
 
 Check = Callable[[Facts], Decision]

@@ -27,6 +27,12 @@ class Reason(StrEnum):
     ATTESTATION_REPLAYED = "attestation_replayed"
     ATTESTATION_KID_REQUIRED = "attestation_kid_required"
     AGENT_UNKNOWN = "agent_unknown"
+    # the platform token of an agent registered with identity rules (grants.workload_auth)
+    WORKLOAD_INVALID = "workload_invalid"
+    WORKLOAD_NOT_MATCHED = "workload_not_matched"
+    WORKLOAD_REPLAYED = "workload_replayed"
+    WORKLOAD_REQUIRED = "workload_required"
+    ATTESTATION_REQUIRED = "attestation_required"
     AGENT_INACTIVE = "agent_inactive"
     OWNER_INACTIVE = "owner_inactive"
     # the delegation (subject_token)
@@ -68,6 +74,15 @@ _DESCRIPTIONS: dict[Reason, str] = {
         "name the signing key with kid."
     ),
     Reason.AGENT_UNKNOWN: "The agent attestation is invalid.",
+    Reason.WORKLOAD_INVALID: (
+        "The actor_token is not a valid token of a trust domain the agent's identity rules name."
+    ),
+    Reason.WORKLOAD_NOT_MATCHED: "The workload identity matches none of the agent's rules.",
+    Reason.WORKLOAD_REPLAYED: "The workload token has already been used.",
+    Reason.WORKLOAD_REQUIRED: "The agent must also send its workload token as actor_token.",
+    Reason.ATTESTATION_REQUIRED: (
+        "The agent must also send an attestation by its key as client_assertion."
+    ),
     Reason.AGENT_INACTIVE: "The agent is not active.",
     Reason.OWNER_INACTIVE: "The agent's owner is not active.",
     Reason.DELEGATION_INVALID: "The subject_token is not a valid delegation.",
@@ -103,6 +118,11 @@ _ERRORS: dict[Reason, type[AuthorityError]] = {
     Reason.ATTESTATION_REPLAYED: InvalidRequest,
     Reason.ATTESTATION_KID_REQUIRED: InvalidRequest,
     Reason.AGENT_UNKNOWN: InvalidRequest,
+    Reason.WORKLOAD_INVALID: InvalidRequest,
+    Reason.WORKLOAD_NOT_MATCHED: InvalidRequest,
+    Reason.WORKLOAD_REPLAYED: InvalidRequest,
+    Reason.WORKLOAD_REQUIRED: InvalidRequest,
+    Reason.ATTESTATION_REQUIRED: InvalidRequest,
     Reason.AGENT_INACTIVE: InvalidRequest,
     Reason.OWNER_INACTIVE: InvalidRequest,
     Reason.DELEGATION_INVALID: InvalidRequest,
@@ -139,6 +159,11 @@ CLIENT_AUTHENTICATION_FAILURES = frozenset(
         Reason.ATTESTATION_REPLAYED,
         Reason.ATTESTATION_KID_REQUIRED,
         Reason.AGENT_UNKNOWN,
+        Reason.WORKLOAD_INVALID,
+        Reason.WORKLOAD_NOT_MATCHED,
+        Reason.WORKLOAD_REPLAYED,
+        Reason.WORKLOAD_REQUIRED,
+        Reason.ATTESTATION_REQUIRED,
     }
 )
 

@@ -28,9 +28,12 @@ class AgentRow:
     #: The actor (an API key's id, or the authority) whose quarantine is in force.
     quarantined_by: str | None
     autonomy_level: int
-    jwks: dict[str, Any]  # the agent's public keys, a validated JWKS
+    jwks: dict[str, Any]  # the agent's public keys, a validated JWKS (no keys: none)
     created_at: int
     updated_at: int
+    #: Its workload identity (``management.agent_workload``): ``{"rules": [...],
+    #: "require_key_and_workload": bool}``; None: the agent proves itself by key only.
+    workload: dict[str, Any] | None = None
 
 
 class AgentStore(Protocol):

@@ -33,6 +33,7 @@ class StoredAgent:
     autonomy_level: int
     jwks: str
     owner_status: str | None  # None: the owner row is gone
+    workload: str | None = None  # its identity rules, JSON text as stored (grants.workload_auth)
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,9 +71,31 @@ agents = Table(
     Column("quarantined_by", String(80), nullable=True),
     Column("created_at", TIME, nullable=False),
     Column("updated_at", TIME, nullable=False),
+    # Its workload identity (grants.workload_auth): identity rules and whether both the
+    # key and the platform token are required, JSON; NULL: the agent proves itself by key.
+    Column("workload", Text, nullable=True),
     UniqueConstraint("owner_id", "name", name="uq_agents_owner_name"),
     CheckConstraint("status IN ('active', 'quarantined', 'retired')", name="status"),
     CheckConstraint("autonomy_level BETWEEN 0 AND 3", name="autonomy_level"),
+)
+
+trust_domains = Table(
+    "trust_domains",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("preset", String(16), nullable=False),
+    Column("issuer", String(2048), nullable=False),
+    Column("audience", String(2048), nullable=False),
+    Column("key_source", String(16), nullable=False),
+    Column("key_location", String(2048), nullable=True),
+    Column("static_jwks", Text, nullable=True),
+    Column("claim_mapping", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # active | disabled
+    Column("version", Integer, nullable=False),
+    Column("created_at", TIME, nullable=False),
+    Column("updated_at", TIME, nullable=False),
+    CheckConstraint("status IN ('active', 'disabled')", name="status"),
 )
 
 resource_servers = Table(

@@ -9,6 +9,7 @@ are bound; ``cnf.jkt`` when bound with DPoP (RFC 9449 §6.1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from authority import protocol
@@ -50,6 +51,7 @@ def access_token_claims(
     expires_at: int,
     jti: str,
     jkt: str | None,
+    workload: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -66,4 +68,9 @@ def access_token_claims(
     }
     if jkt is not None:
         claims[protocol.CLAIM_CONFIRMATION] = {"jkt": jkt}
+    if workload is not None:
+        # RFC 8693 §4.1: act's members identify the current actor, which is the agent;
+        # ``workload`` says which platform workload it was (not a prior actor, so not a
+        # nested act).
+        claims[protocol.CLAIM_ACTOR] = {"sub": agent_id, "workload": dict(workload)}
     return claims

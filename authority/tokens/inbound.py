@@ -83,8 +83,15 @@ def peek_credential(token: str) -> UnverifiedJWT:
 
 @functools.lru_cache(maxsize=4096)
 def key_set(jwks_json: str) -> KeySet:
-    """Parse a registered JWKS once. Keyed by its exact text, so a changed JWKS is a miss."""
-    return KeySet.import_key_set(json.loads(jwks_json))
+    """Parse a registered JWKS once. Keyed by its exact text, so a changed JWKS is a miss.
+
+    An agent registered with identity rules only has no keys: an empty set, which no
+    attestation verifies against.
+    """
+    document = json.loads(jwks_json)
+    if not document.get("keys"):
+        return KeySet([])
+    return KeySet.import_key_set(document)
 
 
 def find_key(jwks_json: str, kid: object) -> PublicKey:

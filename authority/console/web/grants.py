@@ -35,6 +35,8 @@ def _everything(services: Services) -> paging.PageRequest:
 
 
 def _keys(agent: agents.Agent) -> list[dict[str, str]]:
+    if agent.jwks is None:  # proves itself by workload identity only
+        return []
     try:
         return changes.key_refs(agent.jwks)
     except ValueError:

@@ -33,6 +33,7 @@ class Tables:
     delegations: Rows = field(default_factory=dict)
     tools: Rows = field(default_factory=dict)
     resource_servers: Rows = field(default_factory=dict)
+    trust_domains: Rows = field(default_factory=dict)
     grants: Rows = field(default_factory=dict)
     approvals: Rows = field(default_factory=dict)
     #: The kill switch's cascades, ``containment_cascades`` rows; ids count from 1.

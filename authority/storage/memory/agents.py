@@ -18,7 +18,7 @@ class MemoryAgentStore:
             tables,
             tables.agents,
             AgentRow,
-            json=frozenset({"jwks"}),
+            json=frozenset({"jwks", "workload"}),
             unique=(("owner_id", "name"),),
         )
 

@@ -292,6 +292,7 @@ def _stored_agent(row: dict[str, Any], tables: Tables) -> StoredAgent:
         autonomy_level=row["autonomy_level"],
         jwks=row["jwks"],
         owner_status=_get(owner, "status"),
+        workload=row.get("workload"),
     )
 
 

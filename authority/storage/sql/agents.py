@@ -17,7 +17,11 @@ from .registry import Table
 class SqlAgentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._agents = Table(
-            engine, agents, AgentRow, json=frozenset({"jwks"}), unique=(("owner_id", "name"),)
+            engine,
+            agents,
+            AgentRow,
+            json=frozenset({"jwks", "workload"}),
+            unique=(("owner_id", "name"),),
         )
 
     async def get(self, agent_id: str, *, owner_id: str | None = None) -> AgentRow | None:

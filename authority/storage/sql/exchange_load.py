@@ -30,6 +30,7 @@ _COLUMNS = (
     agents.c.status.label("agent_status"),
     agents.c.autonomy_level,
     agents.c.jwks,
+    agents.c.workload,
     owners.c.status.label("owner_status"),
     delegations.c.id.label("delegation_id"),
     delegations.c.owner_id.label("delegation_owner_id"),
@@ -148,6 +149,7 @@ def facts(row: Mapping[str, Any]) -> ExchangeFacts:
             autonomy_level=row["autonomy_level"],
             jwks=row["jwks"],
             owner_status=row["owner_status"],
+            workload=row["workload"],
         )
     if row["delegation_id"] is not None:
         delegation = StoredDelegation(

@@ -167,7 +167,7 @@ async def test_status_and_owner_are_not_editable(
             assert response.status_code == 400, body
             assert response.json()["error_description"] == (
                 "The body has an unknown field; the allowed fields are name, description, "
-                "autonomy_level and jwks."
+                "autonomy_level, jwks, identity_rules and require_key_and_workload."
             )
     assert await dump(services) == before
     # Editing something else leaves the quarantine in place.

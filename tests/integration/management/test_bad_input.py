@@ -43,6 +43,8 @@ async def world(client: httpx.AsyncClient, keys: Keys) -> World:
     tool = await keys.tool(server["id"])
     alice_key = (await client.get("/v1/me", headers=alice.headers)).json()["key_id"]
     bob_key = (await client.get("/v1/me", headers=bob.headers)).json()["key_id"]
+    domain = await client.post("/v1/trust-domains", json=DOMAIN, headers=keys.admin)
+    assert domain.status_code == 201, domain.text
     return World(
         admin=keys.admin,
         alice=alice,
@@ -53,9 +55,20 @@ async def world(client: httpx.AsyncClient, keys: Keys) -> World:
             "agent_id": agent["id"],
             "tool_id": tool["id"],
             "server_id": server["id"],
+            "domain_id": domain.json()["id"],
         },
         bob_ids={"owner_id": bob.id, "key_id": bob_key, "agent_id": bob_agent["id"]},
     )
+
+
+DOMAIN = {
+    "name": "github",
+    "preset": "github",
+    "issuer": "https://token.actions.githubusercontent.com",
+    "audience": "https://authority.example",
+    "key_source": "jwks_uri",
+    "key_location": "https://token.actions.githubusercontent.com/.well-known/jwks",
+}  # claim_mapping: {MARKER: MARKER} is a valid mapping (federation tests cover its refusals)
 
 
 def valid_bodies(world: World) -> dict[tuple[str, str], dict[str, Any]]:
@@ -107,6 +120,13 @@ def valid_bodies(world: World) -> dict[tuple[str, str], dict[str, Any]]:
             "jwks": jwks(),
         },
         ("PATCH", "/v1/resource-servers/{server_id}"): {"name": "renamed", "jwks": jwks()},
+        ("POST", "/v1/trust-domains"): {**DOMAIN, "name": "other"},
+        ("PATCH", "/v1/trust-domains/{domain_id}"): {
+            "audience": "https://authority-2.example",
+            "key_source": "discovery",
+            "key_location": "https://token.actions.githubusercontent.com/.well-known/openid-configuration",
+            "status": "disabled",
+        },
     }
 
 
@@ -119,6 +139,7 @@ REQUIRED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/tools"): {"name", "resource_server_id", "actions", "risk_tier"},
     # Without the method, the default (a client secret) does not take a JWKS.
     ("POST", "/v1/resource-servers"): {"name", "audience", "auth_method", "jwks"},
+    ("POST", "/v1/trust-domains"): {"name", "preset", "issuer", "audience", "key_location"},
 }
 
 
@@ -161,7 +182,7 @@ def encode(value: Any) -> bytes:
 def bad_requests(method: str, template: str, world: World) -> Iterator[Bad]:
     params = [
         name
-        for name in ("owner_id", "key_id", "agent_id", "tool_id", "server_id")
+        for name in ("owner_id", "key_id", "agent_id", "tool_id", "server_id", "domain_id")
         if "{" + name + "}" in template
     ]
     base = valid_bodies(world).get((method, template))
@@ -169,9 +190,8 @@ def bad_requests(method: str, template: str, world: World) -> Iterator[Bad]:
     yield Bad("no key", encode(base or {}), headers={})
     yield Bad("bad key", encode(base or {}), headers={"Authorization": f"Bearer {MARKER}"})
     yield Bad("unknown query parameter", encode(base or {}), params=[(MARKER, MARKER)])
-    if template.endswith(("/owners", "/api-keys", "/agents", "/tools", "/resource-servers")) and (
-        method == "GET"
-    ):
+    listed = ("/owners", "/api-keys", "/agents", "/tools", "/resource-servers", "/trust-domains")
+    if template.endswith(listed) and (method == "GET"):
         yield Bad("repeated limit", params=[("limit", "1"), ("limit", "2")])
         yield Bad("bad limit", params=[("limit", MARKER)])
         yield Bad("bad cursor", params=[("cursor", MARKER)])

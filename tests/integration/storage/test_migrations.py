@@ -32,6 +32,7 @@ RELEASED = [
     "0004_revocation_event_tool",
     "0005_call_recordings",
     "0006_console",
+    "0007_trust_domains",
     "0008_policy_versions",
 ]
 

@@ -74,6 +74,7 @@ _OTHER_PORTS = (
     "api_key_store",
     "resource_server_store",
     "tool_store",
+    "trust_domain_store",
     "console_store",
     "recording_sealer",
 )

@@ -41,6 +41,21 @@ def test_body_round_trips(kind: str) -> None:
         ("policy_changed", 1, {**EXAMPLES["policy_changed"], "digest": "abc"}),
         ("policy_changed", 1, {**EXAMPLES["policy_changed"], "change": "deleted"}),
         ("policy_changed", 1, {**EXAMPLES["policy_changed"], "text": "forbid(...);"}),
+        # The workload of grant v3 is what the identity was, nothing else.
+        ("grant", 2, {**grant(1), "workload": {"domain_id": "d", "issuer": "i", "subject": "s"}}),
+        (
+            "grant",
+            3,
+            {**grant(1), "workload": {"domain_id": "d", "issuer": "i", "subject": "s", "x": 1}},
+        ),
+        ("grant", 3, {**grant(1), "workload": {"domain_id": "d", "issuer": "i"}}),
+        ("registry_changed", 2, {**EXAMPLES["registry_changed"], "object_type": "trust_domain"}),
+        ("registry_changed", 3, {**EXAMPLES["registry_changed"], "changes": {"a": {"b": 1}}}),
+        (
+            "registry_changed",
+            3,
+            {**EXAMPLES["registry_changed"], "changes": {"identity_rules": [{"claims": {}}]}},
+        ),
         ("no_such_kind", 1, {}),
         # The arguments' digest is a member of grant v2, not v1, and is only ever a digest.
         ("grant", 1, {**grant(1), "arguments_digest": "sha-256:" + "A" * 43}),
