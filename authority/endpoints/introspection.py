@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from authority.context import Services
 from authority.grants.introspection import INACTIVE, IntrospectionRequest, introspect
 
 from . import forms, paths
 from .credentials import client_credentials
-from .guard import endpoint
+from .guard import DirectRoute, endpoint
 from .http import NO_STORE, json_response, read_form
 
 INACTIVE_BODY = b'{"active":false}'
@@ -42,4 +41,4 @@ async def introspection(request: Request) -> Response:
     return json_response(answer, 200, NO_STORE)
 
 
-routes = [Route(paths.INTROSPECTION, introspection, methods=["POST"])]
+routes = [DirectRoute(paths.INTROSPECTION, introspection, methods=["POST"])]
