@@ -48,6 +48,27 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
+#: ``NO_STORE`` as Starlette renders it (lower-case names, in order).
+_NO_STORE_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()]
+
+
+class NoStoreJSON(Response):
+    """An already rendered JSON body, ``no-store``: the same bytes and headers, in the same
+    order, as ``json_response(content, status_code, NO_STORE)``, built without a mapping."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            *_NO_STORE_RAW,
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", b"application/json"),
+        ]
+
+
 def json_response(
     content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:

@@ -1,5 +1,6 @@
 """The form reader (``endpoints.http``): what it refuses, and that it reads a body exactly
-as ``urllib.parse.parse_qsl`` in strict mode did (RFC 6749 §3.1, appendix B)."""
+as ``urllib.parse.parse_qsl`` in strict mode did (RFC 6749 §3.1, appendix B); and the
+pre-rendered answer introspection sends."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +17,10 @@ from starlette.requests import Request
 from authority.endpoints import forms
 from authority.endpoints.http import (
     MAX_FORM_FIELDS,
+    NO_STORE,
     ClientGone,
+    NoStoreJSON,
+    json_response,
     parse_urlencoded,
     read_body,
     read_form,
@@ -200,3 +205,14 @@ async def test_the_charset_parameter_and_case_of_the_media_type_are_accepted() -
 async def test_a_client_gone_mid_body_is_its_own_refusal() -> None:
     with pytest.raises(ClientGone):
         await read_form(request(b"token=", disconnect=True), 100)
+
+
+def test_a_prerendered_no_store_answer_is_byte_for_byte_the_json_response() -> None:
+    content = {"active": True, "aud": "https://tools.example.test", "exp": 1}
+    made = NoStoreJSON(orjson.dumps(content))
+    expected = json_response(content, 200, NO_STORE)
+    assert (made.status_code, made.body, made.raw_headers) == (
+        expected.status_code,
+        expected.body,
+        expected.raw_headers,
+    )
