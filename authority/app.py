@@ -20,8 +20,6 @@ from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.console import web as console
 from authority.context import Services
-from authority.endpoints.limits import ClientLimits
-from authority.endpoints.metrics import MetricsMiddleware
 from authority.endpoints.request_log import RequestLog
 from authority.ledger.sequencer import Sequencer
 from authority.management import cascade
@@ -349,15 +347,6 @@ def routes(settings: Settings) -> list[BaseRoute]:
     ]
 
 
-def _tracing_middleware(services: Services) -> list[Middleware]:
-    """The server span of each request, when traces are exported (none otherwise)."""
-    if services.tracing.tracer is None:
-        return []
-    from .endpoints.tracing import TracingMiddleware
-
-    return [Middleware(TracingMiddleware, tracer=services.tracing.tracer)]
-
-
 def create_app(
     settings: Settings,
     *,
@@ -386,16 +375,12 @@ def create_app(
                 await stop(svc)
 
     handlers: dict[Any, Any] = {HTTPException: http_error}
-    # Outermost after Starlette's own error handling, so every answer is counted and timed.
-    middleware = [
-        # Outermost of ours: every answer carries its request id and has its log line.
-        Middleware(RequestLog),
-        *_tracing_middleware(svc),
-        Middleware(MetricsMiddleware, metrics=svc.metrics),
-        Middleware(ClientLimits, services=svc),
-    ]
+    table = routes(svc.settings)
+    # The one middleware of ours, outermost after Starlette's own error handling: every
+    # answer carries its request id, has its log line, is counted and timed.
+    middleware = [Middleware(RequestLog, services=svc, routes=table)]
     app = Starlette(
-        routes=routes(svc.settings),
+        routes=table,
         lifespan=lifespan,
         exception_handlers=handlers,
         middleware=middleware,

@@ -381,6 +381,19 @@ def bench_authority(
                     single_use=False,
                 )
             )
+            if args.one_agent:
+                results.append(
+                    run_wrk(
+                        f"introspection, 1 agent, {label}",
+                        base + "/oauth2/introspect",
+                        bodies,
+                        concurrency=1,
+                        duration=args.one_agent,
+                        threads=1,
+                        authorization=f"Basic {basic}",
+                        single_use=False,
+                    )
+                )
     return results
 
 

@@ -10,7 +10,8 @@ from authority.grants.client_auth import Params, Presented, presented
 
 def client_credentials(request: Request, form: Params) -> Presented:
     """The one set of credentials in the Authorization header or the form (not verified)."""
-    values = request.headers.getlist("authorization")
+    # The raw headers, as ``Headers.getlist`` would read them, without building it.
+    values = [v for k, v in request.scope.get("headers", ()) if k == b"authorization"]
     if len(values) > 1:
         raise InvalidRequest("Send at most one Authorization header.")
-    return presented(values[0] if values else None, form)
+    return presented(values[0].decode("latin-1") if values else None, form)

@@ -14,13 +14,14 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
+from starlette.types import Receive
 
 from authority.errors import (
     AuthorityError,
@@ -45,6 +46,27 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+#: ``NO_STORE`` as Starlette renders it (lower-case names, in order).
+_NO_STORE_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()]
+
+
+class NoStoreJSON(Response):
+    """An already rendered JSON body, ``no-store``: the same bytes and headers, in the same
+    order, as ``json_response(content, status_code, NO_STORE)``, built without a mapping."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            *_NO_STORE_RAW,
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", b"application/json"),
+        ]
 
 
 def json_response(
@@ -79,23 +101,34 @@ class ClientGone(InvalidRequest):
     default_description = "The client closed the connection before sending the whole body."
 
 
+def _first_headers(scope: Mapping[str, Any]) -> tuple[bytes | None, bytes | None]:
+    """The first Content-Type and Content-Length values (as ``Headers.get`` reads them),
+    in one pass over the raw headers."""
+    content_type = content_length = None
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            if content_type is None:
+                content_type = value
+        elif name == b"content-length" and content_length is None:
+            content_length = value
+    return content_type, content_length
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    _, declared = _first_headers(request.scope)
+    return await _read_body(request, limit, declared)
+
+
+async def _read_body(request: Request, limit: int, declared: bytes | None) -> bytes:
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
             raise InvalidRequest("The Content-Length header is invalid.")
         if int(declared) > limit:
             raise PayloadTooLarge()
-    chunks: list[bytes] = []
-    size = 0
     deadline = request.scope.get(BODY_DEADLINE)
     try:
         async with asyncio.timeout_at(deadline if isinstance(deadline, float) else None):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge()
-                chunks.append(chunk)
+            return await _receive_body(request.receive, limit)
     except TimeoutError:
         log.info("request body not received by its deadline")
         raise BodyTimeout() from None
@@ -106,11 +139,40 @@ async def read_body(request: Request, limit: int) -> bytes:
             services.metrics.client_disconnects.inc()
         log.debug("client disconnected before its body was complete")
         raise ClientGone() from None
-    return b"".join(chunks)
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
+    """The body's chunks as ``Request.stream`` reads them, straight from ``receive``: a
+    body that came in one message (the usual case) is returned as it is."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge()
+            if not message.get("more_body", False):
+                if not chunks:
+                    return bytes(chunk)
+                chunks.append(chunk)
+                return b"".join(chunks)
+            chunks.append(chunk)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type, _ = _first_headers(request.scope)
+    return _media_type_of(content_type)
+
+
+def _media_type_of(content_type: bytes | None) -> str:
+    if content_type is None:
+        return ""
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
 
 
 def _no_duplicates(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -198,29 +260,51 @@ class Form:
         return key in self._values
 
 
+class _Malformed(ValueError):
+    """Not application/x-www-form-urlencoded as ``parse_qsl(strict_parsing=True)`` reads it."""
+
+
+def parse_urlencoded(raw: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a form body, in order: ASCII only, at most
+    ``MAX_FORM_FIELDS``, every field ``name=value`` (no empty field, no field without
+    ``=``), ``+`` and ``%XX`` decoded as UTF-8 (strictly). What
+    ``urllib.parse.parse_qsl(keep_blank_values=True, strict_parsing=True,
+    errors="strict", max_num_fields=MAX_FORM_FIELDS)`` returns for the same bytes, or
+    ``InvalidRequest`` where it raises; without its per-field function calls when there
+    is nothing to decode."""
+    if not raw:
+        return []
+    try:
+        text = raw.decode("ascii")
+        if text.count("&") >= MAX_FORM_FIELDS:
+            raise _Malformed()
+        pairs: list[tuple[str, str]] = []
+        for field in text.split("&"):
+            name, equals, value = field.partition("=")
+            if not equals:
+                raise _Malformed()
+            if "%" in field or "+" in field:
+                name = unquote(name.replace("+", " "), errors="strict")
+                value = unquote(value.replace("+", " "), errors="strict")
+            pairs.append((name, value))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The form body is malformed.") from None
+    return pairs
+
+
 async def read_form(request: Request, limit: int, *, schema: Sequence[type[FormBody]] = ()) -> Form:
     """The form, readable only by the names the ``schema`` models declare (all if none)."""
-    if request.scope.get("query_string"):
+    scope = request.scope
+    if scope.get("query_string"):
         # RFC 6749 §3.2 / RFC 7662 §2.1: parameters go in the body; a token in a URL ends
         # up in logs and histories.
         raise InvalidRequest("Parameters must be sent in the request body, not the URL.")
-    if _media_type(request) != "application/x-www-form-urlencoded":
+    content_type, declared = _first_headers(scope)
+    if _media_type_of(content_type) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("The body must be application/x-www-form-urlencoded.")
-    raw = await read_body(request, limit)
-    try:
-        text = raw.decode("ascii")
-        pairs = parse_qsl(
-            text,
-            keep_blank_values=True,
-            strict_parsing=bool(text),
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=MAX_FORM_FIELDS,
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidRequest("The form body is malformed.") from None
-    repeatable, declared = _names_of(tuple(schema))
-    return Form(pairs, repeatable, declared)
+    pairs = parse_urlencoded(await _read_body(request, limit, declared))
+    repeatable, names = _names_of(tuple(schema))
+    return Form(pairs, repeatable, names)
 
 
 @functools.cache

@@ -9,17 +9,17 @@ answer is the same bytes whatever the reason.
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from authority.context import Services
 from authority.grants.introspection import INACTIVE, IntrospectionRequest, introspect
 
 from . import forms, paths
 from .credentials import client_credentials
-from .guard import endpoint
-from .http import NO_STORE, json_response, read_form
+from .guard import DirectRoute, endpoint
+from .http import NoStoreJSON, read_form
 
 INACTIVE_BODY = b'{"active":false}'
 
@@ -38,8 +38,8 @@ async def introspection(request: Request) -> Response:
     with services.tracing.span("authority.introspection"):
         answer = await introspect(services, parsed)
     if answer is INACTIVE:
-        return Response(INACTIVE_BODY, 200, NO_STORE, media_type="application/json")
-    return json_response(answer, 200, NO_STORE)
+        return NoStoreJSON(INACTIVE_BODY)
+    return NoStoreJSON(orjson.dumps(answer))
 
 
-routes = [Route(paths.INTROSPECTION, introspection, methods=["POST"])]
+routes = [DirectRoute(paths.INTROSPECTION, introspection, methods=["POST"])]

@@ -1,4 +1,4 @@
-"""Per-client bounds on what a slow or hoarding client can hold open (pure ASGI).
+"""Per-client bounds on what a slow or hoarding client can hold open.
 
 A request whose body trickles in, and a revocation feed stream, each hold a connection
 and a task for as long as the client likes. Without a bound, one client address could
@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from authority.context import Services
 from authority.errors import TooManyRequests
@@ -54,43 +54,44 @@ def _has_body(scope: Scope) -> bool:
 
 
 class ClientLimits:
-    def __init__(self, app: ASGIApp, services: Services) -> None:
-        self.app = app
+    """The bounds above, applied by the HTTP edge (``request_log.RequestLog``) to every
+    request before it is routed: ``admit``, then ``ended`` however the request ends."""
+
+    def __init__(self, services: Services) -> None:
         self.settings: Settings = services.settings
         self.uploads = services.open_items.uploads
         self.feed_streams = services.open_items.client_streams
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def admit(self, scope: Scope, receive: Receive) -> Receive | None:
+        """Set the request's deadline and its ``ON_END`` callbacks; the ``receive`` to
+        read its body with, or None when it is refused (``too_many`` answers it)."""
         settings = self.settings
         client = _client(scope)
         on_end: list[Callable[[], None]] = []
         scope[ON_END] = on_end
         scope[BODY_DEADLINE] = asyncio.get_running_loop().time() + settings.body_read_timeout
-        try:
-            if scope["path"] == paths.REVOCATION_FEED:
-                release = self.feed_streams.acquire(
-                    client, settings.revocation_feed_max_streams_per_client
-                )
-                if release is None:
-                    log.info("feed stream refused: too many from one client address")
-                    await _too_many(scope, receive, send)
-                    return
-                on_end.append(release)
-            if _has_body(scope):
-                release = self.uploads.acquire(client, settings.max_body_uploads_per_client)
-                if release is None:
-                    log.info("request refused: too many bodies arriving from one address")
-                    await _too_many(scope, receive, send)
-                    return
-                on_end.append(release)
-                receive = _until_body_complete(receive, release)
-            await self.app(scope, receive, send)
-        finally:
-            for callback in on_end:
-                callback()
+        if scope["path"] == paths.REVOCATION_FEED:
+            release = self.feed_streams.acquire(
+                client, settings.revocation_feed_max_streams_per_client
+            )
+            if release is None:
+                log.info("feed stream refused: too many from one client address")
+                return None
+            on_end.append(release)
+        if _has_body(scope):
+            release = self.uploads.acquire(client, settings.max_body_uploads_per_client)
+            if release is None:
+                log.info("request refused: too many bodies arriving from one address")
+                return None
+            on_end.append(release)
+            return _until_body_complete(receive, release)
+        return receive
+
+
+def ended(scope: Scope) -> None:
+    """Run the request's ``ON_END`` callbacks (slots it held), once it has ended."""
+    for callback in scope.get(ON_END, ()):
+        callback()
 
 
 def _until_body_complete(receive: Receive, release: Callable[[], None]) -> Receive:
@@ -105,7 +106,8 @@ def _until_body_complete(receive: Receive, release: Callable[[], None]) -> Recei
     return wrapped
 
 
-async def _too_many(scope: Scope, receive: Receive, send: Send) -> None:
+async def too_many(scope: Scope, receive: Receive, send: Send) -> None:
+    """429 to a request ``admit`` refused."""
     # The body is never read: the connection is closed after the answer.
     response = error_response(TooManyRequests())
     response.headers["Connection"] = "close"

@@ -6,26 +6,24 @@ is set, otherwise an admin or auditor API key (an auditor key is the one to give
 scraper: it can read, never change). Serving it on a private interface only is a good
 idea as well; nothing in it is a token or a secret (see ``authority.metrics``).
 
-``MetricsMiddleware`` counts the HTTP requests themselves; it lives here, at the HTTP
+``RequestSeries`` counts the HTTP requests themselves; it lives here, at the HTTP
 edge, so that the metrics the domain records into need no Starlette.
 """
 
 from __future__ import annotations
 
 import hmac
-import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authority.context import Services
 from authority.errors import InvalidRequest, InvalidToken, NotFound
 from authority.management.auth import REALM, SEE_ALL, authenticate, require_role
-from authority.metrics import METHODS, OTHER, REQUEST_STARTED, Metrics
+from authority.metrics import Metrics
 
 from .guard import endpoint
 from .http import NO_STORE
@@ -61,39 +59,20 @@ async def serve_metrics(request: Request) -> Response:
 routes = [Route(PATH, serve_metrics, methods=["GET"])]
 
 
-class MetricsMiddleware:
-    """Counts and times every HTTP request by its route template (pure ASGI: no buffering)."""
+class RequestSeries:
+    """The HTTP requests' counter and latency histogram, by route template: observed by
+    the HTTP edge (``request_log.RequestLog``) once each request is answered."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        token = REQUEST_STARTED.set(started)
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            REQUEST_STARTED.reset(token)
-            # The router writes the matched route into this very scope.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope.get("method", "")
-            method = method if method in METHODS else OTHER
-            requests, latency = self._children(method, route, status)
-            requests.inc()
-            latency.observe(time.perf_counter() - started)
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """``method`` is one of ``METHODS`` or ``OTHER``; ``route`` a template or
+        ``unmatched``."""
+        requests, latency = self._children(method, route, status)
+        requests.inc()
+        latency.observe(seconds)
 
     def _children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The two series of a request, looked up once: ``labels()`` validates and locks

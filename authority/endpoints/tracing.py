@@ -1,52 +1,47 @@
 """The server span of each HTTP request (OpenTelemetry HTTP semantic conventions).
 
-Added by ``authority.app`` only when traces are exported (``authority.traces``). Callers
-are agents, not trusted parts of the operator's system: a W3C ``traceparent`` they send
-is a link of the span, never its parent, so no caller can switch tracing of its own
-requests off (a parent's sampled flag decides for its children) or write into another
-trace. The span is named by the
-method and the route template (``POST /oauth2/token``), and carries the status and the
-request id; never the path (its ids and query are the caller's), a header or a body.
-A 5xx is an error of the span; a refusal is an answer.
+Opened by the HTTP edge (``request_log.RequestLog``) only when traces are exported
+(``authority.traces``). Callers are agents, not trusted parts of the operator's system:
+a W3C ``traceparent`` they send is a link of the span, never its parent, so no caller
+can switch tracing of its own requests off (a parent's sampled flag decides for its
+children) or write into another trace. The span is named by the method and the route
+template (``POST /oauth2/token``), and carries the status and the request id; never the
+path (its ids and query are the caller's), a header or a body. A 5xx is an error of the
+span; a refusal is an answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, StatusCode, Tracer, get_current_span
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from authority.logs import REQUEST_ID
-from authority.metrics import METHODS, OTHER
 
 
-class TracingMiddleware:
-    """Pure ASGI: one server span around the request, current while it is handled."""
+class ServerSpans:
+    """One server span around each request, current while it is handled."""
 
-    def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
-        self.app = app
+    def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def around(
+        self,
+        scope: Scope,
+        method: str,
+        handle: Callable[[], Awaitable[None]],
+        status: Callable[[], int],
+    ) -> None:
+        """Run ``handle`` in the request's span; ``status`` is the answer's, once known
+        (500 while none was sent). ``method`` is already one of ``metrics.METHODS``."""
         carrier = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope.get("headers", ())
             if name in (b"traceparent", b"tracestate")
         }
-        method = scope.get("method", "")
-        method = method if method in METHODS else OTHER
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
         caller = get_current_span(propagate.extract(carrier)).get_span_context()
         with self.tracer.start_as_current_span(
             method,
@@ -58,7 +53,7 @@ class TracingMiddleware:
             set_status_on_exception=False,
         ) as span:
             try:
-                await self.app(scope, receive, send_and_note)
+                await handle()
             except BaseException as exc:
                 span.set_attribute("error.type", type(exc).__qualname__)
                 raise
@@ -67,9 +62,10 @@ class TracingMiddleware:
                 if route is not None:
                     span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
+                code = status()
+                span.set_attribute("http.response.status_code", code)
                 request_id = REQUEST_ID.get()
                 if request_id is not None:
                     span.set_attribute("authority.request_id", request_id)
-                if status >= 500:
+                if code >= 500:
                     span.set_status(StatusCode.ERROR)

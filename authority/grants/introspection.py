@@ -48,7 +48,6 @@ failure propagates (``HotStateUnavailable``, ``storage.driver.UNAVAILABLE``) and
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hmac
 import json
@@ -237,5 +236,7 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
     if row.single_use and not await services.introspection_store.consume(token.jti, now):
         await services.events.publish(answered)
         return INACTIVE
-    await services.events.publish(dataclasses.replace(answered, active=True))
+    await services.events.publish(
+        TokenIntrospected(client.id, active=True, grant_id=row.grant_id, agent_id=row.agent_id)
+    )
     return active_answer(token, row)
