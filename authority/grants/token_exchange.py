@@ -33,7 +33,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from authority import behaviour
 from authority.approvals import requests as approvals
+from authority.baselines import Deviation
 from authority.context import Services
 from authority.domain_events import ApprovalRequested, ExchangePending
 from authority.policy.checks import Deny, NeedsApproval, ToolCall
@@ -75,6 +77,7 @@ class _Accepted:
     authorised: Authorised
     uses: list[SingleUse]
     approval: Reason | None
+    deviation: Deviation | None = None  # why the agent's baseline asks (BEHAVIOUR_STEP_UP)
 
 
 async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pending | Denied:
@@ -90,7 +93,13 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
         return await deny(services, record, accepted, now)
     if accepted.approval is not None:
         return await request_approval(
-            services, record, accepted.authorised, accepted.approval, now, accepted.uses
+            services,
+            record,
+            accepted.authorised,
+            accepted.approval,
+            now,
+            accepted.uses,
+            deviation=accepted.deviation,
         )
     return await issue(services, record, accepted.authorised, now, uses=accepted.uses)
 
@@ -176,7 +185,14 @@ async def _accept(
         registered=loaded.registered,
     )
     approval = decided.reason if isinstance(decided, NeedsApproval) else None
-    return _Accepted(authorised, uses, approval)
+    # -- behaviour: a call every rule allows, far outside what this agent does, asks its owner
+    # (in process: authority.baselines; no round trip)
+    deviation = None
+    if approval is None and settings.behaviour_enabled:
+        deviation = behaviour.deviation(services, authenticated.agent.id, tool.name, now)
+        if deviation is not None:
+            approval = Reason.BEHAVIOUR_STEP_UP
+    return _Accepted(authorised, uses, approval, deviation)
 
 
 async def request_approval(
@@ -186,6 +202,8 @@ async def request_approval(
     reason: Reason,
     now: int,
     uses: Sequence[SingleUse] = (),
+    *,
+    deviation: Deviation | None = None,
 ) -> Pending | Denied:
     """Write the approval request and its ``pending`` grant; tell the owner; acknowledge.
 
@@ -208,6 +226,7 @@ async def request_approval(
         jkt=authorised.jkt,
         arguments_digest=authorised.call.arguments_digest,
         arguments=authorised.call.arguments,
+        explanation=deviation.explanation if deviation is not None else None,
     )
     approval = approvals.new_approval(
         settings,
@@ -251,6 +270,8 @@ async def request_approval(
             expires_at=now + settings.approval_lifetime,
             arguments_digest=call.arguments_digest,
             arguments=call.arguments,
+            deviation=deviation.kind if deviation is not None else None,
+            explanation=call.explanation,
         )
     )
     return Pending(

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from .behaviour_entries import BehaviourStepUpV1, PromotionAcceptedV1, PromotionProposedV1
 from .control_entries import (
     AgentContainedV1,
     AgentQuarantinedV1,
@@ -73,6 +74,9 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         RegistryChangedV1,
         GatewayCallV1,
         RegistryChangedV2,
+        BehaviourStepUpV1,
+        PromotionProposedV1,
+        PromotionAcceptedV1,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

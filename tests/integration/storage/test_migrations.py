@@ -32,6 +32,7 @@ RELEASED = [
     "0004_revocation_event_tool",
     "0005_call_recordings",
     "0006_console",
+    "0009_behaviour_baseline",
 ]
 
 

@@ -74,6 +74,7 @@ _OTHER_PORTS = (
     "resource_server_store",
     "tool_store",
     "console_store",
+    "behaviour_store",
     "recording_sealer",
 )
 
