@@ -83,6 +83,9 @@ from .endpoints import (
     revocation,
     token,
 )
+from .endpoints import (
+    behaviour as behaviour_endpoint,
+)
 from .endpoints import metrics as metrics_endpoint
 from .endpoints.http import http_error
 
@@ -331,6 +334,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *feed.routes,
         *controls.routes,
         *approvals.routes,
+        *behaviour_endpoint.routes,
         *recordings.routes,
         *metrics_endpoint.routes,
         *openapi.routes,

@@ -108,8 +108,12 @@ class Baselines:
             )
         if rules.burst_factor <= 0:
             return None
-        this_minute = (known.in_minute if known.minute == now // 60 else 0) + 1
-        usual = known.calls / max(1, known.active_minutes)
+        # The usual rate is that of the minutes before this one.
+        calls, minutes, this_minute = known.calls, known.active_minutes, 1
+        if known.minute == now // 60:
+            calls, minutes = calls - known.in_minute, minutes - 1
+            this_minute += known.in_minute
+        usual = calls / max(1, minutes)
         if this_minute > rules.burst_floor and this_minute > rules.burst_factor * usual:
             return Deviation(
                 "burst",

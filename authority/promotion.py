@@ -80,8 +80,8 @@ async def consider(services: Services, agent_id: str) -> Proposal | None:
     if record.autonomy_level >= settings.promotion_max_level:
         return None
     now = services.now()
-    figures = {
-        "days": (now - record.first_call) // 86400,
+    figures: dict[str, float] = {
+        "days": round((now - record.first_call) / 86400, 2),
         "calls": record.calls,
         "violations": record.violations,
         "step_ups": record.step_ups,
@@ -112,7 +112,10 @@ async def consider(services: Services, agent_id: str) -> Proposal | None:
             "from_level": proposal.from_level,
             "to_level": proposal.to_level,
             "rule": rule,
-            **figures,
+            "days": int(figures["days"]),
+            "calls": record.calls,
+            "violations": record.violations,
+            "step_ups": record.step_ups,
         },
     )
     return proposal if await services.behaviour_store.propose(proposal, entry) else None

@@ -38,7 +38,12 @@ from .openapi_operations import (
     ledger_operations,
     oauth_operations,
 )
-from .openapi_v1 import console_operations, grant_operations, management_operations
+from .openapi_v1 import (
+    behaviour_operations,
+    console_operations,
+    grant_operations,
+    management_operations,
+)
 
 OPENAPI_VERSION: Final = "3.1.0"
 #: The document changes only with a redeploy, as the metadata does.
@@ -54,6 +59,7 @@ def operations() -> dict[tuple[str, str], Operation]:
         **grant_operations(),
         **ledger_operations(),
         **console_operations(),
+        **behaviour_operations(),
     }
 
 
