@@ -4,7 +4,9 @@ promotions that only the owner's acceptance applies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,8 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from authority import behaviour
+from authority.cli import main
 from authority.clock import FrozenClock
 from authority.storage.schema import agents, grants
+from tests.revocation_support import serving
 from tests.support import World
 
 from .support import decide, ledger, poll, world_with
@@ -256,3 +260,39 @@ async def test_only_the_agents_owner_sees_and_accepts(earning: World) -> None:
         f"/v1/agents/{world.agent_id}/promotions/prm_x/accept", headers=world.auth(other)
     )
     assert refused.status_code == 404
+
+
+async def test_the_cli_shows_the_baseline_and_accepts_a_promotion(
+    earning: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = earning
+    world.clock.advance(90 - world.clock.now() % 60)  # half way through a minute
+    await world.delegate()
+    await steady(world, minutes=6)
+    world.clock.advance(86400)
+    await world.delegate()
+    await steady(world, minutes=1)
+    [proposal] = (await promotions(world)).json()["items"]
+    key_file = tmp_path / "owner.key"
+    key_file.write_text(world.owner_key + "\n")
+    async with serving(world.client._transport.app) as url:  # type: ignore[attr-defined]
+        common = ["--url", url, "--api-key-file", str(key_file)]
+        assert await run("agents", "baseline", world.agent_id, *common) == 0
+        out = capsys.readouterr().out
+        # Calls half way through their minutes are folded at the next round; the default
+        # learning phase holds.
+        assert f"{world.agent_id}: 7 calls over 7 active minutes (usual 1.0 per minute), " in out
+        assert f"learning; tools: {TOOL}\n" in out
+        assert f"{TOOL}\tacme/web\tcreate\t7\t" in out
+        assert await run("agents", "promotions", world.agent_id, *common) == 0
+        assert capsys.readouterr().out.startswith(f"{proposal['id']}\tproposed\t2\t3\t")
+        assert await level_and_status(world) == (2, "active")
+        accept = ["--accept", proposal["id"]]
+        assert await run("agents", "promotions", world.agent_id, *accept, *common) == 0
+        assert capsys.readouterr().out.startswith(f"{proposal['id']}\taccepted\t2\t3\t")
+    assert await level_and_status(world) == (3, "active")
+
+
+async def run(*argv: str) -> int:
+    # The CLI runs its own client; off the event loop that serves the authority.
+    return await asyncio.to_thread(main, list(argv))
