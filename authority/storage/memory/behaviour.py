@@ -35,6 +35,8 @@ class MemoryBehaviourStore:
             if g["decision"] == "issued"
             and g.get("agent_id") is not None
             and g.get("tool") is not None
+            and g.get("action") is not None
+            and g.get("resource") is not None
             and cursor <= g["created_at"] < until
         ]
         minutes: dict[str, set[int]] = {}

@@ -314,6 +314,8 @@ async def _fold(conn: AsyncConnection, start: int, until: int) -> int:
         g.decision == "issued",
         g.agent_id.is_not(None),
         g.tool.is_not(None),
+        g.action.is_not(None),
+        g.resource.is_not(None),
         g.created_at >= start,
         g.created_at < until,
     )
