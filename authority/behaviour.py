@@ -96,12 +96,14 @@ async def refresh(services: Services) -> int:
     known = services.baselines
     folded = await services.behaviour_store.fold(until=until, start=0)
     # The agents that called since the last load (all of them the first time); the
-    # promotion rule is weighed when an agent calls, not for every agent every round.
-    since = max(0, known.loaded_through - 60) if known.loaded else 0
+    # promotion rule is weighed for those that called since (none at the first load, so
+    # a start does not weigh every agent there is), not for every agent every round.
+    first = not known.loaded
+    since = 0 if first else max(0, known.loaded_through - 60)
     baselines = await services.behaviour_store.baselines(since=since)
     known.load(baselines)
     known.loaded_through = until
-    for stored in baselines:
+    for stored in () if first else baselines:
         await promotion.consider(services, stored.agent_id)
     return folded or 0
 
