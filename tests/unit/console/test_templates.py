@@ -30,7 +30,13 @@ class _Approval:
 
 
 def _render(**context: Any) -> str:
-    values = {"person": None, "csrf": "token", "path": "/console/owner/approvals", **context}
+    values = {
+        "person": None,
+        "csrf": "token",
+        "path": "/console/owner/approvals",
+        "promotions": [],
+        **context,
+    }
     return TEMPLATES.get_template("owner/approvals.html").render(**values)
 
 
