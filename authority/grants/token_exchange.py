@@ -9,7 +9,9 @@ Order of work, cheapest and least trusting first, each step a unit of its own:
 2. authenticate (``agent_auth``): load agent, owner, delegation and tool in one query,
    verify the attestation, then the delegation credential, then the DPoP proof;
 3. decide (``decision``): the built-in checks (policy.checks), then Cedar;
-4. count the rate window, in one hot-state trip;
+4. count the rate window, in one hot-state trip; then weigh the call against the agent's
+   baseline (``authority.baselines``, in process): far outside it, the owner is asked
+   (``BEHAVIOUR_STEP_UP``) with the explanation they will see;
 5. issue (``issuance``): one write of the exchange port (``storage.exchange``) claims
    the attestation and proof jtis, spends a call on the delegation under a row lock that
    also holds the agent and owner rows, writes the grant and its ledger entry, commits;
