@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from authority import metrics, metrics_sampling, subscribers, traces
+from authority import behaviour, metrics, metrics_sampling, subscribers, traces
 from authority.approvals import webhook_signing, webhooks
 from authority.clock import Clock, SystemClock
 from authority.console import web as console
@@ -46,6 +46,7 @@ from authority.storage.secret_key import load_secret_key
 from authority.storage.sql.agents import SqlAgentStore
 from authority.storage.sql.api_keys import SqlApiKeyStore
 from authority.storage.sql.approval_decisions import SqlApprovalDecisionStore
+from authority.storage.sql.behaviour import SqlBehaviourStore
 from authority.storage.sql.clients import SqlClientStore
 from authority.storage.sql.console import SqlConsoleStore
 from authority.storage.sql.containment import SqlContainmentStore
@@ -83,6 +84,9 @@ from .endpoints import (
     recordings,
     revocation,
     token,
+)
+from .endpoints import (
+    behaviour as behaviour_endpoint,
 )
 from .endpoints import metrics as metrics_endpoint
 from .endpoints.http import http_error
@@ -179,6 +183,7 @@ def build_services(
         tool_store=SqlToolStore(engine),
         trust_domain_store=SqlTrustDomainStore(engine),
         console_store=SqlConsoleStore(engine, autocommit),
+        behaviour_store=SqlBehaviourStore(engine, autocommit),
         # The exchange, the CIBA poll and client authentication: every statement of
         # theirs on the hot path's driver, one pool per request.
         exchange_store=SqlExchangeStore(
@@ -286,6 +291,7 @@ async def start(services: Services) -> None:
     # a stopped or crashed process left behind.
     cascade.resume_unfinished(services)
     services.metrics.start()
+    services.behaviour_worker = await behaviour.start(services)
 
 
 def ledger_sequencer(services: Services) -> Sequencer:
@@ -313,6 +319,8 @@ async def stop(services: Services) -> None:
         await services.jti_sweeper.stop()
     if services.recording_sweeper is not None:
         await services.recording_sweeper.close()
+    if services.behaviour_worker is not None:
+        await services.behaviour_worker.close()
     await services.keyring.stop_refresh()
     if services.workload_verifier is not None:
         await services.workload_verifier.aclose()
@@ -340,6 +348,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *controls.routes,
         *policies.routes,
         *approvals.routes,
+        *behaviour_endpoint.routes,
         *recordings.routes,
         *metrics_endpoint.routes,
         *openapi.routes,

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authority.approvals.webhook_signing import SecretSealer
+from authority.baselines import Baselines
 from authority.bus import EventBus
 from authority.clock import Clock
 from authority.counters import OpenItems
@@ -30,6 +31,7 @@ from authority.shutdown import Drain
 from authority.storage.agents import AgentStore
 from authority.storage.api_keys import ApiKeyStore
 from authority.storage.approval_decisions import ApprovalDecisionStore
+from authority.storage.behaviour import BehaviourStore
 from authority.storage.clients import ClientStore
 from authority.storage.console import ConsoleStore
 from authority.storage.containment import ContainmentStore
@@ -107,6 +109,8 @@ class Services:
     tool_store: ToolStore
     trust_domain_store: TrustDomainStore
     console_store: ConsoleStore
+    # Baselines and promotion proposals (authority.behaviour): background and management only.
+    behaviour_store: BehaviourStore
     exchange_store: ExchangeStore
     client_store: ClientStore
     metrics: Metrics
@@ -140,6 +144,10 @@ class Services:
     jti_sweeper: Sweeps | None = None
     # Deletes recorded heads past their retention (recordings.sweeper); started by start().
     recording_sweeper: Background | None = None
+    # What each agent usually does (authority.baselines), read by the exchange in process;
+    # kept up to date by the behaviour worker (authority.behaviour), started by start().
+    baselines: Baselines = field(default_factory=Baselines)
+    behaviour_worker: Background | None = None
     # OpenTelemetry traces, when exported (authority.traces); a no-op otherwise.
     tracing: Tracing = field(default_factory=lambda: NO_TRACING)
 

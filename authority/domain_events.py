@@ -42,6 +42,7 @@ class ExchangeIssued:
     agent_id: str
     grant_id: str | None = None
     delegation_id: str | None = None
+    tool: str | None = None  # the tool it is for: joins the agent's baseline (baselines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,10 @@ class ApprovalRequested:
     # The exact arguments the owner is asked to approve, when the agent sent them.
     arguments_digest: str | None = None
     arguments: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    # Set when the agent's baseline asked (reason ``behaviour_step_up``): which rule
+    # (``new_tool``, ``burst``) and what the owner is shown.
+    deviation: str | None = None
+    explanation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

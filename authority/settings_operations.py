@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from authority import promotion_rule
 
 
 class OperationsSettings(BaseModel):
@@ -83,6 +85,52 @@ class OperationsSettings(BaseModel):
         description="Seconds the kill switch's cascade rests per second of batch work (1.0: "
         "at most half the time), so other owners' requests keep their latency.",
     )
+
+    # --- behaviour: the baseline each agent earns, promotion proposals --------------------
+    behaviour_learning_calls: int = Field(
+        200,
+        ge=0,
+        description="Issued calls an agent makes while its baseline is learned: until it has "
+        "made these and behaviour_learning_days have passed since its first, a new tool "
+        "joins its baseline without asking the owner.",
+    )
+    behaviour_learning_days: float = Field(
+        7.0, ge=0, description="Days of history an agent needs before a new tool steps up."
+    )
+    behaviour_burst_factor: float = Field(
+        10.0,
+        ge=0,
+        description="A minute with more than this many times the agent's usual calls per "
+        "minute (and more than behaviour_burst_floor) asks the owner; 0 turns bursts off.",
+    )
+    behaviour_burst_floor: int = Field(
+        30, ge=0, description="Calls in a minute below which a burst never steps up."
+    )
+    behaviour_refresh_interval: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two folds of the issued grants into the baselines (and "
+        "evaluations of the promotion rule).",
+    )
+    behaviour_enabled: bool = Field(
+        True, description="Step up calls far outside an agent's baseline to the owner."
+    )
+    promotion_rule: str = Field(
+        "days >= 30 and calls >= 1000 and violations == 0",
+        description="When an agent's autonomy level is proposed one up to its owner: clauses "
+        "'NAME OP NUMBER' joined by 'and', over days, calls, violations and step_ups since "
+        "its level last changed (or its first call); empty: never proposed.",
+    )
+    promotion_max_level: int = Field(
+        2, ge=0, le=3, description="The highest autonomy level a promotion is proposed to."
+    )
+
+    @field_validator("promotion_rule")
+    @classmethod
+    def _rule_parses(cls, value: str) -> str:
+        promotion_rule.parse(value)  # RuleError is a ValueError: a validation error
+        return value
 
     # --- metrics (Prometheus) ---------------------------------------------------------
     metrics_enabled: bool = Field(True, description="Serve /metrics.")

@@ -7,7 +7,7 @@ before containment weighs it, as it was before the two were decoupled.
 
 from __future__ import annotations
 
-from authority import containment, containment_calls, decision_log
+from authority import behaviour, containment, containment_calls, decision_log
 from authority.approvals import webhooks
 from authority.context import Services
 from authority.domain_events import (
@@ -64,7 +64,14 @@ def wire(services: Services) -> None:
     async def on_call_blocked(event: CallBlocked) -> None:
         await containment_calls.on_call_blocked(services, event)
 
+    # The baselines: an issued tool joins its agent's; a step-up is recorded and counted.
+    bus.subscribe(ExchangeIssued, lambda e: behaviour.on_issued(services, e))
+
+    async def on_step_up(event: ApprovalRequested) -> None:
+        await behaviour.on_step_up(services, event)
+
     bus.subscribe(ExchangeDenied, on_denial, propagate=True)
+    bus.subscribe(ApprovalRequested, on_step_up, propagate=True)
     bus.subscribe(InactiveTokenPresented, on_inactive_token, propagate=True)
     bus.subscribe(CallBlocked, on_call_blocked, propagate=True)
 
@@ -88,6 +95,7 @@ def wire(services: Services) -> None:
                 # JSON, as everything in the payload: shown as data, never as markup.
                 "arguments": dict(event.arguments) if event.arguments is not None else None,
                 "arguments_digest": event.arguments_digest,
+                "explanation": event.explanation,
             },
         )
 

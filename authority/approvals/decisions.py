@@ -61,6 +61,8 @@ class Approval:
     # the digest the token will carry; both None for a call that bound no arguments.
     arguments: dict[str, Any] | None = None
     arguments_digest: str | None = None
+    # Why the agent's baseline asked (reason ``behaviour_step_up``): plain text.
+    explanation: str | None = None
 
 
 def view(row: StoredApproval, now: int) -> Approval:
@@ -87,6 +89,7 @@ def view(row: StoredApproval, now: int) -> Approval:
         decision_reason=row.decision_reason,
         arguments=dict(call.arguments) if call.arguments is not None else None,
         arguments_digest=call.arguments_digest,
+        explanation=call.explanation,
     )
 
 

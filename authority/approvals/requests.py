@@ -63,6 +63,9 @@ class CallRequest:
     # will carry (policy.arguments); absent from rows of calls that bound none.
     arguments_digest: str | None = None
     arguments: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    # What is unusual about the call when the agent's baseline asked (authority.behaviour):
+    # shown to the owner as text, never as markup.
+    explanation: str | None = None
 
     def tool_call(self) -> ToolCall:
         """The call approved: the one the token is issued for, arguments included."""
@@ -71,7 +74,11 @@ class CallRequest:
         )
 
     def to_json(self) -> str:
-        bound = {"arguments_digest": self.arguments_digest, "arguments": self.arguments}
+        bound = {
+            "arguments_digest": self.arguments_digest,
+            "arguments": self.arguments,
+            "explanation": self.explanation,
+        }
         return orjson.dumps(
             {
                 "tool": self.tool,
@@ -99,6 +106,7 @@ class CallRequest:
             jkt=value.get("jkt"),
             arguments_digest=value.get("arguments_digest"),
             arguments=value.get("arguments"),
+            explanation=value.get("explanation"),
         )
 
 

@@ -27,7 +27,7 @@ from authority.storage.console import Challenge, Credential, Person, Purpose
 from . import passkeys, people
 from .sessions import may_act
 
-STEP_UP_ACTIONS: Final = frozenset({"approve", "kill", "revoke", "release"})
+STEP_UP_ACTIONS: Final = frozenset({"approve", "kill", "revoke", "release", "promote"})
 
 
 class PasskeyRefused(AuthorityError):

@@ -39,7 +39,12 @@ from .openapi_operations import (
     oauth_operations,
 )
 from .openapi_policies import policy_operations
-from .openapi_v1 import console_operations, grant_operations, management_operations
+from .openapi_v1 import (
+    behaviour_operations,
+    console_operations,
+    grant_operations,
+    management_operations,
+)
 
 OPENAPI_VERSION: Final = "3.1.0"
 #: The document changes only with a redeploy, as the metadata does.
@@ -56,6 +61,7 @@ def operations() -> dict[tuple[str, str], Operation]:
         **ledger_operations(),
         **console_operations(),
         **policy_operations(),
+        **behaviour_operations(),
     }
 
 

@@ -319,6 +319,37 @@ def grant_operations() -> dict[tuple[str, str], Operation]:
     }
 
 
+def behaviour_operations() -> dict[tuple[str, str], Operation]:
+    from authority import behaviour, promotion
+
+    agent = "/v1/agents/{agent_id}"
+    return {
+        ("GET", agent + "/baseline"): Operation(
+            "An agent's baseline: its tools, most used calls, usual rate, and the calls it "
+            "sent to its owner (step-ups, with their explanations)",
+            "agents",
+            "api_key",
+            ok(behaviour.BaselineView),
+            errors=READ,
+        ),
+        ("GET", agent + "/promotions"): Operation(
+            "An agent's promotion proposals, newest first",
+            "agents",
+            "api_key",
+            (listing(promotion.ProposalView),),
+            errors=READ,
+        ),
+        ("POST", agent + "/promotions/{proposal_id}/accept"): Operation(
+            "Accept a promotion proposal: the agent's autonomy level goes one up",
+            "agents",
+            "api_key",
+            ok(promotion.ProposalView),
+            body_required=False,
+            errors=WRITE,
+        ),
+    }
+
+
 def console_operations() -> dict[tuple[str, str], Operation]:
     from authority.console import people
     from authority.storage.console import Person

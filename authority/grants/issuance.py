@@ -128,7 +128,9 @@ async def issue(
         reason = recording.reason_of(outcome.denial.grant)
         return await recording.after_denial(services, record, reason, outcome.denial.grant.grant.id)
     await services.events.publish(
-        ExchangeIssued(agent.id, grant_id=issued.grant.id, delegation_id=delegation.id)
+        ExchangeIssued(
+            agent.id, grant_id=issued.grant.id, delegation_id=delegation.id, tool=tool.name
+        )
     )
     return Issued(
         access_token=token,

@@ -9,7 +9,9 @@ Order of work, cheapest and least trusting first, each step a unit of its own:
 2. authenticate (``agent_auth``): load agent, owner, delegation and tool in one query,
    verify the attestation, then the delegation credential, then the DPoP proof;
 3. decide (``decision``): the built-in checks (policy.checks), then Cedar;
-4. count the rate window, in one hot-state trip;
+4. count the rate window, in one hot-state trip; then weigh the call against the agent's
+   baseline (``authority.baselines``, in process): far outside it, the owner is asked
+   (``BEHAVIOUR_STEP_UP``) with the explanation they will see;
 5. issue (``issuance``): one write of the exchange port (``storage.exchange``) claims
    the attestation and proof jtis, spends a call on the delegation under a row lock that
    also holds the agent and owner rows, writes the grant and its ledger entry, commits;
@@ -33,7 +35,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from authority import behaviour
 from authority.approvals import requests as approvals
+from authority.baselines import Deviation
 from authority.context import Services
 from authority.domain_events import ApprovalRequested, ExchangePending
 from authority.policy.checks import Deny, NeedsApproval, ToolCall
@@ -75,6 +79,7 @@ class _Accepted:
     authorised: Authorised
     uses: list[SingleUse]
     approval: Reason | None
+    deviation: Deviation | None = None  # why the agent's baseline asks (BEHAVIOUR_STEP_UP)
 
 
 async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pending | Denied:
@@ -90,7 +95,13 @@ async def exchange(services: Services, request: ExchangeRequest) -> Issued | Pen
         return await deny(services, record, accepted, now)
     if accepted.approval is not None:
         return await request_approval(
-            services, record, accepted.authorised, accepted.approval, now, accepted.uses
+            services,
+            record,
+            accepted.authorised,
+            accepted.approval,
+            now,
+            accepted.uses,
+            deviation=accepted.deviation,
         )
     return await issue(services, record, accepted.authorised, now, uses=accepted.uses)
 
@@ -182,7 +193,14 @@ async def _accept(
         workload=authenticated.workload.identity if authenticated.workload else None,
     )
     approval = decided.reason if isinstance(decided, NeedsApproval) else None
-    return _Accepted(authorised, uses, approval)
+    # -- behaviour: a call every rule allows, far outside what this agent does, asks its owner
+    # (in process: authority.baselines; no round trip)
+    deviation = None
+    if approval is None and settings.behaviour_enabled:
+        deviation = behaviour.deviation(services, authenticated.agent.id, tool.name, now)
+        if deviation is not None:
+            approval = Reason.BEHAVIOUR_STEP_UP
+    return _Accepted(authorised, uses, approval, deviation)
 
 
 async def request_approval(
@@ -192,6 +210,8 @@ async def request_approval(
     reason: Reason,
     now: int,
     uses: Sequence[SingleUse] = (),
+    *,
+    deviation: Deviation | None = None,
 ) -> Pending | Denied:
     """Write the approval request and its ``pending`` grant; tell the owner; acknowledge.
 
@@ -214,6 +234,7 @@ async def request_approval(
         jkt=authorised.jkt,
         arguments_digest=authorised.call.arguments_digest,
         arguments=authorised.call.arguments,
+        explanation=deviation.explanation if deviation is not None else None,
     )
     approval = approvals.new_approval(
         settings,
@@ -257,6 +278,8 @@ async def request_approval(
             expires_at=now + settings.approval_lifetime,
             arguments_digest=call.arguments_digest,
             arguments=call.arguments,
+            deviation=deviation.kind if deviation is not None else None,
+            explanation=call.explanation,
         )
     )
     return Pending(

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from .behaviour_entries import BehaviourStepUpV1, PromotionAcceptedV1, PromotionProposedV1
 from .control_entries import (
     AgentContainedV1,
     AgentQuarantinedV1,
@@ -79,6 +80,9 @@ SCHEMAS: dict[tuple[str, int], type[Record]] = {
         GrantV3,
         PolicyChangedV1,
         RegistryChangedV3,
+        BehaviourStepUpV1,
+        PromotionProposedV1,
+        PromotionAcceptedV1,
     )
 }
 KINDS: frozenset[str] = frozenset(kind for kind, _ in SCHEMAS)

@@ -7,6 +7,7 @@
                                [--require-key-and-workload]
     authority agents list | show ID | retire ID
     authority agents autonomy ID LEVEL [--reason TEXT]
+    authority agents baseline ID | promotions ID [--accept PROPOSAL_ID]  (behaviour_cli)
 
 ``--generate-key`` makes the agent's key pair here, with a ``kid`` (its RFC 7638
 thumbprint unless ``--kid`` names one), registers only the public half, and hands the
@@ -40,6 +41,7 @@ from authority.cli_api import (
     show_all,
 )
 
+from . import behaviour_cli
 from .registry_cli import Subparsers, command
 from .trust_domains_cli import RULE_FORMAT, parse_rule
 
@@ -222,3 +224,4 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     autonomy.add_argument("id")
     autonomy.add_argument("level", type=int, choices=range(4))
     autonomy.add_argument("--reason", default=None, help="kept in the ledger")
+    behaviour_cli.register(group)

@@ -61,6 +61,8 @@ class Reason(StrEnum):
     AUTONOMY_TOO_LOW = "autonomy_too_low"
     POLICY_DENIED = "policy_denied"
     APPROVAL_LIMIT = "approval_limit"
+    # A call far outside the agent's baseline (authority.baselines): its owner decides.
+    BEHAVIOUR_STEP_UP = "behaviour_step_up"
     # The tool's, its resource server's or the agent's registration changed between the
     # decision and the spend (grants.loading.Registered): decided again next time.
     REGISTRATION_CHANGED = "registration_changed"
@@ -107,6 +109,7 @@ _DESCRIPTIONS: dict[Reason, str] = {
     Reason.AUTONOMY_TOO_LOW: "This call needs the owner's approval.",
     Reason.POLICY_DENIED: "The request is denied by policy.",
     Reason.APPROVAL_LIMIT: "The agent has too many calls waiting for approval.",
+    Reason.BEHAVIOUR_STEP_UP: "This call is unusual for this agent and needs the owner's approval.",
     Reason.REGISTRATION_CHANGED: "The tool or agent registration changed; send a new request.",
 }
 
@@ -147,6 +150,7 @@ _ERRORS: dict[Reason, type[AuthorityError]] = {
     Reason.AUTONOMY_TOO_LOW: InvalidScope,
     Reason.POLICY_DENIED: InvalidScope,
     Reason.APPROVAL_LIMIT: TooManyRequests,
+    Reason.BEHAVIOUR_STEP_UP: InvalidScope,
     Reason.REGISTRATION_CHANGED: InvalidRequest,
 }
 

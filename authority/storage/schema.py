@@ -352,7 +352,12 @@ call_recordings = Table(
 )
 
 
-# The console's tables (authority.console), declared on the same metadata.
+# The console's tables (authority.console) and the behaviour tables (authority.behaviour),
+# declared on the same metadata.
+from authority.storage.schema_behaviour import behaviour_agents as behaviour_agents  # noqa: E402
+from authority.storage.schema_behaviour import behaviour_calls as behaviour_calls  # noqa: E402
+from authority.storage.schema_behaviour import behaviour_folds as behaviour_folds  # noqa: E402
+from authority.storage.schema_behaviour import promotion_proposals as promotion_proposals  # noqa: E402
 from authority.storage.schema_console import console_challenges as console_challenges  # noqa: E402
 from authority.storage.schema_console import console_credentials as console_credentials  # noqa: E402
 from authority.storage.schema_console import console_enrolments as console_enrolments  # noqa: E402

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authority import metrics
+from authority import metrics, promotion
 from authority.approvals import decisions
 from authority.console import activity, ceremonies, people
 from authority.console.sessions import Signed
@@ -48,6 +48,7 @@ DONE: Final = {
     "released": "The agent is released.",
     "revoked": "The delegation is revoked: every token under it is inactive.",
     "autonomy": "The autonomy level is set.",
+    "promoted": "Promotion accepted: the agent's autonomy level is one up.",
 }
 
 
@@ -112,13 +113,31 @@ async def approvals_page(request: Request) -> Response:
     pending = await decisions.list_approvals(
         services, principal, _first_page(request, decisions.KIND), status="pending"
     )
+    names = await agent_names(request, signed)
+    # Promotions proposed for the owner's agents: accepting one raises the agent's level.
+    proposed = [
+        p
+        for agent_id in names
+        for p in await promotion.list_proposals(services, principal, agent_id)
+        if p.status == "proposed"
+    ]
     context = {
         "pending": pending.items,
-        "names": await agent_names(request, signed),
+        "names": names,
+        "promotions": proposed,
         "notice": notice(request),
         "now": services.now(),
     }
     return page(request, "owner/approvals.html", context, signed=signed)
+
+
+@view
+async def accept_promotion(request: Request) -> Response:
+    """Accepting a promotion needs a fresh passkey, as approving a call does."""
+    step = await stepped_up(request, "promote", "proposal_id")
+    agent_id = request.path_params["agent_id"]
+    await promotion.accept(step.services, step.principal, agent_id, step.target)
+    return redirect("/console/owner/approvals?done=promoted")
 
 
 @view
@@ -217,6 +236,11 @@ routes = [
     Route("/owner/approvals", approvals_page, methods=["GET"]),
     Route("/owner/approvals/{approval_id}/approve", approve, methods=["POST"]),
     Route("/owner/approvals/{approval_id}/deny", deny, methods=["POST"]),
+    Route(
+        "/owner/agents/{agent_id}/promotions/{proposal_id}/accept",
+        accept_promotion,
+        methods=["POST"],
+    ),
     Route("/owner/kill", kill_page, methods=["GET"]),
     Route("/owner/kill", kill, methods=["POST"]),
     Route("/owner/activity", activity_page, methods=["GET"]),

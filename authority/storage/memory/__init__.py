@@ -69,6 +69,12 @@ class Tables:
     #: rows in order (the last names the active version).
     policy_versions: dict[int, dict[str, Any]] = field(default_factory=dict)
     policy_activations: list[dict[str, Any]] = field(default_factory=list)
+    #: The behaviour tables (``behaviour_*``, ``promotion_proposals``): the calls by
+    #: (agent_id, tool, action, resource), the totals by agent_id, the fold's cursor.
+    behaviour_calls: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
+    behaviour_agents: Rows = field(default_factory=dict)
+    behaviour_folded_until: int | None = None
+    promotion_proposals: Rows = field(default_factory=dict)
 
     def grant_by(self, column: str, value: Any) -> dict[str, Any] | None:
         """The grant whose ``column`` (unique: ``jti``, ``token_hash``) is ``value``."""

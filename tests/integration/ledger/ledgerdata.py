@@ -21,7 +21,7 @@ async def populate(services: Services, count: int = 30, every: int = 3) -> int:
     kinds = sorted(EXAMPLES)
     for n in range(count):
         async with services.engine.begin() as conn:
-            if n % 3 == 2:  # every kind once in 36 entries
+            if n % 3 == 2:  # every kind once in 3 x len(kinds) entries
                 kind = kinds[(n // 3) % len(kinds)]
                 record = EXAMPLES[kind]
             else:

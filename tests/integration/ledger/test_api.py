@@ -12,6 +12,7 @@ from authority.context import Services
 from authority.ledger.checkpoints import decode_hash, ledger_keyset, verify_checkpoint
 from authority.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from authority.management.api_keys import issue_operator_key
+from tests.unit.ledger.records import EXAMPLES
 
 from .ledgerdata import auditor_headers, fetch_export, populate
 
@@ -58,7 +59,7 @@ async def test_owner_keys_may_not_read_the_ledger(
 async def test_entries_filters_and_stable_cursor(
     services: Services, client: httpx.AsyncClient
 ) -> None:
-    size = await populate(services, count=36)
+    size = await populate(services, count=3 * len(EXAMPLES))  # every kind once
     headers = await auditor_headers(services)
 
     seen: list[int] = []

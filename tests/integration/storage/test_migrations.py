@@ -34,6 +34,7 @@ RELEASED = [
     "0006_console",
     "0007_trust_domains",
     "0008_policy_versions",
+    "0009_behaviour_baseline",
 ]
 
 

@@ -26,10 +26,17 @@ class _Approval:
     expires_at: int = 1_800_000_300
     arguments: dict[str, Any] = field(default_factory=lambda: {"title": MARKUP, MARKUP: [1]})
     arguments_digest: str = "digest"
+    explanation: str | None = None
 
 
 def _render(**context: Any) -> str:
-    values = {"person": None, "csrf": "token", "path": "/console/owner/approvals", **context}
+    values = {
+        "person": None,
+        "csrf": "token",
+        "path": "/console/owner/approvals",
+        "promotions": [],
+        **context,
+    }
     return TEMPLATES.get_template("owner/approvals.html").render(**values)
 
 
@@ -56,6 +63,19 @@ def test_an_approval_without_arguments_says_so() -> None:
         expires_at: int = 0
         arguments: dict[str, Any] | None = None
         arguments_digest: str | None = None
+        explanation: str | None = None
 
     html = _render(pending=[Bare()], names={}, notice=None, now=0)
     assert "none bound to this call" in html
+
+
+def test_the_baselines_explanation_renders_as_text() -> None:
+    @dataclass
+    class SteppedUp(_Approval):
+        reason: str = "behaviour_step_up"
+        explanation: str | None = "first call to tool " + MARKUP
+
+    html = _render(pending=[SteppedUp()], names={}, notice=None, now=0)
+    assert "What is unusual" in html and "data-explanation" in html
+    assert "<script>" not in html and "<img" not in html
+    assert "first call to tool &lt;/pre&gt;&lt;script&gt;" in html

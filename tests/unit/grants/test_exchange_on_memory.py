@@ -76,6 +76,7 @@ _OTHER_PORTS = (
     "tool_store",
     "trust_domain_store",
     "console_store",
+    "behaviour_store",
     "recording_sealer",
 )
 
