@@ -11,13 +11,16 @@ worker, with wrk at ``--concurrency`` connections, behind each check in turn:
 - middleware, DPoP-bound: a DPoP-bound token, with a fresh proof on every request;
 - middleware, introspect=True: every request introspected at the authority (RFC 7662).
 
-For each: req/s, p50/p99, errors, the ratio to no auth, the tool server's CPU per request
-during the run (from /proc), and the in-process CPU of one call (``time.process_time``
-over ``--calls`` calls of the same ASGI app, no network; for introspection, the tool
-server's own CPU with the authority's answer over the network). The last column is that
-in-process cost less the no-auth handler's: the check alone.
+Every row is run ``--rounds`` times, the rows in turn (so that a busy moment of a shared
+machine falls on all of them), each tool server started once; a row shows its run of
+median rate: req/s, p50/p99, the ratio to no auth, and the tool server's CPU per request
+during that run (from /proc). Errors count every run: non-2xx answers, socket errors, and
+for DPoP a proof sent twice. Then the in-process CPU of one call (``time.process_time``
+over ``--calls`` calls of the same ASGI app with no network, the best of three batches;
+for introspection the tool server's own CPU, the authority answering over the network)
+and that cost less the no-auth handler's: the check alone.
 
-    python -m bench.tool_check [--duration 10] [--concurrency 32] [--calls 2000]
+    python -m bench.tool_check [--duration 8] [--rounds 3] [--concurrency 32] [--calls 1500]
 """
 
 from __future__ import annotations
@@ -68,9 +71,11 @@ ROWS = (
 
 @dataclass
 class Row:
-    result: Result
-    server_us: float  # the tool server's CPU per request during the wrk run
+    result: Result  # the run of median rate
+    server_us: float  # the tool server's CPU per request during that run
     call_us: float  # in-process CPU of one call
+    errors: int  # over every run
+    rates: list[float]  # req/s of every run, in order
 
 
 def cpu_seconds(pid: int) -> float:
@@ -205,9 +210,10 @@ async def in_process(
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--duration", type=float, default=8, help="seconds of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs of every row, in turn")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--calls", type=int, default=2000, help="in-process calls per check")
+    parser.add_argument("--calls", type=int, default=1500, help="in-process calls per batch")
     parser.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256", "RS256"])
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -219,7 +225,6 @@ def main() -> None:
 async def run(args: argparse.Namespace) -> list[Row]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as data_dir:
         env = authority_env("embedded", data_dir, port, 1)
         env["AUTHORITY_SIGNING_ALG"] = args.alg
@@ -236,22 +241,41 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 "TOOL_CLIENT_ID": world.server_id,
                 "TOOL_CLIENT_SECRET": world.server_secret,
             }
-            for name, check, kind in ROWS:
-                rows.append(await measure(name, check, kind, base, world, minter, tool_env, args))
-                print(f"{name}: {rows[-1].result.rate:.0f} req/s", flush=True)
-    return rows
+            costs = [
+                await call_cost(check, kind, base, world, minter, args) for _, check, kind in ROWS
+            ]
+            with contextlib.ExitStack() as servers:
+                ports = [free_port() for _ in ROWS]
+                procs = [
+                    servers.enter_context(tool(c, tool_env, p))
+                    for (_, c, _), p in zip(ROWS, ports, strict=True)
+                ]
+                runs: list[list[tuple[Result, float]]] = [[] for _ in ROWS]
+                proofs: dict[int, int] = {}
+                for turn in range(args.rounds):
+                    for i, (name, _, kind) in enumerate(ROWS):
+                        url = f"http://127.0.0.1:{ports[i]}{tool_server.CALL_PATH}"
+                        runs[i].append(
+                            await load(name, kind, url, procs[i].pid, minter, proofs, args)
+                        )
+                        print(
+                            f"round {turn + 1}, {name}: {runs[i][-1][0].rate:.0f} req/s", flush=True
+                        )
+    return [median_row(r, cost) for r, cost in zip(runs, costs, strict=True)]
 
 
-async def measure(
-    name: str,
-    check: str,
-    kind: str,
-    base: str,
-    world: Any,
-    minter: Minter,
-    env: dict[str, str],
-    args: argparse.Namespace,
-) -> Row:
+def median_row(runs: list[tuple[Result, float]], call_us: float) -> Row:
+    """The run of median rate; errors are those of every run."""
+    ordered = sorted(runs, key=lambda run: run[0].rate)
+    result, server_us = ordered[len(ordered) // 2]
+    errors = sum(run[0].errors for run in runs)
+    return Row(result, server_us, call_us, errors, [run[0].rate for run in runs])
+
+
+async def call_cost(
+    check: str, kind: str, base: str, world: Any, minter: Minter, args: argparse.Namespace
+) -> float:
+    """In-process CPU of one call, µs: the best of three batches of ``--calls``."""
     dpop = kind == "dpop"
     calls = args.calls if check != "introspect" else max(args.calls // 5, 100)
 
@@ -259,25 +283,33 @@ async def measure(
         token = await minter.token(dpop)
         return minter.lines(token, url + tool_server.CALL_PATH, calls + 50)
 
-    call_us = await in_process(check, base, world, lines, calls)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}{tool_server.CALL_PATH}"
-    with tool(check, env, port) as proc:
-        if dpop:
-            # A short run sizes the proofs, each sent once (RFC 9449 §11.1: replay refused).
-            token = await minter.token(dpop)
-            probe = wrk_lines("probe", url, minter.lines(token, url, 6000), args, duration=2)
-            count = int(probe.requests / probe.seconds * args.duration * 1.5) + 2000
-        else:
-            count = 16
+    return min([await in_process(check, base, world, lines, calls) for _ in range(3)])
+
+
+async def load(
+    name: str,
+    kind: str,
+    url: str,
+    pid: int,
+    minter: Minter,
+    proofs: dict[int, int],
+    args: argparse.Namespace,
+) -> tuple[Result, float]:
+    """One wrk run against a tool server; its result and the server's CPU per request."""
+    dpop = kind == "dpop"
+    if dpop and pid not in proofs:
+        # A short run sizes the proofs, each sent once (RFC 9449 §11.1: replay refused).
         token = await minter.token(dpop)
-        wanted = minter.lines(token, url, count)
-        began = cpu_seconds(proc.pid)
-        result = wrk_lines(name, url, wanted, args)
-        spent = cpu_seconds(proc.pid) - began
+        probe = wrk_lines("probe", url, minter.lines(token, url, 8000), args, duration=2)
+        proofs[pid] = int(probe.requests / probe.seconds * args.duration * 2) + 4000
+    token = await minter.token(dpop)
+    wanted = minter.lines(token, url, proofs.get(pid, 16))
+    began = cpu_seconds(pid)
+    result = wrk_lines(name, url, wanted, args)
+    spent = cpu_seconds(pid) - began
     if not dpop:
         result.single_use = False  # one Bearer token, sent again and again
-    return Row(result, spent / max(result.requests, 1) * 1e6, call_us)
+    return result, spent / max(result.requests, 1) * 1e6
 
 
 def report(rows: list[Row]) -> None:
@@ -295,9 +327,12 @@ def report(rows: list[Row]) -> None:
         alone = f"{row.call_us - reference.call_us:.0f} µs" if row is not reference else ""
         print(
             f"| {name:<30} | {r.rate:>6.0f} | {r.p50_ms:>6.1f} | {r.p99_ms:>6.1f} "
-            f"| {r.errors:>6} | {ratio:>10} | {row.server_us:>11.0f} µs "
+            f"| {row.errors:>6} | {ratio:>10} | {row.server_us:>11.0f} µs "
             f"| {row.call_us:>12.0f} µs | {alone:>11} |"
         )
+    print()
+    for row, (name, _, _) in zip(rows, ROWS, strict=True):
+        print(f"{name}: req/s by round {', '.join(f'{rate:.0f}' for rate in row.rates)}")
 
 
 if __name__ == "__main__":
