@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from joserfc.jwk import OKPKey
 from jwt.algorithms import OKPAlgorithm
 
@@ -70,12 +72,18 @@ ROWS = (
 
 
 @dataclass
+class Run:
+    result: Result
+    server_us: float  # the tool server's CPU per request during the run
+    ratio: float  # its rate over that of the no-auth run just before it (1 for no auth)
+
+
+@dataclass
 class Row:
-    result: Result  # the run of median rate
-    server_us: float  # the tool server's CPU per request during that run
+    run: Run  # the run of median ratio (of median rate, for no auth)
     call_us: float  # in-process CPU of one call
     errors: int  # over every run
-    rates: list[float]  # req/s of every run, in order
+    ratios: list[float]  # of every run, in order
 
 
 def cpu_seconds(pid: int) -> float:
@@ -218,11 +226,11 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: bash scripts/wrk.sh (make bench-tool runs it)")
-    rows = asyncio.run(run(args))
-    report(rows)
+    rows, raw_us = asyncio.run(run(args))
+    report(rows, raw_us)
 
 
-async def run(args: argparse.Namespace) -> list[Row]:
+async def run(args: argparse.Namespace) -> tuple[list[Row], float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data_dir:
@@ -250,26 +258,56 @@ async def run(args: argparse.Namespace) -> list[Row]:
                     servers.enter_context(tool(c, tool_env, p))
                     for (_, c, _), p in zip(ROWS, ports, strict=True)
                 ]
-                runs: list[list[tuple[Result, float]]] = [[] for _ in ROWS]
+                urls = [f"http://127.0.0.1:{p}{tool_server.CALL_PATH}" for p in ports]
+                runs: list[list[Run]] = [[] for _ in ROWS]
                 proofs: dict[int, int] = {}
+
+                async def once(i: int) -> tuple[Result, float]:
+                    name, _, kind = ROWS[i]
+                    return await load(name, kind, urls[i], procs[i].pid, minter, proofs, args)
+
                 for turn in range(args.rounds):
-                    for i, (name, _, kind) in enumerate(ROWS):
-                        url = f"http://127.0.0.1:{ports[i]}{tool_server.CALL_PATH}"
-                        runs[i].append(
-                            await load(name, kind, url, procs[i].pid, minter, proofs, args)
-                        )
+                    for i in range(1, len(ROWS)):
+                        # Each run right after its own no-auth run: the ratio of a pair is
+                        # what a shared machine's busy moments disturb least.
+                        reference = Run(*await once(0), 1.0)
+                        result, server_us = await once(i)
+                        runs[0].append(reference)
+                        runs[i].append(Run(result, server_us, result.rate / reference.result.rate))
                         print(
-                            f"round {turn + 1}, {name}: {runs[i][-1][0].rate:.0f} req/s", flush=True
+                            f"round {turn + 1}: {ROWS[i][0]} {result.rate:.0f} req/s, "
+                            f"no auth {reference.result.rate:.0f}",
+                            flush=True,
                         )
-    return [median_row(r, cost) for r, cost in zip(runs, costs, strict=True)]
+            raw_us = raw_verify_cost(base, await minter.token(False), args.calls)
+    rows = [median_row(r, c, i == 0) for i, (r, c) in enumerate(zip(runs, costs, strict=True))]
+    return rows, raw_us
 
 
-def median_row(runs: list[tuple[Result, float]], call_us: float) -> Row:
-    """The run of median rate; errors are those of every run."""
-    ordered = sorted(runs, key=lambda run: run[0].rate)
-    result, server_us = ordered[len(ordered) // 2]
-    errors = sum(run[0].errors for run in runs)
-    return Row(result, server_us, call_us, errors, [run[0].rate for run in runs])
+def raw_verify_cost(issuer: str, token: AccessToken, calls: int) -> float:
+    """In-process CPU of the signature check alone, µs: cryptography's verify of a token's
+    signature with its public key, nothing else (the best of three batches)."""
+    head, payload, signature = token.value.encode().split(b".")
+    kid = json.loads(base64.urlsafe_b64decode(head + b"==="))["kid"]
+    jwk = next(k for k in tool_server.jwks_of(issuer)["keys"] if k["kid"] == kid)
+    if jwk["kty"] != "OKP":
+        return float("nan")  # --alg other than EdDSA: no Ed25519 row
+    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "==="))
+    signed, raw = head + b"." + payload, base64.urlsafe_b64decode(signature + b"===")
+    best = float("inf")
+    for _ in range(3):
+        began = time.process_time()
+        for _ in range(calls):
+            public.verify(raw, signed)
+        best = min(best, (time.process_time() - began) / calls * 1e6)
+    return best
+
+
+def median_row(runs: list[Run], call_us: float, reference: bool) -> Row:
+    """The run of median ratio (of median rate, for no auth); errors of every run."""
+    ordered = sorted(runs, key=lambda run: run.result.rate if reference else run.ratio)
+    errors = sum(run.result.errors for run in runs)
+    return Row(ordered[len(ordered) // 2], call_us, errors, [run.ratio for run in runs])
 
 
 async def call_cost(
@@ -312,7 +350,7 @@ async def load(
     return result, spent / max(result.requests, 1) * 1e6
 
 
-def report(rows: list[Row]) -> None:
+def report(rows: list[Row], raw_us: float) -> None:
     reference = rows[0]
     print()
     print(
@@ -322,17 +360,18 @@ def report(rows: list[Row]) -> None:
     )
     print("|" + "|".join(["---"] + ["---:"] * 8) + "|")
     for row, (name, _, _) in zip(rows, ROWS, strict=True):
-        r = row.result
-        ratio = f"{r.rate / reference.result.rate:.2f}" if row is not reference else ""
+        r = row.run.result
+        ratio = f"{row.run.ratio:.2f}" if row is not reference else ""
         alone = f"{row.call_us - reference.call_us:.0f} µs" if row is not reference else ""
         print(
             f"| {name:<30} | {r.rate:>6.0f} | {r.p50_ms:>6.1f} | {r.p99_ms:>6.1f} "
-            f"| {row.errors:>6} | {ratio:>10} | {row.server_us:>11.0f} µs "
+            f"| {row.errors:>6} | {ratio:>10} | {row.run.server_us:>11.0f} µs "
             f"| {row.call_us:>12.0f} µs | {alone:>11} |"
         )
+    print(f"| {'raw Ed25519 verify alone':<30} |" + " |" * 6 + f" {raw_us:>12.0f} µs | |")
     print()
-    for row, (name, _, _) in zip(rows, ROWS, strict=True):
-        print(f"{name}: req/s by round {', '.join(f'{rate:.0f}' for rate in row.rates)}")
+    for row, (name, _, _) in zip(rows[1:], ROWS[1:], strict=True):
+        print(f"{name}: ratio by round {', '.join(f'{ratio:.2f}' for ratio in row.ratios)}")
 
 
 if __name__ == "__main__":
