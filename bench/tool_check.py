@@ -223,8 +223,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calls", type=int, default=1500, help="in-process calls per batch")
     parser.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256", "RS256"])
+    parser.add_argument("--no-wrk", action="store_true", help="the in-process costs alone")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if args.no_wrk:
+        args.rounds = 0
+    elif shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: bash scripts/wrk.sh (make bench-tool runs it)")
     rows, raw_us = asyncio.run(run(args))
     report(rows, raw_us)
@@ -252,6 +255,12 @@ async def run(args: argparse.Namespace) -> tuple[list[Row], float]:
             costs = [
                 await call_cost(check, kind, base, world, minter, args) for _, check, kind in ROWS
             ]
+            raw_us = raw_verify_cost(base, await minter.token(False), args.calls)
+            if not args.rounds:
+                for (name, _, _), cost in zip(ROWS, costs, strict=True):
+                    print(f"{name}: {cost:.0f} µs in process")
+                print(f"raw Ed25519 verify alone: {raw_us:.0f} µs")
+                raise SystemExit(0)
             with contextlib.ExitStack() as servers:
                 ports = [free_port() for _ in ROWS]
                 procs = [
@@ -279,7 +288,6 @@ async def run(args: argparse.Namespace) -> tuple[list[Row], float]:
                             f"no auth {reference.result.rate:.0f}",
                             flush=True,
                         )
-            raw_us = raw_verify_cost(base, await minter.token(False), args.calls)
     rows = [median_row(r, c, i == 0) for i, (r, c) in enumerate(zip(runs, costs, strict=True))]
     return rows, raw_us
 
