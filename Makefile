@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services browser wrk demo bench bench-gateway fuzz clean
+.PHONY: run test lint typecheck pytest services browser wrk demo bench bench-gateway bench-tool fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench: $(STAMP) services wrk
 
 bench-gateway: $(STAMP) wrk
 	$(BIN)/python -m bench.gateway
+
+# A tool server's check of per-call tokens (middleware, authlib, PyJWT), one worker.
+bench-tool: $(STAMP) wrk
+	$(BIN)/python -m bench.tool_check
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -11,19 +11,23 @@ worker, with wrk at ``--concurrency`` connections, behind each check in turn:
 - middleware, DPoP-bound: a DPoP-bound token, with a fresh proof on every request;
 - middleware, introspect=True: every request introspected at the authority (RFC 7662).
 
-For each: req/s, p50/p99, errors, the ratio to no auth, the tool server's CPU per request
-during the run (from /proc), and the in-process CPU of one call (``time.process_time``
-over ``--calls`` calls of the same ASGI app, no network; for introspection, the tool
-server's own CPU with the authority's answer over the network). The last column is that
-in-process cost less the no-auth handler's: the check alone.
+Every row is run ``--rounds`` times, the rows in turn (so that a busy moment of a shared
+machine falls on all of them), each tool server started once; a row shows its run of
+median rate: req/s, p50/p99, the ratio to no auth, and the tool server's CPU per request
+during that run (from /proc). Errors count every run: non-2xx answers, socket errors, and
+for DPoP a proof sent twice. Then the in-process CPU of one call (``time.process_time``
+over ``--calls`` calls of the same ASGI app with no network, the best of three batches;
+for introspection the tool server's own CPU, the authority answering over the network)
+and that cost less the no-auth handler's: the check alone.
 
-    python -m bench.tool_check [--duration 10] [--concurrency 32] [--calls 2000]
+    python -m bench.tool_check [--duration 8] [--rounds 3] [--concurrency 32] [--calls 1500]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -36,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from joserfc.jwk import OKPKey
 from jwt.algorithms import OKPAlgorithm
 
@@ -67,10 +72,18 @@ ROWS = (
 
 
 @dataclass
-class Row:
+class Run:
     result: Result
-    server_us: float  # the tool server's CPU per request during the wrk run
+    server_us: float  # the tool server's CPU per request during the run
+    ratio: float  # its rate over that of the no-auth run just before it (1 for no auth)
+
+
+@dataclass
+class Row:
+    run: Run  # the run of median ratio (of median rate, for no auth)
     call_us: float  # in-process CPU of one call
+    errors: int  # over every run
+    ratios: list[float]  # of every run, in order
 
 
 def cpu_seconds(pid: int) -> float:
@@ -205,21 +218,24 @@ async def in_process(
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--duration", type=float, default=8, help="seconds of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs of every row, in turn")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--calls", type=int, default=2000, help="in-process calls per check")
+    parser.add_argument("--calls", type=int, default=1500, help="in-process calls per batch")
     parser.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256", "RS256"])
+    parser.add_argument("--no-wrk", action="store_true", help="the in-process costs alone")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if args.no_wrk:
+        args.rounds = 0
+    elif shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: bash scripts/wrk.sh (make bench-tool runs it)")
-    rows = asyncio.run(run(args))
-    report(rows)
+    rows, raw_us = asyncio.run(run(args))
+    report(rows, raw_us)
 
 
-async def run(args: argparse.Namespace) -> list[Row]:
+async def run(args: argparse.Namespace) -> tuple[list[Row], float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as data_dir:
         env = authority_env("embedded", data_dir, port, 1)
         env["AUTHORITY_SIGNING_ALG"] = args.alg
@@ -236,22 +252,76 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 "TOOL_CLIENT_ID": world.server_id,
                 "TOOL_CLIENT_SECRET": world.server_secret,
             }
-            for name, check, kind in ROWS:
-                rows.append(await measure(name, check, kind, base, world, minter, tool_env, args))
-                print(f"{name}: {rows[-1].result.rate:.0f} req/s", flush=True)
-    return rows
+            costs = [
+                await call_cost(check, kind, base, world, minter, args) for _, check, kind in ROWS
+            ]
+            raw_us = raw_verify_cost(base, await minter.token(False), args.calls)
+            if not args.rounds:
+                for (name, _, _), cost in zip(ROWS, costs, strict=True):
+                    print(f"{name}: {cost:.0f} µs in process")
+                print(f"raw Ed25519 verify alone: {raw_us:.0f} µs")
+                raise SystemExit(0)
+            with contextlib.ExitStack() as servers:
+                ports = [free_port() for _ in ROWS]
+                procs = [
+                    servers.enter_context(tool(c, tool_env, p))
+                    for (_, c, _), p in zip(ROWS, ports, strict=True)
+                ]
+                urls = [f"http://127.0.0.1:{p}{tool_server.CALL_PATH}" for p in ports]
+                runs: list[list[Run]] = [[] for _ in ROWS]
+                proofs: dict[int, int] = {}
+
+                async def once(i: int) -> tuple[Result, float]:
+                    name, _, kind = ROWS[i]
+                    return await load(name, kind, urls[i], procs[i].pid, minter, proofs, args)
+
+                for turn in range(args.rounds):
+                    for i in range(1, len(ROWS)):
+                        # Each run right after its own no-auth run: the ratio of a pair is
+                        # what a shared machine's busy moments disturb least.
+                        reference = Run(*await once(0), 1.0)
+                        result, server_us = await once(i)
+                        runs[0].append(reference)
+                        runs[i].append(Run(result, server_us, result.rate / reference.result.rate))
+                        print(
+                            f"round {turn + 1}: {ROWS[i][0]} {result.rate:.0f} req/s, "
+                            f"no auth {reference.result.rate:.0f}",
+                            flush=True,
+                        )
+    rows = [median_row(r, c, i == 0) for i, (r, c) in enumerate(zip(runs, costs, strict=True))]
+    return rows, raw_us
 
 
-async def measure(
-    name: str,
-    check: str,
-    kind: str,
-    base: str,
-    world: Any,
-    minter: Minter,
-    env: dict[str, str],
-    args: argparse.Namespace,
-) -> Row:
+def raw_verify_cost(issuer: str, token: AccessToken, calls: int) -> float:
+    """In-process CPU of the signature check alone, µs: cryptography's verify of a token's
+    signature with its public key, nothing else (the best of three batches)."""
+    head, payload, signature = token.value.encode().split(b".")
+    kid = json.loads(base64.urlsafe_b64decode(head + b"==="))["kid"]
+    jwk = next(k for k in tool_server.jwks_of(issuer)["keys"] if k["kid"] == kid)
+    if jwk["kty"] != "OKP":
+        return float("nan")  # --alg other than EdDSA: no Ed25519 row
+    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "==="))
+    signed, raw = head + b"." + payload, base64.urlsafe_b64decode(signature + b"===")
+    best = float("inf")
+    for _ in range(3):
+        began = time.process_time()
+        for _ in range(calls):
+            public.verify(raw, signed)
+        best = min(best, (time.process_time() - began) / calls * 1e6)
+    return best
+
+
+def median_row(runs: list[Run], call_us: float, reference: bool) -> Row:
+    """The run of median ratio (of median rate, for no auth); errors of every run."""
+    ordered = sorted(runs, key=lambda run: run.result.rate if reference else run.ratio)
+    errors = sum(run.result.errors for run in runs)
+    return Row(ordered[len(ordered) // 2], call_us, errors, [run.ratio for run in runs])
+
+
+async def call_cost(
+    check: str, kind: str, base: str, world: Any, minter: Minter, args: argparse.Namespace
+) -> float:
+    """In-process CPU of one call, µs: the best of three batches of ``--calls``."""
     dpop = kind == "dpop"
     calls = args.calls if check != "introspect" else max(args.calls // 5, 100)
 
@@ -259,28 +329,36 @@ async def measure(
         token = await minter.token(dpop)
         return minter.lines(token, url + tool_server.CALL_PATH, calls + 50)
 
-    call_us = await in_process(check, base, world, lines, calls)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}{tool_server.CALL_PATH}"
-    with tool(check, env, port) as proc:
-        if dpop:
-            # A short run sizes the proofs, each sent once (RFC 9449 §11.1: replay refused).
-            token = await minter.token(dpop)
-            probe = wrk_lines("probe", url, minter.lines(token, url, 6000), args, duration=2)
-            count = int(probe.requests / probe.seconds * args.duration * 1.5) + 2000
-        else:
-            count = 16
+    return min([await in_process(check, base, world, lines, calls) for _ in range(3)])
+
+
+async def load(
+    name: str,
+    kind: str,
+    url: str,
+    pid: int,
+    minter: Minter,
+    proofs: dict[int, int],
+    args: argparse.Namespace,
+) -> tuple[Result, float]:
+    """One wrk run against a tool server; its result and the server's CPU per request."""
+    dpop = kind == "dpop"
+    if dpop and pid not in proofs:
+        # A short run sizes the proofs, each sent once (RFC 9449 §11.1: replay refused).
         token = await minter.token(dpop)
-        wanted = minter.lines(token, url, count)
-        began = cpu_seconds(proc.pid)
-        result = wrk_lines(name, url, wanted, args)
-        spent = cpu_seconds(proc.pid) - began
+        probe = wrk_lines("probe", url, minter.lines(token, url, 8000), args, duration=2)
+        proofs[pid] = int(probe.requests / probe.seconds * args.duration * 2) + 4000
+    token = await minter.token(dpop)
+    wanted = minter.lines(token, url, proofs.get(pid, 16))
+    began = cpu_seconds(pid)
+    result = wrk_lines(name, url, wanted, args)
+    spent = cpu_seconds(pid) - began
     if not dpop:
         result.single_use = False  # one Bearer token, sent again and again
-    return Row(result, spent / max(result.requests, 1) * 1e6, call_us)
+    return result, spent / max(result.requests, 1) * 1e6
 
 
-def report(rows: list[Row]) -> None:
+def report(rows: list[Row], raw_us: float) -> None:
     reference = rows[0]
     print()
     print(
@@ -290,14 +368,18 @@ def report(rows: list[Row]) -> None:
     )
     print("|" + "|".join(["---"] + ["---:"] * 8) + "|")
     for row, (name, _, _) in zip(rows, ROWS, strict=True):
-        r = row.result
-        ratio = f"{r.rate / reference.result.rate:.2f}" if row is not reference else ""
+        r = row.run.result
+        ratio = f"{row.run.ratio:.2f}" if row is not reference else ""
         alone = f"{row.call_us - reference.call_us:.0f} µs" if row is not reference else ""
         print(
             f"| {name:<30} | {r.rate:>6.0f} | {r.p50_ms:>6.1f} | {r.p99_ms:>6.1f} "
-            f"| {r.errors:>6} | {ratio:>10} | {row.server_us:>11.0f} µs "
+            f"| {row.errors:>6} | {ratio:>10} | {row.run.server_us:>11.0f} µs "
             f"| {row.call_us:>12.0f} µs | {alone:>11} |"
         )
+    print(f"| {'raw Ed25519 verify alone':<30} |" + " |" * 6 + f" {raw_us:>12.0f} µs | |")
+    print()
+    for row, (name, _, _) in zip(rows[1:], ROWS[1:], strict=True):
+        print(f"{name}: ratio by round {', '.join(f'{ratio:.2f}' for ratio in row.ratios)}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ __all__ = [
 
 MIN_RSA_BITS = 2048
 #: How many proof keys are kept imported and thumbprinted (one per client, about 1 kB each).
-PROOF_KEY_CACHE_SIZE = 4096
+PROOF_KEY_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)

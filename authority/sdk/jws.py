@@ -22,6 +22,7 @@ import functools
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from joserfc.errors import JoseError
@@ -99,6 +100,32 @@ def _b64decode(segment: bytes) -> bytes:
 _HEADER_TYPES: dict[str, type] = {"typ": str, "cty": str, "kid": str, "jwk": dict}
 
 
+#: Header segments up to this size are kept parsed (``_header``); a signer's tokens share one.
+MAX_KEPT_HEADER = 1024
+
+
+@functools.lru_cache(maxsize=1024)
+def _header(segment: bytes) -> tuple[Mapping[str, Any], bool]:
+    """A header segment decoded and checked (read-only), and whether it names ``crit``.
+
+    Kept by its exact bytes: the parse and every check here depend on them alone, and a
+    segment refused raises (``lru_cache`` keeps no exception).
+    """
+    try:
+        header = json.loads(_b64decode(segment).decode())
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
+        raise JWTRejected("jwt_malformed") from None
+    if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
+        raise JWTRejected("jwt_malformed")
+    # Every header member this package reads is compared, hashed or used as a key, so it
+    # must have the type RFC 7515 §4.1 gives it before anything looks at it: a typ of
+    # {} or [] is refused here, not as a TypeError in a set lookup.
+    for name, kind in _HEADER_TYPES.items():
+        if name in header and not isinstance(header[name], kind):
+            raise JWTRejected("jwt_malformed")
+    return MappingProxyType(header), "crit" in header
+
+
 def peek(token: str) -> UnverifiedJWT:
     """Parse a compact JWS without verifying it, rejecting anything malformed."""
     if len(token) > MAX_JWT_BYTES:
@@ -109,25 +136,18 @@ def peek(token: str) -> UnverifiedJWT:
         raise JWTRejected("jwt_malformed") from None
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise JWTRejected("jwt_malformed")
+    head = parts[0]
+    header, crit = _header(head) if len(head) <= MAX_KEPT_HEADER else _header.__wrapped__(head)
     try:
-        header = json.loads(_b64decode(parts[0]).decode())
         claims = json.loads(_b64decode(parts[1]).decode())
     except (ValueError, binascii.Error, UnicodeError, RecursionError):
         raise JWTRejected("jwt_malformed") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
+    if not isinstance(claims, dict):
         raise JWTRejected("jwt_malformed")
-    if not isinstance(header.get("alg"), str):
-        raise JWTRejected("jwt_malformed")
-    # Every header member this package reads is compared, hashed or used as a key, so it
-    # must have the type RFC 7515 §4.1 gives it before anything looks at it: a typ of
-    # {} or [] is refused here, not as a TypeError in a set lookup.
-    for name, kind in _HEADER_TYPES.items():
-        if name in header and not isinstance(header[name], kind):
-            raise JWTRejected("jwt_malformed")
-    if "crit" in header:
+    if crit:
         # RFC 7515 §4.1.11: we understand no extensions, so any crit must be refused.
         raise JWTRejected("jwt_unsupported_crit")
-    return UnverifiedJWT(token, header, claims, (parts[0], parts[1], parts[2]))
+    return UnverifiedJWT(token, header, claims, (head, parts[1], parts[2]))
 
 
 def algorithms_for(key: PublicKey) -> frozenset[str]:
@@ -156,7 +176,7 @@ class PreparedKey:
     def __init__(self, key: PublicKey, algorithms: Collection[str]) -> None:
         self.key = key
         self.algorithms = frozenset(algorithms)
-        self._checked: dict[str, tuple[Any, Any]] = {}
+        self._checked: dict[str, tuple[Any, Any, tuple[int, int, int]]] = {}
         #: Encoded headers that passed the registry's check (a pure function of them).
         self._headers: set[bytes] = set()
         for alg in self.algorithms:
@@ -166,7 +186,9 @@ class PreparedKey:
                 algorithm.check_key(key)
             except (JoseError, ValueError, TypeError):
                 continue  # never verifies: a token naming it has a bad signature
-            self._checked[alg] = (pinned, algorithm)
+            # The registry's size limits (``validate_*_size``): header, payload, signature.
+            limits = (pinned.max_header_length, pinned.max_payload_length)
+            self._checked[alg] = (pinned, algorithm, (*limits, pinned.max_signature_length))
 
     def verify(self, unverified: UnverifiedJWT) -> dict[str, Any]:
         """Verify the signature under the header's ``alg``; return the claims."""
@@ -178,17 +200,20 @@ class PreparedKey:
         checked = self._checked.get(alg)
         if checked is None:
             raise JWTRejected("jwt_bad_signature")
-        pinned, algorithm = checked
+        pinned, algorithm, (max_header, max_payload, max_signature) = checked
         header_segment, payload_segment, signature_segment = unverified.segments
         # joserfc's own checks of a compact JWS, in the order ``jws.deserialize_compact``
-        # runs them, without what it would redo (the parse is peek's, of these same bytes).
+        # runs them, without what it would redo (the parse is peek's, of these same bytes):
+        # its size limits, the header against the registry, the signature.
+        sizes = len(header_segment), len(payload_segment), len(signature_segment)
+        if (
+            sum(sizes) + 2 > max_header + max_payload + max_signature
+            or sizes[0] > max_header
+            or sizes[2] > max_signature
+            or sizes[1] > max_payload
+        ):
+            raise JWTRejected("jwt_bad_signature")
         try:
-            pinned.validate_compact_value_size(
-                b"%s.%s.%s" % (header_segment, payload_segment, signature_segment)
-            )
-            pinned.validate_header_size(header_segment)
-            pinned.validate_signature_size(signature_segment)
-            pinned.validate_payload_size(payload_segment)
             if header_segment not in self._headers:
                 pinned.check_header(dict(unverified.header))
                 if len(self._headers) >= MAX_HEADERS_PER_KEY:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from joserfc.util import urlsafe_b64decode
 from jwt.algorithms import OKPAlgorithm
 
-from authority.sdk import dpop
+from authority.sdk import dpop, jws
 from authority.sdk.dpop import PROOF_KEY_CACHE_SIZE, verify_proof
 from authority.sdk.jws import (
     MAX_HEADERS_PER_KEY,
@@ -202,6 +202,40 @@ def test_segments_decode_exactly_as_the_jose_librarys_strict_base64url(text: str
     except (binascii.Error, ValueError):
         got = None
     assert got == expected
+
+
+def test_parsed_headers_are_kept_bounded_and_read_only() -> None:
+    signer = ed25519.Ed25519PrivateKey.generate()
+    for i in range((jws._header.cache_info().maxsize or 0) + 10):
+        peek(signed(signer, {"alg": "EdDSA", "kid": f"k{i}"}))
+    info = jws._header.cache_info()
+    assert info.currsize == info.maxsize
+    header = peek(signed(signer, {"alg": "EdDSA", "kid": "k0"})).header
+    with pytest.raises(TypeError):
+        header["alg"] = "none"  # type: ignore[index]
+
+
+def test_a_refused_header_is_refused_every_time_and_never_kept() -> None:
+    signer = ed25519.Ed25519PrivateKey.generate()
+    jws._header.cache_clear()
+    for header, reason in (
+        ({"alg": 1}, "jwt_malformed"),
+        ({"alg": "EdDSA", "typ": []}, "jwt_malformed"),
+        ({"alg": "EdDSA", "crit": ["exp"]}, "jwt_unsupported_crit"),
+    ):
+        for _ in range(2):
+            with pytest.raises(JWTRejected, match=reason):
+                peek(signed(signer, header))
+    # A crit header parses (and is kept), but every token naming it is refused.
+    assert jws._header.cache_info().currsize == 1
+
+
+def test_a_large_header_is_parsed_every_time_not_kept() -> None:
+    signer = ed25519.Ed25519PrivateKey.generate()
+    jws._header.cache_clear()
+    big = {"alg": "EdDSA", "kid": "k" * jws.MAX_KEPT_HEADER}
+    assert peek(signed(signer, big)).header["kid"] == big["kid"]
+    assert jws._header.cache_info().currsize == 0
 
 
 def test_peek_keeps_the_segments_of_the_token_it_parsed() -> None:
