@@ -129,7 +129,8 @@ def _import(member: Mapping[str, Any], *, spiffe: bool) -> IssuerKey | None:
             key = ECKey.import_key({"kty": kty, **public})
         else:
             key = OKPKey.import_key({"kty": kty, **public})
-    except (JoseError, ValueError, TypeError, binascii.Error):
+    except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
+        # joserfc raises KeyError for a curve it does not know (P-192, brainpool, p-256).
         return None
     crv = public.get("crv") if kty != "RSA" else None
     algorithms = _ALGORITHMS.get((kty, crv if isinstance(crv, str) else None), frozenset())
@@ -270,16 +271,25 @@ class IssuerKeys:
                 if entry.last_failed or self._clock.now() >= entry.fresh_until:
                     raise IssuerUnavailable(domain.id, "issuer_recently_failed")
                 return
-            entry.last_attempt = self._clock.now()
+            previous, entry.last_attempt = entry.last_attempt, self._clock.now()
             self.fetches[domain.id] = self.fetches.get(domain.id, 0) + 1
             # Counted once it is over, so that whoever waited sees its result; a fetch
             # cancelled with its request is not counted, and the next waiter fetches.
             try:
                 keys, max_age = await self._attempt(domain)
-            except IssuerUnavailable:
+            except asyncio.CancelledError:
+                # Not an attempt: the issuer said nothing, so an earlier failure does
+                # not hold the domain for another interval.
+                entry.last_attempt = previous
+                raise
+            except Exception as exc:
+                # Any failure, foreseen or not, is a failed fetch: the domain is
+                # unavailable and the issuer is not asked again before the interval.
                 entry.last_failed = True
                 entry.generation += 1
-                raise
+                if isinstance(exc, IssuerUnavailable):
+                    raise
+                raise IssuerUnavailable(domain.id, "issuer_fetch_failed") from None
             entry.generation += 1
             limits = self.limits
             age = limits.max_age if max_age is None else max_age

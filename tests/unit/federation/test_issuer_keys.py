@@ -135,3 +135,18 @@ def test_key_locations(url: str, allowed: bool) -> None:
     else:
         with pytest.raises(ValueError, match="key location"):
             check_key_location(url)
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"kty": "EC", "crv": "P-192", "x": "AAAA", "y": "AAAA"},
+        {"kty": "EC", "crv": "BP-256", "x": "AAAA", "y": "AAAA"},
+        {"kty": "EC", "crv": "p-256", "x": "AAAA", "y": "AAAA"},
+        {"kty": "OKP", "crv": "P-521", "x": "AAAA"},
+    ],
+)
+def test_a_key_of_an_unknown_curve_is_skipped(member: dict[str, Any]) -> None:
+    # The JOSE library answers such a curve with KeyError: still just a key skipped.
+    keys = parse_jwks({"keys": [{**member, "kid": "odd"}, _ec(ec.SECP256R1(), kid="ok")]})
+    assert [k.kid for k in keys] == ["ok"]

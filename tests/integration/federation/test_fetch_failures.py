@@ -1,0 +1,73 @@
+"""Fetches that fail in ways no issuer should answer with: each is the domain being
+unavailable (503 for that domain), never an error out of the verifier, and the issuer
+is still asked at most once per interval."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from authority.clock import FrozenClock
+from authority.federation.keys import KeyLimits
+from authority.federation.model import KeySource, Preset
+from authority.federation.verify import IssuerUnavailable, WorkloadVerifier
+from tests.federation_issuers import NOW, TestIssuer, serving_issuers
+
+
+async def test_an_unforeseen_fetch_error_is_a_failed_fetch(key_clock: FrozenClock) -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        raise LookupError("what no fetch is written to expect")
+
+    github = TestIssuer("github", Preset.GITHUB)
+    limits = KeyLimits(max_age=300, refresh_min_interval=30, fetch_timeout=2)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        verifier = WorkloadVerifier(limits=limits, clock=key_clock, http=http)
+        domain = github.domain(key_source=KeySource.JWKS_URI)
+        with pytest.raises(IssuerUnavailable, match="issuer_fetch_failed"):
+            await verifier.verify(domain, github.github_token(), NOW)
+        for _ in range(3):
+            with pytest.raises(IssuerUnavailable, match="issuer_recently_failed"):
+                await verifier.verify(domain, github.github_token(), NOW)
+        assert len(asked) == 1
+
+
+class _OddCurves(TestIssuer):
+    def jwks(self) -> dict[str, object]:
+        legacy = {"kty": "EC", "crv": "P-192", "x": "AAAA", "y": "AAAA", "kid": "legacy"}
+        return {"keys": [legacy, *super().jwks()["keys"]]}  # type: ignore[list-item]
+
+
+async def test_a_jwks_with_a_key_of_an_unknown_curve_still_verifies(
+    verifier: WorkloadVerifier,
+) -> None:
+    github = _OddCurves("github", Preset.GITHUB)
+    async with serving_issuers(github):
+        domain = github.domain(key_source=KeySource.JWKS_URI)
+        identity = await verifier.verify(domain, github.github_token(), NOW)
+        assert identity.claims["repository"] == "octo-org/octo-repo"
+
+
+async def test_a_cancelled_fetch_after_a_failure_does_not_hold_the_domain(
+    verifier: WorkloadVerifier, key_clock: FrozenClock
+) -> None:
+    github = TestIssuer("github", Preset.GITHUB, mode="error")
+    async with serving_issuers(github):
+        domain = github.domain()
+        with pytest.raises(IssuerUnavailable, match="issuer_http_status"):
+            await verifier.verify(domain, github.github_token(), NOW)
+        key_clock.advance(31)
+        github.mode = "hang"
+        github.asked.clear()
+        pending = asyncio.create_task(verifier.verify(domain, github.github_token(), NOW))
+        await github.asked.wait()
+        pending.cancel()  # the client went away: the issuer said nothing
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        github.mode = "up"
+        identity = await verifier.verify(domain, github.github_token(), NOW)
+        assert identity.claims["repository"] == "octo-org/octo-repo"
