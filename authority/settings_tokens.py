@@ -96,6 +96,12 @@ class TokenSettings(BaseModel):
         description="Seconds a fetch of a trust domain's discovery document and keys "
         "may take, together.",
     )
+    federation_allow_insecure_loopback: bool = Field(
+        False,
+        description="Let trust domains' keys be fetched over plain http from loopback "
+        "(development and tests only); never in production, where keys come from public "
+        "https hosts only.",
+    )
 
     @property
     def retired_key_grace(self) -> int:

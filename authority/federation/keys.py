@@ -35,7 +35,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from joserfc.errors import JoseError
@@ -43,6 +42,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
 from authority.clock import Clock
+from authority.federation.addresses import AddressRefused, PublicOnlyTransport, check_key_location
 from authority.federation.errors import IssuerUnavailable, WorkloadRejected
 from authority.federation.model import KeySource, TrustDomain
 from authority.sdk.jws import PublicKey
@@ -65,7 +65,6 @@ _ALGORITHMS: dict[tuple[str, str | None], frozenset[str]] = {
 }
 #: Every algorithm a workload token may be signed with (never ``none``, never HMAC).
 WORKLOAD_ALGORITHMS: frozenset[str] = frozenset().union(*_ALGORITHMS.values())
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +74,8 @@ class KeyLimits:
     max_age: float = 300.0
     refresh_min_interval: float = 10.0
     fetch_timeout: float = 3.0
+    #: Plain http and loopback addresses allowed (development and tests only).
+    allow_insecure_loopback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +87,6 @@ class IssuerKey:
 
 class _Unusable(Exception):
     """A fetch that gave no key set: its reason is a stable code for the log."""
-
-
-def check_key_location(url: str) -> None:
-    """Refuse (``ValueError``) a URL keys may not be fetched from: https only, http for
-    loopback development, no credentials, no fragment."""
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None or parts.fragment:
-        raise ValueError("a key location has no credentials or fragment")
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
-        return
-    raise ValueError("a key location must be an https URL (http only on loopback)")
 
 
 def _import(member: Mapping[str, Any], *, spiffe: bool) -> IssuerKey | None:
@@ -198,7 +186,9 @@ class IssuerKeys:
         self._clock = clock
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(limits.fetch_timeout), follow_redirects=False
+            timeout=httpx.Timeout(limits.fetch_timeout),
+            follow_redirects=False,
+            transport=PublicOnlyTransport(allow_loopback=limits.allow_insecure_loopback),
         )
         self._entries: dict[str, _Entry] = {}
         #: Fetches made, by domain: for the metrics and the tests of the rate bound.
@@ -306,6 +296,9 @@ class IssuerKeys:
             raise IssuerUnavailable(domain.id, "issuer_timeout") from None
         except httpx.HTTPError:
             raise IssuerUnavailable(domain.id, "issuer_unreachable") from None
+        except (AddressRefused, httpx.InvalidURL, UnicodeError):
+            # A URL the checks passed that the client still cannot (or may not) use.
+            raise IssuerUnavailable(domain.id, "key_location_refused") from None
         except _Unusable as exc:
             raise IssuerUnavailable(domain.id, str(exc)) from None
 
@@ -341,11 +334,12 @@ class IssuerKeys:
 
     async def _get_json(self, url: str) -> tuple[Mapping[str, Any], float | None]:
         try:
-            check_key_location(url)
+            check_key_location(url, allow_loopback=self.limits.allow_insecure_loopback)
         except ValueError:
             raise _Unusable("key_location_refused") from None
         headers = {"Accept": "application/json"}
-        async with self._http.stream("GET", url, headers=headers) as response:
+        stream = self._http.stream("GET", url, headers=headers, follow_redirects=False)
+        async with stream as response:
             if response.status_code != 200:
                 raise _Unusable("issuer_http_status")
             body = bytearray()

@@ -122,6 +122,7 @@ class WorkloadVerifier:
             max_age=settings.federation_jwks_max_age,
             refresh_min_interval=settings.federation_refresh_min_interval,
             fetch_timeout=settings.federation_fetch_timeout,
+            allow_insecure_loopback=settings.federation_allow_insecure_loopback,
         )
         return cls(skew=settings.clock_skew, limits=limits, clock=clock, http=http)
 

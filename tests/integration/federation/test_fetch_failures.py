@@ -39,7 +39,7 @@ async def test_an_unforeseen_fetch_error_is_a_failed_fetch(key_clock: FrozenCloc
 class _OddCurves(TestIssuer):
     def jwks(self) -> dict[str, object]:
         legacy = {"kty": "EC", "crv": "P-192", "x": "AAAA", "y": "AAAA", "kid": "legacy"}
-        return {"keys": [legacy, *super().jwks()["keys"]]}  # type: ignore[list-item]
+        return {"keys": [legacy, *super().jwks()["keys"]]}
 
 
 async def test_a_jwks_with_a_key_of_an_unknown_curve_still_verifies(
@@ -71,3 +71,29 @@ async def test_a_cancelled_fetch_after_a_failure_does_not_hold_the_domain(
         github.mode = "up"
         identity = await verifier.verify(domain, github.github_token(), NOW)
         assert identity.claims["repository"] == "octo-org/octo-repo"
+
+
+@pytest.mark.parametrize(
+    "jwks_uri", ["https://xn--a.com/jwks", "https://keys.example.com:abc/jwks"]
+)
+async def test_a_discovered_key_location_the_client_cannot_use_is_refused(
+    verifier: WorkloadVerifier, jwks_uri: str
+) -> None:
+    github = TestIssuer("github", Preset.GITHUB, jwks_uri=jwks_uri)
+    async with serving_issuers(github):
+        for _ in range(3):
+            with pytest.raises(IssuerUnavailable):
+                await verifier.verify(github.domain(), github.github_token(), NOW)
+        assert github.requests["/.well-known/openid-configuration"] == 1
+
+
+async def test_loopback_issuers_are_refused_unless_allowed(key_clock: FrozenClock) -> None:
+    verifier = WorkloadVerifier(clock=key_clock)  # the production default
+    github = TestIssuer("github", Preset.GITHUB)
+    try:
+        async with serving_issuers(github):
+            with pytest.raises(IssuerUnavailable, match="key_location_refused"):
+                await verifier.verify(github.domain(), github.github_token(), NOW)
+            assert not github.requests
+    finally:
+        await verifier.aclose()

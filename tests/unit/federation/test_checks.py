@@ -40,7 +40,7 @@ def _with(domain: TrustDomain = GITHUB, **changes: Any) -> TrustDomain:
             key_source=KeySource.STATIC_JWKS,
             static_jwks={
                 "keys": [{"kty": "EC", "crv": "P-192", "x": "AA", "y": "AA"}, *KEYS["keys"]]
-            },  # noqa: E501
+            },
         ),
         _with(issuer="http://127.0.0.1:9000/issuer"),
         _with(
