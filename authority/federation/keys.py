@@ -337,13 +337,17 @@ class IssuerKeys:
             check_key_location(url, allow_loopback=self.limits.allow_insecure_loopback)
         except ValueError:
             raise _Unusable("key_location_refused") from None
-        headers = {"Accept": "application/json"}
+        # Uncompressed only: a compressed document is decoded a whole chunk at a time,
+        # so a small gzip answer could grow far past the size bound before it is seen.
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         stream = self._http.stream("GET", url, headers=headers, follow_redirects=False)
         async with stream as response:
             if response.status_code != 200:
                 raise _Unusable("issuer_http_status")
+            if response.headers.get("content-encoding", "identity").strip().lower() != ("identity"):
+                raise _Unusable("issuer_document_compressed")
             body = bytearray()
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 body += chunk
                 if len(body) > MAX_DOCUMENT_BYTES:
                     raise _Unusable("issuer_document_too_large")

@@ -97,3 +97,14 @@ async def test_loopback_issuers_are_refused_unless_allowed(key_clock: FrozenCloc
             assert not github.requests
     finally:
         await verifier.aclose()
+
+
+async def test_key_documents_are_asked_for_and_read_uncompressed(
+    verifier: WorkloadVerifier,
+) -> None:
+    # A compressed answer is decoded a chunk at a time, past the size bound: refused.
+    github = TestIssuer("github", Preset.GITHUB, mode="gzip")
+    async with serving_issuers(github):
+        with pytest.raises(IssuerUnavailable, match="issuer_document_compressed"):
+            await verifier.verify(github.domain(), github.github_token(), NOW)
+        assert github.encodings == ["identity"]
