@@ -201,7 +201,10 @@ class WorkloadVerifier:
         if iat is not None and iat > now + self.skew:
             raise WorkloadRejected("workload_issued_in_future")
         jti = claims.get("jti")
-        if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH):
+        if jti is not None and (
+            not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH or not jti.isprintable()
+        ):
+            # Kept as the identity's token_id, shown and logged like the other strings.
             raise WorkloadRejected("workload_bad_jti")
         subject, kept = shape(domain, claims)
         return WorkloadIdentity(
