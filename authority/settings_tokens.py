@@ -6,9 +6,9 @@ the derived grace of a retired key sits next to the lifetimes it is computed fro
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class TokenSettings(BaseModel):
@@ -102,6 +102,16 @@ class TokenSettings(BaseModel):
         "(development and tests only); never in production, where keys come from public "
         "https hosts only.",
     )
+
+    @model_validator(mode="after")
+    def _federation_refresh_within_max_age(self) -> Self:
+        # Keys kept shorter than the least interval between fetches would leave the
+        # domain without keys for the rest of each interval.
+        if self.federation_jwks_max_age < self.federation_refresh_min_interval:
+            raise ValueError(
+                "federation_jwks_max_age must be at least federation_refresh_min_interval"
+            )
+        return self
 
     @property
     def retired_key_grace(self) -> int:

@@ -141,7 +141,7 @@ OIDC = TrustDomain(
 def test_a_shared_issuers_rule_must_name_the_owner(
     domain: TrustDomain, rule: dict[str, Any]
 ) -> None:
-    with pytest.raises(Refused, match="written out|wildcards only"):
+    with pytest.raises(Refused, match=r"written out|wildcards only"):
         parse_rule({"domain_id": domain.id, **rule}, domain)
 
 

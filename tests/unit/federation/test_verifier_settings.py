@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from authority.federation.verify import WorkloadVerifier
 from authority.settings import Settings
 
@@ -24,3 +27,9 @@ async def test_from_settings() -> None:
         assert verifier.skew == 3
     finally:
         await verifier.aclose()
+
+
+def test_keys_are_kept_at_least_as_long_as_the_refresh_interval() -> None:
+    with pytest.raises(ValidationError, match="federation_refresh_min_interval"):
+        Settings(federation_jwks_max_age=5, federation_refresh_min_interval=10)
+    assert Settings(federation_jwks_max_age=10, federation_refresh_min_interval=10)
