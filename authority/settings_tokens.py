@@ -96,6 +96,15 @@ class TokenSettings(BaseModel):
         description="Seconds a fetch of a trust domain's discovery document and keys "
         "may take, together.",
     )
+    federation_max_token_lifetime: int = Field(
+        86400,
+        ge=60,
+        le=366 * 86400,
+        description="Longest validity (exp after iat, or after now without iat) a "
+        "workload token may have, seconds; longer ones are refused. GitHub's and GitLab's "
+        "last minutes, Kubernetes projected tokens an hour by default, but a cluster may "
+        "extend them (up to a year): raise this only for such a cluster.",
+    )
     federation_allow_insecure_loopback: bool = Field(
         False,
         description="Let trust domains' keys be fetched over plain http from loopback "

@@ -75,6 +75,23 @@ async def test_time_claims(verifier: WorkloadVerifier) -> None:
     assert await verifier.verify(domain, github.github_token(iat=NOW + 5, nbf=NOW + 5), NOW)
 
 
+async def test_a_token_valid_for_longer_than_the_bound_is_refused(
+    verifier: WorkloadVerifier,
+) -> None:
+    cluster = TestIssuer("cluster", Preset.KUBERNETES)
+    domain = cluster.domain(key_source=KeySource.STATIC_JWKS)
+    day = 24 * 3600
+    assert verifier.max_lifetime == day
+    assert await verifier.verify(domain, cluster.kubernetes_token(lifetime=day), NOW)
+    year = cluster.kubernetes_token(lifetime=365 * day)
+    await _refused(verifier, domain, year, "workload_lifetime_too_long")
+    # Without iat the bound runs from now; a backdated iat does not shorten it.
+    no_iat = cluster.kubernetes_token(lifetime=2 * day, iat=None)
+    await _refused(verifier, domain, no_iat, "workload_lifetime_too_long")
+    backdated = cluster.kubernetes_token(iat=NOW - 2 * day, lifetime=3 * day)
+    await _refused(verifier, domain, backdated, "workload_lifetime_too_long")
+
+
 async def test_issuer_and_audience_are_exact(verifier: WorkloadVerifier) -> None:
     github = TestIssuer("github", Preset.GITHUB)
     domain = github.domain(key_source=KeySource.STATIC_JWKS)

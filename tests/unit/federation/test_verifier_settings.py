@@ -14,6 +14,7 @@ async def test_from_settings() -> None:
         federation_jwks_max_age=120,
         federation_refresh_min_interval=7,
         federation_fetch_timeout=1.5,
+        federation_max_token_lifetime=3600,
         clock_skew=3,
     )
     verifier = WorkloadVerifier.from_settings(settings)
@@ -24,7 +25,7 @@ async def test_from_settings() -> None:
             7,
             1.5,
         )
-        assert verifier.skew == 3
+        assert (verifier.skew, verifier.max_lifetime) == (3, 3600)
     finally:
         await verifier.aclose()
 
