@@ -24,7 +24,8 @@ lock, so one issuer being down or slow never holds up another's tokens.
 
 Only public members are read from a JWK (``n``/``e``, ``crv``/``x``/``y``, ``kid``,
 ``alg``): a private key published by mistake is used as its public half, and a key of
-another use (``enc``), type or size is skipped, never an error for the others.
+another use (``enc``), of ``key_ops`` without ``verify`` (or ``sign``), of another type
+or size is skipped, never an error for the others.
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ def _import(member: Mapping[str, Any], *, spiffe: bool) -> IssuerKey | None:
     if spiffe and use != "jwt-svid":
         return None
     if not spiffe and use not in (None, "sig"):
+        return None
+    operations = member.get("key_ops")
+    if operations is not None and (
+        not isinstance(operations, list) or not {"verify", "sign"} & set(map(str, operations))
+    ):
+        # RFC 7517 §4.3: a key for other operations (encrypt, wrapKey) is not for
+        # verifying; "sign" names a private key published by mistake, whose public half is.
         return None
     kty, kid, alg = member.get("kty"), member.get("kid"), member.get("alg")
     if not isinstance(kty, str) or kty not in _PUBLIC_MEMBERS:

@@ -67,13 +67,16 @@ def test_unusable_keys_are_skipped_not_fatal() -> None:
                 _ec(ec.SECP521R1(), kid="p521"),
                 _rsa(kid="hs", alg="HS256"),
                 _rsa(kid=7),
+                _rsa(kid="encrypts", key_ops=["encrypt", "wrapKey"]),
+                _rsa(kid="odd-ops", key_ops="verify"),
                 {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
                 "not a key",
                 _ec(ec.SECP256R1(), kid="ok", use="sig"),
+                _ec(ec.SECP256R1(), kid="verifies", key_ops=["verify"]),
             ]
         }
     )
-    assert [k.kid for k in keys] == ["ok"]
+    assert [k.kid for k in keys] == ["ok", "verifies"]
     assert parse_jwks({"keys": "x"}) == ()
     assert parse_jwks(["keys"]) == ()
 
