@@ -13,8 +13,9 @@ request forgery). Refused:
   with the metadata services at 169.254.169.254 and fd00:ec2::254, shared 100.64/10,
   reserved, multicast, unspecified), IPv4-mapped ones too; loopback only with
   ``allow_loopback``;
-- the metadata services' names (``metadata.google.internal`` and the like) and a host
-  whose last label is numeric (``2130706433``, ``0x7f.1``: addresses in disguise).
+- the metadata services' names (``metadata.google.internal`` and the like), a host
+  whose last label is numeric (``2130706433``, ``0x7f.1``: addresses in disguise), and
+  one that is no DNS name (an empty label, a space).
 
 At fetch time the host name is resolved, every address it resolves to must pass the
 same rule, and the connection is made to the address checked (the TLS handshake and
@@ -48,7 +49,8 @@ METADATA_HOSTS = frozenset(
     }
 )
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
-_LABEL = re.compile(r"[a-z][a-z0-9-]*")
+_LABEL = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_HOST_LABEL = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}")
 
 #: Resolves a host and port to its addresses (the event loop's getaddrinfo by default).
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -78,7 +80,8 @@ def check_key_location(url: str, *, allow_loopback: bool = True) -> None:
         raise ValueError("a key location has no credentials or fragment")
     try:
         parts.port  # noqa: B018 - raises for a port that is not a number in range
-        host = httpx.URL(url).host
+        parsed = httpx.URL(url)
+        host, raw_host = parsed.host, parsed.raw_host.decode("ascii")
     except (ValueError, httpx.InvalidURL):  # UnicodeError is a ValueError
         raise refused from None
     if parts.scheme not in ("https", "http") or not host:
@@ -98,9 +101,11 @@ def check_key_location(url: str, *, allow_loopback: bool = True) -> None:
         return
     if loopback and not allow_loopback:
         raise refused
-    name = host.rstrip(".")
-    if name in METADATA_HOSTS or not _LABEL.fullmatch(name.rsplit(".", 1)[-1]):
+    labels = raw_host.removesuffix(".").split(".")
+    if host.removesuffix(".") in METADATA_HOSTS or not _LABEL.fullmatch(labels[-1]):
         raise refused
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise refused  # an empty label, a space, a character no DNS name holds
 
 
 async def _resolve(host: str, port: int) -> list[str]:

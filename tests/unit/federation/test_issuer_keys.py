@@ -149,6 +149,10 @@ def test_cache_control(header: str | None, seconds: float | None) -> None:
         ("https://0.0.0.0/jwks", False),
         ("https://2130706433/jwks", False),
         ("https://8.8.8.8/jwks", True),
+        ("https://exa mple.com/jwks", False),
+        ("https://a..b/jwks", False),
+        ("https://b\u00fccher.example/jwks", True),
+        ("https://METADATA.google.internal./x", False),
     ],
 )
 def test_key_locations(url: str, allowed: bool) -> None:
