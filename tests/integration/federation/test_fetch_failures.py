@@ -108,3 +108,22 @@ async def test_key_documents_are_asked_for_and_read_uncompressed(
         with pytest.raises(IssuerUnavailable, match="issuer_document_compressed"):
             await verifier.verify(github.domain(), github.github_token(), NOW)
         assert github.encodings == ["identity"]
+
+
+@pytest.mark.parametrize(
+    "jwks_uri",
+    [
+        "https://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "https://10.0.0.7/jwks",
+        "https://[fd00:ec2::254]/latest/meta-data/",
+    ],
+)
+async def test_a_discovery_document_cannot_send_the_fetch_into_the_network(
+    verifier: WorkloadVerifier, jwks_uri: str
+) -> None:
+    # The discovery document is the issuer's text: it is checked like a key location.
+    github = TestIssuer("github", Preset.GITHUB, jwks_uri=jwks_uri)
+    async with serving_issuers(github):
+        with pytest.raises(IssuerUnavailable, match="key_location_refused"):
+            await verifier.verify(github.domain(), github.github_token(), NOW)
