@@ -120,7 +120,10 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, allow_loopback: bool, resolve: Resolver | None = None) -> None:
         self._allow_loopback = allow_loopback
         self._resolve = resolve or _resolve
-        self._inner = httpx.AsyncHTTPTransport()
+        # No connection is kept: one to an address is verified for the host it was
+        # opened for, and must not be reused for another host at the same address.
+        # Keys are fetched once an interval per domain; a new connection costs nothing.
+        self._inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from authority.clock import FrozenClock
+from authority.federation.addresses import PublicOnlyTransport
 from authority.federation.keys import KeyLimits
 from authority.federation.model import KeySource, Preset
 from authority.federation.verify import IssuerUnavailable, WorkloadVerifier
@@ -127,3 +128,16 @@ async def test_a_discovery_document_cannot_send_the_fetch_into_the_network(
     async with serving_issuers(github):
         with pytest.raises(IssuerUnavailable, match="key_location_refused"):
             await verifier.verify(github.domain(), github.github_token(), NOW)
+
+
+async def test_no_connection_is_kept_for_another_host_at_the_same_address(
+    verifier: WorkloadVerifier,
+) -> None:
+    # A connection is opened to the address checked and verified for one host's name:
+    # reusing it for another host at that address would skip that host's TLS check.
+    github = TestIssuer("github", Preset.GITHUB)
+    async with serving_issuers(github):
+        await verifier.verify(github.domain(), github.github_token(), NOW)
+        transport = verifier.keys._http._transport
+        assert isinstance(transport, PublicOnlyTransport)
+        assert not transport._inner._pool.connections
