@@ -6,9 +6,9 @@ the derived grace of a retired key sits next to the lifetimes it is computed fro
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class TokenSettings(BaseModel):
@@ -96,6 +96,31 @@ class TokenSettings(BaseModel):
         description="Seconds a fetch of a trust domain's discovery document and keys "
         "may take, together.",
     )
+    federation_max_token_lifetime: int = Field(
+        86400,
+        ge=60,
+        le=366 * 86400,
+        description="Longest validity (exp after iat, or after now without iat) a "
+        "workload token may have, seconds; longer ones are refused. GitHub's and GitLab's "
+        "last minutes, Kubernetes projected tokens an hour by default, but a cluster may "
+        "extend them (up to a year): raise this only for such a cluster.",
+    )
+    federation_allow_insecure_loopback: bool = Field(
+        False,
+        description="Let trust domains' keys be fetched over plain http from loopback "
+        "(development and tests only); never in production, where keys come from public "
+        "https hosts only.",
+    )
+
+    @model_validator(mode="after")
+    def _federation_refresh_within_max_age(self) -> Self:
+        # Keys kept shorter than the least interval between fetches would leave the
+        # domain without keys for the rest of each interval.
+        if self.federation_jwks_max_age < self.federation_refresh_min_interval:
+            raise ValueError(
+                "federation_jwks_max_age must be at least federation_refresh_min_interval"
+            )
+        return self
 
     @property
     def retired_key_grace(self) -> int:

@@ -29,10 +29,12 @@ named ``https://<name>.issuer.test``. ``domain(key_source=...)`` makes the domai
 key source (``static_jwks`` and ``spiffe_bundle`` use the issuer's current keys).
 ``rotate()`` adds a new signing key (``retire=True`` drops the old ones); ``mode`` makes
 the issuer answer ``"up"``, ``"error"`` (500), ``"garbage"`` (200, not JSON),
-``"huge"`` (a 300 KiB document), ``"redirect"`` (302 to itself) or ``"hang"`` (never
+``"huge"`` (a 300 KiB document), ``"gzip"`` (the documents gzip-compressed, whatever was
+asked), ``"redirect"`` (302 to itself) or ``"hang"`` (never
 answers until the issuer stops); ``await stop()`` stops its server
 (connections refused) and ``await start()`` serves again on the same port; ``requests``
-counts what was asked, by path, and ``asked`` is set by the first request.
+counts what was asked, by path, ``encodings`` the Accept-Encoding each request sent, and
+``asked`` is set by the first request.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gzip
 import hashlib
 import hmac
 import json
@@ -125,6 +128,7 @@ class TestIssuer:
     refresh_hint: int = 300  # a SPIFFE bundle's spiffe_refresh_hint
     jwks_uri: str | None = None  # what the discovery document names (default: its own)
     requests: Counter[str] = field(default_factory=Counter)
+    encodings: list[str] = field(default_factory=list)
     asked: asyncio.Event = field(default_factory=asyncio.Event)  # set by any request
     base: str = ""
     _release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -425,6 +429,8 @@ class TestIssuer:
             "/bundle": self.bundle,
         }
         self.requests[route or path] += 1
+        sent = dict(scope["headers"]).get(b"accept-encoding", b"")
+        self.encodings.append(sent.decode("latin-1"))
         self.asked.set()
         if self.mode == "hang":
             await self._release.wait()
@@ -443,6 +449,10 @@ class TestIssuer:
             await _reply(send, 404, b"not found")
             return
         body = b"<html>not json" if self.mode == "garbage" else json.dumps(documents[route]())
+        if self.mode == "gzip":
+            packed = gzip.compress(body.encode() if isinstance(body, str) else body)
+            await _reply(send, 200, packed, encoding="gzip")
+            return
         await _reply(
             send, 200, body if isinstance(body, bytes) else body.encode(), self.cache_control
         )
@@ -472,12 +482,15 @@ async def _reply(
     cache_control: str | None = None,
     *,
     location: str | None = None,
+    encoding: str | None = None,
 ) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if cache_control is not None:
         headers.append((b"cache-control", cache_control.encode()))
     if location is not None:
         headers.append((b"location", location.encode()))
+    if encoding is not None:
+        headers.append((b"content-encoding", encoding.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

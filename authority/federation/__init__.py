@@ -11,6 +11,8 @@ against and which the exchange carries into the grant, the ledger and the token.
 - ``verify``: ``WorkloadVerifier.verify(domain, token, now)``, the only producer of a
   ``WorkloadIdentity``, raising ``WorkloadRejected`` or ``IssuerUnavailable``;
 - ``keys``: each domain's key cache (discovery, JWKS URL, static JWKS, SPIFFE bundle);
+- ``addresses``: where keys may be fetched from (public https hosts, never the
+  authority's own network), checked again on the addresses a host resolves to;
 - ``presets``: each platform's token shape and the claims an identity keeps;
 - ``patterns`` and ``rules``: rule patterns, and ``parse_rule`` for rules from outside;
 - ``checks``: ``check_trust_domain``, for a domain from outside.

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from authority.federation.keys import check_key_location, parse_jwks
+from authority.federation.addresses import check_key_location
+from authority.federation.keys import parse_jwks
 from authority.federation.model import KeySource, Preset, TrustDomain
 from authority.federation.presets import check_claim_mapping, spiffe_trust_domain
 from authority.management.field_errors import Refused
@@ -40,8 +41,9 @@ def check_trust_domain(domain: TrustDomain) -> None:
     spiffe_id = spiffe_trust_domain(issuer) if domain.preset is Preset.SPIFFE else None
     if spiffe_id is None and not _url_issuer(issuer):
         raise Refused(
-            "The issuer must be an https URL without query or fragment (http only on "
-            "loopback), or for SPIFFE a trust domain ID such as spiffe://example.org."
+            "The issuer must be an https URL of a public host without query or fragment "
+            "(http only on loopback), or for SPIFFE a trust domain ID such as "
+            "spiffe://example.org."
         )
     audience = domain.audience
     if not audience or len(audience) > MAX_AUDIENCE_LENGTH or not audience.isprintable():
@@ -71,8 +73,8 @@ def _check_keys(domain: TrustDomain, spiffe_id: bool) -> None:
             check_key_location(location)
         except ValueError:
             raise Refused(
-                "The key_location must be an https URL without credentials or fragment "
-                "(http only on loopback)."
+                "The key_location must be an https URL of a public host, without "
+                "credentials or fragment (http only on loopback)."
             ) from None
     if static is not None and not parse_jwks(static, spiffe=source is KeySource.SPIFFE_BUNDLE):
         raise Refused(

@@ -24,7 +24,8 @@ lock, so one issuer being down or slow never holds up another's tokens.
 
 Only public members are read from a JWK (``n``/``e``, ``crv``/``x``/``y``, ``kid``,
 ``alg``): a private key published by mistake is used as its public half, and a key of
-another use (``enc``), type or size is skipped, never an error for the others.
+another use (``enc``), of ``key_ops`` without ``verify`` (or ``sign``), of another type
+or size is skipped, never an error for the others.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from joserfc.errors import JoseError
@@ -43,6 +43,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
 from authority.clock import Clock
+from authority.federation.addresses import AddressRefused, PublicOnlyTransport, check_key_location
 from authority.federation.errors import IssuerUnavailable, WorkloadRejected
 from authority.federation.model import KeySource, TrustDomain
 from authority.sdk.jws import PublicKey
@@ -65,7 +66,6 @@ _ALGORITHMS: dict[tuple[str, str | None], frozenset[str]] = {
 }
 #: Every algorithm a workload token may be signed with (never ``none``, never HMAC).
 WORKLOAD_ALGORITHMS: frozenset[str] = frozenset().union(*_ALGORITHMS.values())
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,8 @@ class KeyLimits:
     max_age: float = 300.0
     refresh_min_interval: float = 10.0
     fetch_timeout: float = 3.0
+    #: Plain http and loopback addresses allowed (development and tests only).
+    allow_insecure_loopback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,24 +90,18 @@ class _Unusable(Exception):
     """A fetch that gave no key set: its reason is a stable code for the log."""
 
 
-def check_key_location(url: str) -> None:
-    """Refuse (``ValueError``) a URL keys may not be fetched from: https only, http for
-    loopback development, no credentials, no fragment."""
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None or parts.fragment:
-        raise ValueError("a key location has no credentials or fragment")
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
-        return
-    raise ValueError("a key location must be an https URL (http only on loopback)")
-
-
 def _import(member: Mapping[str, Any], *, spiffe: bool) -> IssuerKey | None:
     use = member.get("use")
     if spiffe and use != "jwt-svid":
         return None
     if not spiffe and use not in (None, "sig"):
+        return None
+    operations = member.get("key_ops")
+    if operations is not None and (
+        not isinstance(operations, list) or not {"verify", "sign"} & set(map(str, operations))
+    ):
+        # RFC 7517 §4.3: a key for other operations (encrypt, wrapKey) is not for
+        # verifying; "sign" names a private key published by mistake, whose public half is.
         return None
     kty, kid, alg = member.get("kty"), member.get("kid"), member.get("alg")
     if not isinstance(kty, str) or kty not in _PUBLIC_MEMBERS:
@@ -129,7 +125,8 @@ def _import(member: Mapping[str, Any], *, spiffe: bool) -> IssuerKey | None:
             key = ECKey.import_key({"kty": kty, **public})
         else:
             key = OKPKey.import_key({"kty": kty, **public})
-    except (JoseError, ValueError, TypeError, binascii.Error):
+    except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
+        # joserfc raises KeyError for a curve it does not know (P-192, brainpool, p-256).
         return None
     crv = public.get("crv") if kty != "RSA" else None
     algorithms = _ALGORITHMS.get((kty, crv if isinstance(crv, str) else None), frozenset())
@@ -197,7 +194,9 @@ class IssuerKeys:
         self._clock = clock
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(limits.fetch_timeout), follow_redirects=False
+            timeout=httpx.Timeout(limits.fetch_timeout),
+            follow_redirects=False,
+            transport=PublicOnlyTransport(allow_loopback=limits.allow_insecure_loopback),
         )
         self._entries: dict[str, _Entry] = {}
         #: Fetches made, by domain: for the metrics and the tests of the rate bound.
@@ -270,16 +269,25 @@ class IssuerKeys:
                 if entry.last_failed or self._clock.now() >= entry.fresh_until:
                     raise IssuerUnavailable(domain.id, "issuer_recently_failed")
                 return
-            entry.last_attempt = self._clock.now()
+            previous, entry.last_attempt = entry.last_attempt, self._clock.now()
             self.fetches[domain.id] = self.fetches.get(domain.id, 0) + 1
             # Counted once it is over, so that whoever waited sees its result; a fetch
             # cancelled with its request is not counted, and the next waiter fetches.
             try:
                 keys, max_age = await self._attempt(domain)
-            except IssuerUnavailable:
+            except asyncio.CancelledError:
+                # Not an attempt: the issuer said nothing, so an earlier failure does
+                # not hold the domain for another interval.
+                entry.last_attempt = previous
+                raise
+            except Exception as exc:
+                # Any failure, foreseen or not, is a failed fetch: the domain is
+                # unavailable and the issuer is not asked again before the interval.
                 entry.last_failed = True
                 entry.generation += 1
-                raise
+                if isinstance(exc, IssuerUnavailable):
+                    raise
+                raise IssuerUnavailable(domain.id, "issuer_fetch_failed") from None
             entry.generation += 1
             limits = self.limits
             age = limits.max_age if max_age is None else max_age
@@ -296,6 +304,9 @@ class IssuerKeys:
             raise IssuerUnavailable(domain.id, "issuer_timeout") from None
         except httpx.HTTPError:
             raise IssuerUnavailable(domain.id, "issuer_unreachable") from None
+        except (AddressRefused, httpx.InvalidURL, UnicodeError):
+            # A URL the checks passed that the client still cannot (or may not) use.
+            raise IssuerUnavailable(domain.id, "key_location_refused") from None
         except _Unusable as exc:
             raise IssuerUnavailable(domain.id, str(exc)) from None
 
@@ -331,15 +342,20 @@ class IssuerKeys:
 
     async def _get_json(self, url: str) -> tuple[Mapping[str, Any], float | None]:
         try:
-            check_key_location(url)
+            check_key_location(url, allow_loopback=self.limits.allow_insecure_loopback)
         except ValueError:
             raise _Unusable("key_location_refused") from None
-        headers = {"Accept": "application/json"}
-        async with self._http.stream("GET", url, headers=headers) as response:
+        # Uncompressed only: a compressed document is decoded a whole chunk at a time,
+        # so a small gzip answer could grow far past the size bound before it is seen.
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
+        stream = self._http.stream("GET", url, headers=headers, follow_redirects=False)
+        async with stream as response:
             if response.status_code != 200:
                 raise _Unusable("issuer_http_status")
+            if response.headers.get("content-encoding", "identity").strip().lower() != ("identity"):
+                raise _Unusable("issuer_document_compressed")
             body = bytearray()
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 body += chunk
                 if len(body) > MAX_DOCUMENT_BYTES:
                     raise _Unusable("issuer_document_too_large")

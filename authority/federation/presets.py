@@ -132,6 +132,14 @@ def _required(claims: Mapping[str, Any], name: str, source: Any = None) -> str:
     return value
 
 
+def _subject(claims: Mapping[str, Any]) -> str:
+    # RFC 7519 §4.1.2 and OpenID Connect Core §2: sub is a string, never true or 1.
+    sub = claims.get("sub")
+    if not isinstance(sub, str):
+        raise WorkloadRejected("workload_bad_claim_sub")
+    return _required(claims, "sub")
+
+
 def _keep(kept: dict[str, str], name: str, value: Any) -> None:
     text = _text(value)
     if text:  # an empty optional claim (GitHub's head_ref on a push) is no claim
@@ -175,7 +183,7 @@ def _spiffe(domain: TrustDomain, claims: Mapping[str, Any]) -> tuple[str, dict[s
 
 
 def _kubernetes(claims: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    subject = _required(claims, "sub")
+    subject = _subject(claims)
     match = _SERVICE_ACCOUNT.fullmatch(subject)
     info = claims.get("kubernetes.io")
     if match is None or not isinstance(info, dict):
@@ -201,7 +209,7 @@ def _kubernetes(claims: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
 def _listed(
     claims: Mapping[str, Any], names: tuple[tuple[str, ...], tuple[str, ...]]
 ) -> tuple[str, dict[str, str]]:
-    subject = _required(claims, "sub")
+    subject = _subject(claims)
     required, optional = names
     kept = {name: _required(claims, name) for name in required}
     for name in optional:
@@ -221,7 +229,7 @@ def shape(domain: TrustDomain, claims: Mapping[str, Any]) -> tuple[str, dict[str
     elif domain.preset is Preset.GITLAB:
         subject, kept = _listed(claims, _GITLAB)
     else:
-        subject, kept = _required(claims, "sub"), {}
+        subject, kept = _subject(claims), {}
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise WorkloadRejected("workload_bad_claim_sub")
     for claim, name in domain.claim_mapping.items():

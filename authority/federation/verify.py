@@ -17,7 +17,9 @@ fetched for a token refused by the cheap checks:
    ignored: RFC 8725 §3.10), and the signature under an algorithm of that key;
 5. on the verified claims: ``iss`` equal to the domain's issuer exactly, ``aud`` holding
    the domain's audience, ``exp`` required and not passed, ``nbf`` and ``iat`` (when
-   present) not in the future, each with ``skew`` seconds of leeway (RFC 7519 §4.1);
+   present) not in the future, each with ``skew`` seconds of leeway (RFC 7519 §4.1),
+   and ``exp`` at most ``max_lifetime`` after ``iat`` (or after now, without ``iat``):
+   a token valid for a year is a long-lived secret, whatever its issuer thinks;
 6. the preset's shape (``authority.federation.presets``).
 
 SPIFFE JWT-SVIDs need not carry ``iss`` (JWT-SVID §3: only ``sub``, ``aud`` and ``exp``
@@ -62,6 +64,10 @@ __all__ = [
 #: GitLab's are under 2 KiB, a Kubernetes token with pod and node under 1.5 KiB.
 MAX_TOKEN_BYTES = 8192
 MAX_JTI_LENGTH = 256
+#: The longest validity a workload token may have, by default (a day): GitHub's and
+#: GitLab's tokens last minutes, Kubernetes projected tokens an hour by default (the
+#: pod asks for up to its cluster's max, which some clusters extend to a year).
+MAX_LIFETIME = 24 * 3600
 #: ``typ`` values a workload token may carry (RFC 7519 §5.1; JWT-SVID §2.2 allows JWT
 #: and JOSE), compared without case and without an ``application/`` prefix.
 _TYPES = frozenset({"jwt", "jose"})
@@ -103,11 +109,13 @@ class WorkloadVerifier:
         self,
         *,
         skew: int = 5,
+        max_lifetime: int = MAX_LIFETIME,
         limits: KeyLimits | None = None,
         clock: Clock | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.skew = skew
+        self.max_lifetime = max_lifetime
         self.keys = IssuerKeys(limits or KeyLimits(), clock or SystemClock(), http)
 
     @classmethod
@@ -122,8 +130,15 @@ class WorkloadVerifier:
             max_age=settings.federation_jwks_max_age,
             refresh_min_interval=settings.federation_refresh_min_interval,
             fetch_timeout=settings.federation_fetch_timeout,
+            allow_insecure_loopback=settings.federation_allow_insecure_loopback,
         )
-        return cls(skew=settings.clock_skew, limits=limits, clock=clock, http=http)
+        return cls(
+            skew=settings.clock_skew,
+            max_lifetime=settings.federation_max_token_lifetime,
+            limits=limits,
+            clock=clock,
+            http=http,
+        )
 
     async def aclose(self) -> None:
         await self.keys.aclose()
@@ -199,8 +214,14 @@ class WorkloadVerifier:
         iat = _optional_time(claims, "iat")
         if iat is not None and iat > now + self.skew:
             raise WorkloadRejected("workload_issued_in_future")
+        issued = now if iat is None else min(iat, now)
+        if exp - issued > self.max_lifetime + self.skew:
+            raise WorkloadRejected("workload_lifetime_too_long")
         jti = claims.get("jti")
-        if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH):
+        if jti is not None and (
+            not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH or not jti.isprintable()
+        ):
+            # Kept as the identity's token_id, shown and logged like the other strings.
             raise WorkloadRejected("workload_bad_jti")
         subject, kept = shape(domain, claims)
         return WorkloadIdentity(

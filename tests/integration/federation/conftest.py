@@ -23,7 +23,12 @@ def key_clock() -> FrozenClock:
 
 @pytest.fixture
 async def verifier(key_clock: FrozenClock) -> AsyncIterator[WorkloadVerifier]:
-    limits = KeyLimits(max_age=300, refresh_min_interval=30, fetch_timeout=FETCH_TIMEOUT)
+    limits = KeyLimits(
+        max_age=300,
+        refresh_min_interval=30,
+        fetch_timeout=FETCH_TIMEOUT,
+        allow_insecure_loopback=True,
+    )
     verifier = WorkloadVerifier(skew=5, limits=limits, clock=key_clock)
     yield verifier
     await verifier.aclose()

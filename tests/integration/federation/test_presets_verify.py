@@ -70,7 +70,9 @@ async def test_github_rule_by_pattern_and_environment(verifier: WorkloadVerifier
         assert "environment" not in no_environment.claims
         assert not rule.matches(no_environment)
         # The environment claim is required by this rule: missing never matches.
-        env_rule = parse_rule({"domain_id": domain.id, "claims": {"environment": "*"}})
+        env_rule = parse_rule(
+            {"domain_id": domain.id, "claims": {"repository": "octo-org/*", "environment": "*"}}
+        )
         assert not env_rule.matches(no_environment)
         assert env_rule.matches(ok)
 

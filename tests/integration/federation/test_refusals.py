@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -72,6 +73,23 @@ async def test_time_claims(verifier: WorkloadVerifier) -> None:
         verifier, domain, github.github_token(iat=NOW + 6, nbf=None), "workload_issued_in_future"
     )
     assert await verifier.verify(domain, github.github_token(iat=NOW + 5, nbf=NOW + 5), NOW)
+
+
+async def test_a_token_valid_for_longer_than_the_bound_is_refused(
+    verifier: WorkloadVerifier,
+) -> None:
+    cluster = TestIssuer("cluster", Preset.KUBERNETES)
+    domain = cluster.domain(key_source=KeySource.STATIC_JWKS)
+    day = 24 * 3600
+    assert verifier.max_lifetime == day
+    assert await verifier.verify(domain, cluster.kubernetes_token(lifetime=day), NOW)
+    year = cluster.kubernetes_token(lifetime=365 * day)
+    await _refused(verifier, domain, year, "workload_lifetime_too_long")
+    # Without iat the bound runs from now; a backdated iat does not shorten it.
+    no_iat = cluster.kubernetes_token(lifetime=2 * day, iat=None)
+    await _refused(verifier, domain, no_iat, "workload_lifetime_too_long")
+    backdated = cluster.kubernetes_token(iat=NOW - 2 * day, lifetime=3 * day)
+    await _refused(verifier, domain, backdated, "workload_lifetime_too_long")
 
 
 async def test_issuer_and_audience_are_exact(verifier: WorkloadVerifier) -> None:
@@ -191,6 +209,10 @@ async def test_jti_when_present_is_a_short_string(verifier: WorkloadVerifier) ->
     domain = github.domain(key_source=KeySource.STATIC_JWKS)
     await _refused(verifier, domain, github.github_token(jti=12), "workload_bad_jti")
     await _refused(verifier, domain, github.github_token(jti="j" * 257), "workload_bad_jti")
+    # It becomes the identity's token_id, shown and logged: printable, like every kept string.
+    for unprintable in ("a\nb", "\ud800", "tab\there", "\u202e"):
+        token = github.github_token(jti=unprintable)
+        await _refused(verifier, domain, token, "workload_bad_jti")
     identity = await verifier.verify(domain, github.github_token(jti=None), NOW)
     assert identity.token_id is None
 
@@ -232,3 +254,21 @@ async def test_static_keys_changed_in_place_are_read_again(verifier: WorkloadVer
     # An equal copy of the keys is the same entry.
     copy = dataclasses.replace(domain, static_jwks=github.jwks())
     assert await verifier.verify(copy, github.github_token(), NOW)
+
+
+@pytest.mark.parametrize("preset", [Preset.OIDC, Preset.GITHUB, Preset.GITLAB])
+@pytest.mark.parametrize("sub", [True, 1, 0])
+async def test_the_subject_is_a_string(
+    verifier: WorkloadVerifier, preset: Preset, sub: object
+) -> None:
+    # RFC 7519 §4.1.2: "The "sub" value is a case-sensitive string"; true is not "true".
+    issuer = TestIssuer("platform", preset)
+    domain = issuer.domain(key_source=KeySource.STATIC_JWKS)
+    mint: dict[Preset, Callable[[], str]] = {
+        Preset.OIDC: issuer.oidc_token,
+        Preset.GITHUB: issuer.github_token,
+        Preset.GITLAB: issuer.gitlab_token,
+    }
+    minted = mint[preset]()
+    token = issuer.mint({**_claims(minted), "sub": sub})
+    await _refused(verifier, domain, token, "workload_bad_claim_sub")

@@ -36,6 +36,12 @@ def _with(domain: TrustDomain = GITHUB, **changes: Any) -> TrustDomain:
         GITHUB,
         _with(key_source=KeySource.JWKS_URI, key_location="https://x.test/jwks"),
         _with(key_source=KeySource.STATIC_JWKS, static_jwks=KEYS),
+        _with(
+            key_source=KeySource.STATIC_JWKS,
+            static_jwks={
+                "keys": [{"kty": "EC", "crv": "P-192", "x": "AA", "y": "AA"}, *KEYS["keys"]]
+            },
+        ),
         _with(issuer="http://127.0.0.1:9000/issuer"),
         _with(
             preset=Preset.SPIFFE,

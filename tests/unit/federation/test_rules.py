@@ -94,4 +94,87 @@ def test_against_its_domain() -> None:
     with pytest.raises(Refused, match="rule's trust domain"):
         parse_rule({"domain_id": "td-other", "subject": "x"}, GITHUB)
     # The mapped name is a claim the domain's identities carry.
-    assert parse_rule({"domain_id": "td-gh", "claims": {"workflow_name": "deploy"}}, GITHUB)
+    rule = {"workflow_name": "deploy", "repository_owner": "o"}
+    assert parse_rule({"domain_id": "td-gh", "claims": rule}, GITHUB)
+
+
+GITLAB = TrustDomain(
+    id="td-gl",
+    name="gitlab",
+    preset=Preset.GITLAB,
+    issuer="https://gitlab.com",
+    audience="https://authority.example.test",
+    key_source=KeySource.DISCOVERY,
+    key_location=None,
+    static_jwks=None,
+)
+OIDC = TrustDomain(
+    id="td-oidc",
+    name="okta",
+    preset=Preset.OIDC,
+    issuer="https://okta.example.test",
+    audience="https://authority.example.test",
+    key_source=KeySource.DISCOVERY,
+    key_location=None,
+    static_jwks=None,
+)
+
+
+@pytest.mark.parametrize(
+    ("domain", "rule"),
+    [
+        # Anyone's workflow can mint a token with any audience from a shared issuer.
+        (GITHUB, {"claims": {"ref": "refs/heads/main"}}),
+        (GITHUB, {"claims": {"event_name": "push"}}),
+        (GITHUB, {"claims": {"repository": "*/**"}}),
+        (GITHUB, {"claims": {"repository": "*/app"}}),
+        (GITHUB, {"claims": {"repository_owner": "octo-*"}}),
+        (GITHUB, {"claims": {"job_workflow_ref": "octo-org/ci/.github/workflows/x.yml@*"}}),
+        (GITHUB, {"subject": "repo:*/**"}),
+        (GITHUB, {"subject": "repo:*/app:ref:refs/heads/main"}),
+        (GITHUB, {"subject": "*:octo-org/app"}),
+        (GITLAB, {"claims": {"ref": "main", "ref_protected": "true"}}),
+        (GITLAB, {"claims": {"project_path": "*/app"}}),
+        (GITLAB, {"subject": "project_path:*/**"}),
+    ],
+)
+def test_a_shared_issuers_rule_must_name_the_owner(
+    domain: TrustDomain, rule: dict[str, Any]
+) -> None:
+    with pytest.raises(Refused, match=r"written out|wildcards only"):
+        parse_rule({"domain_id": domain.id, **rule}, domain)
+
+
+@pytest.mark.parametrize(
+    ("domain", "rule"),
+    [
+        (GITHUB, {"claims": {"repository": "octo-org/app", "ref": "refs/heads/main"}}),
+        (GITHUB, {"claims": {"repository": "octo-org/*"}}),
+        (GITHUB, {"claims": {"repository_owner": "octo-org"}}),
+        (GITHUB, {"claims": {"repository_id": "123456", "event_name": "push"}}),
+        (GITHUB, {"claims": {"repository_owner_id": "9919"}}),
+        (GITHUB, {"subject": "repo:octo-org/*:ref:refs/heads/main"}),
+        (GITLAB, {"claims": {"project_path": "my-group/app"}}),
+        (GITLAB, {"claims": {"namespace_path": "my-group/**"}}),
+        (GITLAB, {"claims": {"project_id": "42"}}),
+        (GITLAB, {"subject": "project_path:my-group/app:ref_type:branch:ref:main"}),
+        (OIDC, {"subject": "00000000-0000-0000-0000-00000000abcd"}),
+    ],
+)
+def test_rules_that_name_the_owner_pass(domain: TrustDomain, rule: dict[str, Any]) -> None:
+    assert parse_rule({"domain_id": domain.id, **rule}, domain)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"subject": "*"},
+        {"subject": "*:*"},
+        {"subject": "*/**"},
+        {"claims": {"a": "*", "b": "*/*"}},
+        {"subject": "*", "claims": {"a": "*:*/**"}},
+    ],
+)
+def test_a_rule_of_wildcards_only_is_refused(rule: dict[str, Any]) -> None:
+    with pytest.raises(Refused, match="wildcards only"):
+        parse_rule({"domain_id": "td-oidc", **rule})
