@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from authority.clock import FrozenClock
 from authority.federation.keys import KeyLimits
 from authority.federation.verify import WorkloadVerifier
+from authority.settings import Settings
 from tests.federation_issuers import NOW
 
 #: Short enough that a hanging issuer fails a test quickly, long enough for 2 busy cores.
@@ -32,3 +34,10 @@ async def verifier(key_clock: FrozenClock) -> AsyncIterator[WorkloadVerifier]:
     verifier = WorkloadVerifier(skew=5, limits=limits, clock=key_clock)
     yield verifier
     await verifier.aclose()
+
+
+@pytest.fixture
+def settings(settings_factory: Any) -> Settings:
+    """The world's settings, with key fetches from the loopback test issuers allowed."""
+    result: Settings = settings_factory(federation_allow_insecure_loopback=True)
+    return result
