@@ -34,6 +34,7 @@ from authority.sdk.core import (
     AgentProtocol,
     Flow,
     Outcome,
+    PlatformToken,
     PrivateKey,
     Send,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "AgentClient",
     "ApprovalPending",
     "AuthorityClientError",
+    "PlatformToken",
     "PrivateKey",
     "RetryPolicy",
     "ToolCallAuth",
@@ -65,12 +67,13 @@ class _Agent:
         self,
         issuer: str,
         agent_id: str,
-        key: PrivateKey,
+        key: PrivateKey | None,
         delegation: str,
         *,
         dpop_key: PrivateKey | None,
         clock: Callable[[], float],
         retry: RetryPolicy | None,
+        platform_token: PlatformToken | None = None,
     ) -> None:
         self._protocol = AgentProtocol(
             issuer,
@@ -80,6 +83,7 @@ class _Agent:
             dpop_key=dpop_key,
             clock=clock,
             retry=retry or RetryPolicy(),
+            platform_token=platform_token,
         )
 
     @property
@@ -158,17 +162,25 @@ class AgentClient(_Agent):
         self,
         issuer: str,
         agent_id: str,
-        key: PrivateKey,
+        key: PrivateKey | None,
         delegation: str,
         *,
         http: httpx.AsyncClient | None = None,
         dpop_key: PrivateKey | None = None,
         clock: Callable[[], float] = time.time,
         retry: RetryPolicy | None = None,
+        platform_token: PlatformToken | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(
-            issuer, agent_id, key, delegation, dpop_key=dpop_key, clock=clock, retry=retry
+            issuer,
+            agent_id,
+            key,
+            delegation,
+            dpop_key=dpop_key,
+            clock=clock,
+            retry=retry,
+            platform_token=platform_token,
         )
         self._http = http or httpx.AsyncClient(timeout=10.0)
         self._owns_http = http is None

@@ -102,28 +102,45 @@ def tool_call_detail(
     return detail
 
 
+#: Where a workload-identity agent's platform tokens come from (a SPIFFE JWT-SVID, a
+#: Kubernetes service-account token, a CI job's OIDC token, with this authority as their
+#: audience): called once for every request sent, since the authority spends each one.
+PlatformToken = Callable[[], str]
+
+
 class AgentProtocol:
-    """One agent's side of the protocol: its key, its delegation, what it sends and reads."""
+    """One agent's side of the protocol: how it proves itself, its delegation, what it
+    sends and reads.
+
+    An agent proves itself with its own ``key`` (a fresh attestation per request), with
+    a ``platform_token`` (workload identity: the token is the ``actor_token`` and
+    ``client_id`` names the agent), or with both where its owner requires both (the
+    attestation as RFC 7523 ``client_assertion``, the platform token as ``actor_token``).
+    """
 
     def __init__(
         self,
         issuer: str,
         agent_id: str,
-        key: PrivateKey,
+        key: PrivateKey | None,
         delegation: str,
         *,
         dpop_key: PrivateKey | None,
         clock: Callable[[], float],
         retry: RetryPolicy,
+        platform_token: PlatformToken | None = None,
     ) -> None:
-        if not key.is_private:
+        if key is None and platform_token is None:
+            raise ValueError("an agent proves itself with its key, a platform token, or both")
+        if key is not None and not key.is_private:
             raise ValueError("the agent key must include its private part")
         self.issuer = issuer.rstrip("/")
         self.agent_id = agent_id
         self.delegation = delegation
         self.key = key
-        self.alg = algorithm(key)
-        self._registry = registry([self.alg])
+        self.platform_token = platform_token
+        self.alg = algorithm(key) if key is not None else None
+        self._registry = registry([self.alg]) if self.alg is not None else None
         self.dpop_key = dpop_key
         self.dpop_alg = algorithm(dpop_key) if dpop_key is not None else None
         self.clock = clock
@@ -133,6 +150,8 @@ class AgentProtocol:
     # --- proofs ---------------------------------------------------------------------------
     def attestation(self, audience: str) -> str:
         """A fresh, single-use proof that this agent holds its key (RFC 7523 §3)."""
+        if self.key is None or self.alg is None:
+            raise ValueError("this agent has no key of its own: it proves itself by platform")
         now = int(self.clock())
         claims = {
             "iss": self.agent_id,
@@ -144,6 +163,20 @@ class AgentProtocol:
         }
         header = {"alg": self.alg, "kid": self.key.kid, "typ": "JWT"}
         return jwt.encode(header, claims, self.key, registry=self._registry)
+
+    def proof_form(self) -> dict[str, str]:
+        """The members that prove who is asking, fresh for one request."""
+        if self.platform_token is None:
+            return {"actor_token": self.attestation(self.issuer), "actor_token_type": JWT_TYPE}
+        form = {
+            "actor_token": self.platform_token(),
+            "actor_token_type": JWT_TYPE,
+            "client_id": self.agent_id,
+        }
+        if self.key is not None:
+            form["client_assertion_type"] = protocol.JWT_BEARER_ASSERTION
+            form["client_assertion"] = self.attestation(self.issuer)
+        return form
 
     def dpop_proof(self, method: str, url: str, access_token: str | None = None) -> str:
         """A DPoP proof for one HTTP request (RFC 9449 §4.2)."""
@@ -230,8 +263,7 @@ class AgentProtocol:
                 "grant_type": TOKEN_EXCHANGE,
                 "subject_token": self.delegation,
                 "subject_token_type": JWT_TYPE,
-                "actor_token": self.attestation(self.issuer),
-                "actor_token_type": JWT_TYPE,
+                **self.proof_form(),
                 "requested_token_type": ACCESS_TOKEN,
                 "resource": audience,
                 "authorization_details": details,
@@ -251,8 +283,7 @@ class AgentProtocol:
             form = {
                 "grant_type": CIBA,
                 "auth_req_id": pending.auth_req_id,
-                "actor_token": self.attestation(self.issuer),
-                "actor_token_type": JWT_TYPE,
+                **self.proof_form(),
             }
             return self._post(endpoint, form)
 

@@ -13,7 +13,15 @@ from typing import Any, TypeVar
 import httpx
 
 from authority.sdk.agent import _Agent
-from authority.sdk.core import CONNECT_ERRORS, AccessToken, Flow, Outcome, PrivateKey, Send
+from authority.sdk.core import (
+    CONNECT_ERRORS,
+    AccessToken,
+    Flow,
+    Outcome,
+    PlatformToken,
+    PrivateKey,
+    Send,
+)
 from authority.sdk.errors import ApprovalPending
 from authority.sdk.retry import RetryPolicy
 
@@ -29,17 +37,25 @@ class SyncAgentClient(_Agent):
         self,
         issuer: str,
         agent_id: str,
-        key: PrivateKey,
+        key: PrivateKey | None,
         delegation: str,
         *,
         http: httpx.Client | None = None,
         dpop_key: PrivateKey | None = None,
         clock: Callable[[], float] = time.time,
         retry: RetryPolicy | None = None,
+        platform_token: PlatformToken | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
-            issuer, agent_id, key, delegation, dpop_key=dpop_key, clock=clock, retry=retry
+            issuer,
+            agent_id,
+            key,
+            delegation,
+            dpop_key=dpop_key,
+            clock=clock,
+            retry=retry,
+            platform_token=platform_token,
         )
         self._http = http or httpx.Client(timeout=10.0)
         self._owns_http = http is None
