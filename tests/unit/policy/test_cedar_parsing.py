@@ -4,10 +4,13 @@ not quote the text."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from typing import cast
 
 import cedarpy
 import pytest
@@ -24,7 +27,8 @@ from authority.policy.cedar import (
     refusal,
     shape,
 )
-from authority.policy.versions import compile_text
+from authority.policy.versions import compile_text, seed_from_file
+from authority.storage.policies import PolicyStore
 
 WITH_TEMPLATE = """forbid(principal == ?principal, action, resource);
 @id("never-create") forbid(principal, action == Action::"create", resource);
@@ -123,3 +127,11 @@ def test_a_text_beyond_the_size_bound_is_refused() -> None:
     text = "// " + "x" * MAX_TEXT_BYTES + "\npermit(principal, action, resource);"
     with pytest.raises(InvalidRequest, match="exceeds"):
         compile_text(text)
+
+
+def test_a_policy_file_that_is_not_utf8_stops_start_up(tmp_path: Path) -> None:
+    path = tmp_path / "policy.cedar"
+    path.write_bytes(b"// \xe9\n")
+    store = cast(PolicyStore, object())  # never reached: the file is refused first
+    with pytest.raises(PolicyError, match="not UTF-8"):
+        asyncio.run(seed_from_file(store, path, now=0))
