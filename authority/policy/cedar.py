@@ -52,7 +52,9 @@ MAX_TEXT_BYTES: Final = 1 << 20
 MAX_DEPTH: Final = 64
 MAX_TERMS: Final = 1000
 _BRACKET = re.compile(r"[()\[\]{}]")
-_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\n]*', re.DOTALL)
+#: A string literal, or a comment: to the end of the line, which Cedar ends at a carriage
+#: return as at a line feed (ending it later would hide brackets Cedar parses).
+_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*', re.DOTALL)
 _TERM = re.compile(r"&&|\|\||[-+*.!]|\bif\b")
 _QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|'[^']*'|\?[A-Za-z_][A-Za-z0-9_]*")
 TEMPLATES: Final = "Policy templates are not supported; write static policies."
@@ -103,7 +105,7 @@ def refusal(text: str) -> str | None:
             return TOO_DEEP
         depth = 0
         for bracket in _BRACKET.findall(piece):
-            depth += 1 if bracket in "([{" else -1
+            depth = depth + 1 if bracket in "([{" else max(depth - 1, 0)
             if depth > MAX_DEPTH:
                 return TOO_DEEP
     return None

@@ -87,6 +87,10 @@ def test_deep_nesting_is_refused_before_cedarpy(opening: str) -> None:
     closing = {"(": ")", "[": "]", "{a:": "}"}[opening]
     text = f"forbid(principal, action, resource) when {{ {opening * 700}1{closing * 700} }};"
     assert refusal(text) is not None
+    # A comment ends at a carriage return too, as Cedar's do; a close before does not
+    # make room for more opens.
+    assert refusal(f"// x\r{text}") is not None
+    assert refusal(f"permit(principal, action, resource) when {{ {closing * 700}{text}") is not None
     # Brackets in strings and comments are not nesting.
     assert refusal('permit(principal, action, resource) when { "((((" == "" }; // ((((') is None
 
@@ -100,7 +104,7 @@ def test_deep_nesting_does_not_crash_the_process() -> None:
         from authority.policy.cedar import CedarPolicy, PolicyError
         from authority.policy.versions import compile_text
         deep = "(" * 700 + "true" + ")" * 700
-        text = "forbid(principal, action, resource) when { " + deep + " };"
+        text = "// x\\r" + "forbid(principal, action, resource) when { " + deep + " };"
         for compile in (compile_text, CedarPolicy):
             try:
                 compile(text)
