@@ -76,6 +76,11 @@ def _call(services: Services, body: DryRunBody) -> ToolCall:
     )
 
 
+def _loggable(text: str, limit: int) -> str:
+    """``text`` on one line of ASCII: control and other characters escaped."""
+    return text[:limit].encode("unicode_escape").decode("ascii")
+
+
 async def _limits(services: Services, facts: Facts) -> Reason | None:
     """The call cap and this minute's rate window, read, never counted."""
     delegation = facts.delegation
@@ -116,9 +121,9 @@ async def dry_run(services: Services, principal: Principal, body: DryRunBody) ->
         "policy dry run by %s on %s for %s: %s %s",
         principal.key_id,
         delegation.id,
-        call.tool[:200].encode("unicode_escape").decode("ascii"),
+        _loggable(call.tool, 200),
         answer.decision,
-        ",".join(answer.reasons),
+        _loggable(",".join(answer.reasons), 1000),  # a policy's @id may hold a newline
     )
     return answer
 

@@ -15,17 +15,21 @@ the shape the exchange decides on (``policy.checks.Facts``), run through the sam
     reason = "policy_denied"           # optional: the reason code expected
     call = { tool = "github.issues", resource = "acme/web", action = "delete" }
 
-Each case has a ``call`` (``tool``, ``resource``, ``action``, optional ``arguments``)
-and may set ``agent`` (``id``, ``owner_id``, ``status``, ``autonomy_level``,
-``owner_status``), ``delegation`` (``id``, ``status``, ``expires_at``, ``scope``,
-``intent``, ``max_calls``, ``rate_per_minute``, ``calls_used``), ``tool`` (``name``,
-``status``, ``audience``, ``actions``, ``read_actions``, ``risk_tier``,
-``approval_required``, ``single_use``, ``dpop_required``, ``max_token_lifetime``;
-``tool = false``: not registered) and ``context`` (``now``, ``audience``, ``lifetime``,
-``dpop_bound``). What a case leaves out is what lets the call through the built-in
-checks: an active agent and owner, a delegation of exactly this call, a registered tool
-offering the action at risk tier 0, the tool's audience. The rate window and the call
-cap are counted at the spend, not here.
+Each case has a ``call`` (``tool``, ``resource``, ``action``, optional ``arguments``
+and ``arguments_digest``, bound as an exchange binds them: canonical form, digest, size
+bound; arguments an exchange would refuse, a TOML date or an infinite number, are an
+error of the cases file) and may set ``agent`` (``id``, ``owner_id``, ``status``,
+``autonomy_level``, ``owner_status``), ``delegation`` (``id``, ``status``,
+``expires_at``, ``scope``, ``intent``, ``max_calls``, ``rate_per_minute``,
+``calls_used``), ``tool`` (``name``, ``status``, ``audience``, ``actions``,
+``read_actions``, ``risk_tier``, ``approval_required``, ``single_use``,
+``dpop_required``, ``max_token_lifetime``; ``tool = false``: not registered) and
+``context`` (``now``, ``audience``, ``lifetime``, ``dpop_bound``, and the server's
+``server_max_lifetime`` and ``max_arguments_bytes``; by default the default settings').
+What a case leaves out is what lets the call through the built-in checks: an active
+agent and owner, a delegation of exactly this call, a registered tool offering the
+action at risk tier 0, the tool's audience. The rate window and the call cap are
+counted at the spend, not here.
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authority.policy import rules
+from authority.policy.arguments import (
+    ARGUMENTS,
+    ARGUMENTS_DIGEST,
+    ArgumentsRejected,
+    BoundArguments,
+    bind,
+)
 from authority.policy.cedar import CedarPolicy
 from authority.policy.checks import (
     AgentFacts,
@@ -51,10 +62,16 @@ from authority.policy.checks import (
     ToolCall,
     ToolFacts,
 )
+from authority.settings_http import HttpSettings
+from authority.settings_tokens import TokenSettings
 
 Expected = Literal["allow", "deny", "approval_required"]
 _AUDIENCE = "https://tools.example"
-_MAX_LIFETIME = 3600
+MAX_FILE_BYTES = 1 << 20
+#: The server's defaults, which a case's ``context`` may change.
+_LIFETIME: int = TokenSettings.model_fields["access_token_lifetime"].default
+_MAX_LIFETIME: int = TokenSettings.model_fields["access_token_max_lifetime"].default
+_MAX_ARGUMENTS: int = HttpSettings.model_fields["authorization_details_max_arguments_bytes"].default
 
 
 class CasesError(ValueError):
@@ -70,6 +87,7 @@ class _Call(_Strict):
     resource: str
     action: str
     arguments: dict[str, Any] | None = None
+    arguments_digest: str | None = None
 
 
 class _Agent(_Strict):
@@ -113,7 +131,9 @@ class _Tool(_Strict):
 class _Context(_Strict):
     now: int | None = None
     audience: str | None = None
-    lifetime: int = 300
+    lifetime: int = _LIFETIME
+    server_max_lifetime: int = _MAX_LIFETIME
+    max_arguments_bytes: int = _MAX_ARGUMENTS
     dpop_bound: bool = False
 
 
@@ -153,9 +173,25 @@ def _merged(defaults: Mapping[str, Any], case: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
+def _bound(case: Case) -> BoundArguments | None:
+    """The call's arguments bound as an exchange binds them (canonical form, digest)."""
+    call = case.call
+    detail: dict[str, object] = {}
+    if call.arguments is not None:
+        detail[ARGUMENTS] = call.arguments
+    if call.arguments_digest is not None:
+        detail[ARGUMENTS_DIGEST] = call.arguments_digest
+    try:
+        return bind(detail, max_bytes=case.context.max_arguments_bytes)
+    except ArgumentsRejected as exc:
+        raise CasesError(f"case {case.name!r}: {exc}") from None
+
+
 def facts_of(case: Case, now: int) -> Facts:
-    """The case as the facts an exchange decides on."""
+    """The case as the facts an exchange decides on; ``CasesError`` for a case whose
+    arguments an exchange would refuse."""
     call, agent, d, context = case.call, case.agent, case.delegation, case.context
+    bound = _bound(case)
     at = context.now if context.now is not None else now
     scope = d.scope or [_Scope(tool=call.tool, resources=[call.resource], actions=[call.action])]
     tool = None
@@ -193,22 +229,44 @@ def facts_of(case: Case, now: int) -> Facts:
             calls_used=d.calls_used,
         ),
         tool=tool,
-        call=ToolCall(call.tool, call.resource, call.action, arguments=call.arguments),
+        call=ToolCall(
+            call.tool,
+            call.resource,
+            call.action,
+            arguments_digest=bound.digest if bound is not None else None,
+            arguments=bound.arguments if bound is not None else None,
+        ),
         audience=audience,
         lifetime=context.lifetime,
-        server_max_lifetime=_MAX_LIFETIME,
+        server_max_lifetime=context.server_max_lifetime,
         dpop_bound=context.dpop_bound,
     )
 
 
-def load(path: Path) -> tuple[list[Case], Path | None]:
-    """The cases of a file and the policy file it names (relative to it), if any."""
+def _read(path: Path) -> str:
+    """The file's text: at most ``MAX_FILE_BYTES`` of UTF-8, read one byte beyond."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        parsed = _File.model_validate(raw)
-        cases = [Case.model_validate(_merged(parsed.defaults, c)) for c in parsed.case]
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise CasesError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL in the path
+        raise CasesError(f"cannot read {path}: not a usable path") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CasesError(f"{path} exceeds {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CasesError(f"{path} is not UTF-8") from None
+
+
+def load(path: Path) -> tuple[list[Case], Path | None]:
+    """The cases of a file and the policy file it names (relative to it), if any."""
+    text = _read(path)
+    try:
+        raw = tomllib.loads(text)
+        parsed = _File.model_validate(raw)
+        cases = [Case.model_validate(_merged(parsed.defaults, c)) for c in parsed.case]
     except tomllib.TOMLDecodeError as exc:
         raise CasesError(f"{path} is not TOML: {exc}") from None
     except ValidationError as exc:

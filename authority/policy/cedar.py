@@ -14,6 +14,11 @@ says how JSON becomes Cedar) and their ``arguments_digest`` (also when only the 
 was sent, so ``context has arguments_digest`` asks "are the arguments bound"). A policy
 that reads an argument the call lacks is an evaluation error, and an error denies.
 Policies are parsed once at start-up; a file that does not parse stops start-up.
+
+Only static policies: a text with a template (a ``?principal`` or ``?resource`` slot) is
+refused, as one nesting brackets beyond ``MAX_DEPTH`` or chaining more than ``MAX_TERMS``
+operators in a policy (checked before cedarpy, whose parser would overflow the stack).
+The annotations are read by Cedar's own policy ids, those its decisions name.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import cedarpy
 
@@ -34,13 +40,37 @@ from authority.settings import ConfigError
 log = logging.getLogger("authority.policy")
 
 PERMIT_ALL = "permit(principal, action, resource);\n"
+#: Cedar's id of ``PERMIT_ALL``, first in every set.
+_PERMIT_ALL_ID = "policy0"
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default.cedar")
 #: The policy an evaluation error names; the rest of the message may quote a value.
 _ERRING_POLICY = re.compile(r"policy `([^`]{1,64})`")
+#: Bounds checked before cedarpy sees a text: its parser recurses on nested brackets and
+#: on long chains of operators and overflows the stack (the process dies) beyond a few
+#: hundred levels; its JSON form nests as deep, beyond what ``json.loads`` recurses.
+MAX_TEXT_BYTES: Final = 1 << 20
+MAX_DEPTH: Final = 64
+MAX_TERMS: Final = 1000
+_BRACKET = re.compile(r"[()\[\]{}]")
+#: A string literal, or a comment: to the end of the line, which Cedar ends at a carriage
+#: return as at a line feed (ending it later would hide brackets Cedar parses).
+_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*', re.DOTALL)
+_TERM = re.compile(r"&&|\|\||[-+*.!]|\bif\b")
+_QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|'[^']*'|\?[A-Za-z_][A-Za-z0-9_]*")
+TEMPLATES: Final = "Policy templates are not supported; write static policies."
+TOO_LARGE: Final = f"The policy text exceeds {MAX_TEXT_BYTES} bytes."
+TOO_DEEP: Final = (
+    f"The policy text nests brackets more than {MAX_DEPTH} levels deep, or has more than "
+    f"{MAX_TERMS} operators in one policy."
+)
 
 
 class PolicyError(ConfigError):
     """The Cedar policy file cannot be used."""
+
+
+class PolicyRefused(PolicyError):
+    """A text refused before or after parsing; ``str()`` is a fixed description."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,34 +84,88 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
+def shape(message: str) -> str:
+    """cedarpy's message without what it quotes of the text (a token, a template slot),
+    and nothing after a colon (where it names a variable or a value)."""
+    masked = _QUOTED.sub("`…`", message).split(":", 1)[0].strip()
+    return masked[:120] or "it does not parse"
+
+
+def _code(text: str) -> list[str]:
+    """The text outside string literals and comments, one piece per policy (at ``;``)."""
+    return _LITERAL.sub('""', text).split(";")
+
+
+def refusal(text: str) -> str | None:
+    """Why a text may not reach cedarpy at all (too large, too deeply nested), or None."""
+    if len(text) > MAX_TEXT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        return TOO_LARGE
+    for piece in _code(text):
+        if len(_TERM.findall(piece)) > MAX_TERMS:
+            return TOO_DEEP
+        depth = 0
+        for bracket in _BRACKET.findall(piece):
+            depth = depth + 1 if bracket in "([{" else max(depth - 1, 0)
+            if depth > MAX_DEPTH:
+                return TOO_DEEP
+    return None
+
+
+def decoded(raw: bytes, path: Path) -> str:
+    """A policy file's text, at most ``MAX_TEXT_BYTES`` of UTF-8 (read at most one more)."""
+    if len(raw) > MAX_TEXT_BYTES:
+        raise PolicyError(f"the Cedar policy file {path} exceeds {MAX_TEXT_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(f"the Cedar policy file {path} is not UTF-8") from None
+
+
+def annotations_by_id(parsed: Mapping[str, Any]) -> tuple[dict[str, str], set[str]]:
+    """The ``@id`` of each static policy and the approval forbids, keyed by Cedar's own
+    policy ids (its JSON form's keys: templates and static policies are numbered together,
+    so counting the static ones would name the wrong policy)."""
+    names: dict[str, str] = {}
+    approval: set[str] = set()
+    for pid, policy in parsed.get("staticPolicies", {}).items():
+        annotations = policy.get("annotations", {})
+        names[pid] = str(annotations.get("id", pid))
+        if policy.get("effect") == "forbid" and "approval" in annotations:
+            approval.add(pid)
+    return names, approval
+
+
 class CedarPolicy:
     """A parsed Cedar policy set and the annotations of its policies."""
 
     def __init__(self, text: str) -> None:
+        refused = refusal(text)
+        if refused is not None:
+            raise PolicyRefused(refused)
+        full = PERMIT_ALL + text
         try:
-            parsed = json.loads(cedarpy.policies_to_json_str(text))
-            self._set = cedarpy.PolicySet.from_str(PERMIT_ALL + text)
+            parsed = json.loads(cedarpy.policies_to_json_str(full))
+            self._set = cedarpy.PolicySet.from_str(full)
+        except RecursionError:
+            raise PolicyRefused(TOO_DEEP) from None
         except ValueError as exc:
-            raise PolicyError(f"the Cedar policies do not parse: {exc}") from None
-        static: dict[str, Any] = parsed.get("staticPolicies", {})
-        self.count = len(static)
-        # Policy ids shift by one because PERMIT_ALL comes first.
-        self._approval: set[str] = set()
-        self._names: dict[str, str] = {}
-        for index, (_, policy) in enumerate(static.items()):
-            annotations = policy.get("annotations", {})
-            pid = f"policy{index + 1}"
-            self._names[pid] = annotations.get("id", pid)
-            if policy.get("effect") == "forbid" and "approval" in annotations:
-                self._approval.add(pid)
+            raise PolicyError(f"the Cedar policies do not parse: {shape(str(exc))}") from None
+        if parsed.get("templates") or parsed.get("templateLinks"):
+            raise PolicyRefused(TEMPLATES)
+        self._names, self._approval = annotations_by_id(parsed)
+        self._names.pop(_PERMIT_ALL_ID, None)
+        self._approval.discard(_PERMIT_ALL_ID)
+        self.count = len(self._names)
 
     @classmethod
     def from_file(cls, path: Path) -> CedarPolicy:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PolicyError(f"cannot read the Cedar policy file {path}: {exc}") from None
-        return cls(text)
+            with path.open("rb") as file:
+                raw = file.read(MAX_TEXT_BYTES + 1)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not a usable path"
+            raise PolicyError(f"cannot read the Cedar policy file {path}: {reason}") from None
+        return cls(decoded(raw, path))
 
     def _erring(self, errors: list[str]) -> list[str]:
         names = []

@@ -106,7 +106,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         policy = CedarPolicy.from_file(policy_file)
     except PolicyError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    results = cases.run(loaded, policy)
+    try:
+        results = cases.run(loaded, policy)
+    except cases.CasesError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     if args.json:
         print_json([vars_of(r) for r in results])
     else:

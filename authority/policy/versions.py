@@ -23,7 +23,6 @@ import asyncio
 import base64
 import hashlib
 import logging
-import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,7 +31,16 @@ import cedarpy
 from authority.errors import InvalidRequest
 from authority.ledger.entries import Entry
 from authority.policy.active import BUILT_IN as BUILT_IN
-from authority.policy.cedar import DEFAULT_POLICY_FILE, CedarPolicy, PolicyError
+from authority.policy.cedar import (
+    DEFAULT_POLICY_FILE,
+    MAX_TEXT_BYTES,
+    CedarPolicy,
+    PolicyError,
+    PolicyRefused,
+    decoded,
+    refusal,
+    shape,
+)
 from authority.storage.policies import ChangeEntry, NewPolicy, PolicyStore, PolicyVersion
 
 log = logging.getLogger("authority.policy")
@@ -42,7 +50,6 @@ VERSION: Final = 1
 #: The author of the version made from ``policy_file`` at first start.
 FILE_AUTHOR: Final = "file"
 MAX_COMMENT: Final = 1000
-_QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|'[^']*'")
 _END_OF_INPUT = "unexpected end of input"
 
 
@@ -59,13 +66,6 @@ def _parses(text: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
-
-
-def _shape(message: str) -> str:
-    """cedarpy's message without what it quotes of the text, and nothing after a colon
-    (where it names a variable or a value)."""
-    shape = _QUOTED.sub("`…`", message).split(":", 1)[0].strip()
-    return shape[:120] or "it does not parse"
 
 
 def _fails_early(lines: list[str], count: int) -> bool:
@@ -95,12 +95,18 @@ def compile_text(text: str) -> CedarPolicy:
     and what kind of error, never the text, for one that does not parse."""
     if "\x00" in text:
         raise InvalidRequest("The policy text may not contain NUL characters.")
+    refused = refusal(text)  # before any cedarpy call: deep nesting crashes its parser
+    if refused is not None:
+        raise InvalidRequest(refused)
     message = _parses(text)
     if message is None:
-        return CedarPolicy(text)
+        try:
+            return CedarPolicy(text)
+        except PolicyRefused as exc:
+            raise InvalidRequest(str(exc)) from None
     line = _failing_line(text.splitlines())
     where = f"at line {line}" if line is not None else "at its end"
-    raise InvalidRequest(f"The policy text is not valid Cedar {where}: {_shape(message)}.")
+    raise InvalidRequest(f"The policy text is not valid Cedar {where}: {shape(message)}.")
 
 
 def change_entry(
@@ -127,6 +133,11 @@ def change_entry(
     return entry
 
 
+def _read_capped(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(MAX_TEXT_BYTES + 1)
+
+
 async def seed_from_file(store: PolicyStore, path: Path | None, *, now: int) -> None:
     """At start: the file becomes version 1 if no version is stored; otherwise a file
     that differs from the active version is a warning. A file that cannot be read or
@@ -135,9 +146,11 @@ async def seed_from_file(store: PolicyStore, path: Path | None, *, now: int) -> 
         CedarPolicy.from_file(DEFAULT_POLICY_FILE)  # the built-in default parses
         return
     try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read the Cedar policy file {path}: {exc}") from None
+        raw = await asyncio.to_thread(_read_capped, path)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a usable path"
+        raise PolicyError(f"cannot read the Cedar policy file {path}: {reason}") from None
+    text = decoded(raw, path)
     CedarPolicy(text)
     new = NewPolicy(text, digest(text), FILE_AUTHOR, f"from {path.name}"[:MAX_COMMENT], now)
     entry = change_entry(now=now, actor=FILE_AUTHOR, change="created", comment=new.comment)

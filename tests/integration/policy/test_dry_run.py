@@ -4,8 +4,10 @@ counted."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from authority.management.api_keys import issue_operator_key
@@ -83,3 +85,15 @@ async def test_who_may_ask(world: World) -> None:
     assert (await dry_run(world, delegation_id="not an id!")).status_code == 404
     assert (await dry_run(world, arguments=[1])).status_code == 400
     assert (await dry_run(world, surprise=True)).status_code == 400
+
+
+async def test_the_log_line_escapes_what_a_policy_names(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = '@id("x\\nauthority.policy forged line") forbid(principal, action, resource);'
+    assert (await set_policy(world, forged)).status_code == 201
+    with caplog.at_level(logging.INFO, logger="authority.policy"):
+        answer = (await dry_run(world)).json()
+    assert answer["reasons"][-1] == "policy:x\nauthority.policy forged line"
+    [line] = [r.getMessage() for r in caplog.records if "policy dry run" in r.getMessage()]
+    assert "\n" not in line and "policy:x\\nauthority.policy forged line" in line
