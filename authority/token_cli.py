@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -40,6 +41,8 @@ from authority.cli_api import (
 
 #: CIBA §7.3: a client polls every 5 s when the authority named no interval.
 POLL_INTERVAL = 5
+#: A platform token file larger than this is not one token.
+MAX_PLATFORM_TOKEN = 16 * 1024
 
 
 def _private_key(path: str) -> Any:
@@ -58,6 +61,29 @@ def _private_key(path: str) -> Any:
     return key
 
 
+def _platform_token_reader(path: str) -> Callable[[], str]:
+    """Read the platform token afresh for every request: a platform that renews the file
+    (a SPIFFE helper, a CI step) gives each request its own, as the authority needs."""
+    _read_platform_token(path)  # unreadable: a usage error before anything is sent
+
+    def read() -> str:
+        return _read_platform_token(path)
+
+    return read
+
+
+def _read_platform_token(path: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_PLATFORM_TOKEN + 1)
+    except OSError as exc:
+        raise CliError(f"cannot read the platform token {path}: {exc.strerror}", 2) from None
+    token = data.strip()
+    if len(data) > MAX_PLATFORM_TOKEN or token.count(b".") != 2 or not token.isascii():
+        raise CliError(f"{path} does not hold a platform token (one JWT)", 2)
+    return token.decode("ascii")
+
+
 def _delegation(value: str) -> str:
     path = Path(value)
     if value.count(".") == 2 and not path.exists():
@@ -73,7 +99,14 @@ async def _exchange(args: argparse.Namespace, issuer: str) -> Any:
 
     from authority.sdk import AgentClient, ApprovalPending, AuthorityClientError
 
-    key = _private_key(args.key)
+    if args.key is None and args.platform_token_file is None:
+        raise CliError("give --key, --platform-token-file, or both", 2)
+    key = _private_key(args.key) if args.key is not None else None
+    platform_token = (
+        _platform_token_reader(args.platform_token_file)
+        if args.platform_token_file is not None
+        else None
+    )
     delegation = _delegation(args.delegation)
     arguments = None
     if args.arguments is not None:
@@ -81,7 +114,9 @@ async def _exchange(args: argparse.Namespace, issuer: str) -> Any:
     if arguments is not None and not isinstance(arguments, dict):
         raise CliError("--arguments must be a JSON object", 2)
     try:
-        async with AgentClient(issuer, args.agent, key, delegation) as client:
+        async with AgentClient(
+            issuer, args.agent, key, delegation, platform_token=platform_token
+        ) as client:
             if args.auth_req_id is not None:
                 # The approval asked for already: poll it (CIBA §7.3's default interval),
                 # rather than exchange again, which would ask the owner a second time.
@@ -165,7 +200,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = sub.add_parser("token", help="get one per-call access token, as the agent")
     add_connection(token, key=False)
     token.add_argument("--agent", required=True, metavar="AGENT_ID")
-    token.add_argument("--key", required=True, metavar="FILE", help="the agent's private JWK")
+    token.add_argument("--key", default=None, metavar="FILE", help="the agent's private JWK")
+    token.add_argument(
+        "--platform-token-file",
+        default=None,
+        metavar="FILE",
+        help="prove the agent by its platform: a workload token, read afresh per request",
+    )
     token.add_argument(
         "--delegation", required=True, metavar="FILE|JWT", help="the delegation credential"
     )
