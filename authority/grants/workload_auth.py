@@ -172,8 +172,11 @@ async def second_proof(
 
 
 def workload_use(services: Services, identity: WorkloadIdentity, token: str, now: int) -> SingleUse:
-    """The platform token's single use while it could pass: by jti, else the token."""
-    once = identity.token_id or hashlib.sha256(token.encode()).hexdigest()
+    """The platform token's single use while it could pass: by jti, else by what its
+    signature covers (header and claims). Never by the whole token: an ECDSA signature
+    has a second valid form (s and n - s), so the same token can be written twice."""
+    signed = token.rsplit(".", 1)[0]
+    once = identity.token_id or hashlib.sha256(signed.encode()).hexdigest()
     return replay.single_use(
         "workload",
         identity.domain_id,

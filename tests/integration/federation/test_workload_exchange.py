@@ -6,6 +6,7 @@ agents and delegations are made over the API, exchanges over HTTP, as users do.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import jwt
@@ -353,3 +354,31 @@ async def test_a_workload_delegation_serves_its_agent_only(world: World) -> None
             world, first, first_credential, github.github_token("acme/web", now=now)
         )
         assert ok.status_code == 200, ok.text
+
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _other_ecdsa_form(token: str) -> str:
+    """The same ES256 token with its signature's second valid form, (r, n - s)."""
+    header, payload, signature = token.split(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    r, s = raw[:32], int.from_bytes(raw[32:], "big")
+    other = base64.urlsafe_b64encode(r + (P256_ORDER - s).to_bytes(32, "big"))
+    return f"{header}.{payload}.{other.rstrip(b'=').decode()}"
+
+
+async def test_a_token_without_jti_is_spent_by_what_it_signs_not_how_it_is_written(
+    world: World,
+) -> None:
+    spiffe = TestIssuer("spiffe", Preset.SPIFFE)
+    async with serving_issuers(spiffe):
+        domain_id = await add_domain(world, spiffe)
+        rule = {"domain_id": domain_id, "subject": "spiffe://spiffe.test/ns/prod/**"}
+        agent_id, credential = await workload_agent(world, [rule])
+        token = spiffe.spiffe_svid("/ns/prod/sa/agent", now=now_of(world))
+        assert "jti" not in _claims(token)
+        assert (await exchange(world, agent_id, credential, token)).status_code == 200
+        rewritten = _other_ecdsa_form(token)
+        assert rewritten != token
+        refused(await exchange(world, agent_id, credential, rewritten), "already been used")
