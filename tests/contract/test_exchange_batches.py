@@ -19,7 +19,10 @@ import pytest
 
 from authority.settings import Settings
 from authority.storage.exchange import GrantWrite, SpendOutcome
+from authority.storage.replay import MOST, single_use
+from authority.storage.sql import exchange_batch
 from authority.storage.sql.exchange import SqlExchangeStore
+from authority.storage.sql.group_commit import CommitUnknown
 from tests.isolation import asyncpg_dsn
 
 from .exchange_support import Ports, grant, open_ports, refuse_as, spend_of, use
@@ -128,6 +131,68 @@ async def test_a_batch_whose_commit_is_lost_tells_no_waiter_it_was_spent(
     monkeypatch.undo()
     if backend != "postgres":  # rolled back; on PostgreSQL it committed, unknown to all
         assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 0
+
+
+async def test_an_error_after_the_batch_committed_is_answered_as_lost_and_retried_never(
+    ports: Ports, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retrying the items of a committed batch would write each twice (a unique key
+    violated: a 500) or refuse, with a second ledger entry, a call already granted."""
+    s = await seed(ports.store)
+    sql: Any = batched(ports)._sql
+    if backend == "postgres":  # the statement committed, then its answer was misread
+        real_outcomes = exchange_batch.outcomes
+
+        def misread(rows: Any, items: Any) -> Any:
+            real_outcomes(rows, items)
+            raise KeyError("claimed_2")
+
+        monkeypatch.setattr(exchange_batch, "outcomes", misread)
+    else:
+        real = sql.transaction
+
+        @asynccontextmanager
+        async def fails_after_commit() -> AsyncIterator[Any]:
+            async with real() as tx:
+                yield tx
+            raise KeyError("after the commit")
+
+        monkeypatch.setattr(sql, "transaction", fails_after_commit)
+    outcomes = await asyncio.gather(
+        *(spend(ports, s, f"u{i}") for i in range(5)), return_exceptions=True
+    )
+    monkeypatch.undo()
+    assert all(isinstance(o, CommitUnknown) for o in outcomes)  # 503 to every waiter
+    assert batched(ports).spends.batches == 1
+    # Written once, by the batch: no item was written again, alone.
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 5
+    decisions = [r["decision"] for r in await ports.rows("grants") if r["id"] != s.grant_id]
+    assert decisions == ["issued"] * 5 and len(await ports.entries()) == 5
+    assert len(await ports.rows("used_jtis")) == 5
+
+
+async def test_a_spend_of_more_single_uses_than_recorded_is_refused_whole(
+    ports: Ports,
+) -> None:
+    """The batch's statement has room for ``MOST`` uses: one more is never dropped."""
+    s = await seed(ports.store)
+    many = [
+        single_use("attestation", s.agent_id, f"m{j}", expires_at=NOW + 60) for j in range(MOST + 1)
+    ]
+
+    async def too_many() -> Any:
+        return await ports.exchange.spend(spend_of(s), grant(s, "issued"), many, refuse_as(s, "x"))
+
+    outcomes = await asyncio.gather(
+        spend(ports, s, "a"), too_many(), spend(ports, s, "c"), return_exceptions=True
+    )
+    assert isinstance(outcomes[1], ValueError)
+    assert outcomes[0] == outcomes[2] == SpendOutcome(claimed=(True,))
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 2
+    assert {r["key"] for r in await ports.rows("used_jtis")} == {use("a").key, use("c").key}
+    item = exchange_batch.Item({}, many, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at most"):  # nor in a batch, if one got there
+        exchange_batch.parameters([item], (), "50ms")
 
 
 @pytest.mark.commits

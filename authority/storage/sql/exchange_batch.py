@@ -31,15 +31,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String, and_, literal_column, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 
+from authority.storage.driver import Driver
+from authority.storage.exchange import SpendOutcome
+from authority.storage.postgres_driver import BROKEN
 from authority.storage.replay import MOST, SingleUse
 from authority.storage.schema import grants, ledger_entries
 
 from .grant_writes import GRANT_COLUMNS, Rows
+from .group_commit import RolledBack
 from .ledger import COLUMNS as ENTRY_COLUMNS
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -212,7 +217,11 @@ def parameters(
 
     A key already asked for by an earlier item of the batch is passed as NULL: that
     use is not this item's to make (a replay), so it is refused, as it would be alone.
+    ``ValueError`` for an item of more than ``MOST`` uses: the statement has room for
+    ``MOST``, and a use left out would be a use not recorded.
     """
+    if any(len(item.uses) > MOST for item in items):
+        raise ValueError(f"a spend of a batch records at most {MOST} single uses")
     names = [name for name, _ in _ITEM] + [f"r_{name}" for name in registered]
     params: dict[str, Any] = {name: [] for name in names}
     params["i"] = list(range(len(items)))
@@ -246,4 +255,33 @@ def outcomes(rows: Sequence[Mapping[str, Any]], items: Sequence[Item]) -> list[t
     for row, item in zip(rows, items, strict=True):
         claimed = tuple(bool(row[f"claimed_{j}"]) for j in range(len(item.uses)))
         answers.append((*claimed, bool(row["spent"])))
+    return answers
+
+
+async def spend(
+    sql: Driver, batch: Any, items: Sequence[Item], registered: Sequence[str], lock_timeout: str
+) -> list[SpendOutcome | Refused]:
+    """``items`` spent by one run of ``batch`` (``statement``), committed alone.
+
+    ``RolledBack`` only when nothing was committed: an item refused before anything was
+    sent, or an error the server reported for the statement itself (its implicit
+    transaction rolled back) on a connection still open (the driver turns one the server
+    then closed into a ``ConnectionError``). Not those of ``BROKEN`` (a statement
+    timeout, a shutdown, a connection lost), nor any error once the statement returned:
+    the batch may have committed, so every waiter answers 503 and none is retried.
+    """
+    try:
+        params = parameters(items, registered, lock_timeout)
+    except ValueError as exc:
+        raise RolledBack() from exc
+    try:
+        rows = await sql.fetch(batch, params)
+    except BROKEN:
+        raise
+    except asyncpg.PostgresError as exc:
+        raise RolledBack() from exc
+    answers: list[SpendOutcome | Refused] = []
+    for *claimed, spent in outcomes(rows, items):
+        flags = tuple(claimed)
+        answers.append(SpendOutcome(flags) if spent else Refused(flags))
     return answers
