@@ -284,3 +284,120 @@ async def test_group_commit_is_the_default_on_both_sql_backends(
         assert all(o.denial is None for o in outcomes)
         store = batched(opened)
         assert store.spends.batches == 1 and store.spends.items == 4
+
+
+# --- a change committed while the batch's statement waits for its row locks ---------------
+async def _waiting_for_a_lock(blocker: asyncpg.Connection) -> None:
+    """Until a statement of this database waits for a lock the blocker holds."""
+    for _ in range(1000):
+        # In a transaction the activity view is read once; its snapshot is let go here.
+        await blocker.execute("SELECT pg_stat_clear_snapshot()")
+        if await blocker.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database() AND pid <> pg_backend_pid()"
+        ):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no statement waited for the lock")
+
+
+async def _batched_while_held(
+    sql_settings: Settings | None, change: str, nows: list[int], bound: float = 60.0
+) -> tuple[list[Any], int, int]:
+    """Spends (one per ``now``) batched while ``change`` holds its rows, then committed
+    under the statement: what each was told, the calls used, and how many items were
+    written alone (a retry)."""
+    assert sql_settings is not None and sql_settings.database_url is not None
+    # By default a bound far past the wait: the batch's own statement sees the change,
+    # not a retry.
+    forced = sql_settings.model_copy(
+        update={"exchange_group_commit": True, "exchange_batch_lock_timeout": bound}
+    )
+    blocker = await asyncpg.connect(asyncpg_dsn(sql_settings.database_url))
+    alone: list[Any] = []
+    try:
+        async for ports in open_ports(forced):
+            s = await seed(ports.store)
+            queue: Any = batched(ports).spends
+            real_one = queue._one
+
+            async def counted(item: Any, real_one: Any = real_one) -> Any:
+                alone.append(item)
+                return await real_one(item)
+
+            queue._one = counted
+            held = blocker.transaction()
+            await held.start()
+            await blocker.execute(change)
+            tasks = [
+                asyncio.create_task(
+                    ports.exchange.spend(
+                        spend_of(s, now), grant(s, "issued"), [use(f"m{i}")], refuse_as(s, "x")
+                    )
+                )
+                for i, now in enumerate(nows)
+            ]
+            await _waiting_for_a_lock(blocker)
+            await held.commit()
+            outcomes = await asyncio.gather(*tasks)
+            assert queue.batches == 1 and queue.items == len(nows)
+            calls_used = (await ports.row("delegations", s.delegation_id))["calls_used"]
+    finally:
+        await blocker.close()
+    return outcomes, calls_used, len(alone)
+
+
+#: Each moves the delegation's expiry to ``NOW``: past for a spend at ``NOW`` or later.
+_EXPIRED = "UPDATE delegations SET expires_at = 1700000000"
+assert str(NOW) in _EXPIRED
+
+
+@pytest.mark.commits
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE delegations SET status = 'revoked'",
+        "UPDATE agents SET status = 'quarantined'",
+        "UPDATE owners SET status = 'suspended'",
+        "UPDATE tools SET status = 'retired'",
+        "UPDATE delegations SET max_calls = calls_used",
+        _EXPIRED,
+    ],
+)
+async def test_a_change_committed_under_the_batch_refuses_its_spends(
+    backend: str, sql_settings: Settings | None, change: str
+) -> None:
+    """Committed after the statement began and before it had the rows: the statement
+    reads the rows as changed, and spends nothing."""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises writers: nothing commits under a batch")
+    outcomes, calls_used, alone = await _batched_while_held(sql_settings, change, [NOW] * 4)
+    assert all(o.denial is not None for o in outcomes) and alone == 0
+    assert calls_used == 0
+
+
+@pytest.mark.commits
+async def test_an_expiry_moved_under_the_batch_is_checked_against_each_spends_own_time(
+    backend: str, sql_settings: Settings | None
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite serialises writers: nothing commits under a batch")
+    nows = [NOW - 5, NOW + 5, NOW - 1]
+    outcomes, calls_used, alone = await _batched_while_held(sql_settings, _EXPIRED, nows)
+    assert [o.denial is None for o in outcomes] == [True, False, True] and alone == 0
+    assert calls_used == 2
+
+
+@pytest.mark.commits
+@pytest.mark.parametrize("table", ["grants", "delegations", "used_jtis"])
+async def test_a_table_locked_under_the_batch_delays_its_spends_and_each_is_written_once(
+    backend: str, sql_settings: Settings | None, table: str
+) -> None:
+    """A table lock stops the batch (its row lock bound does not apply to it) as it would
+    stop each spend alone: once it is let go, every spend is written, each once."""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises writers: nothing commits under a batch")
+    lock = f"LOCK TABLE {table} IN EXCLUSIVE MODE"
+    outcomes, calls_used, _ = await _batched_while_held(sql_settings, lock, [NOW] * 4, 0.05)
+    assert all(isinstance(o, SpendOutcome) and o.denial is None for o in outcomes)
+    assert calls_used == 4
