@@ -401,3 +401,37 @@ async def test_a_table_locked_under_the_batch_delays_its_spends_and_each_is_writ
     outcomes, calls_used, _ = await _batched_while_held(sql_settings, lock, [NOW] * 4, 0.05)
     assert all(isinstance(o, SpendOutcome) and o.denial is None for o in outcomes)
     assert calls_used == 4
+
+
+async def test_a_use_taken_at_another_position_in_the_batch_is_a_replay(ports: Ports) -> None:
+    """A key is one key wherever in its spend it is asked for (an attestation's use, a
+    DPoP proof's): asked for by two spends of one batch, the first takes it."""
+    s = await seed(ports.store)
+
+    async def with_uses(*uses: Any) -> Any:
+        return await ports.exchange.spend(spend_of(s), grant(s, "issued"), uses, refuse_as(s, "x"))
+
+    dpop = [single_use("dpop", s.agent_id, name, expires_at=NOW + 60) for name in ("x", "y")]
+    outcomes = await asyncio.gather(
+        with_uses(use("k1")), with_uses(dpop[0], use("k1")), with_uses(dpop[1], use("k2"))
+    )
+    assert [o.denial is None for o in outcomes] == [True, False, True]
+    assert outcomes[1].claimed == (True, False)
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 2
+
+
+async def test_spends_of_no_use_and_of_two_share_a_batch_and_its_cap(ports: Ports) -> None:
+    s = await seed(ports.store)
+    await ports.update("delegations", s.delegation_id, max_calls=3)
+    two = [use("m2"), single_use("dpop", s.agent_id, "m3", expires_at=NOW + 60)]
+
+    async def with_uses(uses: list[Any]) -> Any:
+        return await ports.exchange.spend(spend_of(s), grant(s, "issued"), uses, refuse_as(s, "x"))
+
+    outcomes = await asyncio.gather(
+        with_uses([]), with_uses([use("m1")]), with_uses([]), with_uses(two), with_uses([])
+    )
+    assert [o.denial is None for o in outcomes] == [True, True, True, False, False]
+    assert (await ports.row("delegations", s.delegation_id))["calls_used"] == 3
+    assert batched(ports).spends.batches == 1 and batched(ports).spends.items == 5
+    assert len(await ports.entries()) == 5
