@@ -42,15 +42,11 @@ from authority.storage.exchange import (
     SpendOutcome,
     SpendState,
 )
-from authority.storage.postgres_driver import BROKEN
 from authority.storage.replay import MOST, SingleUse
 from authority.storage.schema import agents, delegations, owners, resource_servers, tools
 
 from . import approval_requests, exchange_batch, exchange_load, grant_writes, replay
-from .group_commit import GroupCommit
-
-#: After these the outcome of a batch's commit is unknown: every waiter answers 503.
-_LOST = (*BROKEN, sqlite3.OperationalError)
+from .group_commit import GroupCommit, RolledBack
 
 #: The registrations the decision read (``Registered``), still as they were.
 _REGISTERED_AS_DECIDED = (
@@ -248,7 +244,7 @@ class SqlExchangeStore:
         self._lock_timeout = f"{max(1, round(batch_lock_timeout * 1000))}ms"
         self._group_commit = group_commit
         self.spends: GroupCommit[_Spending, SpendOutcome | exchange_batch.Refused] = GroupCommit(
-            self._spend_alone, self._spend_many, lost=_LOST
+            self._spend_alone, self._spend_many
         )
 
     async def load(self, agent_id: str, delegation_id: str, tool: str) -> ExchangeFacts:
@@ -282,8 +278,14 @@ class SqlExchangeStore:
         order = sorted(range(len(items)), key=lambda i: items[i].params["p_delegation"])
         outcomes: list[SpendOutcome | None] = [None] * len(items)
         async with sql.transaction() as tx:
-            for i in order:
-                outcomes[i] = await _spend_in(tx, sql.dialect, items[i])
+            try:
+                for i in order:
+                    outcomes[i] = await _spend_in(tx, sql.dialect, items[i])
+            except sqlite3.OperationalError:
+                raise  # locked past the busy timeout, disk I/O: every waiter answers 503
+            except Exception as exc:  # raised before the commit: the transaction rolls back
+                raise RolledBack() from exc
+        # Past the commit: anything raised now is answered as of unknown outcome.
         return [o for o in outcomes if o is not None]
 
     async def _pg_spend_many(
@@ -292,13 +294,9 @@ class SqlExchangeStore:
         """One statement for the batch (``exchange_batch``), committed alone; the items
         it did not spend are refused by their own callers (``spend``)."""
         batch = [exchange_batch.Item(item.params, item.uses, item.rows) for item in items]
-        params = exchange_batch.parameters(batch, _REGISTERED, self._lock_timeout)
-        rows = await self._sql.fetch(_PG_BATCH, params)
-        answers: list[SpendOutcome | exchange_batch.Refused] = []
-        for *claimed, spent in exchange_batch.outcomes(rows, batch):
-            flags = tuple(claimed)
-            answers.append(SpendOutcome(flags) if spent else exchange_batch.Refused(flags))
-        return answers
+        return await exchange_batch.spend(
+            self._sql, _PG_BATCH, batch, _REGISTERED, self._lock_timeout
+        )
 
     async def spend(
         self,
@@ -310,6 +308,8 @@ class SqlExchangeStore:
         approval_id: str | None = None,
     ) -> SpendOutcome:
         sql = self._sql
+        if len(uses) > MOST:  # never some of them recorded and the rest dropped
+            raise ValueError(f"a decision records at most {MOST} single uses")
         params = _parameters(spend)
         rows = grant_writes.rows(issued)  # MalformedEntry here, before anything is queued
         if approval_id is None:

@@ -12,17 +12,35 @@ it would have been told alone:
 * the rows as decided: each item joins its delegation, agent, owner, tool and resource
   server, holding the last four ``FOR SHARE``, with the conditions of the spend alone;
 * the calls: the delegations' rows are locked ``FOR NO KEY UPDATE`` in the order of
-  their ids (one order across workers) and read as they are after any wait; of the
-  ``n`` live items on one delegation the first ``min(n, max_calls - calls_used)``, in
-  the batch's order, are spent, and the row is updated once by that many: two items
-  on one delegation spend two calls, and a cap is never passed;
+  their ids (one order across workers) and read as they are after any wait, each item
+  checked against them at its own ``now``; of the ``n`` items on one delegation still
+  live, the first ``min(n, max_calls - calls_used)``, in the batch's order, are spent,
+  and the row is updated once by that many: two items on one delegation spend two
+  calls, and a cap is never passed;
 * the grant and its ledger entry are inserted for the spent items only.
 
 An item not spent gets its refusal written afterwards, by its own caller (``Refused``),
-as a spend alone does after its statement. The lock waits of the statement are bounded
-(``set_config('lock_timeout', ..., true)``, evaluated before any row is read, for this
-statement's transaction only): past the bound it fails, nothing is committed, and the
-group commit retries each item alone.
+as a spend alone does after its statement.
+
+Lock order. The ``FOR SHARE`` row locks are taken in the join's order, not sorted: they
+conflict with no spend's locks (shared with each other's; a spend's only exclusive row
+locks are on delegations, taken in id order here and one per spend alone), so no two
+spends can wait on each other through them. A cycle with an administrative write that
+locks rows in its own order (a kill switch, a revocation) is possible whatever order
+the batch used; it is broken by the bound below, well before the server's deadlock
+check, and the batch's items are retried alone.
+
+The row lock waits of the statement are bounded (``set_config('lock_timeout', ...,
+true)``, evaluated before any row is read, for this statement's transaction only): past
+the bound it fails, nothing is committed, and the group commit retries each item alone.
+The table locks the statement takes as it starts are not: they are taken before any of
+it runs. A table lock that conflicts with them (``LOCK TABLE``, a migration's DDL) stops
+every spend alone just the same (the same tables in the same modes; ``used_jtis`` also
+for a batch whose items have no single use, where such a spend alone does not touch
+it), so a bound there
+would only turn the batch's wait into each item's; the session's statement timeout
+bounds both. (Bounding it would cost a transaction: BEGIN, SET LOCAL, COMMIT, three
+round trips more per batch.)
 """
 
 from __future__ import annotations
@@ -31,15 +49,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String, and_, literal_column, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 
+from authority.storage.driver import Driver
+from authority.storage.exchange import SpendOutcome
+from authority.storage.postgres_driver import BROKEN
 from authority.storage.replay import MOST, SingleUse
 from authority.storage.schema import grants, ledger_entries
 
 from .grant_writes import GRANT_COLUMNS, Rows
+from .group_commit import RolledBack
 from .ledger import COLUMNS as ENTRY_COLUMNS
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -158,26 +181,25 @@ live AS (
       AND {_as_decided(as_decided)}
     FOR SHARE OF agents, owners, tools, resource_servers
 ),
-ranked AS (
-    SELECT i, delegation, row_number() OVER (PARTITION BY delegation ORDER BY i) AS r
-    FROM live
-),
-counted AS (
-    SELECT delegation, count(*) AS n, max(now) AS now FROM live GROUP BY delegation
-),
 locked AS (
     SELECT delegations.id, delegations.calls_used, delegations.max_calls,
            delegations.status, delegations.expires_at
-    FROM delegations WHERE delegations.id IN (SELECT delegation FROM counted)
+    FROM delegations WHERE delegations.id IN (SELECT delegation FROM live)
     ORDER BY delegations.id
     FOR NO KEY UPDATE
 ),
+eligible AS (
+    SELECT live.i, live.delegation,
+           row_number() OVER (PARTITION BY live.delegation ORDER BY live.i) AS r
+    FROM live JOIN locked ON locked.id = live.delegation
+    WHERE locked.status = 'active' AND locked.expires_at > live.now
+      AND (locked.max_calls IS NULL OR locked.calls_used < locked.max_calls)
+),
 granted AS (
     SELECT locked.id, locked.calls_used AS before,
-           least(counted.n, coalesce(locked.max_calls - locked.calls_used, counted.n)) AS k
-    FROM locked JOIN counted ON counted.delegation = locked.id
-    WHERE locked.status = 'active' AND locked.expires_at > counted.now
-      AND (locked.max_calls IS NULL OR locked.calls_used < locked.max_calls)
+           least(count(*), coalesce(locked.max_calls - locked.calls_used, count(*))) AS k
+    FROM locked JOIN eligible ON eligible.delegation = locked.id
+    GROUP BY locked.id, locked.calls_used, locked.max_calls
 ),
 spent AS (
     UPDATE delegations SET calls_used = granted.before + granted.k
@@ -185,8 +207,8 @@ spent AS (
     RETURNING delegations.id
 ),
 winners AS (
-    SELECT ranked.i FROM ranked JOIN granted ON granted.id = ranked.delegation
-    WHERE ranked.r <= granted.k AND granted.id IN (SELECT id FROM spent)
+    SELECT eligible.i FROM eligible JOIN granted ON granted.id = eligible.delegation
+    WHERE eligible.r <= granted.k AND granted.id IN (SELECT id FROM spent)
 ),{inserted(grants, "g_", GRANT_COLUMNS, "granted_rows")}{
         inserted(ledger_entries, "e_", ENTRY_COLUMNS, "entered")
     }
@@ -212,7 +234,11 @@ def parameters(
 
     A key already asked for by an earlier item of the batch is passed as NULL: that
     use is not this item's to make (a replay), so it is refused, as it would be alone.
+    ``ValueError`` for an item of more than ``MOST`` uses: the statement has room for
+    ``MOST``, and a use left out would be a use not recorded.
     """
+    if any(len(item.uses) > MOST for item in items):
+        raise ValueError(f"a spend of a batch records at most {MOST} single uses")
     names = [name for name, _ in _ITEM] + [f"r_{name}" for name in registered]
     params: dict[str, Any] = {name: [] for name in names}
     params["i"] = list(range(len(items)))
@@ -246,4 +272,33 @@ def outcomes(rows: Sequence[Mapping[str, Any]], items: Sequence[Item]) -> list[t
     for row, item in zip(rows, items, strict=True):
         claimed = tuple(bool(row[f"claimed_{j}"]) for j in range(len(item.uses)))
         answers.append((*claimed, bool(row["spent"])))
+    return answers
+
+
+async def spend(
+    sql: Driver, batch: Any, items: Sequence[Item], registered: Sequence[str], lock_timeout: str
+) -> list[SpendOutcome | Refused]:
+    """``items`` spent by one run of ``batch`` (``statement``), committed alone.
+
+    ``RolledBack`` only when nothing was committed: an item refused before anything was
+    sent, or an error the server reported for the statement itself (its implicit
+    transaction rolled back) on a connection still open (the driver turns one the server
+    then closed into a ``ConnectionError``). Not those of ``BROKEN`` (a statement
+    timeout, a shutdown, a connection lost), nor any error once the statement returned:
+    the batch may have committed, so every waiter answers 503 and none is retried.
+    """
+    try:
+        params = parameters(items, registered, lock_timeout)
+    except ValueError as exc:
+        raise RolledBack() from exc
+    try:
+        rows = await sql.fetch(batch, params)
+    except BROKEN:
+        raise
+    except asyncpg.PostgresError as exc:
+        raise RolledBack() from exc
+    answers: list[SpendOutcome | Refused] = []
+    for *claimed, spent in outcomes(rows, items):
+        flags = tuple(claimed)
+        answers.append(SpendOutcome(flags) if spent else Refused(flags))
     return answers

@@ -10,12 +10,15 @@ The honest semantics, each owed to a caller that does not know it shares a trans
 * a batch of one runs ``one`` (the write alone, as without batching), in a task of its
   own: the queue goes on while it waits (for a lock, say);
 * a larger batch runs ``many`` in one transaction, whose lock waits ``many`` bounds;
-  if that fails with an error the database reported (one item's bad row, a lock wait
-  past the bound, a deadlock), nothing of it was committed, and each item is retried
-  alone (``one``, in tasks of their own), so one item's error fails no other and a lock
-  held on one owner's rows stalls the others' writes no longer than that bound;
-* an error that loses the connection (``lost``) leaves the commit's outcome unknown:
-  every waiter of the batch gets it (a 503), none is retried, none is told "committed";
+  if that fails with ``RolledBack`` (``many`` knows nothing of it was committed: one
+  item's bad row, a lock wait past the bound, a deadlock, all reported by the database
+  for the statement itself), each item is retried alone (``one``, in tasks of their
+  own), so one item's error fails no other and a lock held on one owner's rows stalls
+  the others' writes no longer than that bound;
+* any other error leaves the commit's outcome unknown (the connection lost, or an error
+  after the statement returned, when the batch may well have committed): every waiter
+  of the batch gets ``CommitUnknown`` (a 503), none is retried, none is told
+  "committed" (a retry could write twice what the batch already wrote);
 * a waiter cancelled before its batch starts is dropped from it (nothing written); one
   cancelled while its batch is in flight gets nothing, and its write is committed or not
   as a whole with the others, never in part.
@@ -34,12 +37,20 @@ Item = TypeVar("Item")
 Out = TypeVar("Out")
 
 
+class RolledBack(Exception):
+    """Raised by ``many`` from the error of a batch known not to have committed."""
+
+
+class CommitUnknown(ConnectionError):
+    """The batch may or may not have committed: its waiters answer 503, none retried."""
+
+
 class GroupCommit(Generic[Item, Out]):
     """One queue per worker (per store): ``await submit(item)`` is that item's outcome.
 
     ``one(item)``: the item written alone, in its own transaction. ``many(items)``: all
-    of them in one transaction, outcomes in the items' order. ``lost``: the exceptions
-    after which the commit's outcome is unknown.
+    of them in one transaction, outcomes in the items' order; it raises ``RolledBack``
+    only when nothing of the batch was committed.
     """
 
     def __init__(
@@ -47,12 +58,10 @@ class GroupCommit(Generic[Item, Out]):
         one: Callable[[Item], Awaitable[Out]],
         many: Callable[[Sequence[Item]], Awaitable[Sequence[Out]]],
         *,
-        lost: tuple[type[BaseException], ...],
         most: int = 64,
     ) -> None:
         self._one = one
         self._many = many
-        self._lost = lost
         self._most = most
         self._queue: list[tuple[Item, asyncio.Future[Out]]] = []
         self._drain: asyncio.Task[None] | None = None
@@ -93,11 +102,16 @@ class GroupCommit(Generic[Item, Out]):
         self.items += len(batch)
         try:
             outcomes = await self._many([item for item, _ in batch])
-        except self._lost as exc:
-            _fail(batch, exc)  # committed or not: unknown, so never a success
-        except Exception as exc:  # nothing committed: each item alone
-            log.info("group commit of %d items retried one by one: %r", len(batch), exc)
+            if len(outcomes) != len(batch):
+                raise RuntimeError("the batch did not answer for every item")
+        except RolledBack as exc:  # nothing committed: each item alone
+            log.info("group commit of %d items retried one by one: %r", len(batch), exc.__cause__)
             self._alone(batch)
+        except Exception as exc:  # committed or not: unknown, so never a success
+            log.warning("group commit of %d items: outcome unknown: %r", len(batch), exc)
+            unknown = CommitUnknown("the outcome of the write is unknown")
+            unknown.__cause__ = exc
+            _fail(batch, unknown)
         else:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():

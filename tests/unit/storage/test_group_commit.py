@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from authority.storage.sql.group_commit import GroupCommit
+from authority.storage.sql.group_commit import CommitUnknown, GroupCommit, RolledBack
 
 
 class Lost(Exception):
@@ -21,6 +21,7 @@ class Writes:
         self.alone: list[str] = []
         self.batches: list[list[str]] = []
         self.fail_batch: Exception | None = None
+        self.fail_after: Exception | None = None  # raised once the batch has committed
         self.bad = {"bad"}
         self.gate: asyncio.Event | None = None  # a batch waits on it (a batch in flight)
 
@@ -37,12 +38,14 @@ class Writes:
         if self.fail_batch is not None:
             raise self.fail_batch
         if self.bad & set(items):
-            raise ValueError("a bad row: the transaction rolls back")
+            raise RolledBack() from ValueError("a bad row: the transaction rolls back")
         self.batches.append(list(items))
+        if self.fail_after is not None:
+            raise self.fail_after
         return [f"ok {item}" for item in items]
 
     def queue(self) -> GroupCommit[str, str]:
-        return GroupCommit(self.one, self.many, lost=(Lost,))
+        return GroupCommit(self.one, self.many)
 
 
 async def test_a_lone_write_is_a_batch_of_one_written_alone() -> None:
@@ -93,8 +96,37 @@ async def test_a_lost_connection_fails_every_waiter_and_retries_none() -> None:
     outcomes = await asyncio.gather(
         *(queue.submit(f"w{i}") for i in range(4)), return_exceptions=True
     )
-    assert all(isinstance(o, Lost) for o in outcomes)
+    assert all(isinstance(o, CommitUnknown) for o in outcomes)
+    assert all(isinstance(o.__cause__, Lost) for o in outcomes if isinstance(o, BaseException))
     assert writes.alone == []  # a commit of unknown outcome is never written again
+
+
+@pytest.mark.parametrize("error", [KeyError("claimed_2"), ValueError("an answer misread")])
+async def test_an_error_after_the_commit_fails_every_waiter_and_retries_none(
+    error: Exception,
+) -> None:
+    """Not ``RolledBack``: the batch may have committed, so writing any item again could
+    write it twice (or answer a written grant with a refusal)."""
+    writes = Writes()
+    writes.fail_after = error
+    queue = writes.queue()
+    outcomes = await asyncio.gather(
+        *(queue.submit(f"w{i}") for i in range(4)), return_exceptions=True
+    )
+    assert all(isinstance(o, CommitUnknown) for o in outcomes)  # 503, as a lost connection
+    assert writes.batches == [[f"w{i}" for i in range(4)]] and writes.alone == []
+
+
+async def test_a_batch_that_answers_for_too_few_items_answers_none() -> None:
+    writes = Writes()
+
+    async def many(items: Sequence[str]) -> list[str]:
+        writes.batches.append(list(items))
+        return ["ok"]
+
+    queue = GroupCommit(writes.one, many)
+    outcomes = await asyncio.gather(queue.submit("a"), queue.submit("b"), return_exceptions=True)
+    assert all(isinstance(o, CommitUnknown) for o in outcomes) and writes.alone == []
 
 
 async def test_a_waiter_cancelled_before_its_batch_is_dropped_from_it() -> None:
@@ -131,7 +163,7 @@ async def test_a_lone_write_waiting_on_a_lock_holds_up_no_batch() -> None:
             await held.wait()  # a row lock another transaction holds
         return f"ok {item}"
 
-    queue = GroupCommit(one, writes.many, lost=(Lost,))
+    queue = GroupCommit(one, writes.many)
     stuck = asyncio.create_task(queue.submit("held"))
     await asyncio.sleep(0.01)
     assert list(await asyncio.gather(queue.submit("a"), queue.submit("b"))) == ["ok a", "ok b"]
