@@ -122,7 +122,7 @@ def json_answer(extra: bytes = b"") -> bytes:
 
 
 async def post(connections: AuthorityConnections) -> tuple[int, bytes]:
-    answer = await connections.post("/introspect", b"", b"token=t")
+    answer = await connections.post("/introspect", (), b"token=t")
     return answer.status, answer.body
 
 

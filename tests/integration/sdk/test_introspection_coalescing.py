@@ -297,7 +297,7 @@ async def test_connections_are_kept_and_reused(stub: StubAuthority, url: str) ->
         for _ in range(5):
             answer = await connections.post(
                 "/introspect",
-                f"Authorization: {AUTHORIZATION}\r\n".encode(),
+                [(b"Authorization", AUTHORIZATION.encode())],
                 b"token=t1",
             )
             assert answer.status == 200
