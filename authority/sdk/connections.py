@@ -177,6 +177,9 @@ class AuthorityConnections:
     _queue: deque[asyncio.Future[_Connection | None]] = field(default_factory=deque, init=False)
     _open: int = field(default=0, init=False)
     _closed: bool = field(default=False, init=False)
+    _requests: dict[tuple[str, int, tuple[tuple[bytes, bytes], ...]], h11.Request] = field(
+        default_factory=dict, init=False
+    )
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -212,11 +215,17 @@ class AuthorityConnections:
         value pairs, encoded); the status and body of the answer. ``on_send`` is called once
         a connection is had, just before the request is written (with nothing awaited in
         between)."""
-        request = h11.Request(
-            method=b"POST",
-            target=target.encode("ascii"),
-            headers=[(b"Host", self._host), (b"Content-Length", b"%d" % len(body)), *headers],
-        )
+        key = (target, len(body), tuple(headers))
+        request = self._requests.get(key)
+        if request is None:
+            # Validated once: the same target, headers and length recur on every request.
+            if len(self._requests) >= 64:
+                self._requests.clear()
+            request = self._requests[key] = h11.Request(
+                method=b"POST",
+                target=target.encode("ascii"),
+                headers=[(b"Host", self._host), (b"Content-Length", b"%d" % len(body)), *headers],
+            )
         try:
             async with asyncio.timeout(self.timeout):
                 connection = await self._acquire()
