@@ -215,18 +215,8 @@ class AuthorityConnections:
         value pairs, encoded); the status and body of the answer. ``on_send`` is called once
         a connection is had, just before the request is written (with nothing awaited in
         between)."""
-        key = (target, len(body), tuple(headers))
-        request = self._requests.get(key)
-        if request is None:
-            # Validated once: the same target, headers and length recur on every request.
-            if len(self._requests) >= 64:
-                self._requests.clear()
-            request = self._requests[key] = h11.Request(
-                method=b"POST",
-                target=target.encode("ascii"),
-                headers=[(b"Host", self._host), (b"Content-Length", b"%d" % len(body)), *headers],
-            )
         try:
+            request = self._head(target, len(body), headers)  # before any connection is had
             async with asyncio.timeout(self.timeout):
                 connection = await self._acquire()
                 if on_send is not None:
@@ -243,6 +233,23 @@ class AuthorityConnections:
                 return answer
         except (OSError, TimeoutError, EOFError, ValueError, h11.ProtocolError) as exc:
             raise AuthorityUnreachable(type(exc).__name__) from None
+
+    def _head(
+        self, target: str, length: int, headers: Sequence[tuple[bytes, bytes]]
+    ) -> h11.Request:
+        """The request head, validated once: the same target, headers and length recur on
+        every request (h11 checks each header it is given)."""
+        key = (target, length, tuple(headers))
+        request = self._requests.get(key)
+        if request is None:
+            if len(self._requests) >= 64:
+                self._requests.clear()
+            request = self._requests[key] = h11.Request(
+                method=b"POST",
+                target=target.encode("ascii"),
+                headers=[(b"Host", self._host), (b"Content-Length", b"%d" % length), *headers],
+            )
+        return request
 
     async def aclose(self) -> None:
         self._closed = True

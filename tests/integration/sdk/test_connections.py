@@ -369,3 +369,21 @@ async def test_a_late_answer_is_never_read_by_the_next_request(
     finally:
         await connections.aclose()
     assert raw.connections == 2
+
+
+async def test_a_malformed_request_head_is_unreachable_before_any_connection(
+    serve: Callable[..., Awaitable[str]],
+) -> None:
+    async def ok(_: bytes) -> bytes:
+        return json_answer()
+
+    raw = RawServer(ok)
+    connections = AuthorityConnections(await serve(raw))
+    try:
+        with pytest.raises(AuthorityUnreachable):
+            await connections.post("/introspect", [(b"Authorization", b"x\r\nX: y")], b"")
+        with pytest.raises(AuthorityUnreachable):
+            await connections.post("/intro spect", (), b"")
+    finally:
+        await connections.aclose()
+    assert raw.connections == 0
