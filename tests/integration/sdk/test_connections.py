@@ -387,3 +387,27 @@ async def test_a_malformed_request_head_is_unreachable_before_any_connection(
     finally:
         await connections.aclose()
     assert raw.connections == 0
+
+
+def test_the_connections_work_on_uvloop() -> None:
+    """uvicorn runs a tool server on uvloop when it is installed: its transports are not
+    asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def kept() -> tuple[list[tuple[int, bytes]], int]:
+        raw = RawServer(by_token({b"A": answer_of(A), b"B": answer_of(B)}))
+        server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connections = AuthorityConnections(f"http://127.0.0.1:{port}", max_connections=1)
+        try:
+            answers = [await post(connections, "A"), await post(connections, "B")]
+        finally:
+            await connections.aclose()
+            server.close()
+            await server.wait_closed()
+        return answers, raw.connections
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        answers, opened = runner.run(kept())
+    assert answers == [(200, A), (200, B)]
+    assert opened == 1
