@@ -38,6 +38,7 @@ __all__ = ["AuthorityConnections", "AuthorityUnreachable", "HttpAnswer"]
 #: Larger answers are refused: an introspection answer is a few hundred bytes.
 MAX_BODY = 1 << 20
 MAX_HEAD = 1 << 16
+MAX_INTERIM = 8
 
 
 class AuthorityUnreachable(Exception):
@@ -133,7 +134,7 @@ class _Connection:
         link.transport.write(
             http.send(request) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage())
         )
-        status, received = 0, bytearray()
+        status, received, interim = 0, bytearray(), 0
         while True:
             event = http.next_event()
             if event is h11.NEED_DATA:
@@ -151,6 +152,10 @@ class _Connection:
                 break
             elif not isinstance(event, h11.InformationalResponse):
                 raise EOFError("no complete answer")  # ConnectionClosed, or PAUSED
+            else:
+                interim += 1  # skipped: the answer follows (RFC 9110 section 15.2)
+                if interim > MAX_INTERIM:
+                    raise ValueError("too many interim answers")
         link.busy = False
         keep = (
             http.our_state is h11.DONE

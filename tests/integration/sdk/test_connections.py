@@ -208,6 +208,7 @@ async def test_a_chunked_answer_is_read_whole(serve: Callable[..., Awaitable[str
         b"HTTP/1.1 20 OK\r\nContent-Length: 16\r\n\r\n" + B,  # a status of two digits
         b"HTTP/1.1  200 OK\r\nContent-Length: 16\r\n\r\n" + B,
         b"HTTP/2 200 OK\r\nContent-Length: 16\r\n\r\n" + B,
+        b"HTTP/1.1 103 Early Hints\r\n\r\n" * 9 + answer_of(B),  # interim answers without end
     ],
 )
 async def test_anything_but_a_whole_answer_is_unreachable(
