@@ -110,7 +110,12 @@ class Introspector:
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
-            task.cancel()  # its waiters are answered "unavailable"
+            task.cancel()
+        # A task cancelled before it ran never answers its waiters: answer them all here.
+        for request in self._open.values():
+            if not request.answer.done():
+                request.answer.set_result("unavailable")
+        self._open.clear()
         if self.connections is not None:
             await self.connections.aclose()
 
@@ -161,10 +166,10 @@ class Introspector:
         parts = urlsplit(endpoint)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = (
-            f"Authorization: {self._authorization}\r\n"
-            "Content-Type: application/x-www-form-urlencoded\r\n"
-            "Accept: application/json\r\n"
-        ).encode("latin-1")
+            (b"Authorization", (self._authorization or "").encode("latin-1")),
+            (b"Content-Type", b"application/x-www-form-urlencoded"),
+            (b"Accept", b"application/json"),
+        )
 
         def sending() -> None:
             # Joining ends as the request is written: checks that waited for a connection

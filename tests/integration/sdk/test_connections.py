@@ -121,9 +121,17 @@ def json_answer(extra: bytes = b"") -> bytes:
     )
 
 
-async def post(connections: AuthorityConnections) -> tuple[int, bytes]:
-    answer = await connections.post("/introspect", b"", b"token=t")
+async def post(connections: AuthorityConnections, token: str = "t") -> tuple[int, bytes]:
+    answer = await connections.post("/introspect", (), b"token=" + token.encode())
     return answer.status, answer.body
+
+
+def answer_of(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+A = b'{"active":true,"sub":"A"}'
+B = b'{"active":false}'
 
 
 async def test_a_kept_connection_serves_the_next_requests(
@@ -146,9 +154,12 @@ async def test_a_kept_connection_serves_the_next_requests(
     assert raw.requests[0].endswith(b"\r\n\r\ntoken=t")
 
 
-async def test_connection_close_is_honoured(serve: Callable[..., Awaitable[str]]) -> None:
+@pytest.mark.parametrize("connection", [b"close", b"close, x", b"x, Close"])
+async def test_connection_close_is_honoured(
+    serve: Callable[..., Awaitable[str]], connection: bytes
+) -> None:
     async def closing(_: bytes) -> bytes:
-        return json_answer(b"Connection: close\r\n")
+        return json_answer(b"Connection: " + connection + b"\r\n")
 
     raw = RawServer(closing)
     connections = AuthorityConnections(await serve(raw))
@@ -184,6 +195,20 @@ async def test_a_chunked_answer_is_read_whole(serve: Callable[..., Awaitable[str
         b"SMTP ready\r\n\r\n",  # not HTTP
         b"HTTP/1.1 2xx OK\r\n\r\n",  # no status
         b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",  # no header
+        b"HTTP/1.1 200 OK\r\nContent-Length: +1_6\r\n\r\n" + B,
+        b"HTTP/1.1 200 OK\r\nContent-Length : 16\r\n\r\n" + B,
+        b"HTTP/1.1 200 OK\r\n Content-Length: 16\r\n\r\n" + B,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\nContent-Length: 3\r\n\r\n" + B,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n" + B + b"\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n" + B + b"\r\n-0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: notchunked\r\n\r\n10\r\n" + B + b"\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n10\r\n" + B + b"\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"10\r\n" + B + b"\r\n0\r\n\r\n",  # two framings (RFC 9112 section 6.3)
+        b"HTTP/1.1 20 OK\r\nContent-Length: 16\r\n\r\n" + B,  # a status of two digits
+        b"HTTP/1.1  200 OK\r\nContent-Length: 16\r\n\r\n" + B,
+        b"HTTP/2 200 OK\r\nContent-Length: 16\r\n\r\n" + B,
+        b"HTTP/1.1 103 Early Hints\r\n\r\n" * 9 + answer_of(B),  # interim answers without end
     ],
 )
 async def test_anything_but_a_whole_answer_is_unreachable(
@@ -234,3 +259,156 @@ async def test_https_with_a_trusted_certificate_only(
     finally:
         await trusted.aclose()
         await untrusted.aclose()
+
+
+def by_token(answers: dict[bytes, bytes]) -> Answer:
+    async def answer(request: bytes) -> bytes:
+        return answers[request.rpartition(b"token=")[2]]
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+    ],
+)
+async def test_an_interim_answer_is_skipped_not_taken_for_the_answer(
+    serve: Callable[..., Awaitable[str]], interim: bytes
+) -> None:
+    # Were the interim answer taken for A's, A's real answer would stay unread on the kept
+    # connection and be read as B's: a revoked B would pass as A.
+    raw = RawServer(by_token({b"A": interim + answer_of(A), b"B": answer_of(B)}))
+    connections = AuthorityConnections(await serve(raw), max_connections=1)
+    try:
+        assert await post(connections, "A") == (200, A)
+        assert await post(connections, "B") == (200, B)
+    finally:
+        await connections.aclose()
+    assert raw.connections == 1
+
+
+async def test_two_framings_are_refused_and_the_connection_dropped(
+    serve: Callable[..., Awaitable[str]],
+) -> None:
+    framed_twice = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"10\r\n" + B + b"\r\n0\r\n\r\n" + answer_of(A)  # and a smuggled answer behind
+    )
+    raw = RawServer(by_token({b"A": framed_twice, b"B": answer_of(B)}))
+    connections = AuthorityConnections(await serve(raw), max_connections=1)
+    try:
+        with pytest.raises(AuthorityUnreachable):
+            await post(connections, "A")
+        assert await post(connections, "B") == (200, B)
+    finally:
+        await connections.aclose()
+    assert raw.connections == 2
+
+
+async def test_bytes_after_the_answer_drop_the_connection(
+    serve: Callable[..., Awaitable[str]],
+) -> None:
+    raw = RawServer(by_token({b"A": answer_of(B) + answer_of(A), b"B": answer_of(B)}))
+    connections = AuthorityConnections(await serve(raw), max_connections=1)
+    try:
+        assert await post(connections, "A") == (200, B)
+        assert await post(connections, "B") == (200, B)  # its own, not the one left over
+    finally:
+        await connections.aclose()
+    assert raw.connections == 2
+
+
+async def test_bytes_arriving_on_an_idle_connection_drop_it(
+    serve: Callable[..., Awaitable[str]],
+) -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    @dataclass
+    class Chatty(RawServer):
+        async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            await super().handle(reader, writer)
+
+    raw = Chatty(by_token({b"A": answer_of(B), b"B": answer_of(B)}))
+    connections = AuthorityConnections(await serve(raw), max_connections=1)
+    try:
+        assert await post(connections, "A") == (200, B)
+        (idle,) = connections._idle
+        writers[0].write(answer_of(A))  # an answer nobody asked for
+        for _ in range(10_000):
+            if idle.link.closed:
+                break
+            await asyncio.sleep(0.001)
+        assert idle.link.closed
+        assert await post(connections, "B") == (200, B)
+    finally:
+        await connections.aclose()
+    assert raw.connections == 2
+
+
+async def test_a_late_answer_is_never_read_by_the_next_request(
+    serve: Callable[..., Awaitable[str]],
+) -> None:
+    late = asyncio.Event()
+
+    async def slow_for_a(request: bytes) -> bytes:
+        if request.endswith(b"token=A"):
+            await late.wait()
+            return answer_of(A)
+        return answer_of(B)
+
+    raw = RawServer(slow_for_a)
+    connections = AuthorityConnections(await serve(raw), max_connections=1, timeout=0.2)
+    try:
+        with pytest.raises(AuthorityUnreachable):
+            await post(connections, "A")
+        late.set()  # A's answer is written now, after its request gave up
+        assert await post(connections, "B") == (200, B)
+    finally:
+        await connections.aclose()
+    assert raw.connections == 2
+
+
+async def test_a_malformed_request_head_is_unreachable_before_any_connection(
+    serve: Callable[..., Awaitable[str]],
+) -> None:
+    async def ok(_: bytes) -> bytes:
+        return json_answer()
+
+    raw = RawServer(ok)
+    connections = AuthorityConnections(await serve(raw))
+    try:
+        with pytest.raises(AuthorityUnreachable):
+            await connections.post("/introspect", [(b"Authorization", b"x\r\nX: y")], b"")
+        with pytest.raises(AuthorityUnreachable):
+            await connections.post("/intro spect", (), b"")
+    finally:
+        await connections.aclose()
+    assert raw.connections == 0
+
+
+def test_the_connections_work_on_uvloop() -> None:
+    """uvicorn runs a tool server on uvloop when it is installed: its transports are not
+    asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def kept() -> tuple[list[tuple[int, bytes]], int]:
+        raw = RawServer(by_token({b"A": answer_of(A), b"B": answer_of(B)}))
+        server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connections = AuthorityConnections(f"http://127.0.0.1:{port}", max_connections=1)
+        try:
+            answers = [await post(connections, "A"), await post(connections, "B")]
+        finally:
+            await connections.aclose()
+            server.close()
+            await server.wait_closed()
+        return answers, raw.connections
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        answers, opened = runner.run(kept())
+    assert answers == [(200, A), (200, B)]
+    assert opened == 1

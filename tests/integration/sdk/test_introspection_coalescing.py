@@ -238,6 +238,20 @@ async def test_an_unreachable_authority_refuses_every_waiter() -> None:
     assert answers == ["unavailable"] * 5
 
 
+async def test_closing_answers_checks_whose_request_never_started(
+    introspector: Introspector,
+) -> None:
+    # The check's request task exists but has not run when the introspector closes: its
+    # cancellation never reaches the code that answers the waiters.
+    check = asyncio.create_task(introspector.introspect("t1"))
+    await until(lambda: "t1" in introspector._open)
+    await introspector.aclose()
+    assert await asyncio.wait_for(check, 10) == "unavailable"
+    assert introspector._open == {}
+    # A later check of the same token joins no stale request: it is answered too.
+    assert await asyncio.wait_for(introspector.introspect("t1"), 10) == "unavailable"
+
+
 async def test_a_single_use_token_lets_exactly_one_waiter_through(
     stub: StubAuthority, introspector: Introspector
 ) -> None:
@@ -297,7 +311,7 @@ async def test_connections_are_kept_and_reused(stub: StubAuthority, url: str) ->
         for _ in range(5):
             answer = await connections.post(
                 "/introspect",
-                f"Authorization: {AUTHORIZATION}\r\n".encode(),
+                [(b"Authorization", AUTHORIZATION.encode())],
                 b"token=t1",
             )
             assert answer.status == 200
