@@ -296,3 +296,30 @@ async def test_the_cli_shows_the_baseline_and_accepts_a_promotion(
 async def run(*argv: str) -> int:
     # The CLI runs its own client; off the event loop that serves the authority.
     return await asyncio.to_thread(main, list(argv))
+
+
+async def test_baselines_not_loaded_answer_503_and_issue_nothing(watched: World) -> None:
+    """A first load that failed must not make every agent a learning one."""
+    world = watched
+    await steady(world, minutes=LEARNING + 2)
+    await both_tools(world)
+    store = world.services.behaviour_store
+    readable = store.baselines
+
+    async def unreadable(**_: Any) -> Any:
+        raise OSError("reader down")
+
+    store.baselines = unreadable  # type: ignore[method-assign]
+    world.services.baselines = type(world.services.baselines)()
+    await (await behaviour.start(world.services)).close()
+    async with world.services.engine.connect() as conn:
+        before = len((await conn.execute(select(grants.c.id))).all())
+    answer = await world.exchange(tool=NEW_TOOL)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "temporarily_unavailable"
+    async with world.services.engine.connect() as conn:
+        assert len((await conn.execute(select(grants.c.id))).all()) == before
+    # Loaded again, the learned agent's new tool asks its owner as before.
+    store.baselines = readable  # type: ignore[method-assign]
+    await behaviour.refresh(world.services)
+    assert "auth_req_id" in (await world.exchange(tool=NEW_TOOL)).json()
