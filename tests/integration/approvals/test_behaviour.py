@@ -323,3 +323,12 @@ async def test_baselines_not_loaded_answer_503_and_issue_nothing(watched: World)
     store.baselines = readable  # type: ignore[method-assign]
     await behaviour.refresh(world.services)
     assert "auth_req_id" in (await world.exchange(tool=NEW_TOOL)).json()
+
+
+async def test_concurrent_calls_of_a_burst_see_each_other(watched: World) -> None:
+    """Counted when checked, not once issued: forty at once do not all pass."""
+    world = watched
+    await steady(world, minutes=LEARNING + 2)  # one a minute: a burst is above 10
+    answers = await asyncio.gather(*[world.exchange() for _ in range(40)])
+    issued = sum("access_token" in a.json() for a in answers)
+    assert issued <= 10 * 1 and await pending_reasons(world), issued
