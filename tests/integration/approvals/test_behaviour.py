@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authority import behaviour
+from authority import behaviour, containment
 from authority.cli import main
 from authority.clock import FrozenClock
 from authority.storage.schema import agents, grants
@@ -332,3 +332,53 @@ async def test_concurrent_calls_of_a_burst_see_each_other(watched: World) -> Non
     answers = await asyncio.gather(*[world.exchange() for _ in range(40)])
     issued = sum("access_token" in a.json() for a in answers)
     assert issued <= 10 * 1 and await pending_reasons(world), issued
+
+
+async def proposed(world: World) -> str:
+    await steady(world, minutes=6)
+    world.clock.advance(86400)
+    await world.delegate()
+    await steady(world, minutes=1)
+    [proposal] = (await promotions(world)).json()["items"]
+    return str(proposal["id"])
+
+
+async def test_a_proposal_made_before_a_quarantine_is_stale_after_the_release(
+    earning: World,
+) -> None:
+    world = earning
+    proposal = await proposed(world)
+    await containment.contain(
+        world.services,
+        agent_id=world.agent_id,
+        owner_id=world.owner_id,
+        trigger="test",
+        count=99,
+        started=0.0,
+        keys=[],
+    )
+    assert (await level_and_status(world))[1] == "quarantined"
+    released = await world.client.post(
+        f"/v1/agents/{world.agent_id}/release", headers=world.auth(world.owner_key)
+    )
+    assert released.status_code == 200, released.text
+    url = f"/v1/agents/{world.agent_id}/promotions/{proposal}/accept"
+    accepted = await world.client.post(url, headers=world.auth(world.owner_key))
+    assert accepted.status_code == 409, accepted.text
+    assert await level_and_status(world) == (2, "active")
+    [seen] = (await promotions(world)).json()["items"]
+    assert seen["status"] == "stale"
+
+
+async def test_concurrent_acceptances_accept_once(earning: World) -> None:
+    world = earning
+    proposal = await proposed(world)
+    url = f"/v1/agents/{world.agent_id}/promotions/{proposal}/accept"
+    answers = await asyncio.gather(
+        *[world.client.post(url, headers=world.auth(world.owner_key)) for _ in range(4)]
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    [seen] = (await promotions(world)).json()["items"]
+    assert seen["status"] == "accepted"
+    assert await level_and_status(world) == (3, "active")
+    assert len(await ledger(world, "promotion_accepted")) == 1
