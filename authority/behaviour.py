@@ -107,7 +107,10 @@ async def refresh(services: Services) -> int:
     known.load(baselines)
     known.loaded_through = until
     for stored in () if first else baselines:
-        await promotion.consider(services, stored.agent_id)
+        try:
+            await promotion.consider(services, stored.agent_id)
+        except Exception as exc:  # one agent's proposal failing does not stop the others'
+            log.warning("promotion of %s not weighed (%s)", stored.agent_id, type(exc).__name__)
     return folded or 0
 
 
