@@ -382,3 +382,22 @@ async def test_concurrent_acceptances_accept_once(earning: World) -> None:
     assert seen["status"] == "accepted"
     assert await level_and_status(world) == (3, "active")
     assert len(await ledger(world, "promotion_accepted")) == 1
+
+
+async def test_a_promotion_that_cannot_be_weighed_does_not_stop_the_round(
+    earning: World,
+) -> None:
+    world = earning
+    store = world.services.behaviour_store
+    readable = store.record
+
+    async def unreadable(*_: Any, **__: Any) -> Any:
+        raise OSError("reader down")
+
+    await steady(world, minutes=1)
+    store.record = unreadable  # type: ignore[method-assign]
+    await world.exchange()
+    world.clock.advance(60)
+    await behaviour.refresh(world.services)  # logged, not raised: the next agent is weighed
+    store.record = readable  # type: ignore[method-assign]
+    await proposed(world)
