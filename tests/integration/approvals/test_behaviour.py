@@ -355,7 +355,7 @@ async def test_a_proposal_made_before_a_quarantine_is_stale_after_the_release(
         trigger="test",
         count=99,
         started=0.0,
-        keys=[],
+        keys=(),
     )
     assert (await level_and_status(world))[1] == "quarantined"
     released = await world.client.post(
