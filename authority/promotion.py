@@ -8,9 +8,8 @@ step-ups of its baseline. When it holds, and the agent is active below
 with its ``promotion_proposed`` ledger entry. Nothing changes until the owner (or an
 admin) accepts it: then the level is set, with ``promotion_accepted`` and
 ``autonomy_changed`` entries, in one transaction. A proposal whose agent has moved on
-meanwhile (another level, quarantined), or whose rule no longer holds on its record
-when it is accepted (denied or contained since, released or not), is stale and cannot
-be accepted.
+meanwhile (another level, quarantined), or that was denied, contained (released or
+not) or stepped up since the proposal, is stale and cannot be accepted.
 """
 
 from __future__ import annotations
@@ -86,16 +85,19 @@ async def _weigh(services: Services, agent_id: str) -> tuple[AgentRecord, dict[s
 
 
 async def _still_holds(services: Services, proposal: Proposal) -> bool:
-    """At acceptance: the proposal's rule holds on the record as it is now, and the agent
-    has not been denied or contained since (a quarantine and its release included)."""
-    weighed = await _weigh(services, proposal.agent_id)
-    if weighed is None or not promotion_rule.parse(proposal.rule):
+    """At acceptance: the agent has not been denied, contained (a quarantine and its
+    release included) or stepped up since the proposal; its calls and days only grew."""
+    record = await services.behaviour_store.record(
+        proposal.agent_id,
+        violations={reason.value for reason in containment.VIOLATIONS},
+        step_up=Reason.BEHAVIOUR_STEP_UP.value,
+    )
+    if record is None:
         return False
-    figures = weighed[1]
     proposed = json.loads(proposal.record)
-    if figures["violations"] > float(proposed.get("violations", 0)):
-        return False
-    return promotion_rule.holds(proposal.rule, figures)
+    return record.violations <= int(proposed.get("violations", 0)) and record.step_ups <= int(
+        proposed.get("step_ups", 0)
+    )
 
 
 async def consider(services: Services, agent_id: str) -> Proposal | None:
@@ -201,6 +203,6 @@ async def accept(
             raise NotFound(NOT_FOUND)
         raise Conflict(
             "The proposal is no longer open: the agent's level or status changed, or its "
-            "record no longer meets the rule."
+            "record worsened since it was proposed."
         )
     return _view(outcome)
