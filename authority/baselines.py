@@ -12,7 +12,7 @@ The rules (``check``), for an agent past its learning phase only (at least
 first; before that every new tool is simply learned):
 
 * ``new_tool``: a tool it was never issued a token for;
-* ``burst``: this minute's calls (issued by this instance) would exceed both
+* ``burst``: this minute's calls (checked by this instance, this one included) exceed both
   ``behaviour_burst_floor`` and ``behaviour_burst_factor`` times its usual rate per
   active minute.
 
@@ -57,6 +57,8 @@ class _Known:
     tools: set[str] = field(default_factory=set)
     minute: int = -1  # the minute ``in_minute`` counts
     in_minute: int = 0  # calls issued by this instance in ``minute``
+    asked_minute: int = -1  # the minute ``asked`` counts
+    asked: int = 0  # calls checked for a burst by this instance in ``asked_minute``
 
 
 class Baselines:
@@ -108,11 +110,19 @@ class Baselines:
             )
         if rules.burst_factor <= 0:
             return None
+        # The call counts towards this minute when it is checked, not once issued: calls
+        # checked together see each other (and one stepped up still counts, erring on the
+        # side of asking). The count is this instance's: N instances let up to N times the
+        # threshold through in a minute before one of them asks.
+        minute = now // 60
+        if known.asked_minute != minute:
+            known.asked_minute, known.asked = minute, 0
+        known.asked += 1
         # The usual rate is that of the minutes before this one.
-        calls, minutes, this_minute = known.calls, known.active_minutes, 1
-        if known.minute == now // 60:
-            calls, minutes = calls - known.in_minute, minutes - 1
-            this_minute += known.in_minute
+        calls, minutes, issued = known.calls, known.active_minutes, 0
+        if known.minute == minute:
+            calls, minutes, issued = calls - known.in_minute, minutes - 1, known.in_minute
+        this_minute = max(known.asked, issued + 1)
         usual = calls / max(1, minutes)
         if this_minute > rules.burst_floor and this_minute > rules.burst_factor * usual:
             return Deviation(

@@ -37,6 +37,9 @@ log = logging.getLogger("authority.behaviour")
 #: Seconds a grant's minute is given to commit before it is folded: a fold covers whole
 #: minutes that ended at least this long ago.
 SETTLE: Final = 10
+#: Until the baselines are first loaded the exchange cannot tell a learned agent from a
+#: new one: it answers this (503), never a token on the baseline's say-so.
+NOT_LOADED: Final = "The agents' baselines are not loaded yet; try again later."
 #: Most used calls and latest step-ups an agent's baseline view shows.
 VIEW_LIMIT: Final = 100
 
@@ -104,7 +107,10 @@ async def refresh(services: Services) -> int:
     known.load(baselines)
     known.loaded_through = until
     for stored in () if first else baselines:
-        await promotion.consider(services, stored.agent_id)
+        try:
+            await promotion.consider(services, stored.agent_id)
+        except Exception as exc:  # one agent's proposal failing does not stop the others'
+            log.warning("promotion of %s not weighed (%s)", stored.agent_id, type(exc).__name__)
     return folded or 0
 
 
@@ -211,7 +217,7 @@ async def start(services: Services) -> Worker:
     """Load the baselines once before the first request; keep them up to date after."""
     try:
         await refresh(services)
-    except Exception as exc:  # the worker tries again; until then no call is stepped up
+    except Exception as exc:  # the worker tries again; until then the exchange answers 503
         log.warning("baselines not loaded (%s)", type(exc).__name__)
     worker = Worker(services)
     worker.start()

@@ -8,7 +8,8 @@ step-ups of its baseline. When it holds, and the agent is active below
 with its ``promotion_proposed`` ledger entry. Nothing changes until the owner (or an
 admin) accepts it: then the level is set, with ``promotion_accepted`` and
 ``autonomy_changed`` entries, in one transaction. A proposal whose agent has moved on
-meanwhile (another level, quarantined) is stale and cannot be accepted.
+meanwhile (another level, quarantined), or that was denied, contained (released or
+not) or stepped up since the proposal, is stale and cannot be accepted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from authority.management import agents, autonomy
 from authority.management.auth import READERS, WRITERS, Principal, require_role
 from authority.policy.reasons import Reason
 from authority.secrets import new_id
-from authority.storage.behaviour import Proposal
+from authority.storage.behaviour import AgentRecord, Proposal
 
 #: Who proposes, in the ledger.
 ACTOR: Final = "authority:promotion"
@@ -64,12 +65,9 @@ def _view(proposal: Proposal) -> ProposalView:
     )
 
 
-async def consider(services: Services, agent_id: str) -> Proposal | None:
-    """Weigh the rule on the agent's record; the proposal written, if one was."""
-    settings = services.settings
-    rule = settings.promotion_rule
-    if not promotion_rule.parse(rule):
-        return None
+async def _weigh(services: Services, agent_id: str) -> tuple[AgentRecord, dict[str, float]] | None:
+    """The agent's record and the figures the rule is weighed on, for an active agent
+    that has called (None otherwise)."""
     record = await services.behaviour_store.record(
         agent_id,
         violations={reason.value for reason in containment.VIOLATIONS},
@@ -77,15 +75,44 @@ async def consider(services: Services, agent_id: str) -> Proposal | None:
     )
     if record is None or record.status != "active" or record.first_call is None:
         return None
-    if record.autonomy_level >= settings.promotion_max_level:
-        return None
-    now = services.now()
     figures: dict[str, float] = {
-        "days": round((now - record.first_call) / 86400, 2),
+        "days": round((services.now() - record.first_call) / 86400, 2),
         "calls": record.calls,
         "violations": record.violations,
         "step_ups": record.step_ups,
     }
+    return record, figures
+
+
+async def _still_holds(services: Services, proposal: Proposal) -> bool:
+    """At acceptance: the agent has not been denied, contained (a quarantine and its
+    release included) or stepped up since the proposal; its calls and days only grew."""
+    record = await services.behaviour_store.record(
+        proposal.agent_id,
+        violations={reason.value for reason in containment.VIOLATIONS},
+        step_up=Reason.BEHAVIOUR_STEP_UP.value,
+    )
+    if record is None:
+        return False
+    proposed = json.loads(proposal.record)
+    return record.violations <= int(proposed.get("violations", 0)) and record.step_ups <= int(
+        proposed.get("step_ups", 0)
+    )
+
+
+async def consider(services: Services, agent_id: str) -> Proposal | None:
+    """Weigh the rule on the agent's record; the proposal written, if one was."""
+    settings = services.settings
+    rule = settings.promotion_rule
+    if not promotion_rule.parse(rule):
+        return None
+    weighed = await _weigh(services, agent_id)
+    if weighed is None:
+        return None
+    record, figures = weighed
+    if record.autonomy_level >= settings.promotion_max_level:
+        return None
+    now = services.now()
     if not promotion_rule.holds(rule, figures):
         return None
     proposal = Proposal(
@@ -137,8 +164,10 @@ async def accept(
     require_role(principal, *WRITERS)
     await agents.found(services, agent_id, agents.scope(principal))
     mine = await services.behaviour_store.proposals(agent_id, limit=LIST_LIMIT)
-    if not any(p.id == proposal_id for p in mine):
+    proposal = next((p for p in mine if p.id == proposal_id), None)
+    if proposal is None:
         raise NotFound(NOT_FOUND)
+    holds = proposal.status != "proposed" or await _still_holds(services, proposal)
     now = services.now()
 
     def entries(proposal: Proposal) -> list[Entry]:
@@ -167,10 +196,13 @@ async def accept(
         return [accepted, changed]
 
     outcome = await services.behaviour_store.accept(
-        proposal_id, actor=principal.key_id, now=now, entries=entries
+        proposal_id, actor=principal.key_id, now=now, entries=entries, holds=holds
     )
     if isinstance(outcome, str):
         if outcome == "unknown":
             raise NotFound(NOT_FOUND)
-        raise Conflict("The proposal is no longer open: the agent's level or status changed.")
+        raise Conflict(
+            "The proposal is no longer open: the agent's level or status changed, or its "
+            "record worsened since it was proposed."
+        )
     return _view(outcome)

@@ -118,6 +118,7 @@ class OperationsSettings(BaseModel):
     )
     promotion_rule: str = Field(
         "days >= 30 and calls >= 1000 and violations == 0",
+        max_length=4096,  # a proposal's ledger entry records it whole
         description="When an agent's autonomy level is proposed one up to its owner: clauses "
         "'NAME OP NUMBER' joined by 'and', over days, calls, violations and step_ups since "
         "its level last changed (or its first call); empty: never proposed.",

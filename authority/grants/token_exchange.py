@@ -40,6 +40,7 @@ from authority.approvals import requests as approvals
 from authority.baselines import Deviation
 from authority.context import Services
 from authority.domain_events import ApprovalRequested, ExchangePending
+from authority.errors import TemporarilyUnavailable
 from authority.policy.checks import Deny, NeedsApproval, ToolCall
 from authority.policy.reasons import Reason
 from authority.storage.exchange import GrantWrite, NotRequested
@@ -197,6 +198,8 @@ async def _accept(
     # (in process: authority.baselines; no round trip)
     deviation = None
     if approval is None and settings.behaviour_enabled:
+        if not services.baselines.loaded:  # unknown baselines would call everyone learning
+            raise TemporarilyUnavailable(behaviour.NOT_LOADED)
         deviation = behaviour.deviation(services, authenticated.agent.id, tool.name, now)
         if deviation is not None:
             approval = Reason.BEHAVIOUR_STEP_UP

@@ -118,9 +118,11 @@ class BehaviourStore(Protocol):
         """The agent's proposals, newest first."""
 
     async def accept(
-        self, proposal_id: str, *, actor: str, now: int, entries: Accepting
+        self, proposal_id: str, *, actor: str, now: int, entries: Accepting, holds: bool = True
     ) -> Proposal | str:
-        """Accept a ``proposed`` proposal whose agent is still active at ``from_level``:
+        """Accept a ``proposed`` proposal whose agent is still active at ``from_level``
+        and whose rule still ``holds`` on the agent's record:
         the level set, the proposal accepted, ``entries`` appended, in one transaction
         that holds the agent's row. Otherwise nothing but the reason: ``"unknown"``, or
-        ``"stale"`` (the proposal is marked so when the agent moved on)."""
+        ``"stale"`` (the proposal is marked so when the agent moved on or the rule no longer
+        holds; one accepted meanwhile stays accepted)."""

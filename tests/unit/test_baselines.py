@@ -69,3 +69,10 @@ def test_the_promotion_rule_format() -> None:
 def test_a_rule_that_does_not_parse_stops_the_settings() -> None:
     with pytest.raises(ValidationError):
         Settings(secret_key="x" * 40, promotion_rule="days >= soon")
+
+
+def test_a_rule_longer_than_its_proposal_records_stops_the_settings() -> None:
+    rule = " and ".join(["calls >= 1"] * 400)  # parses, 5,996 characters
+    promotion_rule.parse(rule)
+    with pytest.raises(ValidationError):
+        Settings(secret_key="x" * 40, promotion_rule=rule)

@@ -151,7 +151,7 @@ class MemoryBehaviourStore:
         return [Proposal(**p) for p in rows[:limit]]
 
     async def accept(
-        self, proposal_id: str, *, actor: str, now: int, entries: Accepting
+        self, proposal_id: str, *, actor: str, now: int, entries: Accepting, holds: bool = True
     ) -> Proposal | str:
         t = self._tables
         row = t.promotion_proposals.get(proposal_id)
@@ -160,7 +160,8 @@ class MemoryBehaviourStore:
         agent = t.agents.get(row["agent_id"])
         decided = {"decided_at": now, "decided_by": actor}
         if (
-            agent is None
+            not holds
+            or agent is None
             or agent["status"] != "active"
             or agent["autonomy_level"] != row["from_level"]
         ):

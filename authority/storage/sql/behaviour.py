@@ -241,42 +241,52 @@ class SqlBehaviourStore:
         return [_proposal(row) for row in rows]
 
     async def accept(
-        self, proposal_id: str, *, actor: str, now: int, entries: Accepting
+        self, proposal_id: str, *, actor: str, now: int, entries: Accepting, holds: bool = True
     ) -> Proposal | str:
         async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(select(promotion_proposals).where(_P.id == proposal_id))
-            ).first()
-            if row is None or row.status != "proposed":
-                return "unknown" if row is None else "stale"
+            found = (await conn.execute(select(_P.agent_id).where(_P.id == proposal_id))).first()
+            if found is None:
+                return "unknown"
+            # The agent's row first (as a proposal is written), then the proposal's: two
+            # acceptances at once take turns, and the second sees the first's outcome.
             agent = (
                 await conn.execute(
                     select(agents.c.status, agents.c.autonomy_level)
-                    .where(agents.c.id == row.agent_id)
+                    .where(agents.c.id == found.agent_id)
                     .with_for_update()
                 )
             ).first()
-            if agent is None or agent.status != "active" or agent.autonomy_level != row.from_level:
+            row = (
                 await conn.execute(
-                    update(promotion_proposals)
-                    .where(_P.id == proposal_id)
-                    .values(status="stale", decided_at=now, decided_by=actor)
+                    select(promotion_proposals).where(_P.id == proposal_id).with_for_update()
+                )
+            ).first()
+            if row is None or row.status != "proposed":
+                return "unknown" if row is None else "stale"
+            decided = {"decided_at": now, "decided_by": actor}
+            still_open = (_P.id == proposal_id, _P.status == "proposed")
+            if (
+                not holds
+                or agent is None
+                or agent.status != "active"
+                or agent.autonomy_level != row.from_level
+            ):
+                await conn.execute(
+                    update(promotion_proposals).where(*still_open).values(status="stale", **decided)
                 )
                 return "stale"
-            decided = {"status": "accepted", "decided_at": now, "decided_by": actor}
-            accepted = Proposal(**{**_values(_proposal(row)), **decided})
-            written = entries(accepted)
+            taken = await conn.execute(
+                update(promotion_proposals).where(*still_open).values(status="accepted", **decided)
+            )
+            if taken.rowcount != 1:  # accepted or made stale meanwhile
+                return "stale"
+            accepted = Proposal(**{**_values(_proposal(row)), "status": "accepted", **decided})
             await conn.execute(
                 update(agents)
                 .where(agents.c.id == row.agent_id)
                 .values(autonomy_level=row.to_level, updated_at=now)
             )
-            await conn.execute(
-                update(promotion_proposals)
-                .where(_P.id == proposal_id)
-                .values(status="accepted", decided_at=now, decided_by=actor)
-            )
-            await append_many(conn, written)
+            await append_many(conn, entries(accepted))
         return accepted
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authority import behaviour
+from authority import behaviour, containment
 from authority.cli import main
 from authority.clock import FrozenClock
 from authority.storage.schema import agents, grants
@@ -296,3 +296,108 @@ async def test_the_cli_shows_the_baseline_and_accepts_a_promotion(
 async def run(*argv: str) -> int:
     # The CLI runs its own client; off the event loop that serves the authority.
     return await asyncio.to_thread(main, list(argv))
+
+
+async def test_baselines_not_loaded_answer_503_and_issue_nothing(watched: World) -> None:
+    """A first load that failed must not make every agent a learning one."""
+    world = watched
+    await steady(world, minutes=LEARNING + 2)
+    await both_tools(world)
+    store = world.services.behaviour_store
+    readable = store.baselines
+
+    async def unreadable(**_: Any) -> Any:
+        raise OSError("reader down")
+
+    store.baselines = unreadable  # type: ignore[method-assign]
+    world.services.baselines = type(world.services.baselines)()
+    await (await behaviour.start(world.services)).close()
+    async with world.services.engine.connect() as conn:
+        before = len((await conn.execute(select(grants.c.id))).all())
+    answer = await world.exchange(tool=NEW_TOOL)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "temporarily_unavailable"
+    async with world.services.engine.connect() as conn:
+        assert len((await conn.execute(select(grants.c.id))).all()) == before
+    # Loaded again, the learned agent's new tool asks its owner as before.
+    store.baselines = readable  # type: ignore[method-assign]
+    await behaviour.refresh(world.services)
+    assert "auth_req_id" in (await world.exchange(tool=NEW_TOOL)).json()
+
+
+async def test_concurrent_calls_of_a_burst_see_each_other(watched: World) -> None:
+    """Counted when checked, not once issued: forty at once do not all pass."""
+    world = watched
+    await steady(world, minutes=LEARNING + 2)  # one a minute: a burst is above 10
+    answers = await asyncio.gather(*[world.exchange() for _ in range(40)])
+    issued = sum("access_token" in a.json() for a in answers)
+    assert issued <= 10 * 1 and await pending_reasons(world), issued
+
+
+async def proposed(world: World) -> str:
+    await steady(world, minutes=6)
+    world.clock.advance(86400)
+    await world.delegate()
+    await steady(world, minutes=1)
+    [proposal] = (await promotions(world)).json()["items"]
+    return str(proposal["id"])
+
+
+async def test_a_proposal_made_before_a_quarantine_is_stale_after_the_release(
+    earning: World,
+) -> None:
+    world = earning
+    proposal = await proposed(world)
+    await containment.contain(
+        world.services,
+        agent_id=world.agent_id,
+        owner_id=world.owner_id,
+        trigger="test",
+        count=99,
+        started=0.0,
+        keys=(),
+    )
+    assert (await level_and_status(world))[1] == "quarantined"
+    released = await world.client.post(
+        f"/v1/agents/{world.agent_id}/release", headers=world.auth(world.owner_key)
+    )
+    assert released.status_code == 200, released.text
+    url = f"/v1/agents/{world.agent_id}/promotions/{proposal}/accept"
+    accepted = await world.client.post(url, headers=world.auth(world.owner_key))
+    assert accepted.status_code == 409, accepted.text
+    assert await level_and_status(world) == (2, "active")
+    [seen] = (await promotions(world)).json()["items"]
+    assert seen["status"] == "stale"
+
+
+async def test_concurrent_acceptances_accept_once(earning: World) -> None:
+    world = earning
+    proposal = await proposed(world)
+    url = f"/v1/agents/{world.agent_id}/promotions/{proposal}/accept"
+    answers = await asyncio.gather(
+        *[world.client.post(url, headers=world.auth(world.owner_key)) for _ in range(4)]
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    [seen] = (await promotions(world)).json()["items"]
+    assert seen["status"] == "accepted"
+    assert await level_and_status(world) == (3, "active")
+    assert len(await ledger(world, "promotion_accepted")) == 1
+
+
+async def test_a_promotion_that_cannot_be_weighed_does_not_stop_the_round(
+    earning: World,
+) -> None:
+    world = earning
+    store = world.services.behaviour_store
+    readable = store.record
+
+    async def unreadable(*_: Any, **__: Any) -> Any:
+        raise OSError("reader down")
+
+    await steady(world, minutes=1)
+    store.record = unreadable  # type: ignore[method-assign]
+    await world.exchange()
+    world.clock.advance(60)
+    await behaviour.refresh(world.services)  # logged, not raised: the next agent is weighed
+    store.record = readable  # type: ignore[method-assign]
+    await proposed(world)
