@@ -135,7 +135,7 @@ async def note_denial(
         if first_use is not None and not await services.hot.claim(first_use.key, first_use.ttl):
             log.info("denial for %s not counted: attestation already used", agent_id)
             return
-        await _count(services, agent_id, owner_id, reason.value, started)
+        await count(services, agent_id, owner_id, reason.value, started)
     except HotStateUnavailable as exc:
         log.warning("containment: violation of %s not counted (%s)", agent_id, exc)
 
@@ -175,7 +175,7 @@ async def note_inactive_token(
             row.rs_id,
             cause,
         )
-        await _count(services, str(row.agent_id), str(row.owner_id), cause, started)
+        await count(services, str(row.agent_id), str(row.owner_id), cause, started)
     except Exception as exc:
         log.warning("containment: introspection failure not counted (%s)", type(exc).__name__)
 
@@ -228,9 +228,10 @@ def _window(services: Services) -> int:
     return services.settings.containment_window
 
 
-async def _count(
+async def count(
     services: Services, agent_id: str, owner_id: str, trigger: str, started: float
 ) -> None:
+    """One violation of the agent in its rolling window; quarantined at the threshold."""
     settings = services.settings
     count, keys = await window.add(services.hot, agent_id, services.now(), _window(services))
     if count >= settings.containment_threshold:

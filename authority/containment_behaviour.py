@@ -17,7 +17,6 @@ import logging
 from typing import Final
 
 from authority import containment, metrics
-from authority import containment_window as window
 from authority.context import Services
 from authority.domain_events import ApprovalRequested
 from authority.storage.hot import HotStateUnavailable
@@ -38,18 +37,8 @@ async def on_step_up(services: Services, event: ApprovalRequested) -> None:
             f"contain:deviation:{event.approval_id}", 2 * settings.containment_window
         ):
             return
-        count, keys = await window.add(
-            services.hot, event.agent_id, services.now(), settings.containment_window
+        await containment.count(
+            services, event.agent_id, event.owner_id, BEHAVIOUR_DEVIATION, started
         )
-        if count >= settings.containment_threshold:
-            await containment.contain(
-                services,
-                agent_id=event.agent_id,
-                owner_id=event.owner_id,
-                trigger=BEHAVIOUR_DEVIATION,
-                count=count,
-                started=started,
-                keys=keys,
-            )
     except HotStateUnavailable as exc:
         log.warning("containment: deviation of %s not counted (%s)", event.agent_id, exc)

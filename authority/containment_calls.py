@@ -22,7 +22,6 @@ import logging
 from typing import Final
 
 from authority import containment, metrics
-from authority import containment_window as window
 from authority.context import Services
 from authority.domain_events import CallBlocked
 from authority.storage.hot import HotStateUnavailable
@@ -51,19 +50,6 @@ async def on_call_blocked(services: Services, event: CallBlocked) -> None:
             event.gateway,
             event.rule,
         )
-        now = services.now()
-        count, keys = await window.add(
-            services.hot, event.agent_id, now, settings.containment_window
-        )
-        if count >= settings.containment_threshold:
-            await containment.contain(
-                services,
-                agent_id=event.agent_id,
-                owner_id=event.owner_id,
-                trigger=COMMAND_BLOCKED,
-                count=count,
-                started=started,
-                keys=keys,
-            )
+        await containment.count(services, event.agent_id, event.owner_id, COMMAND_BLOCKED, started)
     except HotStateUnavailable as exc:
         log.warning("containment: blocked call of %s not counted (%s)", event.agent_id, exc)

@@ -220,15 +220,9 @@ async def authenticate(
         if isinstance(held, Reason):
             return Refusal(held, agent, use)
         delegation = held
-    proof: VerifiedProof | None = None
-    if presented.dpop_proof is not None:
-        try:
-            proof = verify_dpop(
-                services, presented.dpop_proof, presented.method, presented.url, now
-            )
-        except JWTRejected as exc:
-            log.info("dpop proof rejected: %s", exc.reason)
-            return Refusal(Reason.DPOP_INVALID, agent, use, delegation)
+    proof = _proof(services, presented, now)
+    if isinstance(proof, Reason):
+        return Refusal(proof, agent, use, delegation)
     return AuthenticatedAgent(loaded, agent, attestation, use, delegation, proof, proven)
 
 
@@ -256,16 +250,21 @@ async def _by_workload(
         if isinstance(held, Reason):
             return Refusal(held, agent, use)
         delegation = held
-    proof: VerifiedProof | None = None
-    if presented.dpop_proof is not None:
-        try:
-            proof = verify_dpop(
-                services, presented.dpop_proof, presented.method, presented.url, now
-            )
-        except JWTRejected as exc:
-            log.info("dpop proof rejected: %s", exc.reason)
-            return Refusal(Reason.DPOP_INVALID, agent, use, delegation)
+    proof = _proof(services, presented, now)
+    if isinstance(proof, Reason):
+        return Refusal(proof, agent, use, delegation)
     return AuthenticatedAgent(loaded, agent, bound, use, delegation, proof, proven)
+
+
+def _proof(services: Services, presented: Presented, now: int) -> VerifiedProof | Reason | None:
+    """The request's DPoP proof verified (RFC 9449 §4.3), None without one."""
+    if presented.dpop_proof is None:
+        return None
+    try:
+        return verify_dpop(services, presented.dpop_proof, presented.method, presented.url, now)
+    except JWTRejected as exc:
+        log.info("dpop proof rejected: %s", exc.reason)
+        return Reason.DPOP_INVALID
 
 
 def _held_delegation(
