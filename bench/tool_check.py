@@ -9,7 +9,15 @@ worker, with wrk at ``--concurrency`` connections, behind each check in turn:
 - authlib RFC 9068: authlib's ``JWTBearerTokenValidator`` (EdDSA allowed);
 - PyJWT: ``jwt.decode`` with the same claim checks;
 - middleware, DPoP-bound: a DPoP-bound token, with a fresh proof on every request;
-- middleware, introspect=True: every request introspected at the authority (RFC 7662).
+- middleware, introspect=True: every request introspected at the authority (RFC 7662),
+  with one token sent again and again (concurrent checks of it share one introspection);
+- introspect=True, a token per request: the same route with 2,000 tokens sent round robin,
+  so no two checks in flight share one: every check is a request to the authority, as
+  per-call tokens are in real traffic.
+
+The authority signs with ``--alg`` (its default, RS256, RFC 9068's mandatory algorithm;
+EdDSA and ES256 sign faster but an Ed25519 or P-256 verification costs a tool more than an
+RSA one); the last row is cryptography's verification of one such token alone.
 
 Every row is run ``--rounds`` times, the rows in turn (so that a busy moment of a shared
 machine falls on all of them), each tool server started once; a row shows its run of
@@ -29,6 +37,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -40,8 +49,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from joserfc.jwk import OKPKey
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
+from joserfc.jwk import JWKRegistry, OKPKey
 from jwt.algorithms import OKPAlgorithm
 
 from authority.sdk.agent import AgentClient
@@ -68,7 +80,11 @@ ROWS = (
     ("PyJWT jwt.decode", "pyjwt", "bearer"),
     ("middleware, DPoP-bound", "middleware", "dpop"),
     ("middleware, introspect=True", "introspect", "bearer"),
+    ("introspect=True, a token per request", "introspect", "tokens"),
 )
+#: Tokens minted for a run of the "tokens" row, sent round robin: with 32 in flight no two
+#: concurrent checks ever hold the same token, so none shares another's introspection.
+TOKENS_PER_RUN = 2000
 
 
 @dataclass
@@ -148,6 +164,16 @@ class Minter:
             lifetime=60,
         )  # fmt: skip
 
+    async def bearer_lines(self, count: int) -> list[str]:
+        """``count`` distinct Bearer tokens, minted 16 at a time."""
+        gate = asyncio.Semaphore(16)
+
+        async def one() -> str:
+            async with gate:
+                return f"Bearer {(await self.token(False)).value}"
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
     def lines(self, token: AccessToken, url: str, count: int) -> list[str]:
         if token.token_type != "DPoP":
             return [f"Bearer {token.value}"] * 16
@@ -222,7 +248,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs of every row, in turn")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calls", type=int, default=1500, help="in-process calls per batch")
-    parser.add_argument("--alg", default="EdDSA", choices=["EdDSA", "ES256", "RS256"])
+    parser.add_argument(
+        "--alg", default="RS256", choices=["RS256", "EdDSA", "ES256"],
+        help="the authority's token signing algorithm (default: its own, RS256)",
+    )  # fmt: skip
     parser.add_argument("--no-wrk", action="store_true", help="the in-process costs alone")
     args = parser.parse_args()
     if args.no_wrk:
@@ -230,7 +259,7 @@ def main() -> None:
     elif shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: bash scripts/wrk.sh (make bench-tool runs it)")
     rows, raw_us = asyncio.run(run(args))
-    report(rows, raw_us)
+    report(rows, raw_us, args.alg)
 
 
 async def run(args: argparse.Namespace) -> tuple[list[Row], float]:
@@ -259,7 +288,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Row], float]:
             if not args.rounds:
                 for (name, _, _), cost in zip(ROWS, costs, strict=True):
                     print(f"{name}: {cost:.0f} µs in process")
-                print(f"raw Ed25519 verify alone: {raw_us:.0f} µs")
+                print(f"raw {args.alg} verify alone: {raw_us:.0f} µs")
                 raise SystemExit(0)
             with contextlib.ExitStack() as servers:
                 ports = [free_port() for _ in ROWS]
@@ -296,17 +325,23 @@ def raw_verify_cost(issuer: str, token: AccessToken, calls: int) -> float:
     """In-process CPU of the signature check alone, µs: cryptography's verify of a token's
     signature with its public key, nothing else (the best of three batches)."""
     head, payload, signature = token.value.encode().split(b".")
-    kid = json.loads(base64.urlsafe_b64decode(head + b"==="))["kid"]
-    jwk = next(k for k in tool_server.jwks_of(issuer)["keys"] if k["kid"] == kid)
-    if jwk["kty"] != "OKP":
-        return float("nan")  # --alg other than EdDSA: no Ed25519 row
-    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "==="))
+    header = json.loads(base64.urlsafe_b64decode(head + b"==="))
+    jwk = next(k for k in tool_server.jwks_of(issuer)["keys"] if k["kid"] == header["kid"])
+    public: Any = JWKRegistry.import_key(jwk).get_op_key("verify")  # of the token's own alg
     signed, raw = head + b"." + payload, base64.urlsafe_b64decode(signature + b"===")
+    if header["alg"] == "RS256":
+        verify = functools.partial(public.verify, raw, signed, PKCS1v15(), SHA256())
+    elif header["alg"] == "ES256":  # JWS carries r || s (RFC 7518 §3.4); cryptography DER
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        der = encode_dss_signature(r, s)
+        verify = functools.partial(public.verify, der, signed, ECDSA(SHA256()))
+    else:
+        verify = functools.partial(public.verify, raw, signed)
     best = float("inf")
     for _ in range(3):
         began = time.process_time()
         for _ in range(calls):
-            public.verify(raw, signed)
+            verify()
         best = min(best, (time.process_time() - began) / calls * 1e6)
     return best
 
@@ -343,6 +378,12 @@ async def load(
 ) -> tuple[Result, float]:
     """One wrk run against a tool server; its result and the server's CPU per request."""
     dpop = kind == "dpop"
+    if kind == "tokens":
+        began = cpu_seconds(pid)
+        result = wrk_lines(name, url, await minter.bearer_lines(TOKENS_PER_RUN), args)
+        spent = cpu_seconds(pid) - began
+        result.single_use = False  # round robin: a token comes back once 2,000 have gone
+        return result, spent / max(result.requests, 1) * 1e6
     if dpop and pid not in proofs:
         # A short run sizes the proofs, each sent once (RFC 9449 §11.1: replay refused).
         token = await minter.token(dpop)
@@ -358,11 +399,11 @@ async def load(
     return result, spent / max(result.requests, 1) * 1e6
 
 
-def report(rows: list[Row], raw_us: float) -> None:
+def report(rows: list[Row], raw_us: float, alg: str) -> None:
     reference = rows[0]
     print()
     print(
-        f"| {'check':<30} | {'req/s':>6} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} "
+        f"| {'check':<36} | {'req/s':>6} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} "
         f"| {'vs no auth':>10} | {'server CPU/req':>14} | {'in-process/call':>15} "
         f"| {'check alone':>11} |"
     )
@@ -372,11 +413,11 @@ def report(rows: list[Row], raw_us: float) -> None:
         ratio = f"{row.run.ratio:.2f}" if row is not reference else ""
         alone = f"{row.call_us - reference.call_us:.0f} µs" if row is not reference else ""
         print(
-            f"| {name:<30} | {r.rate:>6.0f} | {r.p50_ms:>6.1f} | {r.p99_ms:>6.1f} "
+            f"| {name:<36} | {r.rate:>6.0f} | {r.p50_ms:>6.1f} | {r.p99_ms:>6.1f} "
             f"| {row.errors:>6} | {ratio:>10} | {row.run.server_us:>11.0f} µs "
             f"| {row.call_us:>12.0f} µs | {alone:>11} |"
         )
-    print(f"| {'raw Ed25519 verify alone':<30} |" + " |" * 6 + f" {raw_us:>12.0f} µs | |")
+    print(f"| {'raw ' + alg + ' verify alone':<36} |" + " |" * 6 + f" {raw_us:>12.0f} µs | |")
     print()
     for row, (name, _, _) in zip(rows[1:], ROWS[1:], strict=True):
         print(f"{name}: ratio by round {', '.join(f'{ratio:.2f}' for ratio in row.ratios)}")
