@@ -167,8 +167,13 @@ class TokenGate:
     # --- the checks -----------------------------------------------------------------
     @staticmethod
     def presented(headers: Mapping[str, str]) -> Presented:
-        scheme, token = credentials(headers.get("authorization"))
-        return Presented(scheme, token, headers.get("dpop"))
+        return TokenGate.present(headers.get("authorization"), headers.get("dpop"))
+
+    @staticmethod
+    def present(authorization: str | None, dpop_proof: str | None) -> Presented:
+        """What a request carries, from its ``Authorization`` and ``DPoP`` values."""
+        scheme, token = credentials(authorization)
+        return Presented(scheme, token, dpop_proof)
 
     async def verify(self, presented: Presented, *, method: str, url: str) -> VerifiedToken:
         """The token, verified locally for a request ``method url``; else a ``Refusal``."""

@@ -27,7 +27,7 @@ the resource's RFC 9728 metadata (``resource_metadata``), which is served withou
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,15 +178,38 @@ class AuthorityMiddleware:
                 break
         else:
             raise Refusal(403, "insufficient_scope", "No tool is declared for this route.", False)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        presented = self.gate.presented(headers)
-        verified = await self.gate.verify(
-            presented, method=method, url=_request_url(scope, headers)
-        )
+        authorization, proof, host = _read_headers(scope["headers"])
+        presented = self.gate.present(authorization, proof)
+        # The URL is read by a DPoP proof's htu check alone (RFC 9449 §4.3 item 9), and the
+        # verifier checks no proof without one: a request without a proof needs none.
+        url = "" if proof is None else _request_url(scope, {} if host is None else {"host": host})
+        verified = await self.gate.verify(presented, method=method, url=url)
         resource = route.resource.format(**params)
         self.gate.check_call(verified, route.tool, resource, route.action, dpop=presented.dpop)
         await self.gate.check_live(verified, introspect=route.introspect, dpop=presented.dpop)
         return verified
+
+
+def _read_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, str | None]:
+    """The ``Authorization``, ``DPoP`` and ``Host`` values of an ASGI request, in one pass:
+    as a dict of every header would give them (the last of a repeated name), and decoded
+    alone (the other headers are never read here)."""
+    authorization = proof = host = None
+    for name, value in headers:
+        name = name.lower()
+        if name == b"authorization":
+            authorization = value
+        elif name == b"dpop":
+            proof = value
+        elif name == b"host":
+            host = value
+    return (
+        None if authorization is None else authorization.decode("latin-1"),
+        None if proof is None else proof.decode("latin-1"),
+        None if host is None else host.decode("latin-1"),
+    )
 
 
 async def _refuse(send: Send, refusal: Refusal, metadata: ResourceMetadata | None) -> None:
