@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
 import orjson
 import pytest
@@ -85,6 +85,20 @@ def test_the_reader_parses_and_refuses_as_parse_qsl_did(raw: bytes) -> None:
 @given(st.binary(max_size=80))
 def test_any_bytes_are_parsed_or_refused_as_parse_qsl_did(raw: bytes) -> None:
     assert parsed(raw) == reference(raw)
+
+
+#: Names and values of any text (multi-byte UTF-8 included), encoded as clients encode them.
+_FIELDS = st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=8)
+
+
+@given(_FIELDS, st.booleans())
+def test_encoded_text_is_decoded_as_parse_qsl_did(
+    fields: list[tuple[str, str]], plus: bool
+) -> None:
+    raw = urlencode(fields, quote_via=quote_plus if plus else quote).encode()
+    assert parsed(raw) == reference(raw)
+    if raw:
+        assert parsed(raw) == fields
 
 
 @pytest.mark.parametrize(
