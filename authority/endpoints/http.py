@@ -264,6 +264,18 @@ class _Malformed(ValueError):
     """Not application/x-www-form-urlencoded as ``parse_qsl(strict_parsing=True)`` reads it."""
 
 
+#: Encoded fields up to this length are kept decoded (``_decoded``): clients send the
+#: same grant type, token types, resource and call again and again.
+MAX_KEPT_FIELD = 512
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(text: str) -> str:
+    """``text``'s ``%XX`` decoded as UTF-8, strictly: a function of ``text`` alone, kept by
+    it (a refusal raises, and ``lru_cache`` keeps no exception)."""
+    return unquote_to_bytes(text).decode("utf-8", "strict")
+
+
 def _unquote_plus(text: str) -> str:
     """``unquote(text.replace("+", " "), errors="strict")`` for ASCII ``text``, as
     ``parse_qsl`` decodes a name or a value: on an ASCII string with a ``%``, CPython's
@@ -273,7 +285,7 @@ def _unquote_plus(text: str) -> str:
         text = text.replace("+", " ")
     if "%" not in text:
         return text
-    return unquote_to_bytes(text).decode("utf-8", "strict")
+    return _decoded(text) if len(text) <= MAX_KEPT_FIELD else _decoded.__wrapped__(text)
 
 
 def parse_urlencoded(raw: bytes) -> list[tuple[str, str]]:
@@ -295,8 +307,10 @@ def parse_urlencoded(raw: bytes) -> list[tuple[str, str]]:
             name, equals, value = field.partition("=")
             if not equals:
                 raise _Malformed()
-            if "%" in field or "+" in field:
-                name, value = _unquote_plus(name), _unquote_plus(value)
+            if "%" in value or "+" in value:
+                value = _unquote_plus(value)
+            if "%" in name or "+" in name:
+                name = _unquote_plus(name)
             pairs.append((name, value))
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The form body is malformed.") from None

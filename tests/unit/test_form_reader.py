@@ -17,6 +17,7 @@ from starlette.requests import Request
 from authority.endpoints import forms
 from authority.endpoints.http import (
     MAX_FORM_FIELDS,
+    MAX_KEPT_FIELD,
     NO_STORE,
     ClientGone,
     NoStoreJSON,
@@ -99,6 +100,15 @@ def test_encoded_text_is_decoded_as_parse_qsl_did(
     assert parsed(raw) == reference(raw)
     if raw:
         assert parsed(raw) == fields
+
+
+@pytest.mark.parametrize("size", [1, MAX_KEPT_FIELD // 6, MAX_KEPT_FIELD // 6 + 1, 400])
+def test_a_field_is_decoded_the_same_kept_or_not(size: int) -> None:
+    # Each "%C3%A9" is 6 encoded characters: sizes on both sides of the kept length.
+    raw = b"a%C3%A9=" + b"%C3%A9" * size
+    for _ in range(2):  # the second time from the kept decodings
+        assert parsed(raw) == reference(raw) == [("a\u00e9", "\u00e9" * size)]
+        assert parsed(raw[:-3]) is None is reference(raw[:-3])  # a cut UTF-8 sequence
 
 
 @pytest.mark.parametrize(
