@@ -61,7 +61,8 @@ class EventBus:
         for subscription in self._subscribers.get(type(event), ()):
             try:
                 result = subscription.handler(event)
-                if inspect.isawaitable(result):
+                # A plain function's None needs no awaitability check.
+                if result is not None and inspect.isawaitable(result):
                     await result
             except Exception as exc:
                 if subscription.propagate:

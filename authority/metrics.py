@@ -57,7 +57,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -141,6 +141,8 @@ class Metrics:
         self.sample_interval = sample_interval
         self.shared_dir = metrics_workers.shared_directory()
         self._agents: set[str] = set()
+        #: Series children by their label values, looked up once (``_child``).
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._samplers: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         r = self.registry
@@ -254,9 +256,20 @@ class Metrics:
         )
 
     # --- what is counted as it happens --------------------------------------------------
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once: ``labels()`` validates and locks on
+        every call. Bounded as the series are: only label values that become a series
+        (a reason code or ``other``, a counted agent or ``other``, a decision) are kept,
+        and the library keeps the very same child for as long as this instance lives."""
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def deny(self, reason: str) -> None:
         """Count a denial under its reason code; any other string is ``other``."""
-        self.denials.labels(reason if reason in REASONS else OTHER).inc()
+        self._child(self.denials, reason if reason in REASONS else OTHER).inc()
 
     def agent_label(self, agent_id: str) -> str:
         if agent_id in self._agents:
@@ -267,9 +280,9 @@ class Metrics:
         return OTHER
 
     def exchange(self, decision: str, agent_id: str | None) -> None:
-        self.exchanges.labels(decision).inc()
+        self._child(self.exchanges, decision).inc()
         if agent_id is not None:
-            self.agent_exchanges.labels(self.agent_label(agent_id), decision).inc()
+            self._child(self.agent_exchanges, self.agent_label(agent_id), decision).inc()
 
     # --- what is sampled: gauges of the instance's state -----------------------------
     def add_sampler(self, sampler: Callable[[], None]) -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -264,6 +264,30 @@ class _Malformed(ValueError):
     """Not application/x-www-form-urlencoded as ``parse_qsl(strict_parsing=True)`` reads it."""
 
 
+#: Encoded fields up to this length are kept decoded (``_decoded``): clients send the
+#: same grant type, token types, resource and call again and again.
+MAX_KEPT_FIELD = 512
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(text: str) -> str:
+    """``text``'s ``%XX`` decoded as UTF-8, strictly: a function of ``text`` alone, kept by
+    it (a refusal raises, and ``lru_cache`` keeps no exception)."""
+    return unquote_to_bytes(text).decode("utf-8", "strict")
+
+
+def _unquote_plus(text: str) -> str:
+    """``unquote(text.replace("+", " "), errors="strict")`` for ASCII ``text``, as
+    ``parse_qsl`` decodes a name or a value: on an ASCII string with a ``%``, CPython's
+    ``unquote`` splits it into one ASCII run and returns ``unquote_to_bytes`` of that run
+    decoded as UTF-8, which is what is done here, without the split and the join."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    return _decoded(text) if len(text) <= MAX_KEPT_FIELD else _decoded.__wrapped__(text)
+
+
 def parse_urlencoded(raw: bytes) -> list[tuple[str, str]]:
     """The (name, value) pairs of a form body, in order: ASCII only, at most
     ``MAX_FORM_FIELDS``, every field ``name=value`` (no empty field, no field without
@@ -283,9 +307,10 @@ def parse_urlencoded(raw: bytes) -> list[tuple[str, str]]:
             name, equals, value = field.partition("=")
             if not equals:
                 raise _Malformed()
-            if "%" in field or "+" in field:
-                name = unquote(name.replace("+", " "), errors="strict")
-                value = unquote(value.replace("+", " "), errors="strict")
+            if "%" in value or "+" in value:
+                value = _unquote_plus(value)
+            if "%" in name or "+" in name:
+                name = _unquote_plus(name)
             pairs.append((name, value))
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("The form body is malformed.") from None

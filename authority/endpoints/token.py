@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from authority.context import Services
 from authority.errors import (
@@ -46,8 +46,8 @@ from authority.policy.checks import ToolCall
 from authority.tokens.access_token import ACCESS_TOKEN_TYPE, TOOL_CALL_TYPE
 
 from . import forms, paths
-from .guard import endpoint
-from .http import NO_STORE, Form, json_response, read_form
+from .guard import DirectRoute, endpoint
+from .http import Form, NoStoreJSON, read_form
 
 #: The grant types this endpoint accepts, as the metadata advertises them.
 TOKEN_EXCHANGE = GRANT_TOKEN_EXCHANGE
@@ -334,7 +334,8 @@ async def token(request: Request) -> Response:
     form = await read_form(request, services.settings.max_body_bytes, schema=forms.TOKEN_FORMS)
     grant = get_token_grant(form.require("grant_type"))
     valid = grant.validate_token_request(services, request, form)
-    return json_response(await grant.create_token_response(services, valid), 200, NO_STORE)
+    # The bytes and headers of ``json_response(body, 200, NO_STORE)``, built directly.
+    return NoStoreJSON(orjson.dumps(await grant.create_token_response(services, valid)))
 
 
-routes = [Route(paths.TOKEN, token, methods=["POST"])]
+routes = [DirectRoute(paths.TOKEN, token, methods=["POST"])]

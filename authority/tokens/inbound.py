@@ -24,6 +24,7 @@ from authority.sdk.jws import (
     MAX_JWT_BYTES,
     MAX_NUMERIC_DATE,
     JWTRejected,
+    PreparedKey,
     PublicKey,
     UnverifiedJWT,
     algorithms_for,
@@ -180,14 +181,34 @@ class VerifiedAttestation:
     jkt: str  # RFC 7638 thumbprint of the key that signed it
 
 
+@functools.lru_cache(maxsize=4096)
+def _prepared(jwks_json: str, kid: str) -> PreparedKey:
+    """The registered key ``kid`` of a JWKS prepared for its algorithms, once: what a
+    ``PreparedKey`` checks depends on the key and the algorithms alone, and a changed
+    JWKS is another text, so a miss."""
+    key = find_key(jwks_json, kid)
+    return PreparedKey(key, algorithms_for(key))
+
+
+def _prepared_for(jwks_json: str, key: PublicKey) -> PreparedKey:
+    """``key`` (one of ``key_set(jwks_json)``) prepared: the kept one when it was made of
+    this very key object, else afresh (a key without kid, or one of two with one kid)."""
+    if key.kid:
+        prepared = _prepared(jwks_json, key.kid)
+        if prepared.key is key:
+            return prepared
+    return PreparedKey(key, algorithms_for(key))
+
+
 def _verify_with_any(
-    unverified: UnverifiedJWT, keys: Collection[PublicKey]
+    unverified: UnverifiedJWT, keys: Collection[PublicKey], jwks_json: str
 ) -> tuple[PublicKey, dict[str, Any]]:
-    """The first of ``keys`` whose signature verifies, with the verified claims."""
+    """The first of ``keys`` (of ``key_set(jwks_json)``) whose signature verifies, with the
+    verified claims: ``verify_signature`` under each key's algorithms."""
     failure = JWTRejected("jwt_bad_signature")
     for key in keys:
         try:
-            return key, verify_signature(unverified, key, algorithms_for(key))
+            return key, _prepared_for(jwks_json, key).verify(unverified)
         except JWTRejected as exc:
             failure = exc
     raise failure
@@ -215,7 +236,7 @@ def verify_attestation(
     if not (typ is None or isinstance(typ, str)) or typ not in ATTESTATION_TYPES:
         raise JWTRejected("jwt_wrong_typ")
     keys = candidate_keys(jwks_json, unverified.header, max_without_kid=max_keys_without_kid)
-    key, claims = _verify_with_any(unverified, keys)
+    key, claims = _verify_with_any(unverified, keys, jwks_json)
     # "The JWT MUST contain an iss (issuer) claim" and "a sub (subject) claim"; for client
     # authentication both are the client_id (RFC 7523 §3, items 1-2).
     if claims.get("iss") != agent_id or claims.get("sub") != agent_id:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
 import orjson
 import pytest
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from authority.endpoints import forms
 from authority.endpoints.http import (
     MAX_FORM_FIELDS,
+    MAX_KEPT_FIELD,
     NO_STORE,
     ClientGone,
     NoStoreJSON,
@@ -85,6 +86,29 @@ def test_the_reader_parses_and_refuses_as_parse_qsl_did(raw: bytes) -> None:
 @given(st.binary(max_size=80))
 def test_any_bytes_are_parsed_or_refused_as_parse_qsl_did(raw: bytes) -> None:
     assert parsed(raw) == reference(raw)
+
+
+#: Names and values of any text (multi-byte UTF-8 included), encoded as clients encode them.
+_FIELDS = st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=8)
+
+
+@given(_FIELDS, st.booleans())
+def test_encoded_text_is_decoded_as_parse_qsl_did(
+    fields: list[tuple[str, str]], plus: bool
+) -> None:
+    raw = urlencode(fields, quote_via=quote_plus if plus else quote).encode()
+    assert parsed(raw) == reference(raw)
+    if raw:
+        assert parsed(raw) == fields
+
+
+@pytest.mark.parametrize("size", [1, MAX_KEPT_FIELD // 6, MAX_KEPT_FIELD // 6 + 1, 400])
+def test_a_field_is_decoded_the_same_kept_or_not(size: int) -> None:
+    # Each "%C3%A9" is 6 encoded characters: sizes on both sides of the kept length.
+    raw = b"a%C3%A9=" + b"%C3%A9" * size
+    for _ in range(2):  # the second time from the kept decodings
+        assert parsed(raw) == reference(raw) == [("a\u00e9", "\u00e9" * size)]
+        assert parsed(raw[:-3]) is None is reference(raw[:-3])  # a cut UTF-8 sequence
 
 
 @pytest.mark.parametrize(
