@@ -191,6 +191,16 @@ def active_answer(token: OwnToken, row: Any = None) -> dict[str, Any]:
     return answer
 
 
+def _inactive(client_id: str, row: Any, ours: bool) -> TokenIntrospected:
+    """An inactive answer's event: the grant named only for a token the authority issued."""
+    return TokenIntrospected(
+        client_id,
+        active=False,
+        grant_id=row.grant_id if ours else None,
+        agent_id=row.agent_id if ours else None,
+    )
+
+
 async def introspect(services: Services, request: IntrospectionRequest) -> Mapping[str, Any]:
     """The RFC 7662 answer for an authenticated resource server."""
     now = services.now()
@@ -215,15 +225,9 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
     if request.token is None:
         # RFC 7662 §2.1: token is REQUIRED (checked once the caller is known).
         raise InvalidRequest("The token parameter is missing.")
-    ours = token is not None and _is_ours(row, digest)
-    answered = TokenIntrospected(
-        client.id,
-        active=False,
-        grant_id=row.grant_id if ours else None,
-        agent_id=row.agent_id if ours else None,
-    )
     if token is None or not _is_active(row, token, digest, client.audience, now):
-        await services.events.publish(answered)
+        ours = token is not None and _is_ours(row, digest)
+        await services.events.publish(_inactive(client.id, row, ours))
         if token is not None and ours:
             # The agent's own token presented at a server it was not issued for counts
             # towards its automatic containment; nothing a resource server can do with
@@ -234,7 +238,7 @@ async def introspect(services: Services, request: IntrospectionRequest) -> Mappi
         return INACTIVE
     # The first active introspection of a single-use token wins; every other loses.
     if row.single_use and not await services.introspection_store.consume(token.jti, now):
-        await services.events.publish(answered)
+        await services.events.publish(_inactive(client.id, row, ours=True))
         return INACTIVE
     await services.events.publish(
         TokenIntrospected(client.id, active=True, grant_id=row.grant_id, agent_id=row.agent_id)
