@@ -190,18 +190,29 @@ class AuthorityMiddleware:
         return verified
 
 
+#: RFC 6750 §2 (one token per request) and RFC 9449 §4.3 item 1 ("not more than one DPoP
+#: HTTP request header field"); the gateway refuses the same (``gateway.streams``).
+REPEATED_CREDENTIALS = Refusal(
+    400, "invalid_request", "The Authorization or DPoP header is sent more than once.", False
+)
+
+
 def _read_headers(
     headers: Iterable[tuple[bytes, bytes]],
 ) -> tuple[str | None, str | None, str | None]:
-    """The ``Authorization``, ``DPoP`` and ``Host`` values of an ASGI request, in one pass:
-    as a dict of every header would give them (the last of a repeated name), and decoded
-    alone (the other headers are never read here)."""
+    """The ``Authorization``, ``DPoP`` and ``Host`` values of an ASGI request, in one pass,
+    decoded alone (the other headers are never read here); a repeated ``Authorization`` or
+    ``DPoP`` is refused (``REPEATED_CREDENTIALS``), a repeated ``Host`` read as its last."""
     authorization = proof = host = None
     for name, value in headers:
         name = name.lower()
         if name == b"authorization":
+            if authorization is not None:
+                raise REPEATED_CREDENTIALS
             authorization = value
         elif name == b"dpop":
+            if proof is not None:
+                raise REPEATED_CREDENTIALS
             proof = value
         elif name == b"host":
             host = value

@@ -1,6 +1,6 @@
-"""The middleware reads a request's credentials from its ASGI headers exactly as a dict of
-every header would: names in any case, the last of a repeated name, the ``Host`` the
-request names for a DPoP proof's ``htu``."""
+"""The middleware reads a request's credentials from its ASGI headers: names in any case,
+one ``Authorization`` and one ``DPoP`` at most (RFC 6750 §2, RFC 9449 §4.3 item 1), the
+``Host`` the request names for a DPoP proof's ``htu``."""
 
 from __future__ import annotations
 
@@ -38,13 +38,14 @@ async def status(app: AuthorityMiddleware, headers: list[tuple[bytes, bytes]]) -
     return int(next(m["status"] for m in sent if m["type"] == "http.response.start"))
 
 
-async def test_the_last_of_repeated_authorization_headers_is_the_one_checked(
+async def test_a_repeated_authorization_header_is_refused_whichever_comes_first(
     world: World,
 ) -> None:
     app = tool_server(world)
     good = f"Bearer {await token(world)}".encode()
-    assert await status(app, [(b"authorization", b"Bearer x.y.z"), (b"authorization", good)]) == 200
-    assert await status(app, [(b"authorization", good), (b"authorization", b"Bearer x.y.z")]) == 401
+    assert await status(app, [(b"authorization", good)]) == 200
+    assert await status(app, [(b"authorization", b"Bearer x.y.z"), (b"authorization", good)]) == 400
+    assert await status(app, [(b"Authorization", good), (b"authorization", good)]) == 400
 
 
 async def test_header_names_are_read_in_any_case(world: World) -> None:
@@ -68,6 +69,22 @@ async def test_a_dpop_proof_is_checked_against_the_host_the_request_names(world:
         await status(app, [(b"Host", HOST.encode()), (b"authorization", bound), (b"DPoP", proof)])
         == 200
     )
-    # The same proof again is a replay (RFC 9449 §11.1), whichever header repeats it.
-    replayed = [host, (b"dpop", b"x"), (b"authorization", bound), (b"dpop", proof)]
-    assert await status(app, replayed) == 401
+    # The same proof again is a replay (RFC 9449 §11.1).
+    assert await status(app, [host, (b"authorization", bound), (b"dpop", proof)]) == 401
+
+
+async def test_more_than_one_dpop_header_is_refused(world: World) -> None:
+    """RFC 9449 §4.3 item 1: a request with two DPoP header fields is refused, even when
+    one of them holds a valid proof."""
+    app = tool_server(world)
+    agent = sdk_client(world, dpop=True)
+    value = await token(world, agent)
+    bound = f"DPoP {value}".encode()
+    proof = agent.dpop_proof("POST", RS_AUDIENCE + PATH, value).encode()
+    host = (b"host", HOST.encode())
+    assert (
+        await status(app, [host, (b"authorization", bound), (b"dpop", b"x"), (b"DPoP", proof)])
+        == 400
+    )
+    # The valid proof was not spent by the refused request: it is accepted alone.
+    assert await status(app, [host, (b"authorization", bound), (b"dpop", proof)]) == 200
