@@ -247,6 +247,8 @@ def verify_attestation(
         raise JWTRejected("jwt_bad_aud")
     exp, _ = check_lifetime(claims, now=now, skew=skew, max_lifetime=max_lifetime)
     jti = require_str(claims, "jti", max_length=MAX_JTI_LENGTH)
-    # Registered keys all have a kid (``tokens.jwks``), so the thumbprint is cached by it.
-    jkt = thumbprint(jwks_json, key.kid) if key.kid else key.thumbprint()
+    # Registered keys all have a kid (``tokens.jwks``), so the thumbprint is cached by it:
+    # the cached one only when it is of this very key (never of another sharing its kid).
+    cached = key.kid and find_key(jwks_json, key.kid) is key
+    jkt = thumbprint(jwks_json, key.kid) if cached else key.thumbprint()
     return VerifiedAttestation(agent_id=agent_id, jti=jti, exp=exp, jkt=jkt)

@@ -5,6 +5,7 @@ was registered before under the same kid, nor another key of the set sharing its
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
@@ -42,8 +43,9 @@ def attestation(signer: ed25519.Ed25519PrivateKey, header: dict[str, Any]) -> st
     return f"{signing_input}.{b64(signer.sign(signing_input.encode()))}"
 
 
-def verify(token: str, registered: str) -> None:
-    verify_attestation(
+def verify(token: str, registered: str) -> str:
+    """The thumbprint of the key the attestation verified under."""
+    return verify_attestation(
         peek(token),
         agent_id=AGENT,
         jwks_json=registered,
@@ -52,7 +54,7 @@ def verify(token: str, registered: str) -> None:
         skew=5,
         max_lifetime=60,
         max_keys_without_kid=3,
-    )
+    ).jkt
 
 
 def test_a_key_replaced_under_its_kid_verifies_only_its_own_attestations() -> None:
@@ -73,3 +75,19 @@ def test_each_of_two_keys_sharing_a_kid_verifies_what_it_signed() -> None:
         # Without a kid every key of the alg is a candidate, each verifying as itself.
         verify(attestation(FIRST, {}), shared)
         verify(attestation(SECOND, {}), shared)
+
+
+def test_the_thumbprint_is_of_the_key_that_verified_not_another_sharing_its_kid() -> None:
+    """The delegation binding compares this thumbprint: the holder of one key must never
+    pass as the holder of another (registration refuses shared kids; stored rows may not)."""
+    shared = jwks((FIRST, "same"), (SECOND, "same"))
+    first, second = (json.loads(shared)["keys"][i] for i in (0, 1))
+    for _ in range(2):
+        assert verify(attestation(FIRST, {}), shared) == thumbprint_of(first)
+        assert verify(attestation(SECOND, {}), shared) == thumbprint_of(second)
+
+
+def thumbprint_of(public: dict[str, str]) -> str:
+    """RFC 7638 §3.2 for an OKP key: crv, kty, x in order, no whitespace, SHA-256."""
+    members = json.dumps({k: public[k] for k in ("crv", "kty", "x")}, separators=(",", ":"))
+    return b64(hashlib.sha256(members.encode()).digest())
