@@ -136,6 +136,8 @@ tools = Table(
     Column("updated_at", TIME, nullable=False),
     CheckConstraint("risk_tier BETWEEN 0 AND 3", name="risk_tier"),
     CheckConstraint("status IN ('active', 'retired')", name="status"),
+    # Introspection lists the caller's active tools on every request (its ``rs_tools``).
+    Index("ix_tools_server_status", "resource_server_id", "status"),
 )
 
 delegations = Table(

@@ -35,6 +35,7 @@ RELEASED = [
     "0007_trust_domains",
     "0008_policy_versions",
     "0009_behaviour_baseline",
+    "0010_tools_by_server",
 ]
 
 

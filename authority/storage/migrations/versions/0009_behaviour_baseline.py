@@ -1,7 +1,7 @@
 """behaviour: the baseline of each agent's calls, and promotion proposals
 
 Revision ID: 0009_behaviour_baseline
-Revises: 0006_console
+Revises: 0008_policy_versions
 Create Date: 2026-12-01 17:00:00
 """
 
