@@ -55,7 +55,6 @@ __all__ = [
     "peek_credential",
     "require_int",
     "require_str",
-    "thumbprint",
     "verify_attestation",
     "verify_signature",
 ]
@@ -136,12 +135,6 @@ def candidate_keys(
     return matching
 
 
-@functools.lru_cache(maxsize=4096)
-def thumbprint(jwks_json: str, kid: str) -> str:
-    """RFC 7638 thumbprint of the key ``kid`` of a registered JWKS, computed once."""
-    return find_key(jwks_json, kid).thumbprint()
-
-
 # --- time and identity claims --------------------------------------------------------------
 def check_lifetime(
     claims: Mapping[str, Any], *, now: int, skew: int, max_lifetime: int
@@ -181,34 +174,43 @@ class VerifiedAttestation:
     jkt: str  # RFC 7638 thumbprint of the key that signed it
 
 
+@dataclass(frozen=True, slots=True)
+class _KeptKey:
+    """A registered key prepared for its algorithms, with its RFC 7638 thumbprint."""
+
+    prepared: PreparedKey
+    thumbprint: str
+
+
 @functools.lru_cache(maxsize=4096)
-def _prepared(jwks_json: str, kid: str) -> PreparedKey:
-    """The registered key ``kid`` of a JWKS prepared for its algorithms, once: what a
-    ``PreparedKey`` checks depends on the key and the algorithms alone, and a changed
-    JWKS is another text, so a miss."""
+def _kept(jwks_json: str, kid: str) -> _KeptKey:
+    """The registered key ``kid`` of a JWKS, prepared and thumbprinted once: both depend
+    on the key alone, and a changed JWKS is another text, so a miss."""
     key = find_key(jwks_json, kid)
-    return PreparedKey(key, algorithms_for(key))
+    return _KeptKey(PreparedKey(key, algorithms_for(key)), key.thumbprint())
 
 
-def _prepared_for(jwks_json: str, key: PublicKey) -> PreparedKey:
-    """``key`` (one of ``key_set(jwks_json)``) prepared: the kept one when it was made of
-    this very key object, else afresh (a key without kid, or one of two with one kid)."""
+def _kept_for(jwks_json: str, key: PublicKey) -> _KeptKey:
+    """``key`` (one of ``key_set(jwks_json)``) prepared and thumbprinted: the kept entry
+    when it was made of this very key object, else afresh (a key without kid, or one of
+    two sharing a kid: never another key's entry)."""
     if key.kid:
-        prepared = _prepared(jwks_json, key.kid)
-        if prepared.key is key:
-            return prepared
-    return PreparedKey(key, algorithms_for(key))
+        kept = _kept(jwks_json, key.kid)
+        if kept.prepared.key is key:
+            return kept
+    return _KeptKey(PreparedKey(key, algorithms_for(key)), key.thumbprint())
 
 
 def _verify_with_any(
     unverified: UnverifiedJWT, keys: Collection[PublicKey], jwks_json: str
-) -> tuple[PublicKey, dict[str, Any]]:
+) -> tuple[_KeptKey, dict[str, Any]]:
     """The first of ``keys`` (of ``key_set(jwks_json)``) whose signature verifies, with the
     verified claims: ``verify_signature`` under each key's algorithms."""
     failure = JWTRejected("jwt_bad_signature")
     for key in keys:
+        kept = _kept_for(jwks_json, key)
         try:
-            return key, _prepared_for(jwks_json, key).verify(unverified)
+            return kept, kept.prepared.verify(unverified)
         except JWTRejected as exc:
             failure = exc
     raise failure
@@ -236,7 +238,7 @@ def verify_attestation(
     if not (typ is None or isinstance(typ, str)) or typ not in ATTESTATION_TYPES:
         raise JWTRejected("jwt_wrong_typ")
     keys = candidate_keys(jwks_json, unverified.header, max_without_kid=max_keys_without_kid)
-    key, claims = _verify_with_any(unverified, keys, jwks_json)
+    kept, claims = _verify_with_any(unverified, keys, jwks_json)
     # "The JWT MUST contain an iss (issuer) claim" and "a sub (subject) claim"; for client
     # authentication both are the client_id (RFC 7523 §3, items 1-2).
     if claims.get("iss") != agent_id or claims.get("sub") != agent_id:
@@ -247,8 +249,5 @@ def verify_attestation(
         raise JWTRejected("jwt_bad_aud")
     exp, _ = check_lifetime(claims, now=now, skew=skew, max_lifetime=max_lifetime)
     jti = require_str(claims, "jti", max_length=MAX_JTI_LENGTH)
-    # Registered keys all have a kid (``tokens.jwks``), so the thumbprint is cached by it:
-    # the cached one only when it is of this very key (never of another sharing its kid).
-    cached = key.kid and find_key(jwks_json, key.kid) is key
-    jkt = thumbprint(jwks_json, key.kid) if cached else key.thumbprint()
-    return VerifiedAttestation(agent_id=agent_id, jti=jti, exp=exp, jkt=jkt)
+    # The thumbprint of the key that verified (the delegation's binding compares it).
+    return VerifiedAttestation(agent_id=agent_id, jti=jti, exp=exp, jkt=kept.thumbprint)
